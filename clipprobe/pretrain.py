@@ -1,0 +1,184 @@
+"""Pretrain a small CLIP-style model on the dashcam world under one caption policy, with open_clip's loss."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+from .errors import UsageError
+from .models import OPEN_CLIP_CONFIG, BuiltinWeights, register_builtin_weights
+from .progress import progress_bar
+from .storage import atomic_dir, stable_hash, write_json
+from .world import WorldConfig, caption_for, get_caption_policy, load_world
+from .world.scene import Scene
+
+WEIGHTS_FILE = "open_clip_model.safetensors"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Same world, steps and seed for every policy: only the captions differ."""
+
+    model: str = "mini-clip"
+    captions: str = "salient"
+    world: WorldConfig = field(default_factory=WorldConfig)
+    steps: int = 250
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 25
+    seed: int = 0
+
+    def fingerprint(self) -> str:
+        return stable_hash(asdict(self))
+
+
+@dataclass
+class TrainedModel:
+    """An in-memory pretrained model with what `save` writes beside its weights."""
+
+    model: object
+    config: PretrainConfig
+    log: list[dict]
+    seconds: float
+    device: str
+
+
+def train(config: PretrainConfig, device: str = "cpu") -> TrainedModel:
+    """Contrastive pretraining on the world's `pretrain` split with open_clip's ClipLoss."""
+    import open_clip
+    import torch
+
+    get_caption_policy(config.captions)  # fail fast on an unknown policy
+    if config.model not in open_clip.list_models():
+        raise UsageError(f"Unknown model '{config.model}'. Available: {', '.join(open_clip.list_models())}")
+    if config.steps < 1 or config.batch_size < 2:
+        raise UsageError("--steps must be at least 1 and --batch-size at least 2")
+
+    split = load_world(config.world)["pretrain"]
+    torch.manual_seed(config.seed)
+    model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=None, device=device)
+    tokenizer = open_clip.get_tokenizer(config.model)
+    images = _preprocessed_images(split, preprocess)
+    tokens = tokenizer(_captions(split, config))
+
+    loss_fn = open_clip.ClipLoss()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: _cosine_with_warmup(step, config))
+    order = np.random.default_rng(config.seed)
+    batch = min(config.batch_size, len(images))
+    log = []
+    started = time.perf_counter()
+    model.train()
+    with progress_bar() as progress:
+        job = progress.add_task(f"Pretraining {config.model} ({config.captions} captions)", total=config.steps)
+        for step in range(config.steps):
+            index = torch.from_numpy(order.choice(len(images), size=batch, replace=False))
+            image_features, text_features, logit_scale = model(images[index].to(device), tokens[index].to(device))[:3]
+            loss = loss_fn(image_features, text_features, logit_scale)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            with torch.no_grad():  # as in CLIP: keep the temperature within 1/100
+                model.logit_scale.clamp_(0, math.log(100))
+            log.append({"step": step + 1, "loss": round(loss.item(), 6), "lr": schedule.get_last_lr()[0]})
+            progress.advance(job)
+    model.eval()
+    return TrainedModel(model, config, log, round(time.perf_counter() - started, 2), device)
+
+
+def save(trained: TrainedModel, out: Path) -> Path:
+    """Write the open_clip / Hugging Face hub layout, so `--pretrained` and `local-dir:` both load it."""
+    import open_clip
+    import safetensors.torch
+
+    state = {k: v.detach().cpu().contiguous() for k, v in trained.model.state_dict().items()}
+    preprocess_cfg = open_clip.get_model_preprocess_cfg(trained.model)
+    with atomic_dir(Path(out)) as tmp:
+        safetensors.torch.save_file(state, tmp / WEIGHTS_FILE)
+        write_json(tmp / OPEN_CLIP_CONFIG, {"model_cfg": open_clip.get_model_config(trained.config.model),
+                                            "preprocess_cfg": _plain(preprocess_cfg)})
+        write_json(tmp / "train_log.json", {"config": asdict(trained.config), "steps": trained.log})
+        write_json(tmp / "timing.json", {"seconds": trained.seconds, "device": trained.device})
+    return Path(out)
+
+
+def pretrain(config: PretrainConfig, out: Path, device: str = "cpu") -> Path:
+    """Train and save an open_clip-format folder (config + safetensors + training log) at `out`."""
+    return save(train(config, device), out)
+
+
+def _preprocessed_images(split, preprocess):
+    """Decode and preprocess every image once: the pretraining corpus is small enough to hold."""
+    import torch
+
+    with progress_bar() as progress:
+        job = progress.add_task("Preparing pretraining images", total=len(split))
+        tensors = []
+        for row in split.select_columns(["image"]):
+            tensors.append(preprocess(row["image"].convert("RGB")))
+            progress.advance(job)
+    return torch.stack(tensors)
+
+
+def _captions(split, config: PretrainConfig) -> list[str]:
+    """One caption per image under the policy, seeded per image so it never depends on batch order."""
+    captions = []
+    for index, scene_json in zip(split["index"], split["scene"]):
+        scene = _scene_from_json(scene_json)
+        rng = np.random.default_rng([config.seed, 7, index])
+        captions.append(caption_for(scene, config.captions, rng))
+    return captions
+
+
+def _scene_from_json(text: str) -> Scene:
+    data = json.loads(text)
+    data["shirt_rgb"] = tuple(data["shirt_rgb"])
+    data["sky_rgb"] = tuple(data["sky_rgb"])
+    data["clouds"] = tuple(tuple(c) for c in data["clouds"])
+    return Scene(**data)
+
+
+def _cosine_with_warmup(step: int, config: PretrainConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _plain(cfg: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
+
+
+def builtin_weights_dir(config: PretrainConfig) -> Path:
+    return paths.models_dir() / f"{config.model}-{config.captions}-{config.fingerprint()}"
+
+
+def _materialiser(config: PretrainConfig):
+    def materialise() -> Path:
+        folder = builtin_weights_dir(config)
+        if not (folder / WEIGHTS_FILE).exists():
+            pretrain(config, folder)
+        return folder
+    return materialise
+
+
+for _policy in ("salient", "descriptive"):
+    _config = PretrainConfig(captions=_policy)
+    register_builtin_weights(
+        BuiltinWeights(
+            model="mini-clip",
+            tag=f"dashcam-{_policy}",
+            description=f"mini-clip pretrained by clipprobe on the dashcam world with {_policy} captions",
+            materialise=_materialiser(_config),
+            # The essay's case: web captions that name only the salient object.
+            default=_policy == "salient",
+        )
+    )

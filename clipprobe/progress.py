@@ -1,0 +1,36 @@
+"""Rich progress bars and consoles shared by the library and the CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterable, Iterator, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+T = TypeVar("T")
+
+# Piped output (CI logs, files) has no terminal width; rich would assume 80 columns and crush wide tables.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+# Messages and bars go to stderr so stdout stays clean for tables and piping.
+err_console = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True, width=_WIDTH)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar on stderr (rich hides it when stderr is not a terminal)."""
+    with progress_bar() as progress:
+        yield from progress.track(items, total=total, description=description)

@@ -1,0 +1,185 @@
+"""The command line: exact exit codes and one-line messages, as in sqlite-utils' tests."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from clipprobe.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def error_line(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output  # one line, no traceback
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_unknown_task_is_a_usage_error():
+    result = invoke("probe", "--task", "nope")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: Unknown task 'nope'. Available: car-colour, pedestrian, traffic-light"
+
+
+def test_unknown_model_is_a_usage_error():
+    result = invoke("extract", "--model", "ViT-Q-99")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith("Error: Unknown model 'ViT-Q-99'. Available: ")
+    assert "mini-clip" in line and "ViT-B-32" in line
+
+
+def test_unknown_pretrained_tag_lists_the_tags():
+    result = invoke("extract", "--model", "mini-clip", "--pretrained", "laion9000")
+    assert result.exit_code == 2
+    assert error_line(result) == (
+        "Error: Unknown pretrained tag 'laion9000' for model 'mini-clip'. "
+        "Available: dashcam-descriptive, dashcam-salient, random, or a checkpoint file"
+    )
+
+
+def test_missing_checkpoint_file():
+    result = invoke("extract", "--model", "mini-clip", "--pretrained", "weights/missing.safetensors")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: Checkpoint file not found: weights/missing.safetensors"
+
+
+def test_unavailable_device():
+    result = invoke("extract", "--model", "mini-clip", "--pretrained", "random", "--device", "cuda")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: Device 'cuda' is not available on this machine. Available: cpu"
+
+
+def test_invalid_precision_is_rejected_by_the_parser():
+    result = invoke("extract", "--precision", "fp8")
+    assert result.exit_code == 2
+    assert "Invalid value for '--precision'" in result.output
+    assert "'fp8' is not one of" in result.output
+
+
+def test_real_tag_without_network_is_a_run_error(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr("clipprobe.models.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    result = invoke("extract", "--model", "RN50", "--pretrained", "openai")
+    assert result.exit_code == 1
+    assert error_line(result).startswith(
+        "Error: Cannot download the weights for RN50 'openai': the Hugging Face hub is unreachable and they are "
+        "not in the local cache. Download them where there is network and pass --pretrained /path/to/checkpoint"
+    )
+
+
+def test_extract_probe_report_on_a_tiny_task(tiny_model, tiny_tasks):
+    result = invoke("extract", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random")
+    assert result.exit_code == 0, result.output
+    assert "tiny-clip/random train: 60 x 16 (extracted)" in result.output
+    again = invoke("extract", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random")
+    assert "tiny-clip/random train: 60 x 16 (cached)" in again.output
+
+    for task in ("tiny-light", "tiny-pedestrian"):
+        result = invoke("probe", "--task", task, "--model", tiny_model, "--pretrained", "random")
+        assert result.exit_code == 0, result.output
+        assert re.search(rf"^{task} \| tiny-clip/random \| balanced accuracy \d\.\d{{3}}", result.output, re.M)
+    record = json.loads(Path("results/tiny-light/tiny-clip-random__linear-probe__seed0.json").read_text())
+    assert record["selection"]["split"] == "validation"
+    assert record["data"]["sizes"] == {"train": 60, "validation": 30, "test": 30}
+
+    result = invoke("report")
+    assert result.exit_code == 0, result.output
+    assert "tiny-light" in result.output and "tiny-pedestrian" in result.output
+    markdown = Path("reports/report.md").read_text()
+    assert sum(line.startswith("| tiny-") for line in markdown.splitlines()) == 2
+    merged = json.loads(Path("reports/results.json").read_text())
+    assert {row["task"] for row in merged["rows"]} == {"tiny-light", "tiny-pedestrian"}
+
+
+def test_corrupted_cache_is_a_run_error_and_refresh_recovers(tiny_model, tiny_tasks, home):
+    args = ("extract", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random")
+    assert invoke(*args).exit_code == 0
+    for array in (home / "features").rglob("*.npy"):
+        array.write_bytes(b"not an array")
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert re.fullmatch(
+        r"Error: Corrupted feature cache file \S+\.npy \(its checksum does not match\)\. Re-run with --refresh to recompute it",
+        error_line(result),
+    )
+    assert invoke(*args, "--refresh").exit_code == 0
+    assert invoke(*args).exit_code == 0
+
+
+def test_failed_run_keeps_earlier_results(tiny_model, tiny_tasks):
+    assert invoke("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random").exit_code == 0
+    path = Path("results/tiny-light/tiny-clip-random__linear-probe__seed0.json")
+    before = path.read_bytes()
+    result = invoke("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--device", "cuda")
+    assert result.exit_code == 2
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in Path("results").rglob("*") if p.is_file()) == [path.name]
+
+
+def test_report_without_results():
+    result = invoke("report")
+    assert result.exit_code == 1
+    assert error_line(result) == "Error: No results folder at results: run `clipprobe probe --task TASK` first"
+
+
+def test_report_with_a_corrupted_result_file(tiny_model, tiny_tasks):
+    bad = Path("results/tiny-light/broken.json")
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{not json")
+    result = invoke("report")
+    assert result.exit_code == 1
+    assert error_line(result).startswith("Error: Result file results/tiny-light/broken.json is not valid JSON")
+
+
+def test_debug_shows_the_traceback():
+    result = invoke("--debug", "probe", "--task", "nope")
+    assert result.exit_code == 1
+    from clipprobe.errors import UsageError
+
+    assert isinstance(result.exception, UsageError)
+
+
+def test_unexpected_errors_are_one_line_too(monkeypatch):
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("clipprobe.report.build_report", boom)
+    result = invoke("report")
+    assert result.exit_code == 1
+    assert error_line(result) == "Error: OSError: disk full (run with --debug for the traceback)"
+
+
+def test_tasks_lists_classes_and_sizes(tiny_tasks, monkeypatch):
+    from clipprobe import tasks as tasks_module
+
+    monkeypatch.setattr(tasks_module, "list_tasks", lambda pattern=None: ["tiny-light"])
+    result = runner.invoke(app, ["tasks"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert re.search(r"tiny-light\s+│\s+red, amber, green\s+│\s+60\s+│\s+30\s+│\s+30", result.output)
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "clipprobe", "--help"], capture_output=True, text=True, check=True)
+    assert "extract" in result.stdout and "probe" in result.stdout and "report" in result.stdout
+
+
+def test_every_command_is_documented_in_the_readme():
+    import typer.main
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    commands = typer.main.get_command(app).commands
+    assert commands, "no commands found"
+    for name in commands:
+        assert f"clipprobe {name}" in readme, f"README does not mention `clipprobe {name}`"

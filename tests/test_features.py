@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+
+from clipprobe import pipeline
+from clipprobe.errors import RunError, UsageError
+from clipprobe.features import ExtractorConfig, FeatureCache, OpenClipExtractor, extract_features
+
+
+@pytest.fixture
+def config(tiny_model):
+    return ExtractorConfig(model=tiny_model, pretrained="random", batch_size=16)
+
+
+def _forbid_forward(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("a forward pass ran")
+
+    monkeypatch.setattr(OpenClipExtractor, "encode", fail)
+    monkeypatch.setattr("clipprobe.models.create_model", fail)
+
+
+def test_extract_caches_every_split_and_second_run_does_no_forward_pass(config, tiny_world, monkeypatch):
+    first = extract_features(tiny_world, config)
+    assert first.computed == ["train", "validation", "test"]
+    assert {k: v.shape for k, v in first.arrays.items()} == {"train": (60, 16), "validation": (30, 16), "test": (30, 16)}
+    _forbid_forward(monkeypatch)
+    second = extract_features(tiny_world, config)
+    assert second.computed == []
+    for split in first.arrays:
+        np.testing.assert_array_equal(first.arrays[split], second.arrays[split])
+
+
+def test_changed_inputs_never_reuse_an_entry(config, tiny_world, tiny_model):
+    import dataclasses
+
+    from clipprobe.tasks import DashcamWorld
+    from clipprobe.world import WorldConfig
+
+    base = extract_features(tiny_world, config)
+    for changed_config, source in [
+        (dataclasses.replace(config, seed=1), tiny_world),  # other random weights
+        (dataclasses.replace(config, precision="bf16"), tiny_world),
+        (config, DashcamWorld(WorldConfig(seed=5, image_size=64, sizes=tiny_world.config.sizes))),
+    ]:
+        other = extract_features(source, changed_config)
+        assert other.computed == ["train", "validation", "test"]
+        assert other.meta["keys"]["train"] != base.meta["keys"]["train"]
+        assert not np.array_equal(other.arrays["train"], base.arrays["train"])
+
+
+def test_batch_size_does_not_change_the_key(config, tiny_world):
+    import dataclasses
+
+    extract_features(tiny_world, config)
+    assert extract_features(tiny_world, dataclasses.replace(config, batch_size=7)).computed == []
+
+
+def test_corrupted_cache_file_is_reported_and_refresh_recomputes(config, tiny_world):
+    features = extract_features(tiny_world, config)
+    original = np.array(features.arrays["test"])  # a copy: the cached array is memory-mapped
+    cache = FeatureCache()
+    array_path = cache._paths(features.meta["keys"]["test"])[0]
+    array_path.write_bytes(array_path.read_bytes()[:50])
+    with pytest.raises(RunError, match=r"Corrupted feature cache file .*test|Corrupted feature cache file"):
+        extract_features(tiny_world, config)
+    refreshed = extract_features(tiny_world, config, refresh=True)
+    np.testing.assert_array_equal(refreshed.arrays["test"], original)
+
+
+def test_killed_run_leaves_no_trusted_entry(config, tiny_world, monkeypatch):
+    """A crash while writing the array leaves neither a .npy nor a .json that a later run would trust."""
+    cache = FeatureCache()
+    calls = {"n": 0}
+    real_save = np.save
+
+    def crash_on_second_split(f, array):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            f.write(b"half")
+            raise KeyboardInterrupt
+        real_save(f, array)
+
+    monkeypatch.setattr(np, "save", crash_on_second_split)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(tiny_world, config, cache=cache)
+    monkeypatch.setattr(np, "save", real_save)
+    leftovers = sorted(p.suffix for p in cache.root.rglob("*") if p.is_file())
+    assert leftovers == [".json", ".npy"]  # only the first split, complete
+    again = extract_features(tiny_world, config, cache=cache)
+    assert again.computed == ["validation", "test"]
+
+
+def test_bad_choices_are_usage_errors(tiny_model):
+    with pytest.raises(UsageError, match=r"^Unknown precision 'fp8'\. Available: fp32, bf16$"):
+        OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", precision="fp8"))
+    with pytest.raises(UsageError, match=r"^Device 'cuda:7' is not available on this machine\. Available: cpu"):
+        OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", device="cuda:7"))
+    with pytest.raises(UsageError, match=r"^Unknown layer 'middle'\. Available: embedding$"):
+        OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", layer="middle"))
+
+
+def test_extract_by_task_uses_the_task_source(config, tiny_tasks):
+    features = pipeline.extract("tiny-light", config)
+    assert features.arrays["train"].shape == (60, 16)
+    assert features.meta["row"] == "tiny-clip/random"
+
+
+def test_a_users_saved_dataset_dict_works_as_a_task(config, tmp_path):
+    """Own data: any DatasetDict with an image column and a ClassLabel column."""
+    import datasets
+    from PIL import Image
+
+    from clipprobe.tasks import HuggingFaceSource, Task
+
+    def split(n, offset):
+        images = [Image.new("RGB", (40, 30), (255 * (i % 2), 40, 90)) for i in range(n)]
+        return datasets.Dataset.from_dict(
+            {"photo": images, "label": [i % 2 for i in range(n)]},
+            features=datasets.Features({"photo": datasets.Image(), "label": datasets.ClassLabel(names=["blue", "pink"])}),
+        )
+
+    folder = tmp_path / "mine"
+    datasets.DatasetDict({"train": split(20, 0), "validation": split(10, 1), "test": split(10, 2)}).save_to_disk(str(folder))
+    task = Task("mine", "my colours", HuggingFaceSource(str(folder), image_column="photo", name="mine"), "label", ("blue", "pink"))
+    record, path = pipeline.probe(task, config, results_dir=tmp_path / "results")
+    assert record["metrics"]["balanced_accuracy"] == 1.0  # the two classes differ in every pixel's red channel
+    assert pipeline.extract(task, config).computed == []
+
+    wrong = Task("mine", "", HuggingFaceSource(str(folder), image_column="image", name="mine"), "label", ("blue", "pink"))
+    with pytest.raises(UsageError, match=r"^No image column 'image'\. Columns: photo, label$"):
+        pipeline.extract(wrong, config)

@@ -1,0 +1,98 @@
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from clipprobe.errors import RunError, UsageError
+from clipprobe.features import ExtractorConfig, extract_features
+from clipprobe.models import create_model, resolve_weights
+from clipprobe.pretrain import PretrainConfig, save, train
+from clipprobe.world import WorldConfig
+from conftest import TINY_SIZES
+
+
+@pytest.fixture
+def tiny_pretrain(tiny_model):
+    return PretrainConfig(model=tiny_model, world=WorldConfig(image_size=64, sizes=dict(TINY_SIZES)), steps=3, batch_size=8)
+
+
+def test_saved_checkpoint_loads_through_pretrained_path_with_identical_features(tiny_pretrain, tiny_world, tmp_path):
+    trained = train(tiny_pretrain)
+    folder = save(trained, tmp_path / "ckpt")
+    assert {p.name for p in folder.iterdir()} >= {"open_clip_model.safetensors", "open_clip_config.json", "train_log.json"}
+
+    spec = resolve_weights(tiny_pretrain.model, str(folder / "open_clip_model.safetensors"))
+    loaded, preprocess = create_model(spec)
+    images = torch.stack([preprocess(row["image"].convert("RGB")) for row in tiny_world.load()["test"].select(range(8))])
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.encode_image(images), trained.model.encode_image(images), rtol=0, atol=0)
+
+    # The same through the CLI-facing path, with the folder instead of the file.
+    features = extract_features(tiny_world, ExtractorConfig(model=tiny_pretrain.model, pretrained=str(folder)))
+    with torch.inference_mode():
+        expected = trained.model.encode_image(
+            torch.stack([preprocess(r["image"].convert("RGB")) for r in tiny_world.load()["test"]])
+        ).numpy()
+    np.testing.assert_allclose(features.arrays["test"], expected, rtol=0, atol=1e-6)
+
+
+def test_pretraining_is_deterministic_and_learns(tiny_pretrain):
+    import dataclasses
+
+    config = dataclasses.replace(tiny_pretrain, steps=12)
+    first, second = train(config), train(config)
+    assert [s["loss"] for s in first.log] == [s["loss"] for s in second.log]
+    assert first.log[-1]["loss"] < first.log[0]["loss"]
+
+
+def test_sidecar_preprocessing_is_applied_to_a_local_file(tiny_pretrain, tmp_path):
+    folder = save(train(tiny_pretrain), tmp_path / "ckpt")
+    config_path = folder / "open_clip_config.json"
+    config = json.loads(config_path.read_text())
+    config["preprocess_cfg"]["mean"] = [0.5, 0.5, 0.5]
+    config_path.write_text(json.dumps(config))
+    spec = resolve_weights(tiny_pretrain.model, str(folder / "open_clip_model.safetensors"))
+    model, _ = create_model(spec)
+    assert tuple(model.visual.preprocess_cfg["mean"]) == (0.5, 0.5, 0.5)
+    # ...and it changes the cache identity, so features made with the old preprocessing are not reused.
+    assert spec.identity["preprocess"]["mean"] == [0.5, 0.5, 0.5]
+
+
+def test_local_dir_schema_loads_the_same_folder(tiny_pretrain, tmp_path):
+    folder = save(train(tiny_pretrain), tmp_path / "ckpt")
+    spec = resolve_weights(f"local-dir:{folder}", None)
+    model, _ = create_model(spec)
+    assert spec.identity["kind"] == "local-dir"
+
+
+def test_unknown_model_tag_and_missing_file(tiny_model):
+    with pytest.raises(UsageError, match=r"^Unknown model 'ViT-Q-99'\. Available: .*ViT-B-32.*, or hf-hub:ORG/NAME, local-dir:PATH$"):
+        resolve_weights("ViT-Q-99", None)
+    with pytest.raises(UsageError, match=r"^Unknown pretrained tag 'nope' for model 'ViT-B-32'\. Available: openai, .*random, or a checkpoint file$"):
+        resolve_weights("ViT-B-32", "nope")
+    with pytest.raises(UsageError, match=r"^Checkpoint file not found: /no/such/weights\.bin$"):
+        resolve_weights("ViT-B-32", "/no/such/weights.bin")
+    with pytest.raises(UsageError, match=r"^Model 'ViT-B-32' needs --pretrained: one of openai, .*, random, or a checkpoint file$"):
+        resolve_weights("ViT-B-32", None)
+
+
+def test_real_tag_offline_fails_fast_with_advice(monkeypatch, tmp_path):
+    monkeypatch.setattr("clipprobe.models.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    spec = resolve_weights("RN50", "openai")
+    started = time.monotonic()
+    with pytest.raises(RunError, match=r"^Cannot download the weights for RN50 'openai': the Hugging Face hub is unreachable"):
+        create_model(spec)
+    assert time.monotonic() - started < 20
+
+
+def test_default_weights_for_mini_clip_are_the_salient_recipe():
+    from clipprobe.models import default_pretrained
+
+    assert default_pretrained("mini-clip") == "dashcam-salient"
+    assert default_pretrained("ViT-B-32") is None

@@ -1,0 +1,75 @@
+import numpy as np
+
+from clipprobe import pipeline
+from clipprobe.features import ExtractorConfig
+from clipprobe.probe import fit_probe, score
+
+
+def planted(n, d=32, signal=4.0, seed=0, classes=3):
+    """Gaussian noise features; the class shifts one coordinate by `signal` standard deviations per class."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, size=n)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    x[:, 5] += signal * y
+    return x, y
+
+
+def test_probe_recovers_a_planted_signal():
+    (tx, ty), (vx, vy), (sx, sy) = planted(600, seed=1), planted(200, seed=2), planted(400, seed=3)
+    fit = fit_probe(tx, ty, vx, vy)
+    metrics = score(fit.model, sx, sy, ("a", "b", "c"))
+    assert metrics["balanced_accuracy"] > 0.9
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 400
+    assert set(metrics["per_class_recall"]) == {"a", "b", "c"}
+
+
+def test_probe_without_signal_is_at_chance():
+    (tx, ty), (vx, vy), (sx, sy) = planted(600, signal=0, seed=1), planted(200, signal=0, seed=2), planted(400, signal=0, seed=3)
+    fit = fit_probe(tx, ty, vx, vy)
+    assert score(fit.model, sx, sy, ("a", "b", "c"))["balanced_accuracy"] < 0.45
+
+
+def test_c_is_chosen_on_validation_with_ties_to_the_smallest_c():
+    (tx, ty), (vx, vy) = planted(300, signal=10, seed=1), planted(100, signal=10, seed=2)
+    fit = fit_probe(tx, ty, vx, vy, c_grid=(10.0, 0.01, 1.0, 100.0))
+    assert [p["C"] for p in fit.curve] == [0.01, 1.0, 10.0, 100.0]
+    best = max(p["balanced_accuracy"] for p in fit.curve)
+    tied = [p["C"] for p in fit.curve if p["balanced_accuracy"] == best]
+    assert len(tied) >= 2  # a separable task: several C reach the best validation score...
+    assert fit.chosen_c == min(tied)  # ...and the strongest regularisation among them wins
+    assert fit.at_grid_edge == (fit.chosen_c in (0.01, 100.0))
+
+
+def test_c_and_curve_never_depend_on_test_labels(tiny_model, tiny_tasks, monkeypatch, tmp_path):
+    """Scramble only the test labels: the selection must not move; only the test score may."""
+    task = tiny_tasks["tiny-light"]
+    config = ExtractorConfig(model=tiny_model, pretrained="random")
+    honest, _ = pipeline.probe(task, config, results_dir=tmp_path / "a")
+
+    real_labels = type(task).labels
+
+    def scrambled(self, split):
+        y = real_labels(self, split)
+        return np.random.default_rng(0).permutation(y) if split.split == "test" else y
+
+    monkeypatch.setattr(type(task), "labels", scrambled)
+    cheated, _ = pipeline.probe(task, config, results_dir=tmp_path / "b")
+    assert cheated["selection"] == honest["selection"]
+    assert cheated["metrics"]["confusion_matrix"] != honest["metrics"]["confusion_matrix"]
+
+
+def test_fit_probe_has_no_test_argument():
+    import inspect
+
+    assert not any("test" in name for name in inspect.signature(fit_probe).parameters)
+
+
+def test_same_seed_gives_identical_result_files(tiny_model, tiny_tasks, tmp_path):
+    import json
+
+    config = ExtractorConfig(model=tiny_model, pretrained="random", seed=3)
+    _, first = pipeline.probe("tiny-pedestrian", config, results_dir=tmp_path / "a")
+    _, second = pipeline.probe("tiny-pedestrian", config, results_dir=tmp_path / "b")
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    a.pop("run"), b.pop("run")
+    assert a == b
