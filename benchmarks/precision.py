@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating fp32/bf16 rounds; the median is kept")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/precision.json"))
     args = parser.parse_args()
+    logging.getLogger().setLevel(logging.ERROR)  # open_clip warns that the weights are random: they are meant to be
 
     rows = []
     for name in args.models.split(","):

@@ -58,7 +58,8 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
         "chosen_C": record.get("selection", {}).get("chosen_C"),
-        "per_class_recall": metrics["per_class_recall"],
+        # Class order, not the alphabetical order that sorted JSON keys would give.
+        "per_class_recall": {name: metrics["per_class_recall"][name] for name in record["classes"]},
         "n_test": metrics["n"],
         "seed": record["seed"],
     }
