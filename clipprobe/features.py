@@ -223,7 +223,8 @@ def extract_features(
     cache = cache or FeatureCache()
     extractor = make_extractor(config)
     identity = extractor.identity()
-    fingerprint = source.fingerprint()
+    # The same dataset read through another image column is other data.
+    fingerprint = f"{source.fingerprint()}:{source.image_column}"
     keys = {split: cache.key(identity, fingerprint, split) for split in splits}
     missing = [s for s in splits if refresh or not cache.has(keys[s])]
     if missing:

@@ -200,15 +200,16 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 @contextmanager
 def hub_offline():
-    """Make huggingface_hub read only its local cache (it reads this flag at call time)."""
+    """Make huggingface_hub and `datasets` read only their local caches (both read these flags at call time)."""
+    import datasets
     from huggingface_hub import constants
 
-    saved = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
+    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
-        constants.HF_HUB_OFFLINE = saved
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
 
 
 def create_model(spec: WeightsSpec, device: str = "cpu", precision: str = "fp32", seed: int = 0):

@@ -7,10 +7,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .features import ExtractorConfig, FeatureCache, FeatureSet, extract_features
 from .probe import DEFAULT_C_GRID, SELECTION_METRIC, fit_probe, score
 from .results import DEFAULT_RESULTS_DIR, package_versions, write_result
-from .tasks import DASHCAM, Task, get_task
+from .sources import load_task_file, skipped_files, with_strict
+from .tasks import DASHCAM, DashcamWorld, Task, get_task, with_world
+from .world import WorldConfig
 
 
 def extract(
@@ -18,10 +22,17 @@ def extract(
     config: ExtractorConfig | None = None,
     cache: FeatureCache | None = None,
     refresh: bool = False,
+    world: WorldConfig | None = None,
+    strict: bool = False,
 ) -> FeatureSet:
     """Cache features for every probe split of `task`'s data (default: the dashcam world all its tasks share)."""
-    source = _task(task).source if task is not None else DASHCAM
-    return extract_features(source, config, cache=cache, refresh=refresh)
+    if task is None:
+        source = DashcamWorld(world) if world is not None else DASHCAM
+    else:
+        source = with_world(resolve_task(task, strict), world).source
+    features = extract_features(source, config, cache=cache, refresh=refresh)
+    skipped_files(source)  # even when every split was cached: unreadable images are reported, or fail with strict
+    return features
 
 
 def probe(
@@ -30,20 +41,27 @@ def probe(
     results_dir: Path = DEFAULT_RESULTS_DIR,
     cache: FeatureCache | None = None,
     c_grid: tuple[float, ...] = DEFAULT_C_GRID,
+    world: WorldConfig | None = None,
+    strict: bool = False,
 ) -> tuple[dict[str, Any], Path]:
-    """Linear probe on frozen features (extracting first if the cache is cold); returns the record and its path."""
-    task = _task(task)
+    """Linear probe on frozen features (extracting first if the cache is cold); returns the record and its path.
+
+    `task` is a registered name, a task file (.toml) or a Task. Unreadable images are skipped and counted
+    in the record's data section; with `strict` the first one is an error."""
+    task = with_world(resolve_task(task, strict), world)
     config = config or ExtractorConfig()
     started = time.perf_counter()
     features = extract_features(task.source, config, cache=cache)
     data = task.source.load()
+    # Features cover every row of the source; the task keeps its own rows (e.g. scenes with a light).
+    inputs = {split: np.asarray(array)[task.rows(data[split])] for split, array in features.arrays.items()}
     labels = {split: task.labels(data[split]) for split in features.arrays}
     fit = fit_probe(
-        features.arrays["train"], labels["train"],
-        features.arrays["validation"], labels["validation"],
+        inputs["train"], labels["train"],
+        inputs["validation"], labels["validation"],
         c_grid=c_grid, seed=config.seed,
     )
-    metrics = score(fit.model, features.arrays["test"], labels["test"], task.classes)
+    metrics = score(fit.model, inputs["test"], labels["test"], task.classes)
     record = {
         "task": task.name,
         "method": "linear-probe",
@@ -66,7 +84,9 @@ def probe(
             "source": task.source.name,
             "fingerprint": task.source.fingerprint(),
             "label": task.label,
+            "where": [list(condition) for condition in task.where],
             "sizes": {split: int(len(y)) for split, y in labels.items()},
+            "skipped": skipped_files(task.source),
         },
         "features": {
             "dim": int(features.arrays["train"].shape[1]),
@@ -85,5 +105,8 @@ def probe(
     return record, write_result(record, results_dir)
 
 
-def _task(task: str | Task) -> Task:
-    return get_task(task) if isinstance(task, str) else task
+def resolve_task(task: str | Task, strict: bool = False) -> Task:
+    """A task object from a registered name, a task file (.toml), or a Task."""
+    if isinstance(task, str):
+        task = load_task_file(task) if task.endswith(".toml") else get_task(task)
+    return with_strict(task) if strict else task

@@ -36,7 +36,8 @@ class PretrainConfig:
     seed: int = 0
 
     def fingerprint(self) -> str:
-        return stable_hash(asdict(self))
+        # The world's own fingerprint carries its generator version: a new renderer means new weights.
+        return stable_hash({**asdict(self), "world": self.world.fingerprint()})
 
 
 @dataclass
@@ -131,19 +132,11 @@ def _preprocessed_images(split, preprocess):
 def _captions(split, config: PretrainConfig) -> list[str]:
     """One caption per image under the policy, seeded per image so it never depends on batch order."""
     captions = []
-    for index, scene_json in zip(split["index"], split["scene"]):
-        scene = _scene_from_json(scene_json)
+    for index, scene_json in zip(split["index"], split["scene"], strict=True):
+        scene = Scene.from_dict(json.loads(scene_json))
         rng = np.random.default_rng([config.seed, 7, index])
         captions.append(caption_for(scene, config.captions, rng))
     return captions
-
-
-def _scene_from_json(text: str) -> Scene:
-    data = json.loads(text)
-    data["shirt_rgb"] = tuple(data["shirt_rgb"])
-    data["sky_rgb"] = tuple(data["sky_rgb"])
-    data["clouds"] = tuple(tuple(c) for c in data["clouds"])
-    return Scene(**data)
 
 
 def _cosine_with_warmup(step: int, config: PretrainConfig) -> float:

@@ -18,7 +18,9 @@ err_console = Console(stderr=True, soft_wrap=True)
 console = Console(soft_wrap=True, width=_WIDTH)
 
 
-def progress_bar() -> Progress:
+def progress_bar(transient: bool = False) -> Progress:
+    """A bar on stderr. A transient one is cleared when done, and is not shown at all when stderr is not a
+    terminal (logs keep only what matters, and a one-line error stays one line)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -26,7 +28,8 @@ def progress_bar() -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
-        transient=False,
+        transient=transient,
+        disable=transient and not err_console.is_terminal,
     )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import datasets
@@ -11,9 +11,8 @@ import numpy as np
 
 from .errors import UsageError
 from .registry import Registry
-from .storage import stable_hash
 from .world import WorldConfig, load_world
-from .world.dataset import class_counts
+from .world.scene import ATTRIBUTES
 
 PROBE_SPLITS = ("train", "validation", "test")
 
@@ -46,61 +45,88 @@ class DashcamWorld:
 
 
 @dataclass(frozen=True)
-class HuggingFaceSource:
-    """A `datasets` DatasetDict: a folder written by `save_to_disk`, or anything `load_dataset` reads
-    (a hub name where there is network or a local cache, or a local loading script / data folder)."""
-
-    path: str
-    config_name: str | None = None
-    image_column: str = "image"
-    name: str = ""
-
-    def load(self) -> datasets.DatasetDict:
-        from .errors import RunError
-
-        try:
-            if (Path(self.path) / "dataset_dict.json").is_file():
-                return datasets.load_from_disk(self.path)
-            return datasets.load_dataset(self.path, self.config_name)
-        except Exception as exc:  # datasets raises many types; the user needs the path and the reason
-            raise RunError(f"Cannot load dataset {self.path}: {exc}") from exc
-
-    def fingerprint(self) -> str:
-        # `datasets` fingerprints every split from its content and history; combine them.
-        data = self.load()
-        return stable_hash({split: data[split]._fingerprint for split in sorted(data)})
-
-
-@dataclass(frozen=True)
 class Task:
-    """A downstream question asked of an embedding: predict `label` from the image."""
+    """A downstream question asked of an embedding: predict `label` from the image.
+
+    `where` keeps only the rows whose columns have the given class names (e.g. scenes with a light);
+    features are still extracted for every row, so all tasks over one source share one cache entry."""
 
     name: str
     description: str
     source: DataSource
     label: str
     classes: tuple[str, ...]
+    where: tuple[tuple[str, str], ...] = ()
+
+    def _check_column(self, split: datasets.Dataset, column: str) -> None:
+        if column not in split.column_names:
+            raise UsageError(f"Task '{self.name}': no column '{column}'. Columns: {', '.join(split.column_names)}")
+
+    def rows(self, split: datasets.Dataset) -> np.ndarray:
+        """Indices of the rows this task uses."""
+        keep = np.ones(len(split), dtype=bool)
+        for column, value in self.where:
+            self._check_column(split, column)
+            keep &= np.asarray(split[column]) == split.features[column].str2int(value)
+        return np.flatnonzero(keep)
 
     def labels(self, split: datasets.Dataset) -> np.ndarray:
-        if self.label not in split.column_names:
-            raise UsageError(
-                f"Task '{self.name}': no label column '{self.label}'. Columns: {', '.join(split.column_names)}"
-            )
-        return np.asarray(split[self.label], dtype=np.int64)
+        """Labels of the rows this task uses, in `rows` order."""
+        self._check_column(split, self.label)
+        return np.asarray(split[self.label], dtype=np.int64)[self.rows(split)]
 
     def summary(self) -> dict:
         data = self.source.load()
+        counts = {split: np.bincount(self.labels(data[split]), minlength=len(self.classes)) for split in PROBE_SPLITS}
         return {
             "task": self.name,
             "description": self.description,
             "source": self.source.name,
             "classes": list(self.classes),
-            "splits": {split: len(data[split]) for split in PROBE_SPLITS},
-            "class_counts": {split: class_counts(data[split], self.label) for split in PROBE_SPLITS},
+            "splits": {split: int(c.sum()) for split, c in counts.items()},
+            "class_counts": {split: dict(zip(self.classes, map(int, c), strict=True)) for split, c in counts.items()},
         }
 
 
 TASKS: Registry[Task] = Registry("task")
+
+
+def world_config(
+    seed: int | None = None,
+    image_size: int | None = None,
+    light_size: tuple[float, float] | None = None,
+    pedestrian_size: tuple[float, float] | None = None,
+) -> WorldConfig | None:
+    """A dashcam world with some settings changed, or None when nothing is (None means "default", as in timm)."""
+    changes = {k: v for k, v in {"seed": seed, "image_size": image_size}.items() if v is not None}
+    knobs = {k: tuple(v) for k, v in {"light_size": light_size, "pedestrian_size": pedestrian_size}.items() if v is not None}
+    if not changes and not knobs:
+        return None
+    for name, (low, high) in knobs.items():
+        if not 0 < low <= high < 1:
+            raise UsageError(f"--{name.replace('_', '-')} needs 0 < MIN <= MAX < 1 (fractions of the image), got {low}:{high}")
+    if changes.get("image_size", 224) < 16:
+        raise UsageError(f"--image-size must be at least 16, got {changes['image_size']}")
+    base = WorldConfig()
+    return dataclasses.replace(base, **changes, knobs=dataclasses.replace(base.knobs, **knobs))
+
+
+def with_world(task: Task, world: WorldConfig | None) -> Task:
+    """The same task over another dashcam world; its name records what changed, so results stay apart."""
+    if world is None:
+        return task
+    if not isinstance(task.source, DashcamWorld):
+        raise UsageError(f"World options apply to dashcam-world tasks only; '{task.name}' reads '{task.source.name}'")
+    base, changed = WorldConfig(), []
+    for name in ("seed", "image_size"):
+        if getattr(world, name) != getattr(base, name):
+            changed.append(f"{name}={getattr(world, name)}")
+    for name in ("light_size", "pedestrian_size"):
+        if getattr(world.knobs, name) != getattr(base.knobs, name):
+            low, high = getattr(world.knobs, name)
+            changed.append(f"{name}={low:g}:{high:g}")
+    name = f"{task.name}[{','.join(changed)}]" if changed else task.name
+    return dataclasses.replace(task, name=name, source=DashcamWorld(world))
 
 
 def register_task(task: Task, replace: bool = False) -> Task:
@@ -115,32 +141,22 @@ def get_task(name: str) -> Task:
     return TASKS.get(name)
 
 
+# Users' data schemes, task files, and the built-in tasks over real photos (traffic-light-crops).
+from . import sources  # noqa: E402,F401  (imports this module back: everything it uses is defined above)
+
+
 DASHCAM = DashcamWorld()
 
-register_task(
-    Task(
-        name="traffic-light",
-        description="Colour of the small, off-centre traffic light (the captions never mention it)",
-        source=DASHCAM,
-        label="light_state",
-        classes=("red", "amber", "green"),
-    )
+# Tasks over the dashcam world: (name, label column, rows kept, description).
+WORLD_TASKS = (
+    ("traffic-light", "light_state", (("light", "present"),),
+     "State of the traffic light, in scenes that have one (salient captions never mention it)"),
+    ("pedestrian", "pedestrian", (), "Is there a pedestrian near the edge of the frame? (never captioned)"),
+    ("pedestrian-side", "pedestrian_side", (("pedestrian", "present"),),
+     "Which side the pedestrian is on: needs where things are, not only what"),
+    ("car-colour", "car_colour", (), "Colour of the car in front: the control, since the captions do name it"),
+    ("clouds", "clouds", (), "Clear, some clouds or overcast (never captioned)"),
+    ("time-of-day", "time_of_day", (), "Day, dusk or night (never captioned)"),
 )
-register_task(
-    Task(
-        name="pedestrian",
-        description="Is a pedestrian standing near the edge of the frame? (never captioned)",
-        source=DASHCAM,
-        label="pedestrian",
-        classes=("absent", "present"),
-    )
-)
-register_task(
-    Task(
-        name="car-colour",
-        description="Colour of the car in front: the control, since the captions do name it",
-        source=DASHCAM,
-        label="car_colour",
-        classes=("black", "white", "red", "blue", "silver"),
-    )
-)
+for _name, _label, _where, _description in WORLD_TASKS:
+    register_task(Task(_name, _description, DASHCAM, _label, ATTRIBUTES[_label], where=_where))

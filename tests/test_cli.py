@@ -27,7 +27,10 @@ def error_line(result) -> str:
 def test_unknown_task_is_a_usage_error():
     result = invoke("probe", "--task", "nope")
     assert result.exit_code == 2
-    assert error_line(result) == "Error: Unknown task 'nope'. Available: car-colour, pedestrian, traffic-light"
+    from clipprobe.tasks import list_tasks
+
+    assert error_line(result) == f"Error: Unknown task 'nope'. Available: {', '.join(list_tasks())}"
+    assert "traffic-light" in list_tasks()
 
 
 def test_unknown_model_is_a_usage_error():
@@ -179,7 +182,64 @@ def test_every_command_is_documented_in_the_readme():
     import typer.main
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    commands = typer.main.get_command(app).commands
-    assert commands, "no commands found"
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            yield from walk(command, f"{prefix} {name}") if hasattr(command, "commands") else [f"{prefix} {name}"]
+
+    commands = list(walk(typer.main.get_command(app), "clipprobe"))
+    assert "clipprobe data pairs" in commands and "clipprobe probe" in commands
     for name in commands:
-        assert f"clipprobe {name}" in readme, f"README does not mention `clipprobe {name}`"
+        assert name in readme, f"README does not mention `{name}`"
+
+
+def test_data_show_writes_a_contact_sheet(tiny_tasks):
+    from PIL import Image
+
+    result = invoke("data", "show", "--task", "tiny-light", "--n", "5", "--out", "sheet.png")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("Wrote sheet.png")
+    sheet = Image.open("sheet.png")
+    assert sheet.width == 4 * 224 and sheet.height > 2 * 224
+    assert invoke("data", "show", "--task", "tiny-light", "--n", "0").exit_code == 2
+
+
+def test_data_pairs_and_bad_attribute(home):
+    result = invoke("data", "pairs", "--attribute", "pedestrian", "--n", "4", "--image-size", "32", "--out", "pairs")
+    assert result.exit_code == 0, result.output
+    import datasets
+
+    assert len(datasets.load_from_disk("pairs")) == 4
+    result = invoke("data", "pairs", "--attribute", "weather")
+    assert result.exit_code == 2
+    assert error_line(result) == (
+        "Error: Unknown counterfactual attribute 'weather'. Available: car-colour, pedestrian, time-of-day, traffic-light"
+    )
+
+
+def test_world_options_are_validated_and_named_in_results(tiny_model):
+    result = invoke("probe", "--task", "traffic-light", "--light-size", "0.5")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: --light-size expects MIN:MAX fractions of the image, e.g. 0.02:0.05; got '0.5'"
+    result = invoke("probe", "--task", "traffic-light", "--pedestrian-size", "0.3:0.1")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: --pedestrian-size needs 0 < MIN <= MAX < 1 (fractions of the image), got 0.3:0.1"
+
+
+def test_world_variant_task_name_and_source():
+    from clipprobe.tasks import DashcamWorld, get_task, with_world, world_config
+
+    variant = with_world(get_task("traffic-light"), world_config(seed=2, light_size=(0.02, 0.04)))
+    assert variant.name == "traffic-light[seed=2,light_size=0.02:0.04]"
+    assert isinstance(variant.source, DashcamWorld) and variant.source.config.knobs.light_size == (0.02, 0.04)
+    assert with_world(get_task("traffic-light"), None) is get_task("traffic-light")
+
+
+def test_probe_several_tasks_and_a_typo_fails_before_any_work(tiny_model, tiny_tasks):
+    args = ("--model", tiny_model, "--pretrained", "random")
+    result = invoke("probe", "--task", "tiny-light", "--task", "nope", *args)
+    assert result.exit_code == 2
+    assert error_line(result).startswith("Error: Unknown task 'nope'. Available: ")
+    assert not Path("results").exists()
+    result = invoke("probe", "--task", "tiny-light", "--task", "tiny-pedestrian", *args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.parent.name for p in Path("results").rglob("*.json")) == ["tiny-light", "tiny-pedestrian"]

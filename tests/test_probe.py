@@ -73,3 +73,18 @@ def test_same_seed_gives_identical_result_files(tiny_model, tiny_tasks, tmp_path
     a, b = json.loads(first.read_text()), json.loads(second.read_text())
     a.pop("run"), b.pop("run")
     assert a == b
+
+
+def test_filtered_tasks_use_only_their_rows(tiny_model, tiny_world, tmp_path):
+    """traffic-light keeps scenes with a light; the probe must see exactly those rows and labels."""
+    from clipprobe.tasks import Task
+
+    task = Task("lit", "", tiny_world, "light_state", ("red", "amber", "green"), where=(("light", "present"),))
+    data = tiny_world.load()
+    with_light = np.flatnonzero(np.asarray(data["test"]["light"]) == 1)
+    assert 0 < len(with_light) < len(data["test"])
+    np.testing.assert_array_equal(task.rows(data["test"]), with_light)
+    record, _ = pipeline.probe(task, ExtractorConfig(model=tiny_model, pretrained="random"), results_dir=tmp_path)
+    assert record["metrics"]["n"] == len(with_light)
+    assert record["data"]["where"] == [["light", "present"]]
+    assert task.summary()["splits"]["test"] == len(with_light)
