@@ -44,6 +44,12 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images per forward 
 PrecisionOpt = Annotated[Precision, typer.Option(help="Model precision.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for the probe and for random weights.")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder of result files.")]
+ExtractorOpt = Annotated[str, typer.Option("--extractor", help="open_clip (the model's image tower) or pixels (32x32 raw pixels, a floor).")]
+InvarianceOpt = Annotated[
+    Optional[str],
+    typer.Option("--invariance", help="Impose a hard invariance on the frozen features: orbit:GROUP averages them over "
+                 "the group's orbit, e.g. orbit:translate:4, orbit:hflip, orbit:translate:4+hflip."),
+]
 # Your own data, instead of a task: `--dataset SCHEME:PATH` (a task file does the same with more control).
 DatasetOpt = Annotated[
     Optional[str],
@@ -55,12 +61,12 @@ ImageColumnOpt = Annotated[Optional[str], typer.Option("--image-column", help="I
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image instead of skipping and counting it.")]
 
 
-def _config(model, pretrained, device, batch_size, precision, seed):
+def _config(model, pretrained, device, batch_size, precision, seed, extractor="open_clip", invariance=None):
     from .features import ExtractorConfig
 
     return ExtractorConfig(
         model=model, pretrained=pretrained, device=device, batch_size=batch_size,
-        precision=Precision(precision).value, seed=seed,
+        precision=Precision(precision).value, seed=seed, extractor=extractor, invariance=invariance,
     )
 
 
@@ -191,6 +197,8 @@ def extract(
     precision: PrecisionOpt = Precision.fp32,
     seed: SeedOpt = 0,
     refresh: Annotated[bool, typer.Option(help="Recompute even when cached features exist.")] = False,
+    extractor: ExtractorOpt = "open_clip",
+    invariance: InvarianceOpt = None,
     dataset: DatasetOpt = None,
     label: LabelOpt = None,
     image_column: ImageColumnOpt = None,
@@ -209,7 +217,8 @@ def extract(
 
     world = _world(world_seed, image_size, light_size, pedestrian_size)
     features = pipeline.extract(
-        choose_task(task, dataset, label, image_column), _config(model, pretrained, device, batch_size, precision, seed),
+        choose_task(task, dataset, label, image_column),
+        _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance),
         refresh=refresh, world=world, strict=strict,
     )
     for split, array in features.arrays.items():
@@ -230,6 +239,8 @@ def probe(
     precision: PrecisionOpt = Precision.fp32,
     seed: SeedOpt = 0,
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    extractor: ExtractorOpt = "open_clip",
+    invariance: InvarianceOpt = None,
     dataset: DatasetOpt = None,
     label: LabelOpt = None,
     image_column: ImageColumnOpt = None,
@@ -248,7 +259,7 @@ def probe(
     from .sources import choose_task
 
     world = _world(world_seed, image_size, light_size, pedestrian_size)
-    config = _config(model, pretrained, device, batch_size, precision, seed)
+    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance)
     # Resolve every task first, so a typo in the last one fails before any work is done.
     chosen = [pipeline.resolve_task(choose_task(name, dataset, label, image_column, required=True)) for name in (task or [None])]
     for one in chosen:

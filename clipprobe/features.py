@@ -35,6 +35,8 @@ class ExtractorConfig:
     batch_size: int = 64
     seed: int = 0
     extractor: str = "open_clip"
+    # A hard invariance imposed on the frozen features: `orbit:GROUP` averages them over the group's orbit.
+    invariance: str | None = None
 
 
 class Extractor(Protocol):
@@ -56,8 +58,63 @@ def list_extractors() -> list[str]:
     return EXTRACTORS.names()
 
 
+class BatchExtractor:
+    """Shared by extractors that map batches of preprocessed image tensors to features: the loop, the
+    progress bar, and the optional orbit averaging that makes the features exactly invariant to a group."""
+
+    def __init__(self, config: ExtractorConfig):
+        _check_device(config.device)
+        if config.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {config.batch_size}")
+        self.config = config
+        self.group = parse_invariance(config.invariance)
+
+    def pipeline(self):
+        """(transform from PIL image to tensor, forward from batch to features, input dtype)."""
+        raise NotImplementedError
+
+    def _suffix(self) -> str:
+        return f" [{self.config.invariance}]" if self.config.invariance else ""
+
+    def encode(self, split: datasets.Dataset, description: str, image_column: str = "image") -> np.ndarray:
+        import torch
+
+        from .invariance import orbit_average
+
+        transform, forward, input_dtype = self.pipeline()
+        loader = torch.utils.data.DataLoader(
+            _ImageSplit(split, transform, image_column), batch_size=self.config.batch_size, shuffle=False, num_workers=0
+        )
+        out: np.ndarray | None = None
+        start = 0
+        with torch.inference_mode(), progress_bar() as progress:
+            job = progress.add_task(description, total=len(split))
+            for images in loader:
+                images = images.to(device=self.config.device, dtype=input_dtype)
+                features = orbit_average(forward, images, self.group) if self.group is not None else forward(images)
+                batch = features.float().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(split), batch.shape[1]), dtype=np.float32)
+                out[start:start + len(batch)] = batch
+                start += len(batch)
+                progress.advance(job, len(batch))
+        return out if out is not None else np.empty((0, 0), dtype=np.float32)
+
+
+def parse_invariance(spec: str | None):
+    """`orbit:GROUP` -> the group (see clipprobe.invariance), or None."""
+    if spec is None:
+        return None
+    kind, _, group = spec.partition(":")
+    if kind != "orbit" or not group:
+        raise UsageError(f"Unknown invariance '{spec}'. Available: orbit:GROUP, e.g. orbit:translate:4, orbit:hflip, orbit:translate:4+hflip")
+    from .invariance import get_group
+
+    return get_group(group)
+
+
 @EXTRACTORS.register("open_clip")
-class OpenClipExtractor:
+class OpenClipExtractor(BatchExtractor):
     """Image features from any open_clip model; the model is built only when a split is missing."""
 
     def __init__(self, config: ExtractorConfig):
@@ -65,10 +122,7 @@ class OpenClipExtractor:
 
         _check_choice("precision", config.precision, PRECISIONS)
         _check_choice("layer", config.layer, LAYERS)
-        _check_device(config.device)
-        if config.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {config.batch_size}")
-        self.config = config
+        super().__init__(config)
         self.weights = resolve_weights(config.model, config.pretrained)
         self._model = None
         self._preprocess = None
@@ -87,11 +141,14 @@ class OpenClipExtractor:
         }
         if self.weights.identity["kind"] == "random":
             identity["seed"] = self.config.seed
+        if self.config.invariance:
+            identity["invariance"] = self.config.invariance
         return identity
 
     def describe(self) -> dict[str, str]:
         """How result tables name this representation."""
-        return {"row": f"{self.config.model}/{self.weights.label}", "model": self.config.model, "pretrained": self.weights.label}
+        row = f"{self.config.model}/{self.weights.label}{self._suffix()}"
+        return {"row": row, "model": self.config.model, "pretrained": self.weights.label}
 
     def _load(self):
         if self._model is None:
@@ -108,28 +165,38 @@ class OpenClipExtractor:
         model, _ = self._load()
         return _jsonable(open_clip.get_model_preprocess_cfg(model))
 
-    def encode(self, split: datasets.Dataset, description: str, image_column: str = "image") -> np.ndarray:
+    def pipeline(self):
         import open_clip
-        import torch
 
         model, preprocess = self._load()
-        input_dtype = open_clip.get_input_dtype(self.config.precision)
-        loader = torch.utils.data.DataLoader(
-            _ImageSplit(split, preprocess, image_column), batch_size=self.config.batch_size, shuffle=False, num_workers=0
-        )
-        out: np.ndarray | None = None
-        start = 0
-        with torch.inference_mode(), progress_bar() as progress:
-            job = progress.add_task(description, total=len(split))
-            for images in loader:
-                images = images.to(device=self.config.device, dtype=input_dtype)
-                batch = model.encode_image(images).float().cpu().numpy()
-                if out is None:
-                    out = np.empty((len(split), batch.shape[1]), dtype=np.float32)
-                out[start:start + len(batch)] = batch
-                start += len(batch)
-                progress.advance(job, len(batch))
-        return out if out is not None else np.empty((0, 0), dtype=np.float32)
+        return preprocess, model.encode_image, open_clip.get_input_dtype(self.config.precision)
+
+
+@EXTRACTORS.register("pixels")
+class PixelsExtractor(BatchExtractor):
+    """The floor: raw pixels, downsampled to 32 x 32 and flattened (3,072 features)."""
+
+    SIZE = 32
+
+    def identity(self) -> dict[str, Any]:
+        identity = {"extractor": "pixels", "size": self.SIZE}
+        if self.config.invariance:
+            identity["invariance"] = self.config.invariance
+        return identity
+
+    def describe(self) -> dict[str, str]:
+        return {"row": f"pixels/{self.SIZE}px{self._suffix()}", "model": "pixels", "pretrained": "none"}
+
+    def preprocess_cfg(self) -> dict[str, Any]:
+        return {"size": self.SIZE, "interpolation": "bilinear", "resize_mode": "squash", "mean": None, "std": None}
+
+    def pipeline(self):
+        import torch
+        from torchvision.transforms import v2
+
+        transform = v2.Compose([v2.PILToTensor(), v2.Resize((self.SIZE, self.SIZE), antialias=True),
+                                v2.ToDtype(torch.float32, scale=True)])
+        return transform, lambda images: images.flatten(1), torch.float32
 
 
 class _ImageSplit:

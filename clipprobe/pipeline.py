@@ -68,7 +68,7 @@ def probe(
         "row": features.meta["row"],
         "model": features.meta["model"],
         "pretrained": features.meta["pretrained"],
-        "weights": features.meta["identity"]["weights"],
+        "weights": features.meta["identity"].get("weights", {"kind": "none"}),
         "seed": config.seed,
         "classes": list(task.classes),
         "metrics": metrics,

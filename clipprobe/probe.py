@@ -68,8 +68,12 @@ def fit_probe(
 
 def score(model, x: np.ndarray, y: np.ndarray, classes: tuple[str, ...]) -> dict:
     """Every metric the report shows, computed once from the test predictions."""
+    return score_predictions(y, model.predict(x), classes)
+
+
+def score_predictions(y: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """The same metrics for any classifier's predictions (probes and trained baselines alike)."""
     labels = list(range(len(classes)))
-    predicted = model.predict(x)
     recall = recall_score(y, predicted, labels=labels, average=None, zero_division=0)
     return {
         "accuracy": float(accuracy_score(y, predicted)),

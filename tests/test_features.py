@@ -130,3 +130,40 @@ def test_a_users_saved_dataset_dict_works_as_a_task(config, tmp_path):
     wrong = Task("mine", "", HuggingFaceSource(str(folder), image_column="image", name="mine"), "label", ("blue", "pink"))
     with pytest.raises(UsageError, match=r"^No image column 'image'\. Columns: photo, label$"):
         pipeline.extract(wrong, config)
+
+
+def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_world):
+    """--extractor pixels gives 32x32x3 raw pixels; --invariance orbit:hflip makes features mirror-invariant."""
+    import datasets
+    from PIL import ImageOps
+
+    pixels = extract_features(tiny_world, ExtractorConfig(extractor="pixels"))
+    assert pixels.arrays["train"].shape == (60, 32 * 32 * 3)
+    assert pixels.meta["row"] == "pixels/32px"
+
+    config = ExtractorConfig(model=tiny_model, pretrained="random", invariance="orbit:hflip")
+    plain = extract_features(tiny_world, ExtractorConfig(model=tiny_model, pretrained="random"))
+    orbit = extract_features(tiny_world, config)
+    assert orbit.meta["row"] == "tiny-clip/random [orbit:hflip]"
+    assert orbit.meta["keys"]["test"] != plain.meta["keys"]["test"]
+
+    # The same images, mirrored, as another source: orbit features must not move, plain ones must.
+    class Mirrored:
+        name, image_column = "mirrored", "image"
+
+        def load(self):
+            data = tiny_world.load()
+            return datasets.DatasetDict({s: data[s].map(lambda r: {"image": ImageOps.mirror(r["image"])}) for s in data})
+
+        def fingerprint(self):
+            return "mirrored-" + tiny_world.fingerprint()
+
+    mirrored_orbit = extract_features(Mirrored(), config)
+    np.testing.assert_allclose(mirrored_orbit.arrays["test"], orbit.arrays["test"], rtol=1e-4, atol=1e-5)
+    mirrored_plain = extract_features(Mirrored(), ExtractorConfig(model=tiny_model, pretrained="random"))
+    assert not np.allclose(mirrored_plain.arrays["test"], plain.arrays["test"], atol=1e-3)
+
+    with pytest.raises(UsageError, match=r"^Unknown invariance 'flip'\. Available: orbit:GROUP"):
+        extract_features(tiny_world, ExtractorConfig(model=tiny_model, pretrained="random", invariance="flip"))
+    with pytest.raises(UsageError, match=r"^Unknown extractor 'sift'\. Available: open_clip, pixels$"):
+        extract_features(tiny_world, ExtractorConfig(extractor="sift"))
