@@ -1,0 +1,195 @@
+"""Training with the epoch chosen on validation only: the budget, augmentation, and the loop."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.metrics import balanced_accuracy_score
+from torch import nn
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from ..errors import UsageError
+from ..probe import SELECTION_METRIC
+from ..progress import err_console, progress_bar
+
+AUGMENTS = ("auto", "translate+hflip", "translate", "hflip", "none")
+# Class names that a mirror image swaps: a flip is not a label-preserving augmentation for such a task.
+MIRRORED_CLASSES = ("left", "right")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one baseline may spend. The defaults keep each baseline on the dashcam world's traffic-light task
+    (1,700 train / 425 validation / 834 test images) to about a minute on two CPU cores.
+
+    `epochs` is the budget that fixes the result; `max_seconds` is a safety net: training stops after the
+    epoch that would otherwise run past it (recorded as `training.stopped_by_time_limit`, and then the result
+    depends on the machine's speed). `augment` is random translations by up to 1/8 of the image
+    (`translate`) and horizontal flips (`hflip`); `auto` is both, except for a task whose classes include
+    "left" and "right" (a flip turns one into the other), which gets `translate` alone. `orbit_train_elements` is how many group elements each training step
+    of an orbit model averages over (None: the whole orbit); validation and test always use the whole orbit."""
+
+    epochs: int = 12
+    batch_size: int = 64
+    image_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 5e-4
+    max_seconds: float | None = 150.0
+    augment: str = "auto"
+    orbit_train_elements: int | None = 2
+    eval_batch_images: int = 512  # images per forward pass when evaluating (orbit copies included)
+
+    def __post_init__(self):
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 2,
+            "image_size": self.image_size >= 8,
+            "learning_rate": self.learning_rate > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "max_seconds": self.max_seconds is None or self.max_seconds > 0,
+            "orbit_train_elements": self.orbit_train_elements is None or self.orbit_train_elements >= 1,
+            "eval_batch_images": self.eval_batch_images >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise UsageError(f"Invalid budget: {bad[0]}={getattr(self, bad[0])!r}")
+        if self.augment not in AUGMENTS:
+            raise UsageError(f"Unknown augmentation '{self.augment}'. Available: {', '.join(AUGMENTS)}")
+
+
+def resolve_augment(augment: str, classes: tuple[str, ...]) -> str:
+    """`auto` -> translations and flips, or translations alone when a flip would swap two of the classes."""
+    if augment != "auto":
+        return augment
+    mirrored = set(MIRRORED_CLASSES) <= {c.lower() for c in classes}
+    return "translate" if mirrored else "translate+hflip"
+
+
+def augmentation(augment: str, image_size: int) -> v2.Transform:
+    """Per-image random translation (pad by 1/8 with edge pixels, random crop back) and horizontal flip."""
+    if augment not in AUGMENTS or augment == "auto":
+        raise ValueError(f"augmentation() needs a resolved augmentation, got '{augment}'")
+    steps: list[v2.Transform] = []
+    if "translate" in augment:
+        steps.append(v2.RandomCrop(image_size, padding=max(1, image_size // 8), padding_mode="edge"))
+    if "hflip" in augment:
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(steps) if steps else v2.Identity()
+
+
+class _Augmented(torch.utils.data.Dataset):
+    """uint8 images with a fresh random augmentation on every access (torch's global RNG, seeded)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.transform(tv_tensors.Image(self.images[index])).as_subclass(torch.Tensor), self.labels[index]
+
+
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units."""
+    x = images.float().div_(255).transpose(0, 1).reshape(3, -1)
+    return x.mean(dim=1), x.std(dim=1).clamp_min(1e-3)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, budget: Budget) -> torch.Tensor:
+    """Logits in eval mode, batched so that at most `eval_batch_images` images (orbit copies included) go through at once."""
+    model.eval()
+    copies = len(model.group) if hasattr(model, "group") else 1
+    batch = max(1, budget.eval_batch_images // copies)
+    out = [model(images[i:i + batch].float().div_(255)) for i in range(0, len(images), batch)]
+    return torch.cat(out) if out else torch.empty((0, model.head.out_features))
+
+
+@dataclass
+class Fit:
+    """The epoch chosen on validation, the whole validation curve, and the model at that epoch."""
+
+    chosen_epoch: int
+    curve: list[dict[str, float]]
+    model: nn.Module = field(repr=False)
+    epochs_run: int
+    stopped_by_time_limit: bool
+    seconds_per_epoch: list[float]
+
+
+def fit(
+    model: nn.Module,
+    train_images: torch.Tensor,
+    train_labels: np.ndarray,
+    val_images: torch.Tensor,
+    val_labels: np.ndarray,
+    budget: Budget,
+    seed: int,
+    description: str,
+    augment: str = "translate+hflip",
+) -> Fit:
+    """Train for `budget.epochs`, scoring balanced accuracy on validation after each; keep the best epoch
+    (ties go to the earliest: the least-trained model that is as good). `augment` is a resolved augmentation.
+
+    Test data never enters this function, so nothing here can be selected on it. Call inside a seeded RNG
+    context: the augmentation and the orbit sampling draw from torch's global generator."""
+    num_classes = model.head.out_features
+    train_y = torch.as_tensor(train_labels, dtype=torch.int64)
+    counts = torch.bincount(train_y, minlength=num_classes).float()
+    # Class-balanced loss: the headline metric is balanced accuracy (the weights use train labels only).
+    weights = torch.where(counts > 0, counts.sum() / (num_classes * counts.clamp_min(1)), torch.zeros_like(counts))
+    loss_fn = nn.CrossEntropyLoss(weight=weights)
+
+    generator = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        _Augmented(train_images, train_y, augmentation(augment, budget.image_size)),
+        batch_size=budget.batch_size, shuffle=True, generator=generator, num_workers=0,
+        drop_last=len(train_images) > budget.batch_size,  # every step a full batch (BatchNorm needs > 1 image)
+    )
+    optimiser = torch.optim.AdamW(model.parameters(), lr=budget.learning_rate, weight_decay=budget.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=budget.learning_rate, total_steps=budget.epochs * len(loader), pct_start=0.25
+    )
+
+    curve: list[dict[str, float]] = []
+    seconds: list[float] = []
+    best_state, best_score, chosen_epoch = None, -1.0, 0
+    stopped = False
+    started = time.perf_counter()
+    with progress_bar() as progress:
+        job = progress.add_task(description, total=budget.epochs)
+        for epoch in range(1, budget.epochs + 1):
+            epoch_started = time.perf_counter()
+            model.train()
+            losses = []
+            for images, labels in loader:
+                loss = loss_fn(model.training_logits(images.float().div_(255)), labels)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                losses.append(loss.item())
+            predicted = predict(model, val_images, budget).argmax(dim=1).numpy()
+            score = float(balanced_accuracy_score(val_labels, predicted))
+            curve.append({"epoch": epoch, SELECTION_METRIC: score, "train_loss": float(np.mean(losses))})
+            if score > best_score:
+                best_state, best_score, chosen_epoch = copy.deepcopy(model.state_dict()), score, epoch
+            seconds.append(time.perf_counter() - epoch_started)
+            progress.update(job, advance=1, description=f"{description} (val. bal. acc. {score:.3f}, best {best_score:.3f})")
+            elapsed = time.perf_counter() - started
+            if budget.max_seconds is not None and epoch < budget.epochs and elapsed + seconds[-1] > budget.max_seconds:
+                stopped = True
+                err_console.print(
+                    f"Warning: {description}: stopped after epoch {epoch} of {budget.epochs}, the next would pass "
+                    f"max_seconds={budget.max_seconds:g}; this result depends on the machine's speed"
+                )
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return Fit(chosen_epoch, curve, model, len(curve), stopped, seconds)

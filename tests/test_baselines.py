@@ -1,0 +1,270 @@
+"""Trained baselines: they learn planted signals, select on validation only, and orbit models are invariant."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clipprobe.baselines import BASELINES, Budget, OrbitCNN, get_baseline, list_baselines, run_baseline, train_baseline
+from clipprobe.baselines import run as baseline_run
+from clipprobe.baselines.training import resolve_augment
+from clipprobe.errors import UsageError
+from clipprobe.invariance import get_group
+from clipprobe.probe import score_predictions
+from clipprobe.tasks import Task
+
+SIZE = 16
+# Tiny images and a few epochs: each training run takes a second or two on a CPU.
+FAST = Budget(epochs=6, batch_size=16, image_size=SIZE, learning_rate=1e-2, max_seconds=None)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from a second thread, and on a busy machine thread hand-offs stall."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class PlantedSource:
+    """A minimal DataSource over an in-memory DatasetDict."""
+
+    image_column = "image"
+
+    def __init__(self, name: str, data: datasets.DatasetDict):
+        self.name, self._data = name, data
+
+    def load(self) -> datasets.DatasetDict:
+        return self._data
+
+    def fingerprint(self) -> str:
+        return f"planted-{self.name}"
+
+
+def _split(images: list[np.ndarray], labels: list[int], classes: tuple[str, ...], split: str) -> datasets.Dataset:
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(classes))})
+    return datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(x) for x in images], "label": labels}, features=features, split=split
+    )
+
+
+def _background(rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(60, 140, size=(SIZE, SIZE, 3)).astype(np.uint8)
+
+
+def colour_task(seed: int = 0, sizes=(120, 60, 90)) -> Task:
+    """The class is the colour of a 4x4 square anywhere in the image: invariant to translations and flips."""
+    classes = ("red", "green", "blue")
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split, n in zip(("train", "validation", "test"), sizes):
+        images, labels = [], []
+        for i in range(n):
+            label = i % 3
+            x = _background(rng)
+            top, left = rng.integers(0, SIZE - 4, size=2)
+            x[top:top + 4, left:left + 4] = 20
+            x[top:top + 4, left:left + 4, label] = 250
+            images.append(x), labels.append(label)
+        splits[split] = _split(images, labels, classes, split)
+    source = PlantedSource(f"colour-{seed}", datasets.DatasetDict(splits))
+    return Task(f"planted-colour-{seed}", "colour of a square", source, "label", classes)
+
+
+def side_task(seed: int = 0, sizes=(160, 60, 40)) -> Task:
+    """The class is the half (left / right) holding a bright square. The test split is mirror pairs:
+    each image is followed by its mirror image, which has the other label."""
+    classes = ("left", "right")
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split, n in zip(("train", "validation", "test"), sizes):
+        images, labels = [], []
+        while len(images) < n:
+            label = len(images) % 2
+            x = _background(rng)
+            top = rng.integers(0, SIZE - 4)
+            # Square starts 0..4 (left) or 8..12 (right): the mirror of a left square is a right one, and back.
+            left = rng.integers(0, SIZE // 2 - 3) + (SIZE // 2 if label else 0)
+            x[top:top + 4, left:left + 4] = 250
+            images.append(x), labels.append(label)
+            if split == "test":
+                images.append(x[:, ::-1].copy()), labels.append(1 - label)
+        splits[split] = _split(images, labels, classes, split)
+    source = PlantedSource(f"side-{seed}", datasets.DatasetDict(splits))
+    return Task(f"planted-side-{seed}", "which half holds the square", source, "label", classes)
+
+
+def test_registry_lists_the_baselines_and_rejects_unknown_names():
+    assert list_baselines() == ["cnn", "orbit-cnn"]
+    assert get_baseline("orbit-cnn").default_group == "translate:4+hflip"
+    with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn$"):
+        get_baseline("resnet")
+    with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn$"):
+        run_baseline("resnet", colour_task())
+
+
+def test_bad_arguments_fail_before_any_training():
+    with pytest.raises(UsageError, match=r"^Baseline 'cnn' takes no group; orbit baselines do: orbit-cnn$"):
+        run_baseline("cnn", colour_task(), group="hflip")
+    with pytest.raises(UsageError, match=r"^Group translate:3 needs an image size divisible by 3, got 16x16$"):
+        run_baseline("orbit-cnn", colour_task(), budget=FAST, group="translate:3")
+    with pytest.raises(UsageError, match=r"^Unknown group 'rotate'"):
+        run_baseline("orbit-cnn", colour_task(), budget=FAST, group="rotate:4")
+    with pytest.raises(UsageError, match=r"^Unknown augmentation 'mixup'\. Available: auto, translate\+hflip, translate, hflip, none$"):
+        Budget(augment="mixup")
+    with pytest.raises(UsageError, match=r"^Invalid budget: epochs=0$"):
+        Budget(epochs=0)
+
+
+def test_cnn_learns_a_planted_colour(tmp_path):
+    record, path = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=FAST)
+    assert record["metrics"]["balanced_accuracy"] > 0.9
+    assert path == tmp_path / "planted-colour-0" / "cnn-from-scratch__supervised-cnn__seed0.json"
+    assert record["method"] == "supervised-cnn" and record["row"] == "cnn/from-scratch"
+    assert record["pretrained"] is None and record["weights"] == {"kind": "trained-on-task"}
+    selection = record["selection"]
+    assert selection["metric"] == "balanced_accuracy" and selection["split"] == "validation"
+    assert [p["epoch"] for p in selection["curve"]] == list(range(1, FAST.epochs + 1))
+    best = max(p["balanced_accuracy"] for p in selection["curve"])
+    # The chosen epoch is the first to reach the best validation score.
+    assert selection["chosen_epoch"] == next(p["epoch"] for p in selection["curve"] if p["balanced_accuracy"] == best)
+    assert selection["at_grid_edge"] is False
+    assert record["data"]["sizes"] == {"train": 120, "validation": 60, "test": 90}
+    assert record["metrics"]["n"] == 90 and np.asarray(record["metrics"]["confusion_matrix"]).sum() == 90
+    assert record["training"]["epochs_run"] == FAST.epochs and not record["training"]["stopped_by_time_limit"]
+
+
+def test_results_have_the_probe_schema_and_join_the_report(tmp_path):
+    from clipprobe.report import build_report
+
+    record, path = run_baseline("orbit-cnn", colour_task(), results_dir=tmp_path / "results",
+                                budget=Budget(epochs=1, batch_size=16, image_size=SIZE, max_seconds=None))
+    probe_keys = {"task", "method", "row", "model", "pretrained", "weights", "seed", "classes", "metrics",
+                  "selection", "data", "versions", "run"}
+    assert probe_keys <= set(record)
+    assert {"source", "fingerprint", "label", "where", "sizes", "skipped"} <= set(record["data"])
+    assert record["row"] == "orbit-cnn/translate:4+hflip" and record["method"] == "orbit-cnn"
+    assert record["training"]["group_size"] == 32
+    assert json.loads(path.read_text())["schema_version"] == 1
+    report = build_report(tmp_path / "results", tmp_path / "reports")
+    (row,) = report.rows
+    assert row["row"] == "orbit-cnn/translate:4+hflip" and row["chosen_C"] is None
+    assert "orbit-cnn/translate:4+hflip" in report.files["markdown"].read_text()
+
+
+def test_selection_never_depends_on_test_labels(monkeypatch, tmp_path):
+    """Scramble only the test labels: the chosen epoch and the validation curve must not move."""
+    task = colour_task(seed=1)
+    honest, _ = run_baseline("cnn", task, results_dir=tmp_path / "a", budget=FAST)
+
+    events = []
+    real_labels, real_fit = Task.labels, baseline_run.fit
+
+    def scrambled(self, split):
+        events.append(f"labels:{split.split}")
+        y = real_labels(self, split)
+        return np.random.default_rng(0).permutation(y) if split.split == "test" else y
+
+    def fit_spy(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        events.append("fitted")
+        return result
+
+    monkeypatch.setattr(Task, "labels", scrambled)
+    monkeypatch.setattr(baseline_run, "fit", fit_spy)
+    cheated, _ = run_baseline("cnn", task, results_dir=tmp_path / "b", budget=FAST)
+    assert cheated["selection"] == honest["selection"]
+    assert cheated["metrics"]["confusion_matrix"] != honest["metrics"]["confusion_matrix"]
+    # Test labels are read once, after training and selection are over.
+    assert events.count("labels:test") == 1 and events.index("labels:test") > events.index("fitted")
+
+
+@pytest.mark.parametrize("spec", ["translate:4+hflip", "hflip", "translate:2"])
+def test_orbit_cnn_is_exactly_invariant_at_random_weights(spec):
+    torch.manual_seed(0)
+    group = get_group(spec)
+    model = OrbitCNN(3, group).eval()
+    images = torch.rand(4, 3, SIZE, SIZE)
+    with torch.no_grad():
+        reference = model(images)
+        for g in group.elements:
+            torch.testing.assert_close(model(g(images)), reference, rtol=1e-5, atol=1e-5)
+        # The same network without the orbit average is not invariant (so the check above could fail).
+        plain = model.head(model.embed(images))
+        assert not torch.allclose(model.head(model.embed(group.elements[-1](images))), plain, atol=1e-4)
+
+
+def test_a_flip_invariant_model_is_at_chance_on_left_versus_right(tmp_path):
+    """Theory check: hflip maps 'left' onto 'right', so a model invariant to it cannot tell them apart.
+
+    The test split is mirror pairs, so the invariant model gets exactly one of each pair right: balanced
+    accuracy 0.5 however it was trained. The same CNN without the flip (and without flip augmentation)
+    learns the task, so chance is the invariance's doing, not the task's difficulty."""
+    task = side_task()
+    test = task.source.load()["test"]
+    orbit = train_baseline("orbit-cnn", task, budget=FAST, group="hflip")
+    x = torch.stack([torch.from_numpy(np.array(image)).permute(2, 0, 1) for image in test["image"]]).float() / 255
+    with torch.no_grad():
+        torch.testing.assert_close(orbit.model(torch.flip(x, dims=(-1,))), orbit.model(x), rtol=1e-5, atol=1e-5)
+    metrics = score_predictions(task.labels(test), orbit.test_predictions, task.classes)
+    assert metrics["balanced_accuracy"] == pytest.approx(0.5, abs=1e-9)
+    assert metrics["accuracy"] == pytest.approx(0.5, abs=1e-9)
+
+    # The default augmentation leaves out flips for a left/right task, so the plain CNN keeps the information.
+    plain, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST)
+    assert plain["row"] == "cnn/from-scratch" and plain["training"]["augment"] == "translate"
+    assert plain["metrics"]["balanced_accuracy"] > 0.9
+
+
+def test_auto_augmentation_flips_only_when_a_flip_keeps_the_label():
+    assert resolve_augment("auto", ("red", "amber", "green")) == "translate+hflip"
+    assert resolve_augment("auto", ("Left", "right")) == "translate"
+    assert resolve_augment("hflip", ("left", "right")) == "hflip"
+
+
+@pytest.mark.parametrize("name, group", [("cnn", None), ("orbit-cnn", "translate:2+hflip")])
+def test_same_seed_gives_identical_result_files(name, group, tmp_path):
+    task = colour_task(seed=2)
+    budget = Budget(epochs=2, batch_size=16, image_size=SIZE, max_seconds=None, orbit_train_elements=3)
+    _, first = run_baseline(name, task, seed=5, results_dir=tmp_path / "a", budget=budget, group=group)
+    _, second = run_baseline(name, task, seed=5, results_dir=tmp_path / "b", budget=budget, group=group)
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    assert a.pop("run") != {} and b.pop("run") != {}
+    assert a == b
+    _, other = run_baseline(name, task, seed=6, results_dir=tmp_path / "c", budget=budget, group=group)
+    assert json.loads(other.read_text())["selection"]["curve"] != a["selection"]["curve"]
+
+
+def test_the_callers_random_state_is_left_alone(tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=Budget(epochs=1, image_size=SIZE, max_seconds=None))
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_the_time_limit_stops_training_and_is_recorded(tmp_path):
+    budget = Budget(epochs=50, batch_size=16, image_size=SIZE, max_seconds=1e-3)
+    record, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=budget)
+    assert record["training"]["stopped_by_time_limit"] is True
+    assert record["training"]["epochs_run"] == len(record["selection"]["curve"]) == 1
+
+
+def test_baselines_run_on_a_dashcam_world(tiny_tasks, tmp_path):
+    """The real data path: a DashcamWorld source, a task that keeps some rows, images resized on decode."""
+    task = Task("tiny-lit", "", tiny_tasks["tiny-light"].source, "light_state", ("red", "amber", "green"),
+                where=(("light", "present"),))
+    budget = Budget(epochs=1, batch_size=8, image_size=32, max_seconds=None, orbit_train_elements=2)
+    record, _ = run_baseline("orbit-cnn", task, results_dir=tmp_path, budget=budget)
+    data = task.source.load()
+    assert record["data"]["sizes"] == {split: len(task.rows(data[split])) for split in ("train", "validation", "test")}
+    assert record["data"]["where"] == [["light", "present"]]
+    assert record["metrics"]["n"] == record["data"]["sizes"]["test"]
+    assert BASELINES.get("orbit-cnn").row("hflip", budget) == "orbit-cnn/hflip"
+    assert BASELINES.get("cnn").row(None, Budget(augment="translate")) == "cnn/from-scratch[augment=translate]"
