@@ -103,6 +103,7 @@ def side_task(seed: int = 0, sizes=(160, 60, 40)) -> Task:
 def test_registry_lists_the_baselines_and_rejects_unknown_names():
     assert list_baselines() == ["cnn", "orbit-cnn"]
     assert get_baseline("orbit-cnn").default_group == "translate:4+hflip"
+    assert get_baseline("cnn").budget == Budget() and get_baseline("orbit-cnn").budget.epochs == 24
     with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn$"):
         get_baseline("resnet")
     with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn$"):
@@ -268,3 +269,11 @@ def test_baselines_run_on_a_dashcam_world(tiny_tasks, tmp_path):
     assert record["metrics"]["n"] == record["data"]["sizes"]["test"]
     assert BASELINES.get("orbit-cnn").row("hflip", budget) == "orbit-cnn/hflip"
     assert BASELINES.get("cnn").row(None, Budget(augment="translate")) == "cnn/from-scratch[augment=translate]"
+
+
+def test_training_has_no_test_argument():
+    import inspect
+
+    from clipprobe.baselines.training import fit
+
+    assert not any("test" in name for name in inspect.signature(fit).parameters)
