@@ -59,14 +59,20 @@ DatasetOpt = Annotated[
 LabelOpt = Annotated[Optional[str], typer.Option("--label", help="Label column of --dataset (default: label).")]
 ImageColumnOpt = Annotated[Optional[str], typer.Option("--image-column", help="Image column of --dataset (default: image).")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image instead of skipping and counting it.")]
+LayerOpt = Annotated[
+    str,
+    typer.Option("--layer", help="Which features of the image tower: embedding (the projected embedding, what CLIP users get), "
+                 "pre-projection (the pooled features before the projection), tokens (mean of the last block's patch "
+                 "tokens) or grid (patch tokens average-pooled to 2x2 cells, concatenated)."),
+]
 
 
-def _config(model, pretrained, device, batch_size, precision, seed, extractor="open_clip", invariance=None):
+def _config(model, pretrained, device, batch_size, precision, seed, extractor="open_clip", invariance=None, layer="embedding"):
     from .features import ExtractorConfig
 
     return ExtractorConfig(
         model=model, pretrained=pretrained, device=device, batch_size=batch_size,
-        precision=Precision(precision).value, seed=seed, extractor=extractor, invariance=invariance,
+        precision=Precision(precision).value, seed=seed, extractor=extractor, invariance=invariance, layer=layer,
     )
 
 
@@ -199,6 +205,7 @@ def extract(
     refresh: Annotated[bool, typer.Option(help="Recompute even when cached features exist.")] = False,
     extractor: ExtractorOpt = "open_clip",
     invariance: InvarianceOpt = None,
+    layer: LayerOpt = "embedding",
     dataset: DatasetOpt = None,
     label: LabelOpt = None,
     image_column: ImageColumnOpt = None,
@@ -218,7 +225,7 @@ def extract(
     world = _world(world_seed, image_size, light_size, pedestrian_size)
     features = pipeline.extract(
         choose_task(task, dataset, label, image_column),
-        _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance),
+        _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer),
         refresh=refresh, world=world, strict=strict,
     )
     for split, array in features.arrays.items():
@@ -241,6 +248,7 @@ def probe(
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
     extractor: ExtractorOpt = "open_clip",
     invariance: InvarianceOpt = None,
+    layer: LayerOpt = "embedding",
     dataset: DatasetOpt = None,
     label: LabelOpt = None,
     image_column: ImageColumnOpt = None,
@@ -249,28 +257,65 @@ def probe(
     image_size: ImageSizeOpt = None,
     light_size: LightSizeOpt = None,
     pedestrian_size: PedestrianSizeOpt = None,
+    baselines: Annotated[str, typer.Option(
+        "--baselines", help="Baselines to run beside the probe, comma-separated (see `clipprobe baselines`); "
+        "orbit-cnn:GROUP picks the orbit group; 'none' for the probe alone.")] = "cnn,orbit-cnn,pixels,random",
+    budget: Annotated[Optional[str], typer.Option(
+        "--budget", help="Override the trained baselines' budget: KEY=VALUE,... e.g. epochs=40,image_size=96 "
+        "(keys: epochs, batch_size, image_size, learning_rate, weight_decay, max_seconds, augment, ...).")] = None,
+    refresh: Annotated[bool, typer.Option(help="Re-fit and re-train even when a stored result answers the same run.")] = False,
 ):
-    """Fit a linear probe (C chosen on validation, scored once on test) and write a result file.
+    """Fit a linear probe (C chosen on validation, scored once on test) and the baselines; one result file each.
 
-    Examples: clipprobe probe --task traffic-light --task pedestrian; clipprobe probe --task my_task.toml;
+    Examples: clipprobe probe --task traffic-light; clipprobe probe --task pedestrian --baselines none;
+    clipprobe probe --task my_task.toml --baselines cnn --budget epochs=40;
     clipprobe probe --dataset imagefolder:photos --strict
     """
     from . import pipeline
     from .sources import choose_task
 
+    from .baselines import parse_baselines, parse_budget
+
     world = _world(world_seed, image_size, light_size, pedestrian_size)
-    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance)
-    # Resolve every task first, so a typo in the last one fails before any work is done.
+    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer)
+    # Resolve every task, baseline and budget first, so a typo in the last one fails before any work is done.
     chosen = [pipeline.resolve_task(choose_task(name, dataset, label, image_column, required=True)) for name in (task or [None])]
+    overrides = parse_budget(budget)
+    parse_baselines(baselines, overrides)
     for one in chosen:
-        record, path = pipeline.probe(one, config, results_dir=results, world=world, strict=strict)
-        metrics = record["metrics"]
-        console.print(
-            f"{record['task']} | {record['row']} | balanced accuracy {metrics['balanced_accuracy']:.3f} | "
-            f"accuracy {metrics['accuracy']:.3f} | C {record['selection']['chosen_C']:.3g} -> {path}"
-        )
-        if record["selection"]["at_grid_edge"]:
-            err_console.print(f"Warning: {record['task']}: the chosen C is at the edge of the grid; the best C may lie outside it.")
+        pipeline.compare(one, config, baselines, results_dir=results, budget=overrides, world=world, strict=strict,
+                         refresh=refresh, on_result=_print_outcome)
+
+
+def _print_outcome(record: dict, path: Path) -> None:
+    selection = record["selection"]
+    chosen = (f"C {selection['chosen_C']:.3g}" if "chosen_C" in selection
+              else f"epoch {selection['chosen_epoch']}" if "chosen_epoch" in selection else "nothing chosen")
+    reused = " (stored result reused)" if record["run"].get("reused") else ""
+    metrics = record["metrics"]
+    low_high = metrics.get("intervals", {}).get("balanced_accuracy")
+    interval = f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else ""
+    console.print(
+        f"{record['task']} | {record['row']} | {record['method']} | balanced accuracy {metrics['balanced_accuracy']:.3f}"
+        f"{interval} | accuracy {metrics['accuracy']:.3f} | {chosen} -> {path}{reused}"
+    )
+    if selection["at_grid_edge"]:
+        err_console.print(f"Warning: {record['task']} | {record['row']}: the chosen C is at the edge of the grid; "
+                          "the best C may lie outside it.")
+
+
+@command
+def baselines():
+    """List the baselines `clipprobe probe --baselines` can run beside the probe.
+
+    Example: clipprobe baselines
+    """
+    from .baselines import DEFAULT_BASELINES, get_baseline, list_baselines
+
+    for name in list_baselines():
+        baseline = get_baseline(name)
+        default = " (default)" if name in DEFAULT_BASELINES else ""
+        console.print(f"{name}{default}: {baseline.description}")
 
 
 @command
@@ -299,17 +344,56 @@ def pretrain(
 @command
 def report(
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
-    out: Annotated[Path, typer.Option("--out", help="Folder for report.md and results.json.")] = DEFAULT_REPORTS_DIR,
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.md, results.json and results.csv.")] = DEFAULT_REPORTS_DIR,
+    fail_under: Annotated[
+        Optional[list[str]],
+        typer.Option("--fail-under", metavar="TASK:ROW:METRIC=VALUE",
+                     help="CI gate, repeatable: exit 1 when a matched row's METRIC (accuracy, balanced_accuracy, macro_f1) "
+                     "is below VALUE. TASK and ROW (as printed) may be *."),
+    ] = None,
+    baseline: Annotated[
+        Optional[Path],
+        typer.Option("--compare", metavar="BASELINE.json",
+                     help="CI gate: a results.json from an earlier report; exit 1 when a row's balanced accuracy regressed."),
+    ] = None,
+    max_drop: Annotated[
+        Optional[float],
+        typer.Option("--max-drop", help="With --compare: a row regressed when the top of its balanced-accuracy interval "
+                     "is more than this below the baseline's value (default 0.02)."),
+    ] = None,
 ):
-    """Merge result files into one table: terminal, Markdown (CI job summary) and JSON.
+    """Merge result files into one table: terminal, Markdown (CI job summary), JSON and CSV.
 
-    Example: clipprobe report --results results --out reports
+    Every headline number shows its 95 % bootstrap interval. --fail-under and --compare make it a CI gate.
+
+    Example: clipprobe report --compare baseline/results.json --max-drop 0.02 --fail-under 'traffic-light:*:balanced_accuracy=0.3'
+
+    Exit code 0: the report is written and every gate passed.
+
+    Exit code 1: a floor failed or a row regressed (one line per row on stderr; the report is still written), or unreadable results.
+
+    Exit code 2: bad input: a malformed or unmatched --fail-under, a missing or invalid --compare file.
     """
-    from .report import build_report
+    from .report import build_report, check_floors, compare, load_baseline, parse_floor
 
+    floors = [parse_floor(spec) for spec in fail_under or []]
+    if max_drop is not None and baseline is None:
+        raise UsageError("--max-drop needs --compare BASELINE.json")
+    baseline_rows = load_baseline(baseline) if baseline is not None else None
     built = build_report(results, out)
-    console.print(built.table())
-    console.print(f"Wrote {built.files['markdown']} and {built.files['json']}")
+    for table in built.tables():
+        console.print(table)
+    console.print(f"Wrote {built.files['markdown']}, {built.files['json']} and {built.files['csv']}")
+    failures = check_floors(built.rows, floors)
+    if baseline_rows is not None:
+        comparison = compare(built.rows, baseline_rows, 0.02 if max_drop is None else max_drop)
+        for note in comparison.notes():
+            console.print(note)
+        failures += comparison.failures()
+    for failure in failures:
+        err_console.print(failure, highlight=False)
+    if failures:
+        raise typer.Exit(1)
 
 
 @data_command
@@ -356,6 +440,61 @@ def pairs(
     world = _world(world_seed, image_size, light_size, pedestrian_size) or WorldConfig()
     path = make_pairs(attribute, n=n, config=world, out=out)
     console.print(f"Wrote {n} {attribute} pairs to {path} (a datasets.Dataset: image_a, image_b, value_a, value_b, index, region)")
+
+
+# Not under results/: `clipprobe report` reads results/*/*.json as probe records (clipprobe.sensitivity has the same default).
+DEFAULT_INVARIANCE_DIR = Path("results-invariance")
+
+
+@command
+def invariance(
+    attribute: Annotated[Optional[list[str]], typer.Option(
+        help="Counterfactual attribute (traffic-light, pedestrian, car-colour, time-of-day). Repeat for several; default all.")] = None,
+    n: Annotated[int, typer.Option("--n", help="Pairs per attribute.")] = 200,
+    model: ModelOpt = "mini-clip",
+    pretrained: PretrainedOpt = None,
+    device: DeviceOpt = "cpu",
+    batch_size: BatchOpt = 64,
+    precision: PrecisionOpt = Precision.fp32,
+    seed: Annotated[int, typer.Option(help="Seed for the unrelated pairs, the bootstrap and random weights.")] = 0,
+    resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples for the 95% interval.")] = 1000,
+    results: Annotated[Path, typer.Option("--results", help="Folder for the invariance result files.")] = DEFAULT_INVARIANCE_DIR,
+    extractor: ExtractorOpt = "open_clip",
+    invariance: InvarianceOpt = None,
+    refresh: Annotated[bool, typer.Option(help="Re-embed the pairs even when cached embeddings exist.")] = False,
+    world_seed: WorldSeedOpt = None,
+    image_size: ImageSizeOpt = None,
+    light_size: LightSizeOpt = None,
+    pedestrian_size: PedestrianSizeOpt = None,
+):
+    """How much a frozen embedding reacts to an attribute: mean cosine distance within counterfactual pairs
+    over that between unrelated images (0 = blind to it, about 1 = as far as another scene), 95% bootstrap interval.
+
+    Examples: clipprobe invariance --attribute traffic-light --n 200;
+    clipprobe invariance --model ViT-B-32 --pretrained laion2b_s34b_b79k --invariance orbit:hflip
+    """
+    from rich.table import Table
+
+    from .sensitivity import measure_invariance
+
+    world = _world(world_seed, image_size, light_size, pedestrian_size)
+    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance)
+    record, path = measure_invariance(attribute, config, n=n, world=world, seed=seed, resamples=resamples,
+                                      results_dir=results, refresh=refresh)
+    table = Table(title=f"Invariance of {record['row']}", title_justify="left",
+                  caption="score = mean cosine distance within pairs / between unrelated images; 0 = blind to the attribute")
+    for column in ("Attribute", "Score", "95% interval", "n pairs", "Mean pair distance", "Mean unrelated distance"):
+        table.add_column(column, justify="left" if column == "Attribute" else "right", no_wrap=True)
+    for name, stats in record["scores"].items():
+        score = "undefined" if stats["score"] is None else f"{stats['score']:.3f}"
+        interval = "-" if stats["interval"] is None else f"{stats['interval'][0]:.3f} – {stats['interval'][1]:.3f}"
+        table.add_row(name, score, interval, str(stats["n_pairs"]), f"{stats['mean_pair_distance']:.4f}",
+                      f"{stats['mean_unrelated_distance']:.4f}")
+    console.print(table)
+    for name, stats in record["scores"].items():
+        if "error" in stats:
+            err_console.print(f"Warning: {name}: {stats['error']}")
+    console.print(f"Wrote {path}")
 
 
 def main() -> None:

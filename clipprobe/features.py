@@ -18,7 +18,11 @@ from .storage import atomic_path, file_sha256, stable_hash, write_json
 from .tasks import PROBE_SPLITS, DataSource
 
 PRECISIONS = ("fp32", "bf16")
-LAYERS = ("embedding",)
+# Which features of the image tower are read (see `layer_forward`); "embedding" is what CLIP users get.
+LAYERS = ("embedding", "pre-projection", "tokens", "grid")
+DEFAULT_LAYER = "embedding"
+# The `grid` layer's cells (rows, columns): part of its identity, so a change of grid is a change of cache key.
+GRID_CELLS = (2, 2)
 # Bump when the extraction code changes what it stores, so old cache entries are not reused.
 CACHE_FORMAT = 1
 
@@ -30,7 +34,8 @@ class ExtractorConfig:
     model: str = "mini-clip"
     pretrained: str | None = None
     precision: str = "fp32"
-    layer: str = "embedding"
+    # One of LAYERS: embedding (the projected embedding), pre-projection, tokens or grid (see `layer_forward`).
+    layer: str = DEFAULT_LAYER
     device: str = "cpu"
     batch_size: int = 64
     seed: int = 0
@@ -126,6 +131,7 @@ class OpenClipExtractor(BatchExtractor):
         self.weights = resolve_weights(config.model, config.pretrained)
         self._model = None
         self._preprocess = None
+        self._forward = None
 
     def identity(self) -> dict[str, Any]:
         import open_clip
@@ -135,7 +141,7 @@ class OpenClipExtractor(BatchExtractor):
             "model": self.config.model,
             "weights": self.weights.identity,
             "precision": self.config.precision,
-            "layer": self.config.layer,
+            "layer": layer_identity(self.config.layer),
             # The final preprocessing follows from model, weights and open_clip's version.
             "open_clip": open_clip.__version__,
         }
@@ -147,16 +153,22 @@ class OpenClipExtractor(BatchExtractor):
 
     def describe(self) -> dict[str, str]:
         """How result tables name this representation."""
-        row = f"{self.config.model}/{self.weights.label}{self._suffix()}"
+        # A non-default layer is another representation: its own row (and result file), e.g. "ViT-B-32/openai [tokens]".
+        tags = [layer_identity(self.config.layer)] if self.config.layer != DEFAULT_LAYER else []
+        tags += [self.config.invariance] if self.config.invariance else []
+        row = f"{self.config.model}/{self.weights.label}" + (f" [{', '.join(tags)}]" if tags else "")
         return {"row": row, "model": self.config.model, "pretrained": self.weights.label}
 
     def _load(self):
         if self._model is None:
             from .models import create_model
 
-            self._model, self._preprocess = create_model(
+            model, self._preprocess = create_model(
                 self.weights, device=self.config.device, precision=self.config.precision, seed=self.config.seed
             )
+            # Checked here, before any data is read: whether a layer exists depends on the built image tower.
+            self._forward = layer_forward(model, self.config.layer, self.config.model)
+            self._model = model
         return self._model, self._preprocess
 
     def preprocess_cfg(self) -> dict[str, Any]:
@@ -168,8 +180,88 @@ class OpenClipExtractor(BatchExtractor):
     def pipeline(self):
         import open_clip
 
-        model, preprocess = self._load()
-        return preprocess, model.encode_image, open_clip.get_input_dtype(self.config.precision)
+        _, preprocess = self._load()
+        return preprocess, self._forward, open_clip.get_input_dtype(self.config.precision)
+
+
+def layer_identity(layer: str) -> str:
+    """How a layer enters the cache key and the row name: the grid carries its size ("grid:2x2")."""
+    return f"grid:{GRID_CELLS[0]}x{GRID_CELLS[1]}" if layer == "grid" else layer
+
+
+def layer_forward(model, layer: str, model_name: str):
+    """The function from an image batch to (n, d) features at `layer` of `model`'s image tower.
+
+    open_clip ViT towers (VisionTransformer), width W, patch grid h x w:
+      embedding       model.encode_image: the pooled token after the projection (embed_dim numbers).
+      pre-projection  the same pooled token before `proj` (class token after ln_post for CLIP; W numbers),
+                      so that pre-projection @ visual.proj == embedding. This is what the CLIP paper probed.
+      tokens          the mean of the last block's h*w patch tokens (class token excluded), after ln_post
+                      (not for towers with an attentional pooler, e.g. CoCa, whose final LayerNorm follows
+                      the pooler); W numbers.
+      grid            those patch tokens average-pooled to GRID_CELLS (2 x 2) cells, adaptively (cells
+                      overlap by one patch when h or w is odd), concatenated cell by cell, row-major from the
+                      top left: 4 * W numbers that keep where things are.
+    open_clip ResNet towers (ModifiedResNet), whose final feature map (layer4) has C = 32 * width channels:
+      embedding       model.encode_image: the attention pool's output (embed_dim numbers).
+      pre-projection  the attention pool's output before its output projection c_proj (C numbers), so that
+                      c_proj(pre-projection) == embedding: the ResNet's counterpart of the ViT's.
+      tokens          the mean of the final feature map over its positions (C numbers; a ResNet has no
+                      final norm, the map is the last block's ReLU output). It is also the query the
+                      attention pool starts from, before the positional embedding.
+      grid            the final feature map average-pooled to 2 x 2 cells, as for the ViT: 4 * C numbers.
+    Any other image tower (a timm tower, ...) has only `embedding`; other layers raise a UsageError.
+    The pre-projection layer drops the tower's projection in place (open_clip's `prune_intermediate_layers`
+    for the ViT, an identity c_proj for the ResNet): the model must be one built for this extractor."""
+    if layer == DEFAULT_LAYER:
+        return model.encode_image
+    import torch
+    from open_clip.modified_resnet import ModifiedResNet
+    from open_clip.transformer import VisionTransformer
+
+    visual = getattr(model, "visual", None)
+    if isinstance(visual, VisionTransformer):
+        if layer == "pre-projection":
+            visual.prune_intermediate_layers(indices=1, prune_norm=False, prune_head=True)  # keeps every block
+            return lambda images: _pooled(visual(images))
+        # A tower with an attentional pooler applies ln_post after the pooler, on other widths: not to tokens.
+        normalize = visual.attn_pool is None
+
+        def final_map(images):
+            out = visual.forward_intermediates(images, indices=1, normalize_intermediates=normalize, intermediates_only=True)
+            return out["image_intermediates"][0]  # (n, W, h, w), class token removed
+    elif isinstance(visual, ModifiedResNet):
+        if layer == "pre-projection":
+            c_proj = visual.attnpool.c_proj
+            identity = torch.nn.Linear(c_proj.in_features, c_proj.in_features, device=c_proj.weight.device,
+                                       dtype=c_proj.weight.dtype)
+            with torch.no_grad():
+                identity.weight.copy_(torch.eye(c_proj.in_features))
+                identity.bias.zero_()
+            visual.attnpool.c_proj = identity
+            return visual
+
+        def final_map(images):
+            return visual.forward_intermediates(images, indices=1, intermediates_only=True)["image_intermediates"][0]
+    else:
+        tower = type(visual).__name__ if visual is not None else "none"
+        raise UsageError(f"Layer '{layer}' does not exist for model '{model_name}' (image tower {tower}). "
+                         f"Available: {DEFAULT_LAYER}")
+    if layer == "tokens":
+        return lambda images: final_map(images).mean(dim=(2, 3))
+    return lambda images: _grid(final_map(images))
+
+
+def _pooled(output):
+    """A tower built with output_tokens returns (pooled, tokens)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _grid(feature_map):
+    """(n, C, h, w) -> (n, cells * C): average-pooled to GRID_CELLS, concatenated cell by cell (row-major)."""
+    import torch.nn.functional as F
+
+    return F.adaptive_avg_pool2d(feature_map, GRID_CELLS).permute(0, 2, 3, 1).flatten(1)
 
 
 @EXTRACTORS.register("pixels")
@@ -177,6 +269,13 @@ class PixelsExtractor(BatchExtractor):
     """The floor: raw pixels, downsampled to 32 x 32 and flattened (3,072 features)."""
 
     SIZE = 32
+
+    def __init__(self, config: ExtractorConfig):
+        _check_choice("layer", config.layer, LAYERS)
+        if config.layer != DEFAULT_LAYER:
+            raise UsageError(f"Layer '{config.layer}' does not exist for the pixels extractor (raw pixels have no layers). "
+                             f"Available: {DEFAULT_LAYER}")
+        super().__init__(config)
 
     def identity(self) -> dict[str, Any]:
         identity = {"extractor": "pixels", "size": self.SIZE}

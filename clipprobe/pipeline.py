@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from .baselines import DEFAULT_BASELINES, parse_baselines
 from .features import ExtractorConfig, FeatureCache, FeatureSet, extract_features
-from .probe import DEFAULT_C_GRID, SELECTION_METRIC, fit_probe, score
-from .results import DEFAULT_RESULTS_DIR, package_versions, write_result
+from .probe import DEFAULT_C_GRID, PROBE_VERSION, SELECTION_METRIC, fit_probe, score
+from .results import DEFAULT_RESULTS_DIR, data_section, package_versions, reusable, run_section, write_result
+from .storage import stable_hash
 from .sources import load_task_file, skipped_files, with_strict
 from .tasks import DASHCAM, DashcamWorld, Task, get_task, with_world
 from .world import WorldConfig
@@ -43,15 +45,25 @@ def probe(
     c_grid: tuple[float, ...] = DEFAULT_C_GRID,
     world: WorldConfig | None = None,
     strict: bool = False,
+    refresh: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """Linear probe on frozen features (extracting first if the cache is cold); returns the record and its path.
 
     `task` is a registered name, a task file (.toml) or a Task. Unreadable images are skipped and counted
-    in the record's data section; with `strict` the first one is an error."""
+    in the record's data section; with `strict` the first one is an error. A result file from the same
+    features, task, grid, seed and probe code is returned as it is (`run.reused`) unless `refresh`."""
     task = with_world(resolve_task(task, strict), world)
     config = config or ExtractorConfig()
     started = time.perf_counter()
     features = extract_features(task.source, config, cache=cache)
+    key = stable_hash({
+        "probe": PROBE_VERSION, "scikit-learn": package_versions()["scikit-learn"], "features": features.meta["keys"],
+        "task": [task.name, task.label, list(task.classes), [list(c) for c in task.where]],
+        "c_grid": sorted(float(c) for c in c_grid), "seed": config.seed,
+    })
+    identity = {"task": task.name, "method": "linear-probe", "row": features.meta["row"], "seed": config.seed, "key": key}
+    if not refresh and (stored := reusable(identity, results_dir)) is not None:
+        return stored
     data = task.source.load()
     # Features cover every row of the source; the task keeps its own rows (e.g. scenes with a light).
     inputs = {split: np.asarray(array)[task.rows(data[split])] for split, array in features.arrays.items()}
@@ -63,13 +75,10 @@ def probe(
     )
     metrics = score(fit.model, inputs["test"], labels["test"], task.classes)
     record = {
-        "task": task.name,
-        "method": "linear-probe",
-        "row": features.meta["row"],
+        **identity,
         "model": features.meta["model"],
         "pretrained": features.meta["pretrained"],
         "weights": features.meta["identity"].get("weights", {"kind": "none"}),
-        "seed": config.seed,
         "classes": list(task.classes),
         "metrics": metrics,
         "selection": {
@@ -80,14 +89,7 @@ def probe(
             "curve": fit.curve,
             "refit_on": ["train", "validation"],
         },
-        "data": {
-            "source": task.source.name,
-            "fingerprint": task.source.fingerprint(),
-            "label": task.label,
-            "where": [list(condition) for condition in task.where],
-            "sizes": {split: int(len(y)) for split, y in labels.items()},
-            "skipped": skipped_files(task.source),
-        },
+        "data": data_section(task, {split: len(y) for split, y in labels.items()}),
         "features": {
             "dim": int(features.arrays["train"].shape[1]),
             "layer": config.layer,
@@ -96,13 +98,42 @@ def probe(
             "cache_keys": features.meta["keys"],
         },
         "versions": package_versions(),
-        "run": {
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "seconds": round(time.perf_counter() - started, 3),
-            "extracted_splits": features.computed,
-        },
+        "run": run_section(started, extracted_splits=features.computed),
     }
     return record, write_result(record, results_dir)
+
+
+def compare(
+    task: str | Task,
+    config: ExtractorConfig | None = None,
+    baselines: str | list[str] | tuple[str, ...] = DEFAULT_BASELINES,
+    results_dir: Path = DEFAULT_RESULTS_DIR,
+    budget: dict[str, Any] | None = None,
+    world: WorldConfig | None = None,
+    strict: bool = False,
+    refresh: bool = False,
+    on_result: Callable[[dict[str, Any], Path], None] | None = None,
+) -> list[tuple[dict[str, Any], Path]]:
+    """The frozen-feature probe and each baseline on the same task and splits: one result file each, probe first.
+
+    `baselines` is a list of names or a spec such as "cnn,orbit-cnn:hflip,pixels" ("none": the probe alone);
+    `budget` overrides fields of the trained baselines' own budgets (see clipprobe.baselines.Budget). Stored
+    results from identical runs are reused unless `refresh` (see `probe`). `on_result(record, path)` is called
+    as each one is written (the command line prints it then)."""
+    chosen = parse_baselines(baselines, budget)  # every name and option checked before anything runs
+    task = with_world(resolve_task(task, strict), world)
+    config = config or ExtractorConfig()
+    runs = [lambda: probe(task, config, results_dir=results_dir, refresh=refresh)]
+    runs += [
+        functools.partial(baseline.run, task, config, results_dir, option=option, budget=budget, refresh=refresh)
+        for baseline, option in chosen
+    ]
+    outcomes = []
+    for run in runs:
+        outcomes.append(run())
+        if on_result is not None:
+            on_result(*outcomes[-1])
+    return outcomes
 
 
 def resolve_task(task: str | Task, strict: bool = False) -> Task:

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
+from .errors import UsageError
 from .results import DEFAULT_RESULTS_DIR, VOLATILE_FIELD, read_results
 from .storage import atomic_path, write_json
 
 DEFAULT_REPORTS_DIR = Path("reports")
-COLUMNS = ("task", "row", "method", "balanced_accuracy", "accuracy", "macro_f1", "chosen_C", "per_class_recall", "n_test")
+# One table per task: the probed representations and the baselines, on the same test split and metrics.
+COLUMNS = ("row", "method", "balanced_accuracy", "accuracy", "macro_f1", "selected", "per_class_recall", "n_test")
 HEADERS = {
-    "task": "Task",
     "row": "Representation",
     "method": "Method",
     "balanced_accuracy": "Balanced acc.",
     "accuracy": "Accuracy",
     "macro_f1": "Macro-F1",
-    "chosen_C": "C (val.)",
+    "selected": "Chosen on val.",
     "per_class_recall": "Recall per class",
     "n_test": "n test",
 }
+_NUMERIC = {"balanced_accuracy", "accuracy", "macro_f1", "n_test"}
+# The headline metrics: each shown with its 95 % bootstrap interval, and the ones --fail-under can gate on.
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+CSV_COLUMNS = ("task", "row", "method", "seed", "balanced_accuracy", "low", "high", "accuracy", "macro_f1", "n_test", "selected")
+CAPTION = "Test split; every choice (probe C, training epoch) made on the validation split."
 
 
 @dataclass
@@ -34,22 +44,30 @@ class Report:
     rows: list[dict[str, Any]]
     files: dict[str, Path]
 
-    def table(self) -> Table:
-        table = Table(title="clipprobe results (test split; C chosen on validation)")
-        for column in COLUMNS:
-            table.add_column(
-                HEADERS[column], justify="right" if column in _NUMERIC else "left", no_wrap=column != "per_class_recall"
-            )
-        for row in self.rows:
-            table.add_row(*(_format(column, row[column]) for column in COLUMNS))
-        return table
+    def tasks(self) -> list[str]:
+        return list(dict.fromkeys(row["task"] for row in self.rows))
 
-
-_NUMERIC = {"balanced_accuracy", "accuracy", "macro_f1", "chosen_C", "n_test"}
+    def tables(self) -> list[Table]:
+        """One rich table per task, best balanced accuracy first."""
+        tables = []
+        for task in self.tasks():
+            table = Table(title=f"{task}", caption=CAPTION, title_justify="left")
+            for column in COLUMNS:
+                table.add_column(
+                    HEADERS[column], justify="right" if column in _NUMERIC else "left", no_wrap=column != "per_class_recall"
+                )
+            for row in self.rows:
+                if row["task"] == task:
+                    # Text, not markup: row names such as "mini-clip/random [orbit:hflip]" hold brackets.
+                    # The interval goes under its number here, so that the table fits 160 columns (CI logs).
+                    table.add_row(*(Text(_cell(column, row, separator="\n")) for column in COLUMNS))
+            tables.append(table)
+        return tables
 
 
 def summarise(record: dict[str, Any]) -> dict[str, Any]:
     metrics = record["metrics"]
+    selection = record.get("selection", {})
     return {
         "task": record["task"],
         "row": record["row"],
@@ -57,7 +75,11 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
         "balanced_accuracy": metrics["balanced_accuracy"],
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
-        "chosen_C": record.get("selection", {}).get("chosen_C"),
+        # 95 % bootstrap intervals, {metric: [low, high]}; None for result files written before they existed.
+        "intervals": metrics.get("intervals") or None,
+        "chosen_C": selection.get("chosen_C"),
+        "chosen_epoch": selection.get("chosen_epoch"),
+        "selected": _selected(selection),
         # Class order, not the alphabetical order that sorted JSON keys would give.
         "per_class_recall": {name: metrics["per_class_recall"][name] for name in record["classes"]},
         "n_test": metrics["n"],
@@ -65,40 +87,57 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _selected(selection: dict[str, Any]) -> str | None:
+    if selection.get("chosen_C") is not None:
+        return f"C={selection['chosen_C']:.3g}" + (" (grid edge)" if selection.get("at_grid_edge") else "")
+    if selection.get("chosen_epoch") is not None:
+        return f"epoch {selection['chosen_epoch']}"
+    return None
+
+
 def _format(column: str, value: Any) -> str:
     if value is None:
         return "-"
     if column in ("balanced_accuracy", "accuracy", "macro_f1"):
         return f"{value:.3f}"
-    if column == "chosen_C":
-        return f"{value:.3g}"
     if column == "per_class_recall":
         return " · ".join(f"{name} {recall:.2f}" for name, recall in value.items())
     return str(value)
 
 
+def _cell(column: str, row: dict[str, Any], separator: str = " ") -> str:
+    """A headline number with its interval beside it, "0.973 [0.962, 0.983]" ("0.973 [-]" without one)."""
+    text = _format(column, row[column])
+    if column in METRICS and row[column] is not None:
+        interval = (row.get("intervals") or {}).get(column)
+        text += separator + (f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "[-]")
+    return text
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "## clipprobe results",
-        "",
-        "Test-split scores; the probe's C was chosen on the validation split only.",
-        "",
-        "| " + " | ".join(HEADERS[c] for c in COLUMNS) + " |",
-        "| " + " | ".join("---:" if c in _NUMERIC else "---" for c in COLUMNS) + " |",
-    ]
-    lines += ["| " + " | ".join(_format(c, row[c]) for c in COLUMNS) + " |" for row in rows]
+    lines = ["## clipprobe results", "", CAPTION]
+    for task in dict.fromkeys(row["task"] for row in rows):
+        lines += [
+            "",
+            f"### {task}",
+            "",
+            "| " + " | ".join(HEADERS[c] for c in COLUMNS) + " |",
+            "| " + " | ".join("---:" if c in _NUMERIC else "---" for c in COLUMNS) + " |",
+        ]
+        lines += ["| " + " | ".join(_cell(c, row) for c in COLUMNS) + " |" for row in rows if row["task"] == task]
     return "\n".join(lines) + "\n"
 
 
 def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, out_dir: Path = DEFAULT_REPORTS_DIR) -> Report:
-    """Read every result file under `results_dir`; write report.md and results.json under `out_dir`."""
+    """Read every result file under `results_dir`; write report.md, results.json and results.csv under `out_dir`."""
     records = read_results(results_dir)
     rows = sorted((summarise(r) for r in records), key=lambda r: (r["task"], -r["balanced_accuracy"], r["row"], r["method"]))
     out_dir = Path(out_dir)
-    files = {"markdown": out_dir / "report.md", "json": out_dir / "results.json"}
+    files = {"markdown": out_dir / "report.md", "json": out_dir / "results.json", "csv": out_dir / "results.csv"}
     with atomic_path(files["markdown"]) as tmp:
         tmp.write_text(markdown(rows))
     write_json(files["json"], {"rows": rows, "records": [_stable(r) for r in records]})
+    write_csv(files["csv"], rows)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:  # a CI job summary, when running under GitHub Actions
         with open(summary, "a") as f:
@@ -108,3 +147,150 @@ def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, out_dir: Path = DEFAUL
 
 def _stable(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != VOLATILE_FIELD}
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """One line per task x row x method x seed; low and high bound the balanced accuracy (empty without an interval)."""
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            low, high = (row.get("intervals") or {}).get("balanced_accuracy") or ("", "")
+            writer.writerow([
+                row["task"], row["row"], row["method"], row["seed"], row["balanced_accuracy"], low, high,
+                row["accuracy"], row["macro_f1"], row["n_test"], row["selected"] or "",
+            ])
+    return Path(path)
+
+
+# --- The CI gate: floors on metrics, and regressions against an earlier report. ---------------------------
+
+FLOOR_FORM = (
+    "TASK:ROW:METRIC=VALUE (TASK and ROW may be *; METRIC one of " + ", ".join(METRICS) + "), "
+    "e.g. traffic-light:*:balanced_accuracy=0.3"
+)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """`--fail-under TASK:ROW:METRIC=VALUE`: every matched row's METRIC must be at least VALUE."""
+
+    spec: str
+    target: str  # "TASK:ROW", either part possibly "*"
+    metric: str
+    value: float
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        # Task and row names may hold colons ("orbit-cnn/translate:4+hflip"), so the whole "TASK:ROW" is compared.
+        task, name = row["task"], row["row"]
+        return self.target in (f"{task}:{name}", f"{task}:*", f"*:{name}", "*:*")
+
+
+def parse_floor(spec: str) -> Floor:
+    """Parse TASK:ROW:METRIC=VALUE; a malformed spec is a UsageError showing the expected form."""
+    target, equals, value = spec.rpartition("=")
+    target, colon, metric = target.rpartition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not equals or not colon or ":" not in target or metric not in METRICS or not math.isfinite(number):
+        raise UsageError(f"--fail-under expects {FLOOR_FORM}; got '{spec}'")
+    return Floor(spec=spec, target=target, metric=metric, value=number)
+
+
+def _where(row: dict[str, Any]) -> str:
+    return f"{row['task']} | {row['row']} | {row['method']} | seed {row['seed']}"
+
+
+def _available(rows: list[dict[str, Any]]) -> str:
+    by_task: dict[str, list[str]] = {}
+    for row in rows:
+        by_task.setdefault(row["task"], [])
+        if row["row"] not in by_task[row["task"]]:
+            by_task[row["task"]].append(row["row"])
+    return "; ".join(f"{task}: {', '.join(names)}" for task, names in by_task.items())
+
+
+def check_floors(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[str]:
+    """One message per (floor, row) whose metric is below the floor; [] when every floor holds.
+
+    A floor that matches no row at all is a UsageError (a typo must not pass the gate silently)."""
+    floors = [parse_floor(f) if isinstance(f, str) else f for f in floors]
+    for floor in floors:
+        if not any(floor.matches(row) for row in rows):
+            raise UsageError(f"--fail-under '{floor.spec}' matches no row. Available: {_available(rows)}")
+    failures = []
+    for floor in floors:
+        for row in rows:
+            if floor.matches(row) and row[floor.metric] < floor.value:
+                failures.append(
+                    f"Below floor: {_where(row)}: {floor.metric} {row[floor.metric]:.4f} < {floor.value:g} (--fail-under {floor.spec})"
+                )
+    return failures
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return (row["task"], row["row"], row["method"], row["seed"])
+
+
+@dataclass
+class Comparison:
+    """Rows of the current report against a baseline report, matched by (task, row, method, seed).
+
+    A matched row has *regressed* when even the top of its current balanced-accuracy interval is more than
+    `max_drop` below the baseline's balanced accuracy: current_high < baseline - max_drop (a row without an
+    interval uses its point estimate as current_high). Rows on one side only are listed, never failures."""
+
+    max_drop: float
+    regressed: list[dict[str, Any]] = field(default_factory=list)  # {"row": current row, "baseline": float, "high": float}
+    added: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    matched: int = 0
+
+    def failures(self) -> list[str]:
+        return [
+            f"Regression: {_where(r['row'])}: balanced_accuracy {r['row']['balanced_accuracy']:.4f} "
+            f"(interval top {r['high']:.4f}) < baseline {r['baseline']:.4f} - max drop {self.max_drop:g}"
+            for r in self.regressed
+        ]
+
+    def notes(self) -> list[str]:
+        return [f"Added (not in the baseline): {_where(row)}" for row in self.added] + [
+            f"Removed (only in the baseline): {_where(row)}" for row in self.removed
+        ]
+
+
+def compare(rows: list[dict[str, Any]], baseline_rows: list[dict[str, Any]], max_drop: float = 0.02) -> Comparison:
+    """Compare balanced accuracy row by row against an earlier report's rows (see Comparison for the rule)."""
+    if not (max_drop >= 0 and math.isfinite(max_drop)):
+        raise UsageError(f"--max-drop must be a number >= 0, got {max_drop}")
+    result = Comparison(max_drop=max_drop)
+    baseline = {_key(row): row for row in baseline_rows}
+    current_keys = {_key(row) for row in rows}
+    for row in rows:
+        before = baseline.get(_key(row))
+        if before is None:
+            result.added.append(row)
+            continue
+        result.matched += 1
+        interval = (row.get("intervals") or {}).get("balanced_accuracy")
+        high = interval[1] if interval else row["balanced_accuracy"]
+        if high < before["balanced_accuracy"] - max_drop:
+            result.regressed.append({"row": row, "baseline": before["balanced_accuracy"], "high": high})
+    result.removed = [row for row in baseline_rows if _key(row) not in current_keys]
+    return result
+
+
+def load_baseline(path: Path) -> list[dict[str, Any]]:
+    """The rows of a results.json written by an earlier `clipprobe report`; a missing or invalid file is a UsageError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"Baseline file not found: {path}")
+    try:
+        rows = json.loads(path.read_text())["rows"]
+        for row in rows:
+            _key(row), float(row["balanced_accuracy"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"Baseline file {path} is not a results.json written by `clipprobe report` ({type(exc).__name__}: {exc})") from None
+    return rows

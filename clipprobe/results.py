@@ -29,6 +29,32 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def data_section(task: Any, sizes: dict[str, int]) -> dict[str, Any]:
+    """What a record says about its data: the source, its fingerprint, the task's label and filter, split sizes."""
+    from .sources import skipped_files
+
+    return {
+        "source": task.source.name,
+        "fingerprint": task.source.fingerprint(),
+        "label": task.label,
+        "where": [list(condition) for condition in task.where],
+        "sizes": {split: int(n) for split, n in sizes.items()},
+        "skipped": skipped_files(task.source),
+    }
+
+
+def run_section(started: float, **extra: Any) -> dict[str, Any]:
+    """The volatile part of a record: when it finished and how long it took (plus `extra`)."""
+    import time
+    from datetime import datetime, timezone
+
+    return {
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 3),
+        **extra,
+    }
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "none"
 
@@ -43,6 +69,22 @@ def write_result(record: dict[str, Any], results_dir: Path = DEFAULT_RESULTS_DIR
     path = result_path(results_dir, record)
     write_json(path, {"schema_version": SCHEMA_VERSION, **record})
     return path
+
+
+def reusable(record: dict[str, Any], results_dir: Path = DEFAULT_RESULTS_DIR) -> tuple[dict[str, Any], Path] | None:
+    """The stored result with the same `key` as `record` (same inputs, settings, seed and code), if any.
+
+    A run whose stored result already answers it is skipped; `run.reused` marks the returned copy."""
+    path = result_path(results_dir, record)
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if stored.get("schema_version") != SCHEMA_VERSION or stored.get("key") != record["key"]:
+        return None
+    stored.pop("schema_version")
+    stored[VOLATILE_FIELD] = {**stored.get(VOLATILE_FIELD, {}), "reused": True}
+    return stored, path
 
 
 def read_results(results_dir: Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]]:

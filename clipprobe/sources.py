@@ -41,7 +41,7 @@ else:  # pragma: no cover
 SOURCE_FORMAT = 1
 # Unreadable files named in warnings and in the result file (all of them are counted).
 LISTED_BAD_FILES = 5
-TASK_FILE_KEYS = ("auto_split", "classes", "description", "image_column", "label", "name", "source", "splits")
+TASK_FILE_KEYS = ("auto_split", "classes", "description", "image_column", "label", "name", "prompts", "source", "splits")
 
 
 @dataclass(frozen=True)
@@ -706,15 +706,19 @@ def dataset_task(spec: str, label: str = "label", image_column: str = "image") -
     return Task(source.task_name(), f"{label} of {spec}", source, label, source.class_names())
 
 
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise UsageError(f"{what} not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
 def load_task_file(path: str | Path) -> Task:
     """A task from a TOML file: `source = "SCHEME:PATH"` (relative to the file), columns, classes, splits."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"Task file not found: {path}")
-    try:
-        spec = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"Task file {path} is not valid TOML: {exc}") from None
+    spec = _read_toml(path, "Task file")
     unknown = sorted(set(spec) - set(TASK_FILE_KEYS))
     if unknown:
         raise UsageError(f"Task file {path}: unknown key '{unknown[0]}'. Keys: {', '.join(TASK_FILE_KEYS)}")
@@ -745,7 +749,24 @@ def load_task_file(path: str | Path) -> Task:
     )
     name = get("name", str, path.stem)
     description = get("description", str, f"{label} of {source_spec}")
-    return Task(name, description, source, label, source.class_names())
+    prompts = get("prompts", dict)
+    if prompts is not None:
+        prompts = prompt_table(prompts, f"Task file {path}")
+    return Task(name, description, source, label, source.class_names(), prompts=prompts)
+
+
+def prompt_table(table: dict[str, Any], where: str) -> dict[str, tuple[str, ...]]:
+    """A [prompts] table: each class name -> a list of zero-shot prompts."""
+    if not table or not all(isinstance(v, list) and v and all(isinstance(p, str) for p in v) for v in table.values()):
+        raise UsageError(f"{where}: [prompts] must map each class to a list of prompts, e.g. red = [\"a red traffic light\"]")
+    return {str(name): tuple(texts) for name, texts in table.items()}
+
+
+def read_prompt_file(path: str | Path) -> dict[str, tuple[str, ...]]:
+    """Zero-shot prompts from a TOML file: `class = ["prompt", ...]` lines, or a task file's [prompts] table."""
+    path = Path(path)
+    data = _read_toml(path, "Prompt file")
+    return prompt_table(data.get("prompts", data), f"Prompt file {path}")
 
 
 def _kind_name(kind: type) -> str:
@@ -799,4 +820,6 @@ register_task(Task(
     TRAFFIC_LIGHT_CROPS,
     "label",
     TRAFFIC_LIGHT_CLASSES,
+    prompts={colour: (f"a photo of a {colour} traffic light", f"a {colour} traffic light", f"the traffic light is {colour}")
+             for colour in TRAFFIC_LIGHT_CLASSES},
 ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Mapping, Protocol
 
 import datasets
 import numpy as np
@@ -49,7 +49,8 @@ class Task:
     """A downstream question asked of an embedding: predict `label` from the image.
 
     `where` keeps only the rows whose columns have the given class names (e.g. scenes with a light);
-    features are still extracted for every row, so all tasks over one source share one cache entry."""
+    features are still extracted for every row, so all tasks over one source share one cache entry.
+    `prompts` (class -> texts) are what zero-shot classification compares images with."""
 
     name: str
     description: str
@@ -57,6 +58,7 @@ class Task:
     label: str
     classes: tuple[str, ...]
     where: tuple[tuple[str, str], ...] = ()
+    prompts: Mapping[str, tuple[str, ...]] | None = None
 
     def _check_column(self, split: datasets.Dataset, column: str) -> None:
         if column not in split.column_names:
@@ -147,6 +149,21 @@ from . import sources  # noqa: E402,F401  (imports this module back: everything 
 
 DASHCAM = DashcamWorld()
 
+# Zero-shot prompts per world task, written as a CLIP user would write them, before seeing any result.
+WORLD_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "traffic-light": {c: (f"a dashcam photo with {'an' if c == 'amber' else 'a'} {c} traffic light",
+                          f"the traffic light ahead is {c}") for c in ATTRIBUTES["light_state"]},
+    "pedestrian": {"absent": ("a dashcam photo of a road with no pedestrians", "nobody on the pavement"),
+                   "present": ("a dashcam photo of a pedestrian by the road", "a person on the pavement")},
+    "pedestrian-side": {side: (f"a dashcam photo with a pedestrian on the {side}", f"a person on the {side} of the road")
+                        for side in ATTRIBUTES["pedestrian_side"]},
+    "car-colour": {c: (f"a dashcam photo of a {c} car", f"a {c} car in front") for c in ATTRIBUTES["car_colour"]},
+    "clouds": {"none": ("a dashcam photo under a clear sky",), "some": ("a dashcam photo with a few clouds in the sky",),
+               "overcast": ("a dashcam photo under an overcast sky",)},
+    "time-of-day": {t: (f"a dashcam photo taken {when}",) for t, when in
+                    (("day", "during the day"), ("dusk", "at dusk"), ("night", "at night"))},
+}
+
 # Tasks over the dashcam world: (name, label column, rows kept, description).
 WORLD_TASKS = (
     ("traffic-light", "light_state", (("light", "present"),),
@@ -159,4 +176,4 @@ WORLD_TASKS = (
     ("time-of-day", "time_of_day", (), "Day, dusk or night (never captioned)"),
 )
 for _name, _label, _where, _description in WORLD_TASKS:
-    register_task(Task(_name, _description, DASHCAM, _label, ATTRIBUTES[_label], where=_where))
+    register_task(Task(_name, _description, DASHCAM, _label, ATTRIBUTES[_label], where=_where, prompts=WORLD_PROMPTS[_name]))

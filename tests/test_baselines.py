@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import datasets
@@ -10,7 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from clipprobe.baselines import BASELINES, Budget, OrbitCNN, get_baseline, list_baselines, run_baseline, train_baseline
+from clipprobe.baselines import (
+    BASELINES, DEFAULT_BASELINES, Budget, OrbitCNN, get_baseline, list_baselines, parse_baselines, parse_budget, run_baseline,
+    train_baseline,
+)
 from clipprobe.baselines import run as baseline_run
 from clipprobe.baselines.training import resolve_augment
 from clipprobe.errors import UsageError
@@ -101,13 +105,44 @@ def side_task(seed: int = 0, sizes=(160, 60, 40)) -> Task:
 
 
 def test_registry_lists_the_baselines_and_rejects_unknown_names():
-    assert list_baselines() == ["cnn", "orbit-cnn"]
+    assert list_baselines() == ["cnn", "orbit-cnn", "pixels", "random", "zero-shot"]
+    assert DEFAULT_BASELINES == ("cnn", "orbit-cnn", "pixels", "random")
     assert get_baseline("orbit-cnn").default_group == "translate:4+hflip"
     assert get_baseline("cnn").budget == Budget() and get_baseline("orbit-cnn").budget.epochs == 24
-    with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn$"):
+    with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn, pixels, random, zero-shot$"):
         get_baseline("resnet")
-    with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn$"):
+    with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn, pixels, random, zero-shot$"):
         run_baseline("resnet", colour_task())
+    with pytest.raises(UsageError, match=r"^Baseline 'pixels' is a linear probe, not a trained model; trained baselines: cnn, orbit-cnn$"):
+        run_baseline("pixels", colour_task())
+
+
+def test_baseline_specs_are_checked_before_anything_runs():
+    assert parse_baselines("none") == [] and parse_baselines([]) == []
+    chosen = parse_baselines("cnn, orbit-cnn:hflip,pixels")
+    assert [(b.name, option) for b, option in chosen] == [("cnn", None), ("orbit-cnn", "hflip"), ("pixels", None)]
+    assert parse_baselines("orbit-cnn:translate:4+hflip")[0][1] == "translate:4+hflip"
+    for spec, message in [
+        ("cnn,resnet", r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn, pixels, random, zero-shot$"),
+        ("none,cnn", r"^--baselines none cannot be combined with other baselines$"),
+        ("cnn:hflip", r"^Baseline 'cnn' takes no group; orbit baselines do: orbit-cnn$"),
+        ("orbit-cnn:spin", r"^Unknown group 'spin'\. Available: hflip, translate$"),
+        ("random:0", r"^Baseline 'random' takes no option \(got 'random:0'\)$"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            parse_baselines(spec)
+
+
+def test_budget_overrides_parse_with_the_fields_types():
+    assert parse_budget("epochs=40, image_size=96,max_seconds=none") == {"epochs": 40, "image_size": 96, "max_seconds": None}
+    assert parse_budget("learning_rate=1e-3,augment=translate") == {"learning_rate": 1e-3, "augment": "translate"}
+    assert parse_budget(None) == {}
+    with pytest.raises(UsageError, match=r"^Budget expects KEY=VALUE\[,KEY=VALUE\.\.\.\] with KEY one of epochs, batch_size, "):
+        parse_budget("epoch=3")
+    with pytest.raises(UsageError, match=r"^Budget epochs expects int \(default 12\); got 'many'$"):
+        parse_budget("epochs=many")
+    with pytest.raises(UsageError, match=r"^Invalid budget: image_size=4$"):
+        parse_budget("image_size=4")
 
 
 def test_bad_arguments_fail_before_any_training():
@@ -277,3 +312,54 @@ def test_training_has_no_test_argument():
     from clipprobe.baselines.training import fit
 
     assert not any("test" in name for name in inspect.signature(fit).parameters)
+
+
+def test_a_stored_result_is_reused_unless_something_changed(tmp_path, monkeypatch):
+    task = colour_task(seed=2)
+    first, path = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST)
+    stored = path.read_bytes()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again although the stored result answers the same run")
+
+    monkeypatch.setattr(baseline_run, "fit", no_training)
+    again, again_path = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST)
+    assert again_path == path and path.read_bytes() == stored
+    assert again["run"]["reused"] is True and again["metrics"] == first["metrics"]
+    monkeypatch.undo()
+
+    # Another budget, or --refresh, trains again.
+    changed, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=dataclasses.replace(FAST, epochs=2))
+    assert "reused" not in changed["run"] and changed["training"]["epochs_run"] == 2
+    refreshed, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST, refresh=True)
+    assert "reused" not in refreshed["run"]
+    assert {k: v for k, v in refreshed.items() if k != "run"} == {k: v for k, v in first.items() if k != "run"}
+
+
+def test_compare_writes_the_probe_and_every_baseline_on_the_same_splits(tiny_model, tiny_tasks, tmp_path):
+    from clipprobe import pipeline
+    from clipprobe.features import ExtractorConfig
+    from clipprobe.report import build_report
+
+    config = ExtractorConfig(model=tiny_model, pretrained="random", batch_size=16)
+    tiny_budget = {"epochs": 1, "image_size": 16, "batch_size": 16}
+    outcomes = pipeline.compare("tiny-light", config,
+                                results_dir=tmp_path / "results", budget=tiny_budget)
+    rows = [(record["row"], record["method"]) for record, _ in outcomes]
+    assert rows == [
+        ("tiny-clip/random", "linear-probe"),
+        ("cnn/from-scratch", "supervised-cnn"),
+        ("orbit-cnn/translate:4+hflip", "orbit-cnn"),
+        ("pixels/32px", "linear-probe"),
+        ("tiny-clip/random", "linear-probe"),  # the random control of a random-weights model is the same run...
+    ]
+    assert outcomes[-1][0]["run"]["reused"] is True  # ...so its stored result is reused, not fitted twice
+    sizes = {json.dumps(record["data"]["sizes"], sort_keys=True) for record, _ in outcomes}
+    assert sizes == {json.dumps({"train": 60, "validation": 30, "test": 30}, sort_keys=True)}
+    assert all(record["metrics"]["n"] == 30 for record, _ in outcomes)
+
+    report = build_report(tmp_path / "results", tmp_path / "reports")
+    assert report.tasks() == ["tiny-light"]
+    assert {row["row"] for row in report.rows} == {"tiny-clip/random", "cnn/from-scratch", "orbit-cnn/translate:4+hflip", "pixels/32px"}
+    markdown = report.files["markdown"].read_text()
+    assert "### tiny-light" in markdown and "| epoch " in markdown and "| C=" in markdown

@@ -25,7 +25,7 @@ def error_line(result) -> str:
 
 
 def test_unknown_task_is_a_usage_error():
-    result = invoke("probe", "--task", "nope")
+    result = invoke("probe", "--baselines", "none", "--task", "nope")
     assert result.exit_code == 2
     from clipprobe.tasks import list_tasks
 
@@ -90,9 +90,9 @@ def test_extract_probe_report_on_a_tiny_task(tiny_model, tiny_tasks):
     assert "tiny-clip/random train: 60 x 16 (cached)" in again.output
 
     for task in ("tiny-light", "tiny-pedestrian"):
-        result = invoke("probe", "--task", task, "--model", tiny_model, "--pretrained", "random")
+        result = invoke("probe", "--baselines", "none", "--task", task, "--model", tiny_model, "--pretrained", "random")
         assert result.exit_code == 0, result.output
-        assert re.search(rf"^{task} \| tiny-clip/random \| balanced accuracy \d\.\d{{3}}", result.output, re.M)
+        assert re.search(rf"^{task} \| tiny-clip/random \| linear-probe \| balanced accuracy \d\.\d{{3}}", result.output, re.M)
     record = json.loads(Path("results/tiny-light/tiny-clip-random__linear-probe__seed0.json").read_text())
     assert record["selection"]["split"] == "validation"
     assert record["data"]["sizes"] == {"train": 60, "validation": 30, "test": 30}
@@ -101,7 +101,9 @@ def test_extract_probe_report_on_a_tiny_task(tiny_model, tiny_tasks):
     assert result.exit_code == 0, result.output
     assert "tiny-light" in result.output and "tiny-pedestrian" in result.output
     markdown = Path("reports/report.md").read_text()
-    assert sum(line.startswith("| tiny-") for line in markdown.splitlines()) == 2
+    # One table per task, one row in each.
+    assert [line for line in markdown.splitlines() if line.startswith("### ")] == ["### tiny-light", "### tiny-pedestrian"]
+    assert sum(line.startswith("| tiny-clip/random | linear-probe | ") for line in markdown.splitlines()) == 2
     merged = json.loads(Path("reports/results.json").read_text())
     assert {row["task"] for row in merged["rows"]} == {"tiny-light", "tiny-pedestrian"}
 
@@ -122,10 +124,10 @@ def test_corrupted_cache_is_a_run_error_and_refresh_recovers(tiny_model, tiny_ta
 
 
 def test_failed_run_keeps_earlier_results(tiny_model, tiny_tasks):
-    assert invoke("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random").exit_code == 0
+    assert invoke("probe", "--baselines", "none", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random").exit_code == 0
     path = Path("results/tiny-light/tiny-clip-random__linear-probe__seed0.json")
     before = path.read_bytes()
-    result = invoke("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--device", "cuda")
+    result = invoke("probe", "--baselines", "none", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--device", "cuda")
     assert result.exit_code == 2
     assert path.read_bytes() == before
     assert sorted(p.name for p in Path("results").rglob("*") if p.is_file()) == [path.name]
@@ -217,10 +219,10 @@ def test_data_pairs_and_bad_attribute(home):
 
 
 def test_world_options_are_validated_and_named_in_results(tiny_model):
-    result = invoke("probe", "--task", "traffic-light", "--light-size", "0.5")
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light", "--light-size", "0.5")
     assert result.exit_code == 2
     assert error_line(result) == "Error: --light-size expects MIN:MAX fractions of the image, e.g. 0.02:0.05; got '0.5'"
-    result = invoke("probe", "--task", "traffic-light", "--pedestrian-size", "0.3:0.1")
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light", "--pedestrian-size", "0.3:0.1")
     assert result.exit_code == 2
     assert error_line(result) == "Error: --pedestrian-size needs 0 < MIN <= MAX < 1 (fractions of the image), got 0.3:0.1"
 
@@ -236,10 +238,64 @@ def test_world_variant_task_name_and_source():
 
 def test_probe_several_tasks_and_a_typo_fails_before_any_work(tiny_model, tiny_tasks):
     args = ("--model", tiny_model, "--pretrained", "random")
-    result = invoke("probe", "--task", "tiny-light", "--task", "nope", *args)
+    result = invoke("probe", "--baselines", "none", "--task", "tiny-light", "--task", "nope", *args)
     assert result.exit_code == 2
     assert error_line(result).startswith("Error: Unknown task 'nope'. Available: ")
     assert not Path("results").exists()
-    result = invoke("probe", "--task", "tiny-light", "--task", "tiny-pedestrian", *args)
+    result = invoke("probe", "--baselines", "none", "--task", "tiny-light", "--task", "tiny-pedestrian", *args)
     assert result.exit_code == 0, result.output
     assert sorted(p.parent.name for p in Path("results").rglob("*.json")) == ["tiny-light", "tiny-pedestrian"]
+
+
+def test_probe_runs_the_baselines_beside_the_probe_and_reuses_stored_results(tiny_model, tiny_tasks):
+    args = ("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random",
+            "--baselines", "cnn,orbit-cnn:hflip,pixels", "--budget", "epochs=1,image_size=16,batch_size=16")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for row, method, chosen in [("tiny-clip/random", "linear-probe", "C"), ("cnn/from-scratch", "supervised-cnn", "epoch"),
+                                ("orbit-cnn/hflip", "orbit-cnn", "epoch"), ("pixels/32px", "linear-probe", "C")]:
+        pattern = rf"^tiny-light \| {re.escape(row)} \| {method} \| balanced accuracy \d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\] \| accuracy \d\.\d{{3}} \| {chosen} \S+ -> results/"
+        assert sum(bool(re.match(pattern, line)) for line in lines) == 1, (pattern, result.output)
+    assert len(list(Path("results/tiny-light").glob("*.json"))) == 4
+
+    again = invoke(*args)
+    assert again.exit_code == 0
+    assert sum(line.endswith("(stored result reused)") for line in again.output.splitlines()) == 4
+
+    report = invoke("report")
+    assert report.exit_code == 0
+    assert "orbit-cnn/hflip" in report.output and "pixels/32px" in report.output
+
+
+def test_bad_baselines_and_budgets_fail_before_any_work(tiny_model, tiny_tasks):
+    args = ("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random")
+    result = invoke(*args, "--baselines", "cnn,resnet")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: Unknown baseline 'resnet'. Available: cnn, orbit-cnn, pixels, random, zero-shot"
+    result = invoke(*args, "--budget", "epochs=0")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: Invalid budget: epochs=0"
+    result = invoke(*args, "--baselines", "orbit-cnn:translate:3", "--budget", "image_size=16")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: Group translate:3 needs an image size divisible by 3, got 16x16"
+    assert not Path("results").exists()
+
+
+def test_the_cli_default_baselines_are_the_library_defaults():
+    import inspect
+
+    from clipprobe import cli
+    from clipprobe.baselines import DEFAULT_BASELINES
+
+    assert inspect.signature(cli.probe).parameters["baselines"].default == ",".join(DEFAULT_BASELINES)
+
+
+def test_row_names_with_brackets_print_verbatim(tiny_model, tiny_tasks):
+    """Rich would swallow '[orbit:hflip]' as a markup tag; rows must print as they are named."""
+    result = invoke("probe", "--baselines", "none", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random",
+                    "--invariance", "orbit:hflip")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^tiny-light \| tiny-clip/random \[orbit:hflip\] \| linear-probe \| ", result.output, re.M), result.output
+    report = invoke("report")
+    assert "tiny-clip/random [orbit:hflip]" in report.output

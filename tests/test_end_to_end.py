@@ -29,15 +29,22 @@ def test_quick_start_extract_probe_report(default_home, monkeypatch, tmp_path):
     assert again.exit_code == 0
     assert again.output.count("(cached)") == 3
 
-    for task in ("traffic-light", "pedestrian"):
-        result = runner.invoke(app, ["probe", "--task", task])
-        assert result.exit_code == 0, result.output
+    # The acceptance command, with every default baseline; one epoch each keeps the suite in budget.
+    result = runner.invoke(app, ["probe", "--task", "traffic-light", "--budget", "epochs=1"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["probe", "--task", "pedestrian", "--baselines", "none"])
+    assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["report"])
     assert result.exit_code == 0, result.output
     rows = json.loads(Path("reports/results.json").read_text())["rows"]
-    assert {(r["task"], r["row"]) for r in rows} == {
-        ("traffic-light", "mini-clip/dashcam-salient"),
-        ("pedestrian", "mini-clip/dashcam-salient"),
+    assert {(r["task"], r["row"], r["method"]) for r in rows} == {
+        ("traffic-light", "mini-clip/dashcam-salient", "linear-probe"),
+        ("traffic-light", "cnn/from-scratch", "supervised-cnn"),
+        ("traffic-light", "orbit-cnn/translate:4+hflip", "orbit-cnn"),
+        ("traffic-light", "pixels/32px", "linear-probe"),
+        ("traffic-light", "mini-clip/random", "linear-probe"),
+        ("pedestrian", "mini-clip/dashcam-salient", "linear-probe"),
     }
-    assert all(0 <= r["balanced_accuracy"] <= 1 for r in rows)
-    assert Path("reports/report.md").read_text().startswith("## clipprobe results")
+    assert all(0 <= r["balanced_accuracy"] <= 1 and r["n_test"] == (834 if r["task"] == "traffic-light" else 1000) for r in rows)
+    markdown = Path("reports/report.md").read_text()
+    assert markdown.startswith("## clipprobe results") and "### traffic-light" in markdown and "### pedestrian" in markdown

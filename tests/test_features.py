@@ -95,7 +95,7 @@ def test_bad_choices_are_usage_errors(tiny_model):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", precision="fp8"))
     with pytest.raises(UsageError, match=r"^Device 'cuda:7' is not available on this machine\. Available: cpu"):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", device="cuda:7"))
-    with pytest.raises(UsageError, match=r"^Unknown layer 'middle'\. Available: embedding$"):
+    with pytest.raises(UsageError, match=r"^Unknown layer 'middle'\. Available: embedding, pre-projection, tokens, grid$"):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", layer="middle"))
 
 

@@ -2,6 +2,7 @@ import json
 import time
 
 import numpy as np
+import open_clip
 import pytest
 import torch
 
@@ -96,3 +97,28 @@ def test_default_weights_for_mini_clip_are_the_salient_recipe():
 
     assert default_pretrained("mini-clip") == "dashcam-salient"
     assert default_pretrained("ViT-B-32") is None
+
+
+
+def test_open_clips_loss_already_treats_identical_captions_as_positives():
+    """Many images share one salient caption. Counting them as each other's positives means soft targets spread
+    over the equal captions (UniCL's formulation, written out here). Because equal captions get equal text
+    embeddings, that loss is exactly open_clip's ClipLoss, value and gradients: pretraining can use ClipLoss as is."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    caption_ids = torch.tensor([0, 0, 1, 2, 2, 2, 3, 0])  # eight images, four distinct captions
+    images = F.normalize(torch.randn(8, 16), dim=-1).requires_grad_()
+    # One embedding per distinct caption, as a text tower gives equal tokens: its gradient is what trains the tower.
+    captions = F.normalize(torch.randn(4, 16), dim=-1).requires_grad_()
+    texts = captions[caption_ids]
+    scale = torch.tensor(14.0)
+
+    same = (caption_ids[:, None] == caption_ids[None, :]).float()
+    targets = same / same.sum(dim=1, keepdim=True)
+    logits = scale * images @ texts.T
+    shared = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    plain = open_clip.ClipLoss()(images, texts, scale)
+    torch.testing.assert_close(plain, shared)
+    for tensor in (images, captions):
+        torch.testing.assert_close(*(torch.autograd.grad(loss, tensor, retain_graph=True)[0] for loss in (plain, shared)))

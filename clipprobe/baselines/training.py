@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,6 +63,31 @@ class Budget:
             raise UsageError(f"Invalid budget: {bad[0]}={getattr(self, bad[0])!r}")
         if self.augment not in AUGMENTS:
             raise UsageError(f"Unknown augmentation '{self.augment}'. Available: {', '.join(AUGMENTS)}")
+
+
+def parse_budget(text: str | None) -> dict[str, Any]:
+    """`epochs=40,image_size=96` -> {"epochs": 40, "image_size": 96}: overrides for a baseline's own budget.
+
+    Values take the type of the field's default; `none` clears max_seconds or orbit_train_elements."""
+    if not text:
+        return {}
+    fields = {f.name: f for f in dataclasses.fields(Budget)}
+    overrides: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = (s.strip() for s in part.partition("="))
+        if key not in fields or not sep:
+            raise UsageError(f"Budget expects KEY=VALUE[,KEY=VALUE...] with KEY one of {', '.join(fields)}; got '{part}'")
+        default = fields[key].default
+        if value.lower() == "none" and key in ("max_seconds", "orbit_train_elements"):
+            overrides[key] = None
+            continue
+        kind = str if key == "augment" else float if key in ("learning_rate", "weight_decay", "max_seconds") else int
+        try:
+            overrides[key] = kind(value)
+        except ValueError:
+            raise UsageError(f"Budget {key} expects {kind.__name__} (default {default!r}); got '{value}'") from None
+    Budget(**overrides)  # checks the values now, before anything runs
+    return overrides
 
 
 def resolve_augment(augment: str, classes: tuple[str, ...]) -> str:

@@ -1,0 +1,48 @@
+"""Floors and controls: the same linear probe on features that owe nothing to pretraining."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UsageError
+from ..features import ExtractorConfig
+from ..tasks import Task
+from .registry import BASELINES
+
+
+@dataclass(frozen=True)
+class ProbeControl:
+    """A linear probe, exactly as for the probed model, on features from a changed extractor config."""
+
+    name: str
+    description: str
+    configure: Callable[[ExtractorConfig], ExtractorConfig]
+
+    def check_option(self, option: str | None, budget: dict[str, Any] | None = None) -> None:
+        if option is not None:
+            raise UsageError(f"Baseline '{self.name}' takes no option (got '{self.name}:{option}')")
+
+    def run(
+        self, task: Task, config: ExtractorConfig, results_dir: Path, *,
+        option: str | None = None, budget: dict[str, Any] | None = None, refresh: bool = False,
+    ) -> tuple[dict[str, Any], Path]:
+        self.check_option(option)
+        from ..pipeline import probe  # the pipeline runs baselines, so it is imported when one runs
+
+        return probe(task, self.configure(config), results_dir=results_dir, refresh=refresh)
+
+
+BASELINES.register("pixels", ProbeControl(
+    "pixels",
+    "Linear probe on the raw pixels downsampled to 32x32 (3,072 numbers): what the input gives without any network",
+    # Pixels have only one "layer": the pixels themselves.
+    lambda config: dataclasses.replace(config, extractor="pixels", pretrained=None, layer="embedding"),
+))
+BASELINES.register("random", ProbeControl(
+    "random",
+    "Linear probe on the probed architecture with random weights: what the architecture gives without pretraining",
+    lambda config: dataclasses.replace(config, extractor="open_clip", pretrained="random"),
+))

@@ -1,0 +1,133 @@
+"""Zero-shot: classify by cosine similarity to text prompts per class, through the model's own text tower."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import UsageError
+from ..features import ExtractorConfig, extract_features
+from ..probe import score_predictions
+from ..results import DEFAULT_RESULTS_DIR, data_section, package_versions, reusable, run_section, write_result
+from ..sources import read_prompt_file
+from ..storage import stable_hash
+from ..tasks import Task
+from .registry import BASELINES
+
+# Bump when zero-shot scoring changes, so that stored results are not reused.
+ZERO_SHOT_VERSION = 1
+
+
+def task_prompts(task: Task, prompts: Mapping[str, list[str] | tuple[str, ...]] | None = None) -> dict[str, list[str]]:
+    """The prompts per class: `prompts` if given, else the task's own; every class needs at least one."""
+    chosen = prompts if prompts is not None else task.prompts
+    if not chosen:
+        raise UsageError(f"Task '{task.name}' has no zero-shot prompts; add a [prompts] table to its task file "
+                         "(class = [\"a photo of ...\"]) or pass prompts")
+    missing = [name for name in task.classes if not chosen.get(name)]
+    if missing:
+        raise UsageError(f"Zero-shot prompts for task '{task.name}' lack the classes {', '.join(missing)}; "
+                         f"classes: {', '.join(task.classes)}")
+    return {name: list(chosen[name]) for name in task.classes}
+
+
+def class_embeddings(config: ExtractorConfig, prompts: dict[str, list[str]]) -> np.ndarray:
+    """One unit vector per class: the normalised mean of its prompts' normalised text embeddings (CLIP's ensemble)."""
+    import open_clip
+    import torch
+
+    from ..models import create_model, hub_offline, hub_reachable, resolve_weights
+
+    spec = resolve_weights(config.model, config.pretrained)
+    model, _ = create_model(spec, device=config.device, precision=config.precision, seed=config.seed)
+    # A hub model's tokenizer config comes from the hub too: read the local cache when it is unreachable.
+    offline = config.model.startswith("hf-hub:") and not hub_reachable()
+    with hub_offline() if offline else _nothing():
+        tokenizer = open_clip.get_tokenizer(config.model)
+    rows = []
+    with torch.inference_mode():
+        for texts in prompts.values():
+            embedded = model.encode_text(tokenizer(texts).to(config.device)).float()
+            mean = torch.nn.functional.normalize(embedded, dim=-1).mean(dim=0)
+            rows.append(torch.nn.functional.normalize(mean, dim=0))
+    return torch.stack(rows).cpu().numpy()
+
+
+def zero_shot(
+    task: Task,
+    config: ExtractorConfig | None = None,
+    results_dir: Path = DEFAULT_RESULTS_DIR,
+    prompts: Mapping[str, list[str] | tuple[str, ...]] | None = None,
+    refresh: bool = False,
+) -> tuple[dict[str, Any], Path]:
+    """Score `task`'s test images by their most similar class prompt; nothing is fitted or chosen, so no
+    labels other than the test labels (for the score) are read. Returns (record, path)."""
+    config = config or ExtractorConfig()
+    if config.extractor != "open_clip" or config.layer != "embedding":
+        raise UsageError("Zero-shot needs an open_clip model's final embedding (--extractor open_clip, --layer embedding), "
+                         f"got extractor '{config.extractor}', layer '{config.layer}'")
+    started = time.perf_counter()
+    chosen = task_prompts(task, prompts)
+    features = extract_features(task.source, config, splits=("test",))
+    identity = {"task": task.name, "method": "zero-shot", "row": features.meta["row"], "seed": config.seed}
+    identity["key"] = stable_hash({**identity, "code": ZERO_SHOT_VERSION, "features": features.meta["keys"],
+                                   "prompts": chosen, "classes": list(task.classes), "where": [list(c) for c in task.where]})
+    if not refresh and (stored := reusable(identity, results_dir)) is not None:
+        return stored
+
+    test = task.source.load()["test"]
+    images = np.asarray(features.arrays["test"], dtype=np.float32)[task.rows(test)]
+    images /= np.linalg.norm(images, axis=1, keepdims=True).clip(min=1e-12)
+    similarity = images @ class_embeddings(config, chosen).T
+    labels = task.labels(test)
+    record = {
+        **identity,
+        "model": features.meta["model"],
+        "pretrained": features.meta["pretrained"],
+        "weights": features.meta["identity"].get("weights", {"kind": "none"}),
+        "classes": list(task.classes),
+        "metrics": score_predictions(labels, similarity.argmax(axis=1), task.classes),
+        "selection": {"metric": None, "split": None, "at_grid_edge": False,
+                      "note": "nothing is chosen: the prompts are fixed before any data is seen"},
+        "prompts": chosen,
+        "data": data_section(task, {"test": len(labels)}),
+        "features": {"dim": int(images.shape[1]), "layer": config.layer, "precision": config.precision,
+                     "cache_keys": features.meta["keys"]},
+        "versions": package_versions(),
+        "run": run_section(started, extracted_splits=features.computed),
+    }
+    return record, write_result(record, results_dir)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@dataclass(frozen=True)
+class ZeroShotBaseline:
+    """The registry's face of `zero_shot`: the probed model itself, used as CLIP users use it."""
+
+    name: str = "zero-shot"
+    description: str = ("Zero-shot classification by the probed model's own text tower: each test image gets the class "
+                         "whose prompts it is most similar to (no training; prompts from the task, or zero-shot:FILE.toml)")
+
+    def check_option(self, option: str | None, budget: dict[str, Any] | None = None) -> None:
+        if option is not None:
+            read_prompt_file(option)
+
+    def run(
+        self, task: Task, config: ExtractorConfig, results_dir: Path, *,
+        option: str | None = None, budget: dict[str, Any] | None = None, refresh: bool = False,
+    ) -> tuple[dict[str, Any], Path]:
+        return zero_shot(task, config, results_dir, prompts=read_prompt_file(option) if option else None, refresh=refresh)
+
+
+BASELINES.register("zero-shot", ZeroShotBaseline())

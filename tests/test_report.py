@@ -1,0 +1,214 @@
+"""`clipprobe report`: intervals beside every number, results.csv, and the CI gate (floors and regressions)."""
+
+import csv
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from clipprobe.cli import app
+from clipprobe.errors import UsageError
+from clipprobe.probe import score_predictions
+from clipprobe.report import build_report, check_floors, compare, load_baseline
+from clipprobe.results import write_result
+
+runner = CliRunner()
+CLASSES = ("red", "amber", "green")
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args), env={"COLUMNS": "250"})
+
+
+def error_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text  # one line, no traceback
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def add_result(task, row, accuracy, method="linear-probe", seed=0, n=300, intervals=True, results_dir=Path("results")):
+    """A result record scored with score_predictions on simulated predictions right about `accuracy` of the time."""
+    rng = np.random.default_rng(zlib.crc32(f"{task}|{row}|{method}|{seed}".encode()))
+    y = np.arange(n) % len(CLASSES)
+    right = np.zeros(n, dtype=bool)
+    right[rng.permutation(n)[: round(accuracy * n)]] = True
+    predicted = np.where(right, y, (y + 1) % len(CLASSES))
+    metrics = score_predictions(y, predicted, CLASSES)
+    if not intervals:  # a result file written before intervals existed
+        del metrics["intervals"], metrics["bootstrap"]
+    record = {"task": task, "row": row, "method": method, "seed": seed, "classes": list(CLASSES), "metrics": metrics,
+              "selection": {"chosen_C": 1.0}, "run": {"seconds": 1.0}}
+    return write_result(record, results_dir)
+
+
+@pytest.fixture
+def results():
+    add_result("traffic-light", "mini-clip/dashcam-salient", 0.40)
+    add_result("traffic-light", "mini-clip/random", 0.60)
+    add_result("traffic-light", "orbit-cnn/translate:4+hflip", 0.90, method="orbit-cnn")
+    add_result("pedestrian", "mini-clip/random", 0.70)
+    return Path("results")
+
+
+def test_intervals_beside_every_number_in_all_outputs(results):
+    result = invoke("report")
+    assert result.exit_code == 0, result.output
+    row = next(r for r in json.loads(Path("reports/results.json").read_text())["rows"] if r["row"] == "mini-clip/random"
+               and r["task"] == "traffic-light")
+    low, high = row["intervals"]["balanced_accuracy"]
+    assert low < row["balanced_accuracy"] < high
+    cell = f"{row['balanced_accuracy']:.3f} [{low:.3f}, {high:.3f}]"
+    # In the terminal the interval sits under its number (two lines per row keep the table within 160 columns).
+    terminal = result.output.splitlines()
+    line = [i for i, text in enumerate(terminal) if "│ mini-clip/random " in text][-1]  # the second table: traffic-light
+    below = terminal[line + 1]
+    for metric in ("balanced_accuracy", "accuracy", "macro_f1"):
+        assert f" {row[metric]:.3f} │" in terminal[line]
+        assert f" [{row['intervals'][metric][0]:.3f}, {row['intervals'][metric][1]:.3f}] │" in below
+    markdown = Path("reports/report.md").read_text()
+    line = next(line for line in markdown.splitlines() if line.startswith("| mini-clip/random | linear-probe |")
+                and cell in line)
+    for metric in ("accuracy", "macro_f1"):
+        assert f"{row[metric]:.3f} [{row['intervals'][metric][0]:.3f}, {row['intervals'][metric][1]:.3f}]" in line
+
+
+def test_results_csv_has_one_row_per_task_row_method(results):
+    assert invoke("report").exit_code == 0
+    with open("reports/results.csv", newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert list(lines[0]) == ["task", "row", "method", "seed", "balanced_accuracy", "low", "high", "accuracy", "macro_f1",
+                              "n_test", "selected"]
+    assert [(r["task"], r["row"], r["method"]) for r in lines] == [
+        ("pedestrian", "mini-clip/random", "linear-probe"),
+        ("traffic-light", "orbit-cnn/translate:4+hflip", "orbit-cnn"),
+        ("traffic-light", "mini-clip/random", "linear-probe"),
+        ("traffic-light", "mini-clip/dashcam-salient", "linear-probe"),
+    ]
+    first = lines[0]
+    assert float(first["low"]) < float(first["balanced_accuracy"]) < float(first["high"])
+    assert first["seed"] == "0" and first["n_test"] == "300" and first["selected"] == "C=1"
+
+
+def test_older_result_files_without_intervals_still_render():
+    add_result("traffic-light", "mini-clip/random", 0.60, intervals=False)
+    result = invoke("report")
+    assert result.exit_code == 0, result.output
+    assert " [-] │" in result.output
+    assert "| 0.600 [-] | 0.600 [-] |" in Path("reports/report.md").read_text()
+    (line,) = list(csv.DictReader(open("reports/results.csv", newline="")))
+    assert line["low"] == line["high"] == ""
+    assert json.loads(Path("reports/results.json").read_text())["rows"][0]["intervals"] is None
+
+
+def test_floor_passes(results):
+    result = invoke("report", "--fail-under", "traffic-light:mini-clip/random:balanced_accuracy=0.5",
+                    "--fail-under", "*:*:accuracy=0.3")
+    assert result.exit_code == 0, result.output
+
+
+def test_floor_fails_after_writing_the_report(results):
+    result = invoke("report", "--fail-under", "traffic-light:*:balanced_accuracy=0.5")
+    assert result.exit_code == 1
+    assert Path("reports/report.md").exists() and Path("reports/results.csv").exists()
+    failures = [line for line in result.output.splitlines() if line.startswith("Below floor")]
+    assert failures == [
+        "Below floor: traffic-light | mini-clip/dashcam-salient | linear-probe | seed 0: balanced_accuracy 0.4000 < 0.5 "
+        "(--fail-under traffic-light:*:balanced_accuracy=0.5)"
+    ]
+
+
+def test_floor_on_a_row_name_with_colons(results):
+    assert invoke("report", "--fail-under", "traffic-light:orbit-cnn/translate:4+hflip:macro_f1=0.95").exit_code == 1
+    assert invoke("report", "--fail-under", "*:orbit-cnn/translate:4+hflip:macro_f1=0.85").exit_code == 0
+
+
+def test_floor_that_matches_no_row_is_a_usage_error(results):
+    result = invoke("report", "--fail-under", "trafic-light:*:accuracy=0.5")
+    assert result.exit_code == 2
+    # Only stderr: the tables went to stdout before the spec could be checked against the rows.
+    assert error_line(result.stderr) == (
+        "Error: --fail-under 'trafic-light:*:accuracy=0.5' matches no row. Available: pedestrian: mini-clip/random; "
+        "traffic-light: orbit-cnn/translate:4+hflip, mini-clip/random, mini-clip/dashcam-salient"
+    )
+
+
+@pytest.mark.parametrize("spec", ["traffic-light:balanced_accuracy=0.5", "traffic-light:*:recall=0.5",
+                                  "traffic-light:*:accuracy=high", "traffic-light:*:accuracy"])
+def test_malformed_floor_is_a_usage_error(results, spec):
+    result = invoke("report", "--fail-under", spec)
+    assert result.exit_code == 2
+    assert error_line(result.output) == (
+        "Error: --fail-under expects TASK:ROW:METRIC=VALUE (TASK and ROW may be *; METRIC one of accuracy, "
+        f"balanced_accuracy, macro_f1), e.g. traffic-light:*:balanced_accuracy=0.3; got '{spec}'"
+    )
+    assert not Path("reports").exists()  # checked before any work
+
+
+def make_baseline(results, folder="baseline"):
+    assert invoke("report", "--out", folder).exit_code == 0
+    return f"{folder}/results.json"
+
+
+def test_compare_within_tolerance(results):
+    baseline = make_baseline(results)
+    add_result("traffic-light", "mini-clip/random", 0.58)  # 0.02 lower, well inside its own interval
+    result = invoke("report", "--compare", baseline, "--max-drop", "0.02")
+    assert result.exit_code == 0, result.output
+
+
+def test_compare_regression(results):
+    baseline = make_baseline(results)
+    add_result("traffic-light", "mini-clip/random", 0.45)
+    add_result("traffic-light", "cnn/from-scratch", 0.95, method="cnn")
+    shutil.rmtree("results/pedestrian")
+    result = invoke("report", "--compare", baseline, "--max-drop", "0.02")
+    assert result.exit_code == 1
+    regressions = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(regressions) == 1
+    assert regressions[0].startswith("Regression: traffic-light | mini-clip/random | linear-probe | seed 0: "
+                                     "balanced_accuracy 0.4500 (interval top 0.")
+    assert regressions[0].endswith(") < baseline 0.6000 - max drop 0.02")
+    assert "Added (not in the baseline): traffic-light | cnn/from-scratch | cnn | seed 0" in result.stdout
+    assert "Removed (only in the baseline): pedestrian | mini-clip/random | linear-probe | seed 0" in result.stdout
+
+
+def test_missing_baseline_file(results):
+    result = invoke("report", "--compare", "baseline/results.json")
+    assert result.exit_code == 2
+    assert error_line(result.output) == "Error: Baseline file not found: baseline/results.json"
+
+
+def test_invalid_baseline_file(results):
+    Path("baseline.json").write_text(json.dumps({"records": []}))
+    result = invoke("report", "--compare", "baseline.json")
+    assert result.exit_code == 2
+    assert error_line(result.output).startswith("Error: Baseline file baseline.json is not a results.json written by `clipprobe report`")
+
+
+def test_max_drop_needs_compare(results):
+    result = invoke("report", "--max-drop", "0.05")
+    assert result.exit_code == 2
+    assert error_line(result.output) == "Error: --max-drop needs --compare BASELINE.json"
+
+
+def test_the_gate_from_python(results, tmp_path):
+    rows = build_report(results, tmp_path / "reports").rows
+    assert check_floors(rows, ["pedestrian:*:accuracy=0.6"]) == []
+    assert len(check_floors(rows, ["*:*:balanced_accuracy=0.65"])) == 2
+    with pytest.raises(UsageError, match="matches no row"):
+        check_floors(rows, ["pedestrian:cnn/from-scratch:accuracy=0.6"])
+    baseline = load_baseline(tmp_path / "reports" / "results.json")
+    same = compare(rows, baseline, max_drop=0.0)
+    assert (same.matched, same.regressed, same.added, same.removed) == (4, [], [], [])
+    # The rule: regressed when current_high < baseline - max_drop.
+    worse = [{**row, "intervals": {"balanced_accuracy": [0.1, 0.35]}} if row["row"] == "mini-clip/random" else row for row in rows]
+    assert [r["row"]["task"] for r in compare(worse, baseline, max_drop=0.2).regressed] == ["pedestrian", "traffic-light"]
+    assert [r["row"]["task"] for r in compare(worse, baseline, max_drop=0.3).regressed] == ["pedestrian"]  # 0.35 < 0.70 - 0.3
+    assert compare(worse, baseline, max_drop=0.36).regressed == []
+    with pytest.raises(UsageError):
+        compare(rows, baseline, max_drop=-0.1)
