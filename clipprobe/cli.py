@@ -362,7 +362,7 @@ def report(
                      "is more than this below the baseline's value (default 0.02)."),
     ] = None,
 ):
-    """Merge result files into one table: terminal, Markdown (CI job summary), JSON and CSV.
+    """Merge result files into one table: terminal, Markdown (CI job summary), HTML with plots, JSON and CSV.
 
     Every headline number shows its 95 % bootstrap interval. --fail-under and --compare make it a CI gate.
 
@@ -383,7 +383,7 @@ def report(
     built = build_report(results, out)
     for table in built.tables():
         console.print(table)
-    console.print(f"Wrote {built.files['markdown']}, {built.files['json']} and {built.files['csv']}")
+    console.print(f"Wrote {built.files['markdown']}, {built.files['html']}, {built.files['json']} and {built.files['csv']}")
     failures = check_floors(built.rows, floors)
     if baseline_rows is not None:
         comparison = compare(built.rows, baseline_rows, 0.02 if max_drop is None else max_drop)

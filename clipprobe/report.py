@@ -1,4 +1,4 @@
-"""Merge result files into one table: rich in the terminal, Markdown and JSON on disk."""
+"""Merge result files into one table: rich in the terminal, Markdown, HTML (with plots), JSON and CSV on disk."""
 
 from __future__ import annotations
 
@@ -129,13 +129,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, out_dir: Path = DEFAULT_REPORTS_DIR) -> Report:
-    """Read every result file under `results_dir`; write report.md, results.json and results.csv under `out_dir`."""
+    """Read every result file under `results_dir`; write report.md, report.html, results.json and results.csv in `out_dir`."""
     records = read_results(results_dir)
     rows = sorted((summarise(r) for r in records), key=lambda r: (r["task"], -r["balanced_accuracy"], r["row"], r["method"]))
     out_dir = Path(out_dir)
-    files = {"markdown": out_dir / "report.md", "json": out_dir / "results.json", "csv": out_dir / "results.csv"}
+    files = {"markdown": out_dir / "report.md", "html": out_dir / "report.html", "json": out_dir / "results.json",
+             "csv": out_dir / "results.csv"}
     with atomic_path(files["markdown"]) as tmp:
         tmp.write_text(markdown(rows))
+    from .html_report import render_html  # imports matplotlib; html_report imports this module
+
+    with atomic_path(files["html"]) as tmp:
+        tmp.write_text(render_html(rows, records), encoding="utf-8")
     write_json(files["json"], {"rows": rows, "records": [_stable(r) for r in records]})
     write_csv(files["csv"], rows)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -1,0 +1,247 @@
+"""report.html: one self-contained page per report, the tables with matplotlib plots embedded as PNG data URIs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
+
+from .report import _NUMERIC, CAPTION, COLUMNS, HEADERS, _cell
+from .results import slug
+
+DPI = 100
+BAR_WIDTH = 7.5  # inches; the bar chart's height grows with its rows
+BAR_ROW_HEIGHT = 0.32
+CURVE_SIZE = (3.6, 2.6)
+CARDS_CAPTION = ("Per row: the confusion matrix on the test split (counts; rows true, columns predicted) and the "
+                 "validation curve behind the choice, the chosen point starred.")
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; }
+h1 { margin-bottom: 0.2em; }
+h2 { border-bottom: 2px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
+h3 { font-size: 1em; margin: 0 0 0.5em 0; overflow-wrap: anywhere; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+.scroll { overflow-x: auto; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.5em; text-align: left; vertical-align: top; white-space: nowrap; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.wrap { white-space: normal; min-width: 10em; }
+.cards { display: flex; flex-wrap: wrap; gap: 1em; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.8em; }
+.card .plots { display: flex; flex-wrap: wrap; gap: 0.5em; align-items: flex-start; }
+.none { color: #777; font-style: italic; font-size: 0.9em; max-width: 16em; }
+figcaption, .caption { color: #555; font-size: 0.9em; }
+img { display: block; max-width: 100%; height: auto; }
+"""
+
+
+def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
+    """The whole page: per task its table, a bar chart of balanced accuracy, and per row its confusion matrix and
+    validation curve. Every text from the records is escaped; the same rows and records give the same string."""
+    by_key = {_key(record): record for record in records}
+    tasks = list(dict.fromkeys(row["task"] for row in rows))
+    anchors = {task: f"task-{i}-{slug(task)}" for i, task in enumerate(tasks)}
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8"><title>clipprobe results</title>',
+        f"<style>{STYLE}</style></head>",
+        "<body>",
+        "<h1>clipprobe results</h1>",
+        f'<p class="caption">{_e(CAPTION)} Intervals: 95 % bootstrap over test examples ([-]: none in the result file).</p>',
+        "<nav><ul>" + "".join(f'<li><a href="#{anchors[t]}">{_e(t)}</a></li>' for t in tasks) + "</ul></nav>",
+    ]
+    for task in tasks:
+        task_rows = [row for row in rows if row["task"] == task]
+        parts.append(_task_section(task, anchors[task], task_rows, [by_key.get(_key(row)) for row in task_rows]))
+    parts += ["</body>", "</html>"]
+    return "\n".join(parts) + "\n"
+
+
+def _key(item: dict[str, Any]) -> tuple:
+    return (item["task"], item["row"], item["method"], item["seed"])
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{_e(alt)}">'
+
+
+def _label(row: dict[str, Any], seeds: bool) -> str:
+    return f"{row['row']} · {row['method']}" + (f" · seed {row['seed']}" if seeds else "")
+
+
+def _task_section(task: str, anchor: str, rows: list[dict[str, Any]], records: list[dict[str, Any] | None]) -> str:
+    seeds = len({row["seed"] for row in rows}) > 1
+    labels = [_label(row, seeds) for row in rows]
+    classes = next((record["classes"] for record in records if record and record.get("classes")), None)
+    chance = 1 / len(classes) if classes else None
+    chart = bar_chart_png(labels, rows, chance)
+    chance_text = f"; dashed line: chance, 1/{len(classes)} = {chance:.3f}" if classes else ""
+    parts = [
+        f'<section id="{_e(anchor)}">',
+        f"<h2>{_e(task)}</h2>",
+        _table(rows),
+        "<figure>",
+        _img(chart, f"Balanced accuracy per row, {task}"),
+        f"<figcaption>Balanced accuracy on the test split with its 95 % interval{chance_text}.</figcaption>",
+        "</figure>",
+        f'<p class="caption">{CARDS_CAPTION}</p>',
+        '<div class="cards">',
+    ]
+    for label, row, record in zip(labels, rows, records):
+        parts.append(_card(label, row, record or {}))
+    parts += ["</div>", "</section>"]
+    return "\n".join(parts)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = "".join(f"<th>{_e(HEADERS[c])}</th>" for c in COLUMNS)
+    body = ["<tr>" + "".join(_td(c, row) for c in COLUMNS) + "</tr>" for row in rows]
+    return ('<div class="scroll"><table>\n<thead><tr>' + head + "</tr></thead>\n<tbody>\n" + "\n".join(body)
+            + "\n</tbody>\n</table></div>")
+
+
+def _td(column: str, row: dict[str, Any]) -> str:
+    kind = ' class="num"' if column in _NUMERIC else ' class="wrap"' if column == "per_class_recall" else ""
+    return f"<td{kind}>{_e(_cell(column, row))}</td>"
+
+
+def _card(label: str, row: dict[str, Any], record: dict[str, Any]) -> str:
+    parts = ['<div class="card">', f"<h3>{_e(label)}</h3>", '<div class="plots">']
+    matrix = record.get("metrics", {}).get("confusion_matrix")
+    classes = record.get("classes")
+    if matrix and classes and len(matrix) == len(classes):
+        parts.append(_img(confusion_png(matrix, classes), f"Confusion matrix, {label}"))
+    else:
+        parts.append('<p class="none">No confusion matrix in the result file.</p>')
+    selection = record.get("selection") or {}
+    curve = selection.get("curve")
+    if curve and _curve_axis(curve):
+        parts.append(_img(curve_png(curve, selection, row.get("selected")), f"Validation curve, {label}"))
+    else:
+        why = ("No validation curve in the result file." if row.get("selected")
+               else selection.get("note") or "No validation curve: nothing was chosen on validation.")
+        parts.append(f'<p class="none">{_e(why)}</p>')
+    parts += ["</div>", "</div>"]
+    return "\n".join(parts)
+
+
+def _curve_axis(curve: list[dict[str, Any]]) -> str | None:
+    """"C" for a probe's curve, "epoch" for a trained baseline's, None for anything else."""
+    return next((axis for axis in ("C", "epoch") if all(axis in point for point in curve)), None)
+
+
+# --- Plots: each returns PNG bytes, the same bytes for the same input. ---------------------------------------
+
+
+def _plain(text: str) -> str:
+    """Text as matplotlib should draw it: escaped dollars, so that a row name is never read as mathtext."""
+    return text.replace("$", r"\$")
+
+
+def _short(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" entry (it names the matplotlib version) and no time stamp: equal plots, equal bytes.
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    figure.clear()
+    return buffer.getvalue()
+
+
+def bar_chart_png(labels: list[str], rows: list[dict[str, Any]], chance: float | None) -> bytes:
+    """Horizontal bars of balanced accuracy in table order (first row on top), 95 % intervals as error bars."""
+    figure = Figure(figsize=(BAR_WIDTH, 0.9 + BAR_ROW_HEIGHT * len(rows)), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    positions = list(range(len(rows)))
+    values = [row["balanced_accuracy"] for row in rows]
+    axes.barh(positions, values, color="#4c78a8", height=0.65)
+    for position, row in zip(positions, rows):
+        interval = (row.get("intervals") or {}).get("balanced_accuracy")
+        if interval:
+            low, high = interval
+            value = row["balanced_accuracy"]
+            errors = [[max(value - low, 0)], [max(high - value, 0)]]
+            axes.errorbar(value, position, xerr=errors, fmt="none", ecolor="#222", capsize=3, lw=1)
+    if chance is not None:
+        axes.axvline(chance, color="#c44e52", linestyle="--", lw=1.2, label=f"chance {chance:.3f}")
+        # Above the axes, where no bar can hide it.
+        axes.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=8, frameon=False, borderaxespad=0.2)
+    axes.set_yticks(positions, [_plain(_short(label, 70)) for label in labels], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("balanced accuracy (test)")
+    axes.grid(axis="x", alpha=0.3)
+    return _png(figure)
+
+
+def confusion_png(matrix: list[list[int]], classes: list[str]) -> bytes:
+    """Counts of true (rows) against predicted (columns) classes, darker for more."""
+    k = len(classes)
+    names = [_plain(_short(str(name))) for name in classes]
+    # Margins sized from the longest class name (about 0.06 in a character at 8 pt) rather than by a layout
+    # engine, which would draw every figure twice.
+    side = min(max(0.42 * k, 1.6), 4.5)
+    label = 0.06 * max(len(name) for name in names)
+    rotate = k > 3
+    left, bottom, pad = 0.4 + label, 0.55 + (0.72 * label if rotate else 0.15), 0.12
+    width, height = left + side + pad, bottom + side + pad
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    axes = figure.add_axes((left / width, bottom / height, side / width, side / height))
+    top = max((max(line) for line in matrix), default=0) or 1
+    axes.imshow(matrix, cmap="Blues", vmin=0, vmax=top)
+    fontsize = 9 if k <= 5 else 7 if k <= 10 else 5
+    for i, line in enumerate(matrix):
+        for j, count in enumerate(line):
+            axes.text(j, i, str(count), ha="center", va="center", fontsize=fontsize,
+                      color="white" if count > top / 2 else "#222")
+    axes.set_xticks(range(k), names, rotation=45 if rotate else 0, ha="right" if rotate else "center",
+                    rotation_mode="anchor" if rotate else "default", fontsize=8)
+    axes.set_yticks(range(k), names, fontsize=8)
+    axes.set_xlabel("predicted", fontsize=8)
+    axes.set_ylabel("true", fontsize=8)
+    return _png(figure)
+
+
+def curve_png(curve: list[dict[str, float]], selection: dict[str, Any], selected: str | None) -> bytes:
+    """Validation balanced accuracy against C (log axis) for probes or against epoch for trained baselines,
+    the chosen point marked."""
+    metric = selection.get("metric") or "balanced_accuracy"
+    by_c = _curve_axis(curve) == "C"
+    xs = [point["C" if by_c else "epoch"] for point in curve]
+    ys = [float("nan") if point.get(metric) is None else point[metric] for point in curve]
+    chosen = selection.get("chosen_C" if by_c else "chosen_epoch")
+    # Fixed margins: the labels here are short and of known form, and a layout engine would double the cost.
+    figure = Figure(figsize=CURVE_SIZE, dpi=DPI)
+    figure.subplots_adjust(left=0.19, right=0.96, bottom=0.17, top=0.89)
+    axes = figure.add_subplot()
+    axes.plot(xs, ys, marker="o", markersize=3, color="#4c78a8", lw=1.2)
+    if chosen is not None:
+        axes.axvline(chosen, color="#c44e52", linestyle=":", lw=1)
+        at = [y for x, y in zip(xs, ys) if x == chosen]
+        if at:
+            axes.plot([chosen], at[:1], marker="*", markersize=12, color="#c44e52", linestyle="none")
+    if by_c:
+        axes.set_xscale("log")
+        # Plain "0.01", "100" tick labels: the default 10^x labels go through mathtext, slow for a small plot.
+        axes.xaxis.set_major_locator(LogLocator(numticks=8))
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.xaxis.set_minor_locator(NullLocator())
+    else:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("C" if by_c else "epoch", fontsize=8)
+    axes.set_ylabel("balanced accuracy (val.)", fontsize=8)
+    axes.tick_params(labelsize=7)
+    axes.grid(alpha=0.3)
+    axes.set_title(_plain("chosen: " + (selected or "-")), fontsize=8)
+    return _png(figure)

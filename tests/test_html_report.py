@@ -1,0 +1,126 @@
+"""`clipprobe report` writes report.html: self-contained, one section per task, plots as PNG data URIs, escaped, stable."""
+
+import base64
+import json
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from clipprobe.cli import app
+from clipprobe.probe import score_predictions
+from clipprobe.report import build_report
+from clipprobe.results import write_result
+
+runner = CliRunner()
+CLASSES = ("red", "amber", "green")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def add_result(task, row, accuracy, method="linear-probe", seed=0, n=120, intervals=True, selection=None):
+    """A result record scored on simulated predictions right about `accuracy` of the time."""
+    rng = np.random.default_rng(zlib.crc32(f"{task}|{row}|{method}|{seed}".encode()))
+    y = np.arange(n) % len(CLASSES)
+    right = np.zeros(n, dtype=bool)
+    right[rng.permutation(n)[: round(accuracy * n)]] = True
+    predicted = np.where(right, y, (y + 1) % len(CLASSES))
+    metrics = score_predictions(y, predicted, CLASSES, resamples=200)
+    if not intervals:  # a result file written before intervals existed
+        del metrics["intervals"], metrics["bootstrap"]
+    if selection is None:
+        curve = [{"C": c, "balanced_accuracy": accuracy - abs(np.log10(c)) / 20} for c in (0.01, 0.1, 1.0, 10.0, 100.0)]
+        selection = {"metric": "balanced_accuracy", "split": "validation", "chosen_C": 1.0, "at_grid_edge": False,
+                     "curve": curve}
+    record = {"task": task, "row": row, "method": method, "seed": seed, "classes": list(CLASSES), "metrics": metrics,
+              "selection": selection, "run": {"seconds": 1.0}}
+    return write_result(record, Path("results"))
+
+
+EPOCHS = {"metric": "balanced_accuracy", "split": "validation", "chosen_epoch": 3, "at_grid_edge": False,
+          "curve": [{"epoch": e, "balanced_accuracy": 0.5 + 0.1 * min(e, 3), "train_loss": 1.0 / e} for e in range(1, 6)]}
+ZERO_SHOT = {"metric": None, "split": None, "at_grid_edge": False,
+             "note": "nothing is chosen: the prompts are fixed before any data is seen"}
+
+
+@pytest.fixture
+def results():
+    add_result("traffic-light", "mini-clip/dashcam-salient", 0.40)
+    add_result("traffic-light", "mini-clip/random", 0.60)
+    add_result("traffic-light", "cnn/from-scratch", 0.90, method="cnn", selection=EPOCHS)
+    add_result("traffic-light", "mini-clip/zero-shot", 0.50, method="zero-shot", selection=ZERO_SHOT)
+    add_result("pedestrian", "mini-clip/random", 0.70)
+    return Path("results")
+
+
+def sections(page: str) -> dict[str, str]:
+    """Task name -> the HTML of its <section>."""
+    found = re.findall(r'<section id="[^"]+">\n<h2>(.*?)</h2>\n(.*?)</section>', page, flags=re.DOTALL)
+    return {name: body for name, body in found}
+
+
+def images(page: str) -> list[bytes]:
+    return [base64.b64decode(data, validate=True) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+
+
+def test_report_writes_a_self_contained_html_file(results):
+    result = runner.invoke(app, ["report"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "Wrote reports/report.md, reports/report.html, reports/results.json and reports/results.csv" in result.output
+    page = Path("reports/report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    for external in ('src="http', "src='http", "<link", "<script", "url(", "@import"):
+        assert external not in page
+    assert re.findall(r'\bsrc="([^"]{0,22})', page) == ["data:image/png;base64,"] * len(images(page))
+
+
+def test_one_section_per_task_with_its_table_and_plots(results):
+    page = build_report(results, Path("reports")).files["html"].read_text(encoding="utf-8")
+    by_task = sections(page)
+    assert list(by_task) == ["pedestrian", "traffic-light"]  # the report's order
+    traffic = by_task["traffic-light"]
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td>", traffic)
+    assert rows == [("cnn/from-scratch", "cnn"), ("mini-clip/random", "linear-probe"),
+                    ("mini-clip/zero-shot", "zero-shot"), ("mini-clip/dashcam-salient", "linear-probe")]
+    # The same columns as report.md, numbers with their intervals.
+    assert "<th>Representation</th><th>Method</th><th>Balanced acc.</th>" in traffic
+    assert re.search(r'<td class="num">0\.900 \[0\.\d{3}, 0\.\d{3}\]</td>', traffic)
+    assert "<td>epoch 3</td>" in traffic and "<td>C=1</td>" in traffic
+    assert "dashed line: chance, 1/3 = 0.333" in traffic
+    # One bar chart, then per row a confusion matrix and (except zero-shot) a validation curve.
+    assert len(images(traffic)) == 1 + 4 + 3
+    assert len(images(by_task["pedestrian"])) == 1 + 1 + 1
+    assert "nothing is chosen: the prompts are fixed before any data is seen" in traffic
+    for png in images(page):
+        assert png.startswith(PNG_SIGNATURE)
+        assert b"Software" not in png and b"tIME" not in png
+
+
+def test_text_from_records_is_escaped():
+    add_result("traffic-light", "evil/<script>alert(1)</script> & $x$", 0.6)
+    page = build_report(Path("results"), Path("reports")).files["html"].read_text(encoding="utf-8")
+    assert "<script>" not in page
+    assert "evil/&lt;script&gt;alert(1)&lt;/script&gt; &amp; $x$" in page
+
+
+def test_older_result_files_without_intervals_curves_or_confusion_matrix():
+    add_result("traffic-light", "mini-clip/random", 0.60, intervals=False, selection={"chosen_C": 1.0})
+    path = add_result("traffic-light", "mini-clip/old", 0.50, intervals=False, selection={})
+    record = json.loads(path.read_text())
+    del record["metrics"]["confusion_matrix"]
+    path.write_text(json.dumps(record))
+    page = build_report(Path("results"), Path("reports")).files["html"].read_text(encoding="utf-8")
+    traffic = sections(page)["traffic-light"]
+    assert '<td class="num">0.600 [-]</td>' in traffic
+    assert "No confusion matrix in the result file." in traffic
+    assert traffic.count("No validation curve in the result file.") == 1  # chose C, but kept no curve
+    assert traffic.count("No validation curve: nothing was chosen on validation.") == 1
+    assert len(images(traffic)) == 1 + 1  # the bar chart (no error bars) and one confusion matrix
+
+
+def test_same_results_give_the_same_bytes(results):
+    first = build_report(results, Path("first")).files["html"].read_bytes()
+    second = build_report(results, Path("second")).files["html"].read_bytes()
+    assert first == second
