@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -46,7 +47,7 @@ def class_embeddings(config: ExtractorConfig, prompts: dict[str, list[str]]) -> 
     model, _ = create_model(spec, device=config.device, precision=config.precision, seed=config.seed)
     # A hub model's tokenizer config comes from the hub too: read the local cache when it is unreachable.
     offline = config.model.startswith("hf-hub:") and not hub_reachable()
-    with hub_offline() if offline else _nothing():
+    with hub_offline() if offline else nullcontext():
         tokenizer = open_clip.get_tokenizer(config.model)
     rows = []
     with torch.inference_mode():
@@ -101,14 +102,6 @@ def zero_shot(
         "run": run_section(started, extracted_splits=features.computed),
     }
     return record, write_result(record, results_dir)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @dataclass(frozen=True)
