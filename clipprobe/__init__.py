@@ -21,6 +21,8 @@ _EXPORTS = {
     "list_baselines": "baselines",
     "get_baseline": "baselines",
     "run_baseline": "baselines",
+    "CurationExperiment": "experiment",
+    "run_curation": "experiment",
     "PretrainConfig": "pretrain",
     "pretrain": "pretrain",
     "build_report": "report",

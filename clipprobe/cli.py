@@ -104,8 +104,11 @@ def _command_for(target: typer.Typer):
 
 data_app = typer.Typer(help="Look at the data: contact sheets and counterfactual pairs.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+experiment_app = typer.Typer(help="Experiments that change how the pretraining data was curated.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
 command = _command_for(app)
 data_command = _command_for(data_app)
+experiment_command = _command_for(experiment_app)
 
 
 def _size_range(flag: str, value: Optional[str]) -> Optional[tuple[float, float]]:
@@ -321,10 +324,10 @@ def baselines():
 @command
 def pretrain(
     out: Annotated[Path, typer.Option(help="Folder for the open_clip-format checkpoint.")],
-    captions: Annotated[str, typer.Option(help="Caption policy (salient, descriptive, ...).")] = "salient",
+    captions: Annotated[str, typer.Option(help="Caption policy: salient, descriptive, mixed:P or attribute-dropout:NAME.")] = "salient",
     model: ModelOpt = "mini-clip",
-    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 250,
-    batch_size: BatchOpt = 128,
+    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (default: the built-in recipe's, 250).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Image-caption pairs per step (default 64).")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "cpu",
 ):
@@ -337,8 +340,69 @@ def pretrain(
     from .pretrain import pretrain as run_pretrain
 
     _check_device(device)
-    folder = run_pretrain(PretrainConfig(model=model, captions=captions, steps=steps, batch_size=batch_size, seed=seed), out, device=device)
+    overrides = {name: value for name, value in (("steps", steps), ("batch_size", batch_size)) if value is not None}
+    folder = run_pretrain(PretrainConfig(model=model, captions=captions, seed=seed, **overrides), out, device=device)
     console.print(f"Saved {folder}; load it with: clipprobe extract --model {model} --pretrained {folder}")
+
+
+@experiment_command
+def curation(
+    policies: Annotated[str, typer.Option(help="Caption policies, comma-separated; one model is pretrained for each. "
+                                          "mixed:P for several P draws the dose-response plot.")] = "salient,descriptive,mixed:0.1",
+    tasks: Annotated[Optional[str], typer.Option(help="World tasks, comma-separated (default: every dashcam task).")] = None,
+    baselines: Annotated[str, typer.Option(help="Baselines beside the pretrained models ('none': no baselines).")] = "cnn,orbit-cnn:hflip,pixels,random",
+    budget: Annotated[Optional[str], typer.Option(help="Overrides of the trained baselines' budget, e.g. epochs=24 "
+                                                 "(the experiment's own: epochs=10,orbit_train_elements=1).")] = None,
+    attributes: Annotated[Optional[str], typer.Option(help="Counterfactual attributes for the invariance columns, "
+                                                      "comma-separated ('none' skips them; default: all).")] = None,
+    pairs: Annotated[int, typer.Option(help="Counterfactual pairs per attribute.")] = 100,
+    zero_shot: Annotated[bool, typer.Option("--zero-shot/--no-zero-shot", help="Add each model's zero-shot row.")] = True,
+    models: Annotated[Optional[list[str]], typer.Option("--model", help="Also probe this open_clip model on the same tasks: "
+                                                        "MODEL@WEIGHTS (a tag, checkpoint file or folder) or hf-hub:ORG/NAME; repeatable.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Pretraining steps (default: the built-in recipe's).")] = None,
+    seed: SeedOpt = 0,
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Recompute every result and score (weights and features stay cached).")] = False,
+):
+    """Pretrain one mini CLIP per caption policy, probe every dashcam task and score invariance, beside the baselines.
+
+    Same world, recipe and seed for every policy: only the captions differ. Everything is cached, so a
+    re-run does only new work. Writes the headline table to RESULTS/experiments/; `clipprobe report` renders it.
+
+    Examples: clipprobe experiment curation --policies mixed:0,0.01,0.05,0.2,1
+              clipprobe experiment curation --model ViT-B-32@openai --model ViT-B-32@/models/vit-b-32.bin
+    """
+    from .baselines import parse_budget
+    from .experiment import DEFAULT_EXPERIMENT_BUDGET, WORLD_TASK_NAMES, CurationExperiment, run_curation
+    from .pretrain import PretrainConfig
+
+    recipe = PretrainConfig() if steps is None else PretrainConfig(steps=steps)
+    experiment = CurationExperiment(
+        policies=tuple(_expand_policies(policies)),
+        tasks=tuple(_split(tasks)) if tasks else WORLD_TASK_NAMES,
+        baselines=baselines, budget={**DEFAULT_EXPERIMENT_BUDGET, **parse_budget(budget)},
+        attributes=None if attributes is None else tuple(a for a in _split(attributes) if a != "none"),
+        pairs=pairs, zero_shot=zero_shot, models=tuple(models or ()), recipe=recipe, seed=seed,
+    )
+    record, path = run_curation(experiment, results_dir=results, refresh=refresh, on_result=_print_outcome,
+                                on_stage=lambda text: console.print(text, style="bold"))
+    from .report import experiment_table
+
+    console.print(experiment_table(record))
+    console.print(f"Headline table -> {path}; render everything with: clipprobe report --results {results}")
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _expand_policies(text: str) -> list[str]:
+    """`mixed:0,0.01,0.2` is shorthand for mixed:0,mixed:0.01,mixed:0.2: a bare number continues the family before it."""
+    policies: list[str] = []
+    for part in _split(text):
+        family = policies[-1].partition(":")[0] if policies else None
+        policies.append(f"{family}:{part}" if family and part[:1].isdigit() else part)
+    return policies
 
 
 @command
@@ -381,9 +445,14 @@ def report(
         raise UsageError("--max-drop needs --compare BASELINE.json")
     baseline_rows = load_baseline(baseline) if baseline is not None else None
     built = build_report(results, out)
+    from .report import experiment_table
+
+    for experiment in built.experiments:
+        console.print(experiment_table(experiment))
     for table in built.tables():
         console.print(table)
-    console.print(f"Wrote {built.files['markdown']}, {built.files['html']}, {built.files['json']} and {built.files['csv']}")
+    *first, last = (str(path) for path in built.files.values())
+    console.print(f"Wrote {', '.join(first)} and {last}")
     failures = check_floors(built.rows, floors)
     if baseline_rows is not None:
         comparison = compare(built.rows, baseline_rows, 0.02 if max_drop is None else max_drop)

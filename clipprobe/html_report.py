@@ -5,18 +5,23 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from .report import _NUMERIC, CAPTION, COLUMNS, HEADERS, _cell
+from .report import (_NUMERIC, CAPTION, COLUMNS, EXPERIMENT_CAPTION, HEADERS, _cell, _experiment_cells, _experiment_headers,
+                     experiment_label, experiment_title)
 from .results import slug
 
 DPI = 100
 BAR_WIDTH = 7.5  # inches; the bar chart's height grows with its rows
 BAR_ROW_HEIGHT = 0.32
 CURVE_SIZE = (3.6, 2.6)
+# From this many result cards on, they are drawn in worker processes (the demo's report has 60).
+MANY_CARDS = 16
 CARDS_CAPTION = ("Per row: the confusion matrix on the test split (counts; rows true, columns predicted) and the "
                  "validation curve behind the choice, the chosen point starred.")
 STYLE = """
@@ -39,12 +44,14 @@ img { display: block; max-width: 100%; height: auto; }
 """
 
 
-def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
-    """The whole page: per task its table, a bar chart of balanced accuracy, and per row its confusion matrix and
-    validation curve. Every text from the records is escaped; the same rows and records give the same string."""
+def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], experiments: list[dict[str, Any]] = ()) -> str:
+    """The whole page: the experiments' headline tables and plots first; then per task its table, a bar chart of
+    balanced accuracy, and per row its confusion matrix and validation curve. Every text from the records is
+    escaped; the same rows and records give the same string."""
     by_key = {_key(record): record for record in records}
     tasks = list(dict.fromkeys(row["task"] for row in rows))
     anchors = {task: f"task-{i}-{slug(task)}" for i, task in enumerate(tasks)}
+    experiment_anchors = [f"experiment-{i}" for i in range(len(experiments))]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -53,13 +60,109 @@ def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> st
         "<body>",
         "<h1>clipprobe results</h1>",
         f'<p class="caption">{_e(CAPTION)} Intervals: 95 % bootstrap over test examples ([-]: none in the result file).</p>',
-        "<nav><ul>" + "".join(f'<li><a href="#{anchors[t]}">{_e(t)}</a></li>' for t in tasks) + "</ul></nav>",
+        "<nav><ul>"
+        + "".join(f'<li><a href="#{a}">{_e(experiment_title(x))}</a></li>' for a, x in zip(experiment_anchors, experiments))
+        + "".join(f'<li><a href="#{anchors[t]}">{_e(t)}</a></li>' for t in tasks) + "</ul></nav>",
     ]
+    for anchor, experiment in zip(experiment_anchors, experiments):
+        parts.append(_experiment_section(anchor, experiment))
+    sections = []
     for task in tasks:
         task_rows = [row for row in rows if row["task"] == task]
-        parts.append(_task_section(task, anchors[task], task_rows, [by_key.get(_key(row)) for row in task_rows]))
+        sections.append((task, task_rows, [by_key.get(_key(row)) for row in task_rows]))
+    cards = _render_cards([(label, row, record or {}) for task, task_rows, task_records in sections
+                           for label, row, record in zip(_labels(task_rows), task_rows, task_records)])
+    for task, task_rows, task_records in sections:
+        parts.append(_task_section(task, anchors[task], task_rows, task_records, [cards.pop(0) for _ in task_rows]))
     parts += ["</body>", "</html>"]
     return "\n".join(parts) + "\n"
+
+
+def _experiment_section(anchor: str, record: dict[str, Any]) -> str:
+    """The headline table, a heat map of it, and (with two or more descriptive fractions) the dose-response plot."""
+    headers = _experiment_headers(record)
+    table = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>"]
+    for row in record["rows"]:
+        cells = _experiment_cells(record, row, separator=" ")
+        table.append("<tr>" + "".join(f'<td{"" if i < 2 else " class=num"}>{_e(c)}</td>' for i, c in enumerate(cells)) + "</tr>")
+    table.append("</table>")
+    parts = [f'<section id="{anchor}"><h2>{_e(experiment_title(record))}</h2>',
+             f'<p class="caption">{_e(EXPERIMENT_CAPTION)}</p>', '<div class="scroll">' + "".join(table) + "</div>",
+             _img(heatmap_png(record), "balanced accuracy per representation and task")]
+    if len(dose_points(record)) >= 2:
+        parts.append(_img(dose_response_png(record), "balanced accuracy and invariance against the fraction of descriptive captions"))
+        parts.append('<p class="caption">Each pretrained model at its fraction of descriptive captions (salient 0, '
+                     'descriptive 1); error bars are the 95 % intervals; the x axis is linear below 0.01 and logarithmic above.</p>')
+    return "\n".join(parts) + "</section>"
+
+
+def heatmap_png(record: dict[str, Any]) -> bytes:
+    """Balanced accuracy above chance, rows x tasks: 0 (white) at chance, 1 (dark) at perfect; the value in each cell."""
+    rows, tasks = record["rows"], record["tasks"]
+    figure = Figure(figsize=(1.4 + 1.0 * len(tasks) + 2.2, 0.8 + 0.32 * len(rows)), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    values, shades = [], []
+    for row in rows:
+        line, shade = [], []
+        for task in tasks:
+            result = row["tasks"].get(task)
+            value = None if result is None else result["balanced_accuracy"]
+            line.append(value)
+            shade.append(float("nan") if value is None else (value - result["chance"]) / (1 - result["chance"]))
+        values.append(line)
+        shades.append(shade)
+    axes.imshow(shades, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i, line in enumerate(values):
+        for j, value in enumerate(line):
+            if value is not None:
+                axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                          color="white" if shades[i][j] > 0.6 else "#222")
+    axes.set_xticks(range(len(tasks)), [_plain(t) for t in tasks], rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
+    axes.set_yticks(range(len(rows)), [_plain(_short(experiment_label(r), 44)) for r in rows], fontsize=8)
+    axes.set_title("balanced accuracy (test); shade: above chance", fontsize=9)
+    return _png(figure)
+
+
+def dose_points(record: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:
+    """(descriptive fraction, row) for the pretrained models' probe rows on the salient-descriptive axis, by fraction."""
+    points = [(row["descriptive_fraction"], row) for row in record["rows"]
+              if row["kind"] == "pretrained" and row["method"] == "linear-probe" and row["descriptive_fraction"] is not None]
+    return sorted(points, key=lambda point: point[0])
+
+
+def dose_response_png(record: dict[str, Any]) -> bytes:
+    """Left: balanced accuracy per task against the fraction of descriptive captions; right: invariance per attribute."""
+    points = dose_points(record)
+    xs = [fraction for fraction, _ in points]
+    figure = Figure(figsize=(10, 3.8), dpi=DPI, layout="constrained")
+    left, right = figure.subplots(1, 2)
+    for axes, names, get, ylabel in (
+        (left, record["tasks"], lambda row, name: row["tasks"].get(name) and
+         (row["tasks"][name]["balanced_accuracy"], row["tasks"][name]["interval"]), "balanced accuracy (test)"),
+        (right, record["attributes"], lambda row, name: (row.get("invariance") or {}).get(name) and
+         (row["invariance"][name]["score"], row["invariance"][name]["interval"]), "invariance score (0: blind to it)"),
+    ):
+        for name in names:
+            measured = [(x, get(row, name)) for x, (_, row) in zip(xs, points)]
+            measured = [(x, m) for x, m in measured if m and m[0] is not None]
+            if not measured:
+                continue
+            x, values = [m[0] for m in measured], [m[1][0] for m in measured]
+            errors = [[max(v - (i[0] if i else v), 0) for v, (_, i) in zip(values, (m[1] for m in measured))],
+                      [max((i[1] if i else v) - v, 0) for v, (_, i) in zip(values, (m[1] for m in measured))]]
+            axes.errorbar(x, values, yerr=errors, marker="o", markersize=4, capsize=3, lw=1.3, label=_plain(name))
+        axes.set_xscale("symlog", linthresh=0.01)
+        axes.set_xlim(-0.001, 1.1)
+        axes.set_xticks(sorted(set(xs)), [f"{x:g}" for x in sorted(set(xs))], fontsize=7)
+        axes.xaxis.set_minor_locator(NullLocator())
+        axes.set_xlabel("fraction of descriptive captions", fontsize=8)
+        axes.set_ylabel(ylabel, fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7, frameon=False)
+    left.set_title("what a linear probe can read", fontsize=9)
+    right.set_title("how much the embedding moves with the attribute", fontsize=9)
+    return _png(figure)
 
 
 def _key(item: dict[str, Any]) -> tuple:
@@ -78,9 +181,24 @@ def _label(row: dict[str, Any], seeds: bool) -> str:
     return f"{row['row']} · {row['method']}" + (f" · seed {row['seed']}" if seeds else "")
 
 
-def _task_section(task: str, anchor: str, rows: list[dict[str, Any]], records: list[dict[str, Any] | None]) -> str:
+def _labels(rows: list[dict[str, Any]]) -> list[str]:
     seeds = len({row["seed"] for row in rows}) > 1
-    labels = [_label(row, seeds) for row in rows]
+    return [_label(row, seeds) for row in rows]
+
+
+def _render_cards(jobs: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[str]:
+    """Every row's card (two PNGs each, most of the page's cost), on every core when there are many: the same
+    bytes either way, since each card is drawn alone from its own data."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(jobs) < MANY_CARDS or workers < 2:
+        return [_card(*job) for job in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_card, *zip(*jobs), chunksize=4))
+
+
+def _task_section(task: str, anchor: str, rows: list[dict[str, Any]], records: list[dict[str, Any] | None],
+                  cards: list[str]) -> str:
+    labels = _labels(rows)
     classes = next((record["classes"] for record in records if record and record.get("classes")), None)
     chance = 1 / len(classes) if classes else None
     chart = bar_chart_png(labels, rows, chance)
@@ -96,8 +214,7 @@ def _task_section(task: str, anchor: str, rows: list[dict[str, Any]], records: l
         f'<p class="caption">{CARDS_CAPTION}</p>',
         '<div class="cards">',
     ]
-    for label, row, record in zip(labels, rows, records):
-        parts.append(_card(label, row, record or {}))
+    parts += cards
     parts += ["</div>", "</section>"]
     return "\n".join(parts)
 

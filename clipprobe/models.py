@@ -47,11 +47,27 @@ def register_builtin_weights(weights: BuiltinWeights, replace: bool = False) -> 
     return BUILTIN_WEIGHTS.register(f"{weights.model}/{weights.tag}", weights, replace=replace)
 
 
+# Families of built-in tags, keyed by (model, tag prefix): the rest of the tag is the family's argument
+# (mini-clip/dashcam-POLICY for any caption policy, e.g. dashcam-mixed:0.05).
+BUILTIN_FAMILIES: dict[tuple[str, str], Callable[[str], BuiltinWeights]] = {}
+
+
 def builtin_weights() -> Registry[BuiltinWeights]:
     """The registry, after the module that registers clipprobe's own recipes has been imported."""
     from . import pretrain  # noqa: F401  (registers mini-clip/dashcam-*)
 
     return BUILTIN_WEIGHTS
+
+
+def find_builtin_weights(model: str, tag: str) -> BuiltinWeights | None:
+    """A registered tag, or a member of a registered family (registered on first use); None if neither."""
+    registry = builtin_weights()
+    if f"{model}/{tag}" in registry:
+        return registry.get(f"{model}/{tag}")
+    for (family_model, prefix), make in BUILTIN_FAMILIES.items():
+        if model == family_model and tag.startswith(prefix) and len(tag) > len(prefix):
+            return register_builtin_weights(make(tag[len(prefix):]), replace=True)
+    return None
 
 
 def default_pretrained(model: str) -> str | None:
@@ -102,8 +118,8 @@ def resolve_weights(model: str, pretrained: str | None) -> WeightsSpec:
         )
     if pretrained == RANDOM:
         return WeightsSpec(model, RANDOM, None, {"kind": RANDOM})
-    if f"{model}/{pretrained}" in builtin_weights():
-        folder = BUILTIN_WEIGHTS.get(f"{model}/{pretrained}").materialise()
+    if (builtin := find_builtin_weights(model, pretrained)) is not None:
+        folder = builtin.materialise()
         spec = _resolve_file(model, _checkpoint_in(folder))
         return WeightsSpec(model, pretrained, spec.load_arg, {"kind": "builtin", "tag": pretrained, **spec.identity},
                            spec.preprocess_overrides, spec.force_quick_gelu)
@@ -117,6 +133,7 @@ def resolve_weights(model: str, pretrained: str | None) -> WeightsSpec:
     if _looks_like_path(pretrained):
         raise UsageError(f"Checkpoint file not found: {pretrained}")
     choices = [w.tag for _, w in BUILTIN_WEIGHTS.items() if w.model == model]
+    choices += [f"{prefix}POLICY" for family_model, prefix in BUILTIN_FAMILIES if family_model == model]
     choices += open_clip.list_pretrained_tags_by_model(model) + [RANDOM]
     raise UsageError(
         f"Unknown pretrained tag '{pretrained}' for model '{model}'. Available: {', '.join(choices)}, or a checkpoint file"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -12,7 +13,8 @@ import numpy as np
 
 from . import paths
 from .errors import UsageError
-from .models import OPEN_CLIP_CONFIG, BuiltinWeights, register_builtin_weights
+from .models import BUILTIN_FAMILIES, OPEN_CLIP_CONFIG, BuiltinWeights, register_builtin_weights
+from .results import slug
 from .progress import progress_bar
 from .storage import atomic_dir, stable_hash, write_json
 from .world import WorldConfig, caption_for, get_caption_policy, load_world
@@ -29,7 +31,7 @@ class PretrainConfig:
     captions: str = "salient"
     world: WorldConfig = field(default_factory=WorldConfig)
     steps: int = 250
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup_steps: int = 25
@@ -66,11 +68,13 @@ def train(config: PretrainConfig, device: str = "cpu") -> TrainedModel:
     torch.manual_seed(config.seed)
     model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=None, device=device)
     tokenizer = open_clip.get_tokenizer(config.model)
-    images = _preprocessed_images(split, preprocess)
+    images = _preprocessed_images(split, preprocess, (config.world.fingerprint(), config.model))
     tokens = tokenizer(_captions(split, config))
 
     loss_fn = open_clip.ClipLoss()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # The fused kernel updates all parameters in one pass: on 2 CPU cores it made mini-clip's step ~30 % faster
+    # (most parameters are the token embedding, which the unfused loop walks several times per step).
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: _cosine_with_warmup(step, config))
     order = np.random.default_rng(config.seed)
     batch = min(config.batch_size, len(images))
@@ -116,17 +120,25 @@ def pretrain(config: PretrainConfig, out: Path, device: str = "cpu") -> Path:
     return save(train(config, device), out)
 
 
-def _preprocessed_images(split, preprocess):
+# The last corpus prepared, keyed by (world fingerprint, model): policies of one experiment share it.
+_PREPARED: dict[tuple[str, str], object] = {}
+
+
+def _preprocessed_images(split, preprocess, key: tuple[str, str]):
     """Decode and preprocess every image once: the pretraining corpus is small enough to hold."""
     import torch
 
+    if key in _PREPARED:
+        return _PREPARED[key]
     with progress_bar() as progress:
         job = progress.add_task("Preparing pretraining images", total=len(split))
         tensors = []
         for row in split.select_columns(["image"]):
             tensors.append(preprocess(row["image"].convert("RGB")))
             progress.advance(job)
-    return torch.stack(tensors)
+    _PREPARED.clear()
+    _PREPARED[key] = torch.stack(tensors)
+    return _PREPARED[key]
 
 
 def _captions(split, config: PretrainConfig) -> list[str]:
@@ -151,27 +163,39 @@ def _plain(cfg: dict) -> dict:
 
 
 def builtin_weights_dir(config: PretrainConfig) -> Path:
-    return paths.models_dir() / f"{config.model}-{config.captions}-{config.fingerprint()}"
+    return paths.models_dir() / f"{config.model}-{slug(config.captions)}-{config.fingerprint()}"
 
 
-def _materialiser(config: PretrainConfig):
+def policy_tag(config: PretrainConfig) -> str:
+    """`dashcam-POLICY` for the default recipe; a recipe with other steps, sizes or seed adds its fingerprint."""
+    default = dataclasses.replace(PretrainConfig(), model=config.model, captions=config.captions)
+    return f"dashcam-{config.captions}" if config == default else f"dashcam-{config.captions}@{config.fingerprint()[:8]}"
+
+
+def policy_weights(config: PretrainConfig) -> BuiltinWeights:
+    """Built-in weights for one caption policy and recipe, registered under `policy_tag(config)`: trained on first use."""
+    get_caption_policy(config.captions)  # an unknown policy fails here, listing the policies
+
     def materialise() -> Path:
         folder = builtin_weights_dir(config)
         if not (folder / WEIGHTS_FILE).exists():
             pretrain(config, folder)
         return folder
-    return materialise
+
+    return register_builtin_weights(
+        BuiltinWeights(
+            model=config.model,
+            tag=policy_tag(config),
+            description=f"{config.model} pretrained by clipprobe on the dashcam world with {config.captions} captions",
+            materialise=materialise,
+            # The essay's case: web captions that name only the salient object.
+            default=config == PretrainConfig(),
+        ),
+        replace=True,
+    )
 
 
 for _policy in ("salient", "descriptive"):
-    _config = PretrainConfig(captions=_policy)
-    register_builtin_weights(
-        BuiltinWeights(
-            model="mini-clip",
-            tag=f"dashcam-{_policy}",
-            description=f"mini-clip pretrained by clipprobe on the dashcam world with {_policy} captions",
-            materialise=_materialiser(_config),
-            # The essay's case: web captions that name only the salient object.
-            default=_policy == "salient",
-        )
-    )
+    policy_weights(PretrainConfig(captions=_policy))
+# Any other policy, e.g. `--pretrained dashcam-mixed:0.05`, is trained with the default recipe on first use.
+BUILTIN_FAMILIES[("mini-clip", "dashcam-")] = lambda policy: policy_weights(PretrainConfig(captions=policy))

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import UsageError
-from .results import DEFAULT_RESULTS_DIR, VOLATILE_FIELD, read_results
+from .results import DEFAULT_RESULTS_DIR, VOLATILE_FIELD, read_experiments, read_results
 from .storage import atomic_path, write_json
 
 DEFAULT_REPORTS_DIR = Path("reports")
@@ -43,6 +43,7 @@ class Report:
 
     rows: list[dict[str, Any]]
     files: dict[str, Path]
+    experiments: list[dict[str, Any]] = field(default_factory=list)
 
     def tasks(self) -> list[str]:
         return list(dict.fromkeys(row["task"] for row in self.rows))
@@ -114,8 +115,11 @@ def _cell(column: str, row: dict[str, Any], separator: str = " ") -> str:
     return text
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["## clipprobe results", "", CAPTION]
+def markdown(rows: list[dict[str, Any]], experiments: list[dict[str, Any]] = ()) -> str:
+    lines = ["## clipprobe results"]
+    for experiment in experiments:
+        lines += ["", experiment_markdown(experiment).rstrip("\n")]
+    lines += ["", CAPTION]
     for task in dict.fromkeys(row["task"] for row in rows):
         lines += [
             "",
@@ -128,26 +132,100 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+EXPERIMENT_CAPTION = ("Balanced accuracy on each task's test split [95 % bootstrap interval]; invariance: embedding distance "
+                      "within counterfactual pairs / between unrelated images (0: blind to the attribute, 1: as moved as by "
+                      "another scene).")
+
+
+def experiment_label(row: dict[str, Any]) -> str:
+    """How the headline table names a row: the representation, and the method when it is not a probe of it."""
+    return f"{row['row']} · zero-shot" if row["method"] == "zero-shot" else row["row"]
+
+
+def _experiment_cells(record: dict[str, Any], row: dict[str, Any], separator: str) -> list[str]:
+    cells = [experiment_label(row), row["policy"] or "-"]
+    for task in record["tasks"]:
+        result = row["tasks"].get(task)
+        cells.append("-" if result is None else _with_interval(result["balanced_accuracy"], result["interval"], separator))
+    for attribute in record["attributes"]:
+        score = (row.get("invariance") or {}).get(attribute)
+        cells.append("-" if not score or score["score"] is None else _with_interval(score["score"], score["interval"], separator))
+    return cells
+
+
+def _with_interval(value: float, interval: list[float] | None, separator: str) -> str:
+    return f"{value:.3f}" + (f"{separator}[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def _experiment_headers(record: dict[str, Any]) -> list[str]:
+    return ["Representation", "Captions", *record["tasks"], *(f"invariance: {a}" for a in record["attributes"])]
+
+
+def experiment_title(record: dict[str, Any]) -> str:
+    return f"Curation experiment: {', '.join(record['design']['policies'])}"
+
+
+def experiment_table(record: dict[str, Any]) -> Table:
+    """The headline table in the terminal: rows = representations, columns = tasks, then invariance scores."""
+    table = Table(title=experiment_title(record), caption=EXPERIMENT_CAPTION, title_justify="left")
+    for i, header in enumerate(_experiment_headers(record)):
+        table.add_column(header, justify="left" if i < 2 else "right")
+    for row in record["rows"]:
+        table.add_row(*(Text(cell) for cell in _experiment_cells(record, row, separator="\n")))
+    return table
+
+
+def experiment_markdown(record: dict[str, Any]) -> str:
+    headers = _experiment_headers(record)
+    lines = [f"### {experiment_title(record)}", "", EXPERIMENT_CAPTION, "",
+             "| " + " | ".join(headers) + " |", "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(headers))) + " |"]
+    lines += ["| " + " | ".join(_experiment_cells(record, row, separator=" ")) + " |" for row in record["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_experiment_plots(experiments: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
+    """Each experiment's plots as PNG files beside report.html (which embeds the same images), for READMEs and slides."""
+    from .html_report import dose_points, dose_response_png, heatmap_png
+
+    files = {}
+    for experiment in experiments:
+        plots = {"heatmap": heatmap_png(experiment)}
+        if len(dose_points(experiment)) >= 2:
+            plots["dose-response"] = dose_response_png(experiment)
+        for kind, png in plots.items():
+            path = Path(out_dir) / f"{experiment['name']}-{kind}.png"
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(png)
+            files[f"{experiment['name']} {kind}"] = path
+    return files
+
+
 def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, out_dir: Path = DEFAULT_REPORTS_DIR) -> Report:
-    """Read every result file under `results_dir`; write report.md, report.html, results.json and results.csv in `out_dir`."""
+    """Read every result file under `results_dir`; write report.md, report.html, results.json and results.csv in `out_dir`.
+
+    Experiment records (`clipprobe experiment curation`) come first, as headline tables across tasks."""
     records = read_results(results_dir)
+    experiments = read_experiments(results_dir)
     rows = sorted((summarise(r) for r in records), key=lambda r: (r["task"], -r["balanced_accuracy"], r["row"], r["method"]))
     out_dir = Path(out_dir)
     files = {"markdown": out_dir / "report.md", "html": out_dir / "report.html", "json": out_dir / "results.json",
              "csv": out_dir / "results.csv"}
+    text = markdown(rows, experiments)
     with atomic_path(files["markdown"]) as tmp:
-        tmp.write_text(markdown(rows))
+        tmp.write_text(text)
     from .html_report import render_html  # imports matplotlib; html_report imports this module
 
     with atomic_path(files["html"]) as tmp:
-        tmp.write_text(render_html(rows, records), encoding="utf-8")
-    write_json(files["json"], {"rows": rows, "records": [_stable(r) for r in records]})
+        tmp.write_text(render_html(rows, records, experiments), encoding="utf-8")
+    files.update(write_experiment_plots(experiments, out_dir))
+    write_json(files["json"], {"rows": rows, "records": [_stable(r) for r in records],
+                               "experiments": [_stable(e) for e in experiments]})
     write_csv(files["csv"], rows)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:  # a CI job summary, when running under GitHub Actions
         with open(summary, "a") as f:
-            f.write(markdown(rows))
-    return Report(rows=rows, files=files)
+            f.write(text)
+    return Report(rows=rows, files=files, experiments=experiments)
 
 
 def _stable(record: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,8 @@ SCHEMA_VERSION = 1
 DEFAULT_RESULTS_DIR = Path("results")
 # Fields that change from run to run (clock times); everything else is fixed by the seed.
 VOLATILE_FIELD = "run"
+# Experiment records (headline tables across tasks) live in this folder under results/, apart from the per-task records.
+EXPERIMENTS_FOLDER = "experiments"
 
 
 def package_versions() -> dict[str, str]:
@@ -92,7 +94,7 @@ def read_results(results_dir: Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]
     if not results_dir.is_dir():
         raise RunError(f"No results folder at {results_dir}: run `clipprobe probe --task TASK` first")
     records = []
-    for path in sorted(results_dir.glob("*/*.json")):
+    for path in sorted(p for p in results_dir.glob("*/*.json") if p.parent.name != EXPERIMENTS_FOLDER):
         try:
             record = json.loads(path.read_text())
         except ValueError as exc:
@@ -102,4 +104,15 @@ def read_results(results_dir: Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]
         records.append(record)
     if not records:
         raise RunError(f"No result files in {results_dir}: run `clipprobe probe --task TASK` first")
+    return records
+
+
+def read_experiments(results_dir: Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]]:
+    """The experiment records (e.g. `clipprobe experiment curation`'s headline tables) under `results_dir`."""
+    records = []
+    for path in sorted((Path(results_dir) / EXPERIMENTS_FOLDER).glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except ValueError as exc:
+            raise RunError(f"Experiment file {path} is not valid JSON ({exc}); delete it or re-run the experiment") from exc
     return records

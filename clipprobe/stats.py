@@ -4,7 +4,7 @@ A resample draws n test examples with replacement from the n scored ones. Every 
 balanced accuracy, macro-F1) depends on the examples only through the confusion matrix, and the confusion
 counts of such a resample are exactly Multinomial(n, observed cell frequencies). So the resamples are drawn
 as confusion matrices, all at once, from one seeded numpy Generator: the same distribution as resampling
-indices, in time and memory independent of n (1,000 resamples of 1,000 examples take about a millisecond).
+indices, in time and memory independent of n (1,000 resamples of 1,000 examples take a few milliseconds).
 The interval is the percentile interval of the resampled metric.
 
 Balanced accuracy follows scikit-learn's definition: the mean recall over the classes that occur in the

@@ -166,14 +166,30 @@ def test_cnn_learns_a_planted_colour(tmp_path):
     assert record["pretrained"] is None and record["weights"] == {"kind": "trained-on-task"}
     selection = record["selection"]
     assert selection["metric"] == "balanced_accuracy" and selection["split"] == "validation"
-    assert [p["epoch"] for p in selection["curve"]] == list(range(1, FAST.epochs + 1))
+    epochs = [p["epoch"] for p in selection["curve"]]
     best = max(p["balanced_accuracy"] for p in selection["curve"])
-    # The chosen epoch is the first to reach the best validation score.
+    # The chosen epoch is the first to reach the best validation score; a perfect one ends training there.
     assert selection["chosen_epoch"] == next(p["epoch"] for p in selection["curve"] if p["balanced_accuracy"] == best)
+    if best == 1.0:
+        assert epochs == list(range(1, selection["chosen_epoch"] + 1))
+    else:
+        assert epochs == list(range(1, FAST.epochs + 1))
     assert selection["at_grid_edge"] is False
     assert record["data"]["sizes"] == {"train": 120, "validation": 60, "test": 90}
     assert record["metrics"]["n"] == 90 and np.asarray(record["metrics"]["confusion_matrix"]).sum() == 90
-    assert record["training"]["epochs_run"] == FAST.epochs and not record["training"]["stopped_by_time_limit"]
+    assert record["training"]["epochs_run"] == len(epochs) and not record["training"]["stopped_by_time_limit"]
+
+
+def test_stopping_at_a_perfect_validation_score_changes_nothing_but_the_time(tmp_path, monkeypatch):
+    import clipprobe.baselines.training as training
+
+    early, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path / "early", budget=FAST)
+    monkeypatch.setattr(training, "PERFECT", 2.0)  # never reached: every epoch runs
+    whole, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path / "whole", budget=FAST)
+    assert early["training"]["epochs_run"] < whole["training"]["epochs_run"] == FAST.epochs
+    assert early["selection"]["chosen_epoch"] == whole["selection"]["chosen_epoch"]
+    assert early["selection"]["curve"] == whole["selection"]["curve"][: len(early["selection"]["curve"])]
+    assert early["metrics"] == whole["metrics"]
 
 
 def test_results_have_the_probe_schema_and_join_the_report(tmp_path):

@@ -46,7 +46,7 @@ def test_unknown_pretrained_tag_lists_the_tags():
     assert result.exit_code == 2
     assert error_line(result) == (
         "Error: Unknown pretrained tag 'laion9000' for model 'mini-clip'. "
-        "Available: dashcam-descriptive, dashcam-salient, random, or a checkpoint file"
+        "Available: dashcam-descriptive, dashcam-salient, dashcam-POLICY, random, or a checkpoint file"
     )
 
 

@@ -23,7 +23,7 @@ def test_quick_start_extract_probe_report(default_home, monkeypatch, tmp_path):
     # Renders the world and pretrains the default model: the slow part of the suite (timed in benchmarks/).
     result = runner.invoke(app, ["extract"])
     assert result.exit_code == 0, result.output
-    assert "mini-clip/dashcam-salient train: 2000 x 128 (extracted)" in result.output
+    assert "mini-clip/dashcam-salient train: 1000 x 128 (extracted)" in result.output
 
     again = runner.invoke(app, ["extract"])
     assert again.exit_code == 0
@@ -48,3 +48,29 @@ def test_quick_start_extract_probe_report(default_home, monkeypatch, tmp_path):
     assert all(0 <= r["balanced_accuracy"] <= 1 and r["n_test"] == (834 if r["task"] == "traffic-light" else 1000) for r in rows)
     markdown = Path("reports/report.md").read_text()
     assert markdown.startswith("## clipprobe results") and "### traffic-light" in markdown and "### pedestrian" in markdown
+
+
+@pytest.mark.slow
+def test_curation_experiment_from_the_command_line_then_again_from_the_cache(default_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("CLIPPROBE_HOME", str(default_home))
+    args = ["experiment", "curation", "--policies", "salient", "--tasks", "traffic-light,pedestrian-side",
+            "--baselines", "random", "--attributes", "traffic-light", "--pairs", "20"]
+    # The salient model is the default weights, trained by the test above when it ran first; otherwise here.
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Curation experiment: salient" in result.output
+    path = Path("results/experiments/curation__salient__seed0.json")
+    record = json.loads(path.read_text())
+    assert [(r["row"], r["method"]) for r in record["rows"]] == [
+        ("mini-clip/dashcam-salient", "linear-probe"), ("mini-clip/dashcam-salient", "zero-shot"),
+        ("mini-clip/random", "linear-probe")]
+    assert record["rows"][0]["invariance"]["traffic-light"]["score"] is not None
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("(stored result reused)") == 6
+    assert "Pretraining" not in again.output and "Extracting" not in again.output
+
+    result = runner.invoke(app, ["report"])
+    assert result.exit_code == 0, result.output
+    assert "### Curation experiment: salient" in Path("reports/report.md").read_text()

@@ -29,15 +29,35 @@ def test_probe_without_signal_is_at_chance():
     assert score(fit.model, sx, sy, ("a", "b", "c"))["balanced_accuracy"] < 0.45
 
 
-def test_c_is_chosen_on_validation_with_ties_to_the_smallest_c():
-    (tx, ty), (vx, vy) = planted(300, signal=10, seed=1), planted(100, signal=10, seed=2)
+def _scripted_validation(monkeypatch, scores):
+    """Validation scores in grid order, whatever the fits predict: the selection rule, alone."""
+    import clipprobe.probe as probe_module
+
+    queue = list(scores)
+    monkeypatch.setattr(probe_module, "balanced_accuracy_score", lambda y, predicted: queue.pop(0))
+
+
+def test_c_is_chosen_on_validation_with_ties_to_the_smallest_c(monkeypatch):
+    (tx, ty), (vx, vy) = planted(300, signal=1, seed=1), planted(100, signal=1, seed=2)
+    _scripted_validation(monkeypatch, [0.8, 0.9, 0.9, 0.7])
     fit = fit_probe(tx, ty, vx, vy, c_grid=(10.0, 0.01, 1.0, 100.0))
-    assert [p["C"] for p in fit.curve] == [0.01, 1.0, 10.0, 100.0]
-    best = max(p["balanced_accuracy"] for p in fit.curve)
-    tied = [p["C"] for p in fit.curve if p["balanced_accuracy"] == best]
-    assert len(tied) >= 2  # a separable task: several C reach the best validation score...
-    assert fit.chosen_c == min(tied)  # ...and the strongest regularisation among them wins
-    assert fit.at_grid_edge == (fit.chosen_c in (0.01, 100.0))
+    assert [(p["C"], p["balanced_accuracy"]) for p in fit.curve] == [(0.01, 0.8), (1.0, 0.9), (10.0, 0.9), (100.0, 0.7)]
+    assert fit.chosen_c == 1.0 and not fit.at_grid_edge  # the strongest regularisation among the tied best
+
+
+def test_a_perfect_validation_score_ends_the_sweep_at_that_c(monkeypatch):
+    (tx, ty), (vx, vy) = planted(300, signal=1, seed=1), planted(100, signal=1, seed=2)
+    _scripted_validation(monkeypatch, [0.8, 1.0])  # a third fit would find the queue empty and fail
+    fit = fit_probe(tx, ty, vx, vy, c_grid=(0.01, 1.0, 10.0, 100.0))
+    assert [p["C"] for p in fit.curve] == [0.01, 1.0] and fit.chosen_c == 1.0
+
+
+def test_stopping_at_a_perfect_score_chooses_what_the_whole_sweep_chooses():
+    (tx, ty), (vx, vy) = planted(300, signal=10, seed=1), planted(100, signal=10, seed=2)
+    fit = fit_probe(tx, ty, vx, vy, c_grid=(0.01, 1.0, 10.0, 100.0))
+    assert fit.curve[-1]["balanced_accuracy"] == 1.0 and fit.chosen_c == fit.curve[-1]["C"]
+    whole = [fit_probe(tx, ty, vx, vy, c_grid=(c,)).curve[0]["balanced_accuracy"] for c in (0.01, 1.0, 10.0, 100.0)]
+    assert (0.01, 1.0, 10.0, 100.0)[whole.index(max(whole))] == fit.chosen_c
 
 
 def test_c_and_curve_never_depend_on_test_labels(tiny_model, tiny_tasks, monkeypatch, tmp_path):

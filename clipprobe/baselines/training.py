@@ -19,6 +19,8 @@ from ..errors import UsageError
 from ..probe import SELECTION_METRIC
 from ..progress import err_console, progress_bar
 
+# A validation score that no later epoch can beat; training stops there with the same result.
+PERFECT = 1.0
 AUGMENTS = ("auto", "translate+hflip", "translate", "hflip", "none")
 # Class names that a mirror image swaps: a flip is not a label-preserving augmentation for such a task.
 MIRRORED_CLASSES = ("left", "right")
@@ -26,9 +28,10 @@ MIRRORED_CLASSES = ("left", "right")
 
 @dataclass(frozen=True)
 class Budget:
-    """What one baseline may spend. On two CPU cores, the dashcam world's traffic-light task (1,700 train /
-    425 validation / 834 test images, decoded once in 4 s) took 25 s for `cnn` with these defaults, and 70 s
-    for `orbit-cnn` (translate:4+hflip, 32 elements) at 12 epochs, 150 s at its own default of 24.
+    """What one baseline may spend. On two CPU cores, `cnn` takes well under a minute per dashcam task at these
+    defaults (each result file's `run.seconds`; the README quotes `make demo`'s), `orbit-cnn` a multiple of that:
+    its training steps average `orbit_train_elements` group elements and its validation and test images the
+    whole orbit.
 
     `epochs` is the budget that fixes the result; `max_seconds` is a safety net against runaway runs (large
     data, a slow machine): training stops after the epoch that would otherwise run past it, which is recorded
@@ -38,7 +41,7 @@ class Budget:
     of an orbit model averages over (None: the whole orbit); validation and test always use the whole orbit."""
 
     epochs: int = 12
-    batch_size: int = 64
+    batch_size: int = 32
     image_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 5e-4
@@ -163,7 +166,8 @@ def fit(
     augment: str = "translate+hflip",
 ) -> Fit:
     """Train for `budget.epochs`, scoring balanced accuracy on validation after each; keep the best epoch
-    (ties go to the earliest: the least-trained model that is as good). `augment` is a resolved augmentation.
+    (ties go to the earliest: the least-trained model that is as good), stopping at a perfect validation score,
+    after which no epoch could be chosen. `augment` is a resolved augmentation.
 
     Test data never enters this function, so nothing here can be selected on it. Call inside a seeded RNG
     context: the augmentation and the orbit sampling draw from torch's global generator."""
@@ -210,6 +214,10 @@ def fit(
                 best_state, best_score, chosen_epoch = copy.deepcopy(model.state_dict()), score, epoch
             seconds.append(time.perf_counter() - epoch_started)
             progress.update(job, advance=1, description=f"{description} (val. bal. acc. {score:.3f}, best {best_score:.3f})")
+            if best_score >= PERFECT:
+                # No later epoch can be chosen (ties go to the earliest), so the result is the one the whole
+                # budget would give: stopping only saves the time.
+                break
             elapsed = time.perf_counter() - started
             if budget.max_seconds is not None and epoch < budget.epochs and elapsed + seconds[-1] > budget.max_seconds:
                 stopped = True

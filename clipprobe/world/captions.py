@@ -114,6 +114,14 @@ def get_caption_policy(spec: str) -> CaptionPolicy:
     return CAPTION_POLICIES.get(family)(argument)
 
 
+def descriptive_fraction(spec: str) -> float | None:
+    """The fraction of images a policy captions descriptively (salient 0, descriptive 1, mixed:P P), or None
+    for a policy that is not on that axis (attribute-dropout): the x axis of the dose-response plot."""
+    get_caption_policy(spec)
+    family, _, argument = spec.partition(":")
+    return {"salient": 0.0, "descriptive": 1.0}.get(family, float(argument) if family == "mixed" else None)
+
+
 def caption_for(scene: Scene, policy: str, rng: np.random.Generator) -> str:
     return get_caption_policy(policy)(scene, rng)
 

@@ -24,7 +24,7 @@ from .scene import ATTRIBUTES, Knobs, Scene, render_scene, sample_scene, scene_r
 GENERATOR_VERSION = 2
 # Each split draws from its own stream so changing one split's size leaves the others unchanged.
 SPLIT_STREAMS = {"pretrain": 0, "train": 1, "validation": 2, "test": 3}
-DEFAULT_SIZES = {"pretrain": 4000, "train": 2000, "validation": 500, "test": 1000}
+DEFAULT_SIZES = {"pretrain": 4000, "train": 1000, "validation": 500, "test": 1000}
 CHUNK = 250
 
 
