@@ -328,21 +328,27 @@ def pretrain(
     model: ModelOpt = "mini-clip",
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (default: the built-in recipe's, 250).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Image-caption pairs per step (default 64).")] = None,
+    width: Annotated[Optional[int], typer.Option(help="Width of the image tower (default: the model config's).")] = None,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Input size of the image tower in pixels (default: the model config's).")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "cpu",
 ):
     """Pretrain a small CLIP-style model on the dashcam world under a caption policy.
 
-    Example: clipprobe pretrain --captions descriptive --out models/descriptive
+    Examples: clipprobe pretrain --captions descriptive --out models/descriptive
+              clipprobe pretrain --captions descriptive --width 32 --image-size 96 --steps 2000 --device cuda --out models/big
     """
     from .features import _check_device
     from .pretrain import PretrainConfig
     from .pretrain import pretrain as run_pretrain
 
     _check_device(device)
-    overrides = {name: value for name, value in (("steps", steps), ("batch_size", batch_size)) if value is not None}
-    folder = run_pretrain(PretrainConfig(model=model, captions=captions, seed=seed, **overrides), out, device=device)
-    console.print(f"Saved {folder}; load it with: clipprobe extract --model {model} --pretrained {folder}")
+    chosen = {"steps": steps, "batch_size": batch_size, "width": width, "image_size": image_size}
+    config = PretrainConfig(model=model, captions=captions, seed=seed, **{k: v for k, v in chosen.items() if v is not None})
+    folder = run_pretrain(config, out, device=device)
+    # A scaled architecture is not a registered config in a new process; its folder carries the config.
+    load = f"--model local-dir:{folder}" if width or image_size else f"--model {model} --pretrained {folder}"
+    console.print(f"Saved {folder}; load it with: clipprobe extract {load}")
 
 
 @experiment_command

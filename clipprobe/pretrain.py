@@ -36,10 +36,40 @@ class PretrainConfig:
     weight_decay: float = 0.1
     warmup_steps: int = 25
     seed: int = 0
+    # Scale the image tower without writing a config: None keeps the model config's own width / input size.
+    width: int | None = None
+    image_size: int | None = None
 
     def fingerprint(self) -> str:
         # The world's own fingerprint carries its generator version: a new renderer means new weights.
-        return stable_hash({**asdict(self), "world": self.world.fingerprint()})
+        fields = {k: v for k, v in asdict(self).items() if not (k in SCALE_FIELDS and v is None)}
+        return stable_hash({**fields, "world": self.world.fingerprint()})
+
+
+SCALE_FIELDS = ("width", "image_size")
+
+
+def architecture(config: PretrainConfig) -> str:
+    """The open_clip config to build: `config.model`'s own, or a copy with the image tower's width or input size
+    changed, registered with open_clip as MODEL-wWIDTH-SIZEpx (its folder then loads with `--model local-dir:`)."""
+    import copy
+
+    import open_clip
+
+    if config.width is None and config.image_size is None:
+        return config.model
+    for name in SCALE_FIELDS:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of {'channels' if name == 'width' else 'pixels'}, got {value}")
+    cfg = copy.deepcopy(open_clip.get_model_config(config.model))
+    vision = cfg["vision_cfg"]
+    vision.update({name: getattr(config, name) for name in SCALE_FIELDS if getattr(config, name) is not None})
+    name = f"{config.model}-w{vision['width']}-{vision['image_size']}px"
+    path = paths.models_dir() / "configs" / f"{name}.json"
+    write_json(path, cfg)
+    open_clip.add_model_config(path)
+    return name
 
 
 @dataclass
@@ -51,6 +81,7 @@ class TrainedModel:
     log: list[dict]
     seconds: float
     device: str
+    architecture: str  # the open_clip config name it was built from (see `architecture`)
 
 
 def train(config: PretrainConfig, device: str = "cpu") -> TrainedModel:
@@ -64,11 +95,12 @@ def train(config: PretrainConfig, device: str = "cpu") -> TrainedModel:
     if config.steps < 1 or config.batch_size < 2:
         raise UsageError("--steps must be at least 1 and --batch-size at least 2")
 
+    name = architecture(config)
     split = load_world(config.world)["pretrain"]
     torch.manual_seed(config.seed)
-    model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=None, device=device)
-    tokenizer = open_clip.get_tokenizer(config.model)
-    images = _preprocessed_images(split, preprocess, (config.world.fingerprint(), config.model))
+    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None, device=device)
+    tokenizer = open_clip.get_tokenizer(name)
+    images = _preprocessed_images(split, preprocess, (config.world.fingerprint(), name))
     tokens = tokenizer(_captions(split, config))
 
     loss_fn = open_clip.ClipLoss()
@@ -96,7 +128,7 @@ def train(config: PretrainConfig, device: str = "cpu") -> TrainedModel:
             log.append({"step": step + 1, "loss": round(loss.item(), 6), "lr": schedule.get_last_lr()[0]})
             progress.advance(job)
     model.eval()
-    return TrainedModel(model, config, log, round(time.perf_counter() - started, 2), device)
+    return TrainedModel(model, config, log, round(time.perf_counter() - started, 2), device, name)
 
 
 def save(trained: TrainedModel, out: Path) -> Path:
@@ -108,7 +140,7 @@ def save(trained: TrainedModel, out: Path) -> Path:
     preprocess_cfg = open_clip.get_model_preprocess_cfg(trained.model)
     with atomic_dir(Path(out)) as tmp:
         safetensors.torch.save_file(state, tmp / WEIGHTS_FILE)
-        write_json(tmp / OPEN_CLIP_CONFIG, {"model_cfg": open_clip.get_model_config(trained.config.model),
+        write_json(tmp / OPEN_CLIP_CONFIG, {"model_cfg": open_clip.get_model_config(trained.architecture),
                                             "preprocess_cfg": _plain(preprocess_cfg)})
         write_json(tmp / "train_log.json", {"config": asdict(trained.config), "steps": trained.log})
         write_json(tmp / "timing.json", {"seconds": trained.seconds, "device": trained.device})

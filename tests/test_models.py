@@ -122,3 +122,25 @@ def test_open_clips_loss_already_treats_identical_captions_as_positives():
     torch.testing.assert_close(plain, shared)
     for tensor in (images, captions):
         torch.testing.assert_close(*(torch.autograd.grad(loss, tensor, retain_graph=True)[0] for loss in (plain, shared)))
+
+
+def test_width_and_image_size_scale_the_tower_and_the_folder_loads_through_local_dir(tiny_pretrain, tiny_world, tmp_path):
+    import dataclasses
+
+    from clipprobe.pretrain import pretrain
+
+    folder = pretrain(dataclasses.replace(tiny_pretrain, width=16, image_size=48), tmp_path / "scaled")
+    saved = json.loads((folder / "open_clip_config.json").read_text())
+    assert (saved["model_cfg"]["vision_cfg"]["width"], saved["model_cfg"]["vision_cfg"]["image_size"]) == (16, 48)
+    assert saved["preprocess_cfg"]["size"] in (48, [48, 48])
+    features = extract_features(tiny_world, ExtractorConfig(model=f"local-dir:{folder}"))
+    assert features.arrays["test"].shape == (TINY_SIZES["test"], 16)  # the tiny config's embedding size
+    # The default recipe keeps its fingerprint (and the cached built-in weights) when nothing is scaled.
+    assert dataclasses.replace(tiny_pretrain, width=None).fingerprint() == tiny_pretrain.fingerprint()
+
+
+def test_a_bad_scale_is_a_usage_error(tiny_pretrain):
+    import dataclasses
+
+    with pytest.raises(UsageError, match="^--image-size must be a positive number of pixels, got 0$"):
+        train(dataclasses.replace(tiny_pretrain, image_size=0))
