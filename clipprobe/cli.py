@@ -392,7 +392,7 @@ def curation(
     )
     record, path = run_curation(experiment, results_dir=results, refresh=refresh, on_result=_print_outcome,
                                 on_stage=lambda text: console.print(text, style="bold"))
-    from .report import experiment_table
+    from .experiment_report import experiment_table
 
     console.print(experiment_table(record))
     console.print(f"Headline table -> {path}; render everything with: clipprobe report --results {results}")
@@ -451,7 +451,7 @@ def report(
         raise UsageError("--max-drop needs --compare BASELINE.json")
     baseline_rows = load_baseline(baseline) if baseline is not None else None
     built = build_report(results, out)
-    from .report import experiment_table
+    from .experiment_report import experiment_table
 
     for experiment in built.experiments:
         console.print(experiment_table(experiment))

@@ -20,14 +20,14 @@ from .features import ExtractorConfig
 from .models import resolve_weights
 from .pipeline import probe
 from .pretrain import PretrainConfig, policy_weights
-from .results import DEFAULT_RESULTS_DIR, EXPERIMENTS_FOLDER, VOLATILE_FIELD, package_versions, run_section, slug
+from .results import (DEFAULT_RESULTS_DIR, EXPERIMENT_SCHEMA_VERSION, EXPERIMENTS_FOLDER, VOLATILE_FIELD, package_versions,
+                      run_section, slug)
 from .sensitivity import DEFAULT_INVARIANCE_DIR, measure_invariance
 from .storage import write_json
 from .tasks import WORLD_TASKS, DashcamWorld, get_task, with_world
 from .world import WorldConfig, descriptive_fraction, get_caption_policy
 from .world.pairs import COUNTERFACTUALS, list_counterfactuals
 
-SCHEMA_VERSION = 1
 DEFAULT_POLICIES = ("salient", "descriptive", "mixed:0.1")
 # Every baseline of `clipprobe probe`, with the orbit model over horizontal flips alone: the cheapest group that
 # shows what a hard invariance costs (pedestrian-side) and what it keeps (everything else).
@@ -180,7 +180,7 @@ def run_curation(
         VOLATILE_FIELD: run_section(started, stages=timings),
     }
     path = Path(results_dir) / EXPERIMENTS_FOLDER / f"{experiment.name()}.json"
-    write_json(path, {"schema_version": SCHEMA_VERSION, **record})
+    write_json(path, {"schema_version": EXPERIMENT_SCHEMA_VERSION, **record})
     return record, path
 
 

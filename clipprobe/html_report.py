@@ -12,8 +12,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from .report import (_NUMERIC, CAPTION, COLUMNS, EXPERIMENT_CAPTION, HEADERS, _cell, _experiment_cells, _experiment_headers,
-                     experiment_label, experiment_title)
+from .experiment_report import EXPERIMENT_CAPTION, experiment_cells, experiment_headers, experiment_label, experiment_title
+from .report import _NUMERIC, CAPTION, COLUMNS, HEADERS, _cell
 from .results import slug
 
 DPI = 100
@@ -80,10 +80,10 @@ def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], exper
 
 def _experiment_section(anchor: str, record: dict[str, Any]) -> str:
     """The headline table, a heat map of it, and (with two or more descriptive fractions) the dose-response plot."""
-    headers = _experiment_headers(record)
+    headers = experiment_headers(record)
     table = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>"]
     for row in record["rows"]:
-        cells = _experiment_cells(record, row, separator=" ")
+        cells = experiment_cells(record, row, separator=" ")
         table.append("<tr>" + "".join(f'<td{"" if i < 2 else " class=num"}>{_e(c)}</td>' for i, c in enumerate(cells)) + "</tr>")
     table.append("</table>")
     parts = [f'<section id="{anchor}"><h2>{_e(experiment_title(record))}</h2>',
@@ -130,38 +130,47 @@ def dose_points(record: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:
     return sorted(points, key=lambda point: point[0])
 
 
+def _accuracy(row: dict[str, Any], task: str) -> tuple[float, list[float] | None] | None:
+    result = row["tasks"].get(task)
+    return None if result is None else (result["balanced_accuracy"], result["interval"])
+
+
+def _invariance(row: dict[str, Any], attribute: str) -> tuple[float, list[float] | None] | None:
+    score = (row.get("invariance") or {}).get(attribute)
+    return None if not score or score["score"] is None else (score["score"], score["interval"])
+
+
 def dose_response_png(record: dict[str, Any]) -> bytes:
     """Left: balanced accuracy per task against the fraction of descriptive captions; right: invariance per attribute."""
     points = dose_points(record)
-    xs = [fraction for fraction, _ in points]
     figure = Figure(figsize=(10, 3.8), dpi=DPI, layout="constrained")
     left, right = figure.subplots(1, 2)
-    for axes, names, get, ylabel in (
-        (left, record["tasks"], lambda row, name: row["tasks"].get(name) and
-         (row["tasks"][name]["balanced_accuracy"], row["tasks"][name]["interval"]), "balanced accuracy (test)"),
-        (right, record["attributes"], lambda row, name: (row.get("invariance") or {}).get(name) and
-         (row["invariance"][name]["score"], row["invariance"][name]["interval"]), "invariance score (0: blind to it)"),
-    ):
+    panels = ((left, record["tasks"], _accuracy, "balanced accuracy (test)", "what a linear probe can read"),
+              (right, record["attributes"], _invariance, "invariance score (0: blind to it)",
+               "how much the embedding moves with the attribute"))
+    for axes, names, measure, ylabel, title in panels:
         for name in names:
-            measured = [(x, get(row, name)) for x, (_, row) in zip(xs, points)]
-            measured = [(x, m) for x, m in measured if m and m[0] is not None]
+            measured = [(fraction, m) for fraction, row in points if (m := measure(row, name)) is not None]
             if not measured:
                 continue
-            x, values = [m[0] for m in measured], [m[1][0] for m in measured]
-            errors = [[max(v - (i[0] if i else v), 0) for v, (_, i) in zip(values, (m[1] for m in measured))],
-                      [max((i[1] if i else v) - v, 0) for v, (_, i) in zip(values, (m[1] for m in measured))]]
-            axes.errorbar(x, values, yerr=errors, marker="o", markersize=4, capsize=3, lw=1.3, label=_plain(name))
+            xs = [fraction for fraction, _ in measured]
+            values = [value for _, (value, _) in measured]
+            below = [value - (interval or (value, value))[0] for _, (value, interval) in measured]
+            above = [(interval or (value, value))[1] - value for _, (value, interval) in measured]
+            axes.errorbar(xs, values, yerr=[[max(b, 0) for b in below], [max(a, 0) for a in above]], marker="o",
+                          markersize=4, capsize=3, lw=1.3, label=_plain(name))
+        fractions = sorted({fraction for fraction, _ in points})
+        # Linear below 1 %, logarithmic above: 0, 0.01, 0.1 and 1 all get room.
         axes.set_xscale("symlog", linthresh=0.01)
         axes.set_xlim(-0.001, 1.1)
-        axes.set_xticks(sorted(set(xs)), [f"{x:g}" for x in sorted(set(xs))], fontsize=7)
+        axes.set_xticks(fractions, [f"{x:g}" for x in fractions], fontsize=7)
         axes.xaxis.set_minor_locator(NullLocator())
         axes.set_xlabel("fraction of descriptive captions", fontsize=8)
         axes.set_ylabel(ylabel, fontsize=8)
         axes.tick_params(labelsize=7)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7, frameon=False)
-    left.set_title("what a linear probe can read", fontsize=9)
-    right.set_title("how much the embedding moves with the attribute", fontsize=9)
+        axes.set_title(title, fontsize=9)
     return _png(figure)
 
 

@@ -17,6 +17,7 @@ DEFAULT_RESULTS_DIR = Path("results")
 VOLATILE_FIELD = "run"
 # Experiment records (headline tables across tasks) live in this folder under results/, apart from the per-task records.
 EXPERIMENTS_FOLDER = "experiments"
+EXPERIMENT_SCHEMA_VERSION = 1
 
 
 def package_versions() -> dict[str, str]:
@@ -112,7 +113,11 @@ def read_experiments(results_dir: Path = DEFAULT_RESULTS_DIR) -> list[dict[str, 
     records = []
     for path in sorted((Path(results_dir) / EXPERIMENTS_FOLDER).glob("*.json")):
         try:
-            records.append(json.loads(path.read_text()))
+            record = json.loads(path.read_text())
         except ValueError as exc:
             raise RunError(f"Experiment file {path} is not valid JSON ({exc}); delete it or re-run the experiment") from exc
+        if record.get("schema_version") != EXPERIMENT_SCHEMA_VERSION:
+            raise RunError(f"Experiment file {path} has schema version {record.get('schema_version')}, "
+                           f"expected {EXPERIMENT_SCHEMA_VERSION}; re-run the experiment")
+        records.append(record)
     return records
