@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from .baselines import parse_baselines
 from .baselines.zeroshot import zero_shot
+from .errors import UsageError
 from .features import ExtractorConfig
 from .models import resolve_weights
 from .pipeline import probe
@@ -47,7 +48,7 @@ class CurationExperiment:
     baselines: str = DEFAULT_EXPERIMENT_BASELINES
     # Overrides of the trained baselines' budgets (see clipprobe.baselines.Budget), e.g. {"epochs": 8}.
     budget: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_EXPERIMENT_BUDGET))
-    # Counterfactual attributes for the invariance columns (clipprobe.world.pairs); () skips them.
+    # Counterfactual attributes for the invariance columns (clipprobe.world.pairs); None: all of them, (): none.
     attributes: tuple[str, ...] | None = None
     pairs: int = 100
     zero_shot: bool = True
@@ -68,9 +69,7 @@ class CurationExperiment:
         return [dataclasses.replace(self.recipe, captions=policy, world=self.world, seed=self.seed) for policy in self.policies]
 
     def check(self) -> None:
-        """Every name checked before any work: policies, tasks, baselines and budget, attributes."""
-        from .errors import UsageError
-
+        """Every name checked before any work: policies, tasks, baselines and budget, models, attributes."""
         if not self.policies:
             raise UsageError("--policies needs at least one caption policy")
         if not self.tasks:
@@ -89,7 +88,7 @@ class CurationExperiment:
             raise UsageError(f"--pairs must be at least 2 (an unrelated pair needs two scenes), got {self.pairs}")
 
     def name(self) -> str:
-        """The record's file name: the policies, and the seed."""
+        """The record's file name: the policies and the seed (a later run with other tasks or rows replaces it)."""
         return f"curation__{slug('+'.join(self.policies))}__seed{self.seed}"
 
     def describe(self) -> dict[str, Any]:
