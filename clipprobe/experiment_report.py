@@ -61,15 +61,11 @@ def experiment_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_experiment_plots(experiments: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
-    """Each experiment's plots as PNG files beside report.html (which embeds the same images), for READMEs and slides."""
-    from .html_report import dose_points, dose_response_png, heatmap_png
-
+def write_experiment_plots(experiments: list[dict[str, Any]], plots_by_experiment: list[dict[str, bytes]],
+                           out_dir: Path) -> dict[str, Path]:
+    """Each experiment's plots as PNG files beside report.html (which embeds the same bytes), for READMEs and slides."""
     files = {}
-    for experiment in experiments:
-        plots = {"heatmap": heatmap_png(experiment)}
-        if len(dose_points(experiment)) >= 2:
-            plots["dose-response"] = dose_response_png(experiment)
+    for experiment, plots in zip(experiments, plots_by_experiment, strict=True):
         for kind, png in plots.items():
             path = Path(out_dir) / f"{experiment['name']}-{kind}.png"
             with atomic_path(path) as tmp:

@@ -44,7 +44,8 @@ img { display: block; max-width: 100%; height: auto; }
 """
 
 
-def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], experiments: list[dict[str, Any]] = ()) -> str:
+def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], experiments: list[dict[str, Any]] = (),
+                plots_by_experiment: list[dict[str, bytes]] | None = None) -> str:
     """The whole page: the experiments' headline tables and plots first; then per task its table, a bar chart of
     balanced accuracy, and per row its confusion matrix and validation curve. Every text from the records is
     escaped; the same rows and records give the same string."""
@@ -52,6 +53,8 @@ def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], exper
     tasks = list(dict.fromkeys(row["task"] for row in rows))
     anchors = {task: f"task-{i}-{slug(task)}" for i, task in enumerate(tasks)}
     experiment_anchors = [f"experiment-{i}" for i in range(len(experiments))]
+    if plots_by_experiment is None:
+        plots_by_experiment = [experiment_plots(experiment) for experiment in experiments]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -64,8 +67,8 @@ def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], exper
         + "".join(f'<li><a href="#{a}">{_e(experiment_title(x))}</a></li>' for a, x in zip(experiment_anchors, experiments))
         + "".join(f'<li><a href="#{anchors[t]}">{_e(t)}</a></li>' for t in tasks) + "</ul></nav>",
     ]
-    for anchor, experiment in zip(experiment_anchors, experiments):
-        parts.append(_experiment_section(anchor, experiment))
+    for anchor, experiment, plots in zip(experiment_anchors, experiments, plots_by_experiment, strict=True):
+        parts.append(_experiment_section(anchor, experiment, plots))
     sections = []
     for task in tasks:
         task_rows = [row for row in rows if row["task"] == task]
@@ -78,7 +81,15 @@ def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], exper
     return "\n".join(parts) + "\n"
 
 
-def _experiment_section(anchor: str, record: dict[str, Any]) -> str:
+def experiment_plots(record: dict[str, Any]) -> dict[str, bytes]:
+    """An experiment's plots by kind: the heat map, and with two or more descriptive fractions the dose-response plot."""
+    plots = {"heatmap": heatmap_png(record)}
+    if len(dose_points(record)) >= 2:
+        plots["dose-response"] = dose_response_png(record)
+    return plots
+
+
+def _experiment_section(anchor: str, record: dict[str, Any], plots: dict[str, bytes]) -> str:
     """The headline table, a heat map of it, and (with two or more descriptive fractions) the dose-response plot."""
     headers = experiment_headers(record)
     table = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>"]
@@ -88,9 +99,9 @@ def _experiment_section(anchor: str, record: dict[str, Any]) -> str:
     table.append("</table>")
     parts = [f'<section id="{anchor}"><h2>{_e(experiment_title(record))}</h2>',
              f'<p class="caption">{_e(EXPERIMENT_CAPTION)}</p>', '<div class="scroll">' + "".join(table) + "</div>",
-             _img(heatmap_png(record), "balanced accuracy per representation and task")]
-    if len(dose_points(record)) >= 2:
-        parts.append(_img(dose_response_png(record), "balanced accuracy and invariance against the fraction of descriptive captions"))
+             _img(plots["heatmap"], "balanced accuracy per representation and task")]
+    if "dose-response" in plots:
+        parts.append(_img(plots["dose-response"], "balanced accuracy and invariance against the fraction of descriptive captions"))
         parts.append('<p class="caption">Each pretrained model at its fraction of descriptive captions (salient 0, '
                      'descriptive 1); error bars are the 95 % intervals; the x axis is linear below 0.01 and logarithmic above.</p>')
     return "\n".join(parts) + "</section>"

@@ -14,8 +14,8 @@ from .features import ExtractorConfig, FeatureCache, FeatureSet, extract_feature
 from .probe import DEFAULT_C_GRID, PROBE_VERSION, SELECTION_METRIC, fit_probe, score
 from .results import DEFAULT_RESULTS_DIR, data_section, package_versions, reusable, run_section, write_result
 from .storage import stable_hash
-from .sources import load_task_file, skipped_files, with_strict
-from .tasks import DASHCAM, DashcamWorld, Task, get_task, with_world
+from .sources import resolve_task, skipped_files
+from .tasks import DASHCAM, DashcamWorld, Task, with_world
 from .world import WorldConfig
 
 
@@ -134,10 +134,3 @@ def compare(
         if on_result is not None:
             on_result(*outcomes[-1])
     return outcomes
-
-
-def resolve_task(task: str | Task, strict: bool = False) -> Task:
-    """A task object from a registered name, a task file (.toml), or a Task."""
-    if isinstance(task, str):
-        task = load_task_file(task) if task.endswith(".toml") else get_task(task)
-    return with_strict(task) if strict else task

@@ -146,11 +146,12 @@ def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, out_dir: Path = DEFAUL
     text = markdown(rows, experiments)
     with atomic_path(files["markdown"]) as tmp:
         tmp.write_text(text)
-    from .html_report import render_html  # imports matplotlib; html_report imports this module
+    from .html_report import experiment_plots, render_html  # imports matplotlib; html_report imports this module
 
+    plots = [experiment_plots(experiment) for experiment in experiments]  # drawn once: the page and the files share them
     with atomic_path(files["html"]) as tmp:
-        tmp.write_text(render_html(rows, records, experiments), encoding="utf-8")
-    files.update(write_experiment_plots(experiments, out_dir))
+        tmp.write_text(render_html(rows, records, experiments, plots), encoding="utf-8")
+    files.update(write_experiment_plots(experiments, plots, out_dir))
     write_json(files["json"], {"rows": rows, "records": [_stable(r) for r in records],
                                "experiments": [_stable(e) for e in experiments]})
     write_csv(files["csv"], rows)

@@ -30,7 +30,7 @@ from .errors import RunError, UsageError
 from .progress import err_console, progress_bar
 from .registry import Registry
 from .storage import file_sha256, stable_hash, write_json
-from .tasks import PROBE_SPLITS, Task, register_task
+from .tasks import PROBE_SPLITS, Task, get_task, register_task
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -786,6 +786,13 @@ def choose_task(
     if task is None and required:
         raise UsageError("Give --task TASK (see `clipprobe tasks`), --task FILE.toml or --dataset SCHEME:PATH")
     return task
+
+
+def resolve_task(task: str | Task, strict: bool = False) -> Task:
+    """A task object from a registered name, a task file (.toml), or a Task."""
+    if isinstance(task, str):
+        task = load_task_file(task) if task.endswith(".toml") else get_task(task)
+    return with_strict(task) if strict else task
 
 
 def with_strict(task: Task) -> Task:

@@ -20,8 +20,8 @@ from ..probe import SELECTION_METRIC, score_predictions
 from ..features import ExtractorConfig
 from ..results import DEFAULT_RESULTS_DIR, data_section, package_versions, reusable, write_result
 from ..storage import stable_hash
-from ..sources import load_task_file
-from ..tasks import PROBE_SPLITS, Task, get_task
+from ..sources import resolve_task
+from ..tasks import PROBE_SPLITS, Task
 from .images import split_images
 from .registry import BASELINES, get_baseline
 from .nets import ARCHITECTURE, CNN, OrbitCNN, Standardise, parameter_count
@@ -100,12 +100,6 @@ def get_trained_baseline(name: str) -> ScratchBaseline:
     return baseline
 
 
-def _resolve_task(task: str | Task) -> Task:
-    if isinstance(task, str):
-        return load_task_file(task) if task.endswith(".toml") else get_task(task)
-    return task
-
-
 @dataclass
 class TrainedBaseline:
     """A baseline trained on a task, its epoch chosen on validation, with its test predictions made.
@@ -139,7 +133,7 @@ def train_baseline(
     """Train baseline `name` on `task`'s train split and choose its epoch on validation (balanced accuracy);
     predict the test images. Test labels are never read here."""
     baseline = get_trained_baseline(name)
-    task = _resolve_task(task)
+    task = resolve_task(task)
     budget = budget or baseline.budget
     baseline.check_option(group, budget)
     group_spec = group or baseline.default_group
@@ -189,7 +183,7 @@ def run_baseline(
     the model is fixed and its test predictions are made. A result file from the same data, settings, seed
     and code is returned as it is (`run.reused`) unless `refresh`: training is the slow part of a comparison."""
     started = time.perf_counter()
-    baseline, task = get_trained_baseline(name), _resolve_task(task)
+    baseline, task = get_trained_baseline(name), resolve_task(task)
     budget = budget or baseline.budget
     baseline.check_option(group, budget)
     identity = {
