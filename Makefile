@@ -13,9 +13,15 @@ $(STAMP): pyproject.toml
 
 # The curation experiment: mini-clip pretrained under salient, descriptive and mixed:0.1 captions (same images,
 # steps and seed), probed on every dashcam task beside the baselines (CNN, orbit CNN, pixels, random weights),
-# with invariance scores; then the report, headline table first. Under 10 minutes on 2 cores from an empty cache.
+# with invariance scores. Then an MLP probe beside the linear one on the light's colour (absent, or present but not
+# linearly decodable?), and few-shot curves over 3 seeds on the real traffic-light photos; then the report,
+# headline table first. About 10 minutes on 2 cores from an empty cache.
 demo: $(STAMP)
 	$(BIN)/clipprobe experiment curation
+	$(BIN)/clipprobe probe --task traffic-light --pretrained dashcam-salient --probe linear,mlp --baselines none
+	$(BIN)/clipprobe probe --task traffic-light --pretrained dashcam-descriptive --probe linear,mlp --baselines none
+	$(BIN)/clipprobe probe --task traffic-light-crops --pretrained dashcam-descriptive --baselines pixels \
+		--shots 1,2,4,8,16,32,all --seeds 3
 	$(BIN)/clipprobe report
 
 test: $(STAMP)

@@ -85,7 +85,7 @@ def main() -> None:
         clipprobe_s = time.perf_counter() - started
         row = {
             "shape": shape, "textbook_s": round(textbook_s, 2), "clipprobe_s": round(clipprobe_s, 2),
-            "speedup": round(textbook_s / clipprobe_s, 1), "textbook_C": textbook_c, "clipprobe_C": fit.chosen_c,
+            "speedup": round(textbook_s / clipprobe_s, 1), "textbook_C": textbook_c, "clipprobe_C": fit.chosen,
             "textbook_test_bal_acc": round(balanced_accuracy_score(test[1], textbook.predict(test[0])), 3),
             "clipprobe_test_bal_acc": round(balanced_accuracy_score(test[1], fit.model.predict(test[0])), 3),
         }

@@ -18,6 +18,8 @@ _EXPORTS = {
     "extract": "pipeline",
     "probe": "pipeline",
     "compare": "pipeline",
+    "list_probes": "probe",
+    "get_probe": "probe",
     "list_baselines": "baselines",
     "get_baseline": "baselines",
     "run_baseline": "baselines",

@@ -267,10 +267,20 @@ def probe(
         "--budget", help="Override the trained baselines' budget: KEY=VALUE,... e.g. epochs=40,image_size=96 "
         "(keys: epochs, batch_size, image_size, learning_rate, weight_decay, max_seconds, augment, ...).")] = None,
     refresh: Annotated[bool, typer.Option(help="Re-fit and re-train even when a stored result answers the same run.")] = False,
+    probe_kinds: Annotated[str, typer.Option(
+        "--probe", help="Probes, comma-separated (see `clipprobe probes`): linear, and mlp (one hidden layer) to tell "
+        "'absent' from 'present but not linearly decodable'. Each runs on the model and on the pixels/random baselines.")] = "linear",
+    shots: Annotated[Optional[str], typer.Option(
+        "--shots", help="Also probe with k training examples per class (stratified, seeded), e.g. 1,2,4,8,16,all; "
+        "C still chosen on validation. A k that some class cannot fill is skipped, with the reason in the results.")] = None,
+    seeds: Annotated[int, typer.Option(
+        "--seeds", help="Repeat with N seeds (--seed, --seed+1, ...): new few-shot samples and initialisations; "
+        "the report gives mean and standard deviation.")] = 1,
 ):
     """Fit a linear probe (C chosen on validation, scored once on test) and the baselines; one result file each.
 
     Examples: clipprobe probe --task traffic-light; clipprobe probe --task pedestrian --baselines none;
+    clipprobe probe --task traffic-light --shots 1,2,4,8,16,all --seeds 5 --probe linear,mlp;
     clipprobe probe --task my_task.toml --baselines cnn --budget epochs=40;
     clipprobe probe --dataset imagefolder:photos --strict
     """
@@ -278,33 +288,60 @@ def probe(
     from .sources import choose_task
 
     from .baselines import parse_baselines, parse_budget
+    from .probe import parse_probes
+    from .shots import parse_shots
 
     world = _world(world_seed, image_size, light_size, pedestrian_size)
     config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer)
-    # Resolve every task, baseline and budget first, so a typo in the last one fails before any work is done.
+    # Resolve every task, baseline, budget, probe and shot first, so a typo in the last one fails before any work is done.
     chosen = [pipeline.resolve_task(choose_task(name, dataset, label, image_column, required=True)) for name in (task or [None])]
     overrides = parse_budget(budget)
     parse_baselines(baselines, overrides)
+    parse_probes(probe_kinds)
+    ks = parse_shots(shots) if shots is not None else None
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {seeds}")
     for one in chosen:
         pipeline.compare(one, config, baselines, results_dir=results, budget=overrides, world=world, strict=strict,
-                         refresh=refresh, on_result=_print_outcome)
+                         refresh=refresh, on_result=functools.partial(_print_outcome, show_seed=seeds > 1),
+                         probes=probe_kinds, shots=ks, seeds=seeds)
 
 
-def _print_outcome(record: dict, path: Path) -> None:
-    selection = record["selection"]
-    chosen = (f"C {selection['chosen_C']:.3g}" if "chosen_C" in selection
-              else f"epoch {selection['chosen_epoch']}" if "chosen_epoch" in selection else "nothing chosen")
+def _print_outcome(record: dict, path: Path, show_seed: bool = False) -> None:
     reused = " (stored result reused)" if record["run"].get("reused") else ""
+    shots = f" | {record['shots']}-shot" if record.get("shots") is not None else ""
+    seed = f" | seed {record['seed']}" if show_seed else ""
+    where = f"{record['task']} | {record['row']} | {record['method']}{shots}{seed}"
+    if "skipped" in record:
+        err_console.print(f"Skipped: {where}: {record['skipped']} -> {path}{reused}", markup=False, highlight=False)
+        return
+    selection = record["selection"]
+    parameter = selection.get("parameter", "C" if "chosen_C" in selection else "epoch")
+    value = selection.get(f"chosen_{parameter}")
+    chosen = "nothing chosen" if value is None else f"{parameter} {value:.3g}" if parameter != "epoch" else f"epoch {value}"
     metrics = record["metrics"]
     low_high = metrics.get("intervals", {}).get("balanced_accuracy")
     interval = f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else ""
     console.print(
-        f"{record['task']} | {record['row']} | {record['method']} | balanced accuracy {metrics['balanced_accuracy']:.3f}"
+        f"{where} | balanced accuracy {metrics['balanced_accuracy']:.3f}"
         f"{interval} | accuracy {metrics['accuracy']:.3f} | {chosen} -> {path}{reused}"
     )
     if selection["at_grid_edge"]:
-        err_console.print(f"Warning: {record['task']} | {record['row']}: the chosen C is at the edge of the grid; "
-                          "the best C may lie outside it.")
+        err_console.print(f"Warning: {where}: the chosen {parameter} is at the edge of the grid; "
+                          "the best value may lie outside it.", markup=False, highlight=False)
+
+
+@command
+def probes():
+    """List the probes `clipprobe probe --probe` can fit on frozen features.
+
+    Example: clipprobe probes
+    """
+    from .probe import DEFAULT_PROBES, get_probe, list_probes
+
+    for name in list_probes():
+        default = " (default)" if name in DEFAULT_PROBES else ""
+        console.print(f"{name}{default}: {get_probe(name).description}")
 
 
 @command

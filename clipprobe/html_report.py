@@ -13,7 +13,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from .experiment_report import EXPERIMENT_CAPTION, experiment_cells, experiment_headers, experiment_label, experiment_title
-from .report import _NUMERIC, CAPTION, COLUMNS, HEADERS, _cell
+from .aggregate import (
+    FEW_SHOT_CAPTION, SEEDS_CAPTION, SEEDS_HEADERS, aggregate, few_shot_cells, few_shot_grid, has_several_seeds, seeds_rows,
+    shots_order, skipped_notes,
+)
+from .report import _NUMERIC, CAPTION, HEADERS, _cell, columns, full_data
+from .shots import ALL
 from .results import slug
 
 DPI = 100
@@ -45,12 +50,14 @@ img { display: block; max-width: 100%; height: auto; }
 
 
 def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], experiments: list[dict[str, Any]] = (),
-                plots_by_experiment: list[dict[str, bytes]] | None = None) -> str:
+                plots_by_experiment: list[dict[str, bytes]] | None = None, skipped: list[dict[str, Any]] = ()) -> str:
     """The whole page: the experiments' headline tables and plots first; then per task its table, a bar chart of
-    balanced accuracy, and per row its confusion matrix and validation curve. Every text from the records is
-    escaped; the same rows and records give the same string."""
+    balanced accuracy, the means across seeds and the few-shot table and curves when there are any, and per row
+    its confusion matrix and validation curve. Every text from the records is escaped; the same rows and records
+    give the same string."""
     by_key = {_key(record): record for record in records}
-    tasks = list(dict.fromkeys(row["task"] for row in rows))
+    entries = aggregate(rows)
+    tasks = list(dict.fromkeys(row["task"] for row in [*rows, *skipped]))
     anchors = {task: f"task-{i}-{slug(task)}" for i, task in enumerate(tasks)}
     experiment_anchors = [f"experiment-{i}" for i in range(len(experiments))]
     if plots_by_experiment is None:
@@ -71,12 +78,15 @@ def render_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], exper
         parts.append(_experiment_section(anchor, experiment, plots))
     sections = []
     for task in tasks:
-        task_rows = [row for row in rows if row["task"] == task]
-        sections.append((task, task_rows, [by_key.get(_key(row)) for row in task_rows]))
-    cards = _render_cards([(label, row, record or {}) for task, task_rows, task_records in sections
-                           for label, row, record in zip(_labels(task_rows), task_rows, task_records)])
-    for task, task_rows, task_records in sections:
-        parts.append(_task_section(task, anchors[task], task_rows, task_records, [cards.pop(0) for _ in task_rows]))
+        task_rows = [row for row in full_data(rows) if row["task"] == task]
+        sections.append((task, task_rows, _card_rows(task_rows)))
+    cards = _render_cards([(label, row, by_key.get(_key(row)) or {}) for task, task_rows, card_rows in sections
+                           for label, row in zip(_labels(card_rows), card_rows)])
+    for task, task_rows, card_rows in sections:
+        records_of = [by_key.get(_key(row)) for row in task_rows]
+        few_shot = _few_shot_section(task, entries, list(skipped), records_of)
+        parts.append(_task_section(task, anchors[task], task_rows, records_of, [cards.pop(0) for _ in card_rows],
+                                   _seeds_section(task, entries) + few_shot))
     parts += ["</body>", "</html>"]
     return "\n".join(parts) + "\n"
 
@@ -186,7 +196,15 @@ def dose_response_png(record: dict[str, Any]) -> bytes:
 
 
 def _key(item: dict[str, Any]) -> tuple:
-    return (item["task"], item["row"], item["method"], item["seed"])
+    return (item["task"], item["row"], item["method"], item.get("shots"), item["seed"])
+
+
+def _card_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that get a card: each row and method once, at its first seed (the others are in the tables)."""
+    first: dict[tuple, int] = {}
+    for row in rows:
+        first[row["row"], row["method"]] = min(row["seed"], first.get((row["row"], row["method"]), row["seed"]))
+    return [row for row in rows if row["seed"] == first[row["row"], row["method"]]]
 
 
 def _e(text: Any) -> str:
@@ -216,32 +234,74 @@ def _render_cards(jobs: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> lis
         return list(pool.map(_card, *zip(*jobs), chunksize=4))
 
 
-def _task_section(task: str, anchor: str, rows: list[dict[str, Any]], records: list[dict[str, Any] | None],
-                  cards: list[str]) -> str:
-    labels = _labels(rows)
+def _chance(records: list[dict[str, Any] | None]) -> tuple[float | None, str]:
     classes = next((record["classes"] for record in records if record and record.get("classes")), None)
-    chance = 1 / len(classes) if classes else None
-    chart = bar_chart_png(labels, rows, chance)
-    chance_text = f"; dashed line: chance, 1/{len(classes)} = {chance:.3f}" if classes else ""
-    parts = [
-        f'<section id="{_e(anchor)}">',
-        f"<h2>{_e(task)}</h2>",
-        _table(rows),
-        "<figure>",
-        _img(chart, f"Balanced accuracy per row, {task}"),
-        f"<figcaption>Balanced accuracy on the test split with its 95 % interval{chance_text}.</figcaption>",
-        "</figure>",
-        f'<p class="caption">{CARDS_CAPTION}</p>',
-        '<div class="cards">',
-    ]
-    parts += cards
-    parts += ["</div>", "</section>"]
+    if not classes:
+        return None, ""
+    return 1 / len(classes), f"; dashed line: chance, 1/{len(classes)} = {1 / len(classes):.3f}"
+
+
+def _task_section(task: str, anchor: str, rows: list[dict[str, Any]], records: list[dict[str, Any] | None],
+                  cards: list[str], extra: list[str]) -> str:
+    parts = [f'<section id="{_e(anchor)}">', f"<h2>{_e(task)}</h2>"]
+    if rows:
+        chance, chance_text = _chance(records)
+        chart = bar_chart_png(_labels(rows), rows, chance)
+        parts += [
+            _table(rows),
+            "<figure>",
+            _img(chart, f"Balanced accuracy per row, {task}"),
+            f"<figcaption>Balanced accuracy on the test split with its 95 % interval{chance_text}.</figcaption>",
+            "</figure>",
+        ]
+    parts += extra
+    if cards:
+        seeds = " Several seeds: one card per row, at its first seed." if len({r["seed"] for r in rows}) > 1 else ""
+        parts += [f'<p class="caption">{CARDS_CAPTION}{seeds}</p>', '<div class="cards">', *cards, "</div>"]
+    parts.append("</section>")
     return "\n".join(parts)
 
 
+def _seeds_section(task: str, entries: list[dict[str, Any]]) -> list[str]:
+    """The full-data rows' mean ± std across seeds, when some row has several."""
+    lines = seeds_rows(entries, task)
+    if not has_several_seeds(entries) or not lines:
+        return []
+    head = "".join(f"<th>{_e(h)}</th>" for h in SEEDS_HEADERS)
+    body = ["<tr>" + "".join(f'<td{" class=num" if i >= 2 else ""}>{_e(c)}</td>' for i, c in enumerate(line)) + "</tr>"
+            for line in lines]
+    return ["<h3>Across seeds</h3>", f'<p class="caption">{_e(SEEDS_CAPTION)}</p>',
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>' + "".join(body) + "</tbody></table></div>"]
+
+
+def _few_shot_section(task: str, entries: list[dict[str, Any]], skipped: list[dict[str, Any]],
+                      records: list[dict[str, Any] | None]) -> list[str]:
+    """The few-shot table, its curves (balanced accuracy against k, log axis) and the skipped runs with reasons."""
+    shots, lines = few_shot_grid(entries, skipped, task)
+    if not lines:
+        return []
+    head = "".join(f"<th>{_e(h)}</th>" for h in ["Representation", "Method", *(f"{k}-shot" for k in shots)])
+    body = ["<tr>" + f"<td>{_e(row)}</td><td>{_e(method)}</td>"
+            + "".join(f"<td class=num>{_e(c)}</td>" for c in few_shot_cells(cells, shots)) + "</tr>"
+            for row, method, cells in lines]
+    parts = ["<h3>Few-shot</h3>", f'<p class="caption">{_e(FEW_SHOT_CAPTION)}</p>',
+             f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>' + "".join(body) + "</tbody></table></div>"]
+    chance, chance_text = _chance(records)
+    curves = [(f"{row} · {method}", cells) for row, method, cells in lines]
+    if any(isinstance(entry, dict) for _, cells in curves for entry in cells.values()):
+        parts += ["<figure>", _img(few_shot_png(curves, chance), f"Few-shot curves, {task}"),
+                  f"<figcaption>Balanced accuracy on the test split against k training examples per class (log axis), "
+                  f"mean over seeds with ± one standard deviation{chance_text}.</figcaption>", "</figure>"]
+    notes = skipped_notes(skipped, task)
+    if notes:
+        parts.append("<ul>" + "".join(f"<li>{_e(note)}</li>" for note in notes) + "</ul>")
+    return parts
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{_e(HEADERS[c])}</th>" for c in COLUMNS)
-    body = ["<tr>" + "".join(_td(c, row) for c in COLUMNS) + "</tr>" for row in rows]
+    shown = columns(rows)
+    head = "".join(f"<th>{_e(HEADERS[c])}</th>" for c in shown)
+    body = ["<tr>" + "".join(_td(c, row) for c in shown) + "</tr>" for row in rows]
     return ('<div class="scroll"><table>\n<thead><tr>' + head + "</tr></thead>\n<tbody>\n" + "\n".join(body)
             + "\n</tbody>\n</table></div>")
 
@@ -272,8 +332,8 @@ def _card(label: str, row: dict[str, Any], record: dict[str, Any]) -> str:
 
 
 def _curve_axis(curve: list[dict[str, Any]]) -> str | None:
-    """"C" for a probe's curve, "epoch" for a trained baseline's, None for anything else."""
-    return next((axis for axis in ("C", "epoch") if all(axis in point for point in curve)), None)
+    """"C" for a linear probe's curve, "alpha" for an MLP probe's, "epoch" for a trained baseline's, None otherwise."""
+    return next((axis for axis in ("C", "alpha", "epoch") if all(axis in point for point in curve)), None)
 
 
 # --- Plots: each returns PNG bytes, the same bytes for the same input. ---------------------------------------
@@ -351,13 +411,14 @@ def confusion_png(matrix: list[list[int]], classes: list[str]) -> bytes:
 
 
 def curve_png(curve: list[dict[str, float]], selection: dict[str, Any], selected: str | None) -> bytes:
-    """Validation balanced accuracy against C (log axis) for probes or against epoch for trained baselines,
-    the chosen point marked."""
+    """Validation balanced accuracy against C or alpha (log axis) for probes or against epoch for trained
+    baselines, the chosen point marked."""
     metric = selection.get("metric") or "balanced_accuracy"
-    by_c = _curve_axis(curve) == "C"
-    xs = [point["C" if by_c else "epoch"] for point in curve]
+    axis = _curve_axis(curve)
+    by_c = axis != "epoch"  # a probe's penalty: a log axis
+    xs = [point[axis] for point in curve]
     ys = [float("nan") if point.get(metric) is None else point[metric] for point in curve]
-    chosen = selection.get("chosen_C" if by_c else "chosen_epoch")
+    chosen = selection.get(f"chosen_{axis}")
     # Fixed margins: the labels here are short and of known form, and a layout engine would double the cost.
     figure = Figure(figsize=CURVE_SIZE, dpi=DPI)
     figure.subplots_adjust(left=0.19, right=0.96, bottom=0.17, top=0.89)
@@ -376,9 +437,39 @@ def curve_png(curve: list[dict[str, float]], selection: dict[str, Any], selected
         axes.xaxis.set_minor_locator(NullLocator())
     else:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("C" if by_c else "epoch", fontsize=8)
+    axes.set_xlabel(axis, fontsize=8)
     axes.set_ylabel("balanced accuracy (val.)", fontsize=8)
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3)
     axes.set_title(_plain("chosen: " + (selected or "-")), fontsize=8)
+    return _png(figure)
+
+
+def few_shot_png(curves: list[tuple[str, dict[Any, Any]]], chance: float | None) -> bytes:
+    """One line per row and method: mean balanced accuracy against k (log axis, "all" placed one doubling past
+    the largest k), error bars one standard deviation across seeds; skipped points are left out."""
+    numeric = sorted({k for _, cells in curves for k in cells if k != ALL})
+    all_at = 2 * numeric[-1] if numeric else 1
+    figure = Figure(figsize=(6.4, 3.6), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    for label, cells in curves:
+        points = sorted(((k, e) for k, e in cells.items() if isinstance(e, dict)), key=lambda item: shots_order(item[0]))
+        if not points:
+            continue
+        xs = [all_at if k == ALL else k for k, _ in points]
+        ys = [e["balanced_accuracy"]["mean"] for _, e in points]
+        errors = [e["balanced_accuracy"]["std"] or 0.0 for _, e in points]
+        axes.errorbar(xs, ys, yerr=errors, marker="o", markersize=3, capsize=2, lw=1.2, label=_plain(_short(label, 48)))
+    if chance is not None:
+        axes.axhline(chance, color="#c44e52", linestyle="--", lw=1, label=f"chance {chance:.3f}")
+    axes.set_xscale("log", base=2)
+    ticks = numeric + ([all_at] if any(ALL in cells for _, cells in curves) else [])
+    axes.set_xticks(ticks, [str(k) for k in numeric] + (["all"] if len(ticks) > len(numeric) else []))
+    axes.xaxis.set_minor_locator(NullLocator())
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("training examples per class (k)", fontsize=8)
+    axes.set_ylabel("balanced accuracy (test)", fontsize=8)
+    axes.tick_params(labelsize=7)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return _png(figure)

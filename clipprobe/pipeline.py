@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from pathlib import Path
@@ -10,10 +11,13 @@ from typing import Any, Callable
 import numpy as np
 
 from .baselines import DEFAULT_BASELINES, parse_baselines
+from .baselines.controls import ProbeControl
+from .errors import UsageError
 from .features import ExtractorConfig, FeatureCache, FeatureSet, extract_features
-from .probe import DEFAULT_C_GRID, PROBE_VERSION, SELECTION_METRIC, fit_probe, score
+from .probe import DEFAULT_PROBES, PROBE_VERSION, SELECTION_METRIC, Probe, get_probe, parse_probes, score
 from .results import DEFAULT_RESULTS_DIR, data_section, package_versions, reusable, run_section, write_result
 from .storage import stable_hash
+from .shots import Shots, parse_shots, sample_per_class, shortfall
 from .sources import resolve_task, skipped_files
 from .tasks import DASHCAM, DashcamWorld, Task, with_world
 from .world import WorldConfig
@@ -42,54 +46,83 @@ def probe(
     config: ExtractorConfig | None = None,
     results_dir: Path = DEFAULT_RESULTS_DIR,
     cache: FeatureCache | None = None,
-    c_grid: tuple[float, ...] = DEFAULT_C_GRID,
+    grid: tuple[float, ...] | None = None,
     world: WorldConfig | None = None,
     strict: bool = False,
     refresh: bool = False,
+    kind: str | Probe = "linear",
+    shots: Shots | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Linear probe on frozen features (extracting first if the cache is cold); returns the record and its path.
+    """Probe frozen features (extracting first if the cache is cold); returns the record and its path.
 
-    `task` is a registered name, a task file (.toml) or a Task. Unreadable images are skipped and counted
-    in the record's data section; with `strict` the first one is an error. A result file from the same
-    features, task, grid, seed and probe code is returned as it is (`run.reused`) unless `refresh`."""
+    `task` is a registered name, a task file (.toml) or a Task; `kind` a probe (`clipprobe.list_probes()`:
+    linear, mlp), `grid` its hyperparameter grid (default: the probe's own). The hyperparameter is chosen on
+    the validation split, the model refit on train + validation and scored once on test.
+
+    With `shots` (k, or "all"), the probe sees only k training examples per class, drawn stratified with
+    `config.seed` (sample_per_class); the hyperparameter is still chosen on the validation split, and the fit
+    on the k examples is scored as it is (no refit on validation, which would outnumber them). When a class
+    has fewer than k training examples, the record says why under `skipped` and has no metrics.
+
+    Unreadable images are skipped and counted in the record's data section; with `strict` the first one is
+    an error. A result file from the same features, task, probe, grid, shots, seed and code is returned as
+    it is (`run.reused`) unless `refresh`."""
+    chosen = get_probe(kind) if isinstance(kind, str) else kind
+    grid = tuple(sorted(float(value) for value in (grid or chosen.grid)))
     task = with_world(resolve_task(task, strict), world)
     config = config or ExtractorConfig()
     started = time.perf_counter()
     features = extract_features(task.source, config, cache=cache)
     key = stable_hash({
-        "probe": PROBE_VERSION, "scikit-learn": package_versions()["scikit-learn"], "features": features.meta["keys"],
-        "task": [task.name, task.label, list(task.classes), [list(c) for c in task.where]],
-        "c_grid": sorted(float(c) for c in c_grid), "seed": config.seed,
+        "probe": [chosen.name, PROBE_VERSION], "scikit-learn": package_versions()["scikit-learn"],
+        "features": features.meta["keys"], "task": [task.name, task.label, list(task.classes), [list(c) for c in task.where]],
+        "grid": list(grid), "shots": shots, "seed": config.seed,
     })
-    identity = {"task": task.name, "method": "linear-probe", "row": features.meta["row"], "seed": config.seed, "key": key}
+    identity = {"task": task.name, "method": chosen.method, "row": features.meta["row"], "seed": config.seed, "key": key}
+    if shots is not None:
+        identity["shots"] = shots
     if not refresh and (stored := reusable(identity, results_dir)) is not None:
         return stored
     data = task.source.load()
     # Features cover every row of the source; the task keeps its own rows (e.g. scenes with a light).
     inputs = {split: np.asarray(array)[task.rows(data[split])] for split, array in features.arrays.items()}
     labels = {split: task.labels(data[split]) for split in features.arrays}
-    fit = fit_probe(
-        inputs["train"], labels["train"],
-        inputs["validation"], labels["validation"],
-        c_grid=c_grid, seed=config.seed,
-    )
-    metrics = score(fit.model, inputs["test"], labels["test"], task.classes)
-    record = {
+    described = {
         **identity,
         "model": features.meta["model"],
         "pretrained": features.meta["pretrained"],
         "weights": features.meta["identity"].get("weights", {"kind": "none"}),
         "classes": list(task.classes),
+    }
+    sizes = {split: len(y) for split, y in labels.items()}
+    train = np.arange(len(labels["train"]))
+    if shots is not None:
+        if (reason := shortfall(labels["train"], task.classes, shots)) is not None:
+            # Recorded, not silently dropped: the report lists it under the task's few-shot table.
+            record = {**described, "skipped": reason, "data": data_section(task, sizes),
+                      "run": run_section(started, extracted_splits=features.computed)}
+            return record, write_result(record, results_dir)
+        train = sample_per_class(labels["train"], len(task.classes), shots, config.seed)
+        sizes["train"] = len(train)
+    fit = chosen.fit(
+        inputs["train"][train], labels["train"][train],
+        inputs["validation"], labels["validation"],
+        grid, seed=config.seed, refit=shots is None,
+    )
+    metrics = score(fit.model, inputs["test"], labels["test"], task.classes)
+    record = {
+        **described,
         "metrics": metrics,
         "selection": {
             "metric": SELECTION_METRIC,
             "split": "validation",
-            "chosen_C": fit.chosen_c,
+            "parameter": fit.parameter,
+            f"chosen_{fit.parameter}": fit.chosen,
             "at_grid_edge": fit.at_grid_edge,
             "curve": fit.curve,
-            "refit_on": ["train", "validation"],
+            "refit_on": list(fit.refit_on),
         },
-        "data": data_section(task, {split: len(y) for split, y in labels.items()}),
+        "data": data_section(task, sizes),
         "features": {
             "dim": int(features.arrays["train"].shape[1]),
             "layer": config.layer,
@@ -100,6 +133,9 @@ def probe(
         "versions": package_versions(),
         "run": run_section(started, extracted_splits=features.computed),
     }
+    if shots is not None:
+        record["sample"] = {"per_class": shots, "seed": config.seed, "train_rows": len(train),
+                            "of": len(labels["train"]), "stratified": True}
     return record, write_result(record, results_dir)
 
 
@@ -113,21 +149,44 @@ def compare(
     strict: bool = False,
     refresh: bool = False,
     on_result: Callable[[dict[str, Any], Path], None] | None = None,
+    probes: str | list[str] | tuple[str, ...] = DEFAULT_PROBES,
+    shots: str | tuple[Shots, ...] | None = None,
+    seeds: int = 1,
 ) -> list[tuple[dict[str, Any], Path]]:
-    """The frozen-feature probe and each baseline on the same task and splits: one result file each, probe first.
+    """The frozen-feature probes and each baseline on the same task and splits: one result file each, probes first.
 
-    `baselines` is a list of names or a spec such as "cnn,orbit-cnn:hflip,pixels" ("none": the probe alone);
-    `budget` overrides fields of the trained baselines' own budgets (see clipprobe.baselines.Budget). Stored
-    results from identical runs are reused unless `refresh` (see `probe`). `on_result(record, path)` is called
-    as each one is written (the command line prints it then)."""
-    chosen = parse_baselines(baselines, budget)  # every name and option checked before anything runs
+    `baselines` is a list of names or a spec such as "cnn,orbit-cnn:hflip,pixels" ("none": the probes alone);
+    `budget` overrides fields of the trained baselines' own budgets (see clipprobe.baselines.Budget).
+    `probes` names the probe kinds ("linear,mlp"); each runs on the model's features and on those of the
+    baselines that are probes themselves (pixels, random weights). `shots` ("1,2,4,8,16,all") adds a few-shot
+    run per k and probe beside the full one (see `probe`). `seeds` repeats everything with seeds
+    config.seed, config.seed + 1, ...: new few-shot samples, probe and network initialisations (and random
+    weights); the report gives their mean and standard deviation. Stored results from identical runs are
+    reused unless `refresh`. `on_result(record, path)` is called as each one is written (the command line
+    prints it then)."""
+    # Every name, option and number checked before anything runs.
+    chosen = parse_baselines(baselines, budget)
+    kinds = parse_probes(probes)
+    ks = () if shots is None else parse_shots(shots)
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {seeds}")
     task = with_world(resolve_task(task, strict), world)
     config = config or ExtractorConfig()
-    runs = [lambda: probe(task, config, results_dir=results_dir, refresh=refresh)]
-    runs += [
-        functools.partial(baseline.run, task, config, results_dir, option=option, budget=budget, refresh=refresh)
-        for baseline, option in chosen
-    ]
+
+    def probes_on(features_config: ExtractorConfig) -> list[Callable]:
+        return [functools.partial(probe, task, features_config, results_dir=results_dir, refresh=refresh, kind=kind,
+                                  shots=k) for kind in kinds for k in (None, *ks)]
+
+    runs = []
+    for seed in range(config.seed, config.seed + seeds):
+        seeded = dataclasses.replace(config, seed=seed)
+        runs += probes_on(seeded)
+        for baseline, option in chosen:
+            if isinstance(baseline, ProbeControl):  # a probe on other features: every probe kind and shot, as above
+                runs += probes_on(baseline.configure(seeded))
+            else:
+                runs.append(functools.partial(baseline.run, task, seeded, results_dir, option=option, budget=budget,
+                                              refresh=refresh))
     outcomes = []
     for run in runs:
         outcomes.append(run())

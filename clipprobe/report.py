@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from .aggregate import aggregate, group_key, markdown_sections, rich_tables
 from .errors import UsageError
 from .experiment_report import experiment_markdown, write_experiment_plots
 from .results import DEFAULT_RESULTS_DIR, VOLATILE_FIELD, read_experiments, read_results
@@ -24,6 +25,7 @@ COLUMNS = ("row", "method", "balanced_accuracy", "accuracy", "macro_f1", "select
 HEADERS = {
     "row": "Representation",
     "method": "Method",
+    "seed": "Seed",
     "balanced_accuracy": "Balanced acc.",
     "accuracy": "Accuracy",
     "macro_f1": "Macro-F1",
@@ -31,40 +33,62 @@ HEADERS = {
     "per_class_recall": "Recall per class",
     "n_test": "n test",
 }
-_NUMERIC = {"balanced_accuracy", "accuracy", "macro_f1", "n_test"}
+_NUMERIC = {"balanced_accuracy", "accuracy", "macro_f1", "n_test", "seed"}
 # The headline metrics: each shown with its 95 % bootstrap interval, and the ones --fail-under can gate on.
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
-CSV_COLUMNS = ("task", "row", "method", "seed", "balanced_accuracy", "low", "high", "accuracy", "macro_f1", "n_test", "selected")
+CSV_COLUMNS = ("task", "row", "method", "shots", "seed", "balanced_accuracy", "low", "high", "accuracy", "macro_f1", "n_test", "selected")
 CAPTION = "Test split; every choice (probe C, training epoch) made on the validation split."
 
 
 @dataclass
 class Report:
-    """The merged rows and the files written for them."""
+    """The merged rows (one per result file with metrics) and the files written for them; `aggregates` over seeds
+    per (task, row, method, shots), and the few-shot runs `skipped` with their reasons."""
 
     rows: list[dict[str, Any]]
     files: dict[str, Path]
     experiments: list[dict[str, Any]] = field(default_factory=list)
+    aggregates: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     def tasks(self) -> list[str]:
-        return list(dict.fromkeys(row["task"] for row in self.rows))
+        return list(dict.fromkeys(row["task"] for row in self.rows + self.skipped))
 
     def tables(self) -> list[Table]:
-        """One rich table per task, best balanced accuracy first."""
+        """Per task: the full-data rows, best balanced accuracy first; then, when there are any, the means across
+        seeds and the few-shot table."""
         tables = []
         for task in self.tasks():
-            table = Table(title=f"{task}", caption=CAPTION, title_justify="left")
-            for column in COLUMNS:
-                table.add_column(
-                    HEADERS[column], justify="right" if column in _NUMERIC else "left", no_wrap=column != "per_class_recall"
-                )
-            for row in self.rows:
-                if row["task"] == task:
-                    # Text, not markup: row names such as "mini-clip/random [orbit:hflip]" hold brackets.
-                    # The interval goes under its number here, so that the table fits 160 columns (CI logs).
-                    table.add_row(*(Text(_cell(column, row, separator="\n")) for column in COLUMNS))
-            tables.append(table)
+            if any(row["task"] == task for row in full_data(self.rows)):
+                tables.append(self._main_table(task))
+            tables += rich_tables(self.aggregates, self.skipped, task)
         return tables
+
+    def _main_table(self, task: str) -> Table:
+        table = Table(title=f"{task}", caption=CAPTION, title_justify="left")
+        rows = [row for row in full_data(self.rows) if row["task"] == task]
+        shown = columns(rows)
+        for column in shown:
+            table.add_column(
+                HEADERS[column], justify="right" if column in _NUMERIC else "left", no_wrap=column != "per_class_recall"
+            )
+        for row in rows:
+            # Text, not markup: row names such as "mini-clip/random [orbit:hflip]" hold brackets.
+            # The interval goes under its number here, so that the table fits 160 columns (CI logs).
+            table.add_row(*(Text(_cell(column, row, separator="\n")) for column in shown))
+        return table
+
+
+def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """COLUMNS, with a Seed column after Method when the rows come from several seeds."""
+    if len({row["seed"] for row in rows}) < 2:
+        return COLUMNS
+    return COLUMNS[:2] + ("seed",) + COLUMNS[2:]
+
+
+def full_data(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of probes and baselines trained on the whole train split (not the few-shot runs)."""
+    return [row for row in rows if row.get("shots") is None]
 
 
 def summarise(record: dict[str, Any]) -> dict[str, Any]:
@@ -85,13 +109,21 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
         # Class order, not the alphabetical order that sorted JSON keys would give.
         "per_class_recall": {name: metrics["per_class_recall"][name] for name in record["classes"]},
         "n_test": metrics["n"],
+        "shots": record.get("shots"),
         "seed": record["seed"],
     }
+
+
+def skipped_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """A few-shot run that could not be made (a class with fewer than k training examples), and why."""
+    return {key: record.get(key) for key in ("task", "row", "method", "shots", "seed")} | {"reason": record["skipped"]}
 
 
 def _selected(selection: dict[str, Any]) -> str | None:
     if selection.get("chosen_C") is not None:
         return f"C={selection['chosen_C']:.3g}" + (" (grid edge)" if selection.get("at_grid_edge") else "")
+    if selection.get("chosen_alpha") is not None:
+        return f"alpha={selection['chosen_alpha']:.3g}" + (" (grid edge)" if selection.get("at_grid_edge") else "")
     if selection.get("chosen_epoch") is not None:
         return f"epoch {selection['chosen_epoch']}"
     return None
@@ -116,20 +148,24 @@ def _cell(column: str, row: dict[str, Any], separator: str = " ") -> str:
     return text
 
 
-def markdown(rows: list[dict[str, Any]], experiments: list[dict[str, Any]] = ()) -> str:
+def markdown(rows: list[dict[str, Any]], experiments: list[dict[str, Any]] = (), skipped: list[dict[str, Any]] = ()) -> str:
     lines = ["## clipprobe results"]
     for experiment in experiments:
         lines += ["", experiment_markdown(experiment).rstrip("\n")]
     lines += ["", CAPTION]
-    for task in dict.fromkeys(row["task"] for row in rows):
-        lines += [
-            "",
-            f"### {task}",
-            "",
-            "| " + " | ".join(HEADERS[c] for c in COLUMNS) + " |",
-            "| " + " | ".join("---:" if c in _NUMERIC else "---" for c in COLUMNS) + " |",
-        ]
-        lines += ["| " + " | ".join(_cell(c, row) for c in COLUMNS) + " |" for row in rows if row["task"] == task]
+    entries = aggregate(rows)
+    for task in dict.fromkeys(row["task"] for row in [*rows, *skipped]):
+        task_rows = [row for row in full_data(rows) if row["task"] == task]
+        shown = columns(task_rows)
+        lines += ["", f"### {task}"]
+        if task_rows:
+            lines += [
+                "",
+                "| " + " | ".join(HEADERS[c] for c in shown) + " |",
+                "| " + " | ".join("---:" if c in _NUMERIC else "---" for c in shown) + " |",
+            ]
+            lines += ["| " + " | ".join(_cell(c, row) for c in shown) + " |" for row in task_rows]
+        lines += markdown_sections(entries, list(skipped), task)
     return "\n".join(lines) + "\n"
 
 
@@ -139,27 +175,34 @@ def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, out_dir: Path = DEFAUL
     Experiment records (`clipprobe experiment curation`) come first, as headline tables across tasks."""
     records = read_results(results_dir)
     experiments = read_experiments(results_dir)
-    rows = sorted((summarise(r) for r in records), key=lambda r: (r["task"], -r["balanced_accuracy"], r["row"], r["method"]))
+    skipped = [skipped_entry(r) for r in records if "skipped" in r]
+    records = [r for r in records if "skipped" not in r]
+    rows = [summarise(r) for r in records]
+    aggregates = aggregate(rows)
+    # Best first, by the mean over seeds, so that the seeds of one row stay together.
+    means = {group_key(e): e["balanced_accuracy"]["mean"] for e in aggregates}
+    rows.sort(key=lambda r: (r["task"], r["shots"] is not None, -means[group_key(r)], r["row"], r["method"], r["seed"]))
+    aggregates = aggregate(rows)
     out_dir = Path(out_dir)
     files = {"markdown": out_dir / "report.md", "html": out_dir / "report.html", "json": out_dir / "results.json",
              "csv": out_dir / "results.csv"}
-    text = markdown(rows, experiments)
+    text = markdown(rows, experiments, skipped)
     with atomic_path(files["markdown"]) as tmp:
         tmp.write_text(text)
     from .html_report import experiment_plots, render_html  # imports matplotlib; html_report imports this module
 
     plots = [experiment_plots(experiment) for experiment in experiments]  # drawn once: the page and the files share them
     with atomic_path(files["html"]) as tmp:
-        tmp.write_text(render_html(rows, records, experiments, plots), encoding="utf-8")
+        tmp.write_text(render_html(rows, records, experiments, plots, skipped), encoding="utf-8")
     files.update(write_experiment_plots(experiments, plots, out_dir))
-    write_json(files["json"], {"rows": rows, "records": [_stable(r) for r in records],
-                               "experiments": [_stable(e) for e in experiments]})
+    write_json(files["json"], {"rows": rows, "aggregates": aggregates, "skipped": skipped,
+                               "records": [_stable(r) for r in records], "experiments": [_stable(e) for e in experiments]})
     write_csv(files["csv"], rows)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:  # a CI job summary, when running under GitHub Actions
         with open(summary, "a") as f:
             f.write(text)
-    return Report(rows=rows, files=files, experiments=experiments)
+    return Report(rows=rows, files=files, experiments=experiments, aggregates=aggregates, skipped=skipped)
 
 
 def _stable(record: dict[str, Any]) -> dict[str, Any]:
@@ -167,14 +210,16 @@ def _stable(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """One line per task x row x method x seed; low and high bound the balanced accuracy (empty without an interval)."""
+    """One line per task x row x method x shots x seed (shots empty for full-data rows); low and high bound the
+    balanced accuracy (empty without an interval)."""
     with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
         for row in rows:
             low, high = (row.get("intervals") or {}).get("balanced_accuracy") or ("", "")
             writer.writerow([
-                row["task"], row["row"], row["method"], row["seed"], row["balanced_accuracy"], low, high,
+                row["task"], row["row"], row["method"], "" if row.get("shots") is None else row["shots"], row["seed"],
+                row["balanced_accuracy"], low, high,
                 row["accuracy"], row["macro_f1"], row["n_test"], row["selected"] or "",
             ])
     return Path(path)
@@ -217,7 +262,8 @@ def parse_floor(spec: str) -> Floor:
 
 
 def _where(row: dict[str, Any]) -> str:
-    return f"{row['task']} | {row['row']} | {row['method']} | seed {row['seed']}"
+    shots = f" | {row['shots']}-shot" if row.get("shots") is not None else ""
+    return f"{row['task']} | {row['row']} | {row['method']}{shots} | seed {row['seed']}"
 
 
 def _available(rows: list[dict[str, Any]]) -> str:
@@ -232,8 +278,10 @@ def _available(rows: list[dict[str, Any]]) -> str:
 def check_floors(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[str]:
     """One message per (floor, row) whose metric is below the floor; [] when every floor holds.
 
-    A floor that matches no row at all is a UsageError (a typo must not pass the gate silently)."""
+    Floors apply to the full-data rows: a few-shot run is not meant to reach them. A floor that matches no row
+    at all is a UsageError (a typo must not pass the gate silently)."""
     floors = [parse_floor(f) if isinstance(f, str) else f for f in floors]
+    rows = full_data(rows)
     for floor in floors:
         if not any(floor.matches(row) for row in rows):
             raise UsageError(f"--fail-under '{floor.spec}' matches no row. Available: {_available(rows)}")
@@ -248,12 +296,12 @@ def check_floors(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[
 
 
 def _key(row: dict[str, Any]) -> tuple:
-    return (row["task"], row["row"], row["method"], row["seed"])
+    return (row["task"], row["row"], row["method"], row.get("shots"), row["seed"])
 
 
 @dataclass
 class Comparison:
-    """Rows of the current report against a baseline report, matched by (task, row, method, seed).
+    """Rows of the current report against a baseline report, matched by (task, row, method, shots, seed).
 
     A matched row has *regressed* when even the top of its current balanced-accuracy interval is more than
     `max_drop` below the baseline's balanced accuracy: current_high < baseline - max_drop (a row without an

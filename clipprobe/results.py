@@ -1,4 +1,4 @@
-"""Result records: one JSON file per (task, row, method, seed), read back and merged for reports."""
+"""Result records: one JSON file per (task, row, method, shots, seed), read back and merged for reports."""
 
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ def slug(text: str) -> str:
 
 
 def result_path(results_dir: Path, record: dict[str, Any]) -> Path:
-    name = f"{slug(record['row'])}__{record['method']}__seed{record['seed']}.json"
+    """results/TASK/ROW__METHOD[__K-shot]__seedS.json"""
+    shots = f"__{record['shots']}-shot" if record.get("shots") is not None else ""
+    name = f"{slug(record['row'])}__{record['method']}{shots}__seed{record['seed']}.json"
     return Path(results_dir) / slug(record["task"]) / name
 
 

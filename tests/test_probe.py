@@ -42,22 +42,22 @@ def test_c_is_chosen_on_validation_with_ties_to_the_smallest_c(monkeypatch):
     _scripted_validation(monkeypatch, [0.8, 0.9, 0.9, 0.7])
     fit = fit_probe(tx, ty, vx, vy, c_grid=(10.0, 0.01, 1.0, 100.0))
     assert [(p["C"], p["balanced_accuracy"]) for p in fit.curve] == [(0.01, 0.8), (1.0, 0.9), (10.0, 0.9), (100.0, 0.7)]
-    assert fit.chosen_c == 1.0 and not fit.at_grid_edge  # the strongest regularisation among the tied best
+    assert fit.chosen == 1.0 and not fit.at_grid_edge  # the strongest regularisation among the tied best
 
 
 def test_a_perfect_validation_score_ends_the_sweep_at_that_c(monkeypatch):
     (tx, ty), (vx, vy) = planted(300, signal=1, seed=1), planted(100, signal=1, seed=2)
     _scripted_validation(monkeypatch, [0.8, 1.0])  # a third fit would find the queue empty and fail
     fit = fit_probe(tx, ty, vx, vy, c_grid=(0.01, 1.0, 10.0, 100.0))
-    assert [p["C"] for p in fit.curve] == [0.01, 1.0] and fit.chosen_c == 1.0
+    assert [p["C"] for p in fit.curve] == [0.01, 1.0] and fit.chosen == 1.0
 
 
 def test_stopping_at_a_perfect_score_chooses_what_the_whole_sweep_chooses():
     (tx, ty), (vx, vy) = planted(300, signal=10, seed=1), planted(100, signal=10, seed=2)
     fit = fit_probe(tx, ty, vx, vy, c_grid=(0.01, 1.0, 10.0, 100.0))
-    assert fit.curve[-1]["balanced_accuracy"] == 1.0 and fit.chosen_c == fit.curve[-1]["C"]
+    assert fit.curve[-1]["balanced_accuracy"] == 1.0 and fit.chosen == fit.curve[-1]["C"]
     whole = [fit_probe(tx, ty, vx, vy, c_grid=(c,)).curve[0]["balanced_accuracy"] for c in (0.01, 1.0, 10.0, 100.0)]
-    assert (0.01, 1.0, 10.0, 100.0)[whole.index(max(whole))] == fit.chosen_c
+    assert (0.01, 1.0, 10.0, 100.0)[whole.index(max(whole))] == fit.chosen
 
 
 def test_c_and_curve_never_depend_on_test_labels(tiny_model, tiny_tasks, monkeypatch, tmp_path):

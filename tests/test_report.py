@@ -81,7 +81,7 @@ def test_results_csv_has_one_row_per_task_row_method(results):
     assert invoke("report").exit_code == 0
     with open("reports/results.csv", newline="") as f:
         lines = list(csv.DictReader(f))
-    assert list(lines[0]) == ["task", "row", "method", "seed", "balanced_accuracy", "low", "high", "accuracy", "macro_f1",
+    assert list(lines[0]) == ["task", "row", "method", "shots", "seed", "balanced_accuracy", "low", "high", "accuracy", "macro_f1",
                               "n_test", "selected"]
     assert [(r["task"], r["row"], r["method"]) for r in lines] == [
         ("pedestrian", "mini-clip/random", "linear-probe"),
@@ -91,7 +91,7 @@ def test_results_csv_has_one_row_per_task_row_method(results):
     ]
     first = lines[0]
     assert float(first["low"]) < float(first["balanced_accuracy"]) < float(first["high"])
-    assert first["seed"] == "0" and first["n_test"] == "300" and first["selected"] == "C=1"
+    assert first["seed"] == "0" and first["shots"] == "" and first["n_test"] == "300" and first["selected"] == "C=1"
 
 
 def test_older_result_files_without_intervals_still_render():
