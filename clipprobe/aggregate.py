@@ -78,8 +78,8 @@ def skipped_notes(skipped: list[dict[str, Any]], task: str) -> list[str]:
             for (row, method, shots, reason), seeds in notes.items()]
 
 
-def has_several_seeds(entries: list[dict[str, Any]]) -> bool:
-    return any(len(entry["seeds"]) > 1 for entry in entries)
+def has_several_seeds(entries: list[dict[str, Any]], task: str) -> bool:
+    return any(len(entry["seeds"]) > 1 for entry in entries if entry["task"] == task)
 
 
 def seeds_rows(entries: list[dict[str, Any]], task: str) -> list[list[str]]:
@@ -94,7 +94,7 @@ SEEDS_HEADERS = ("Representation", "Method", "Seeds", "Balanced acc.", "Accuracy
 def rich_tables(entries: list[dict[str, Any]], skipped: list[dict[str, Any]], task: str) -> list[Table]:
     """The terminal's across-seeds and few-shot tables for one task (none when there is nothing to show)."""
     tables = []
-    if has_several_seeds(entries) and (lines := seeds_rows(entries, task)):
+    if has_several_seeds(entries, task) and (lines := seeds_rows(entries, task)):
         table = Table(title=f"{task}: across seeds", caption=SEEDS_CAPTION, title_justify="left")
         for i, header in enumerate(SEEDS_HEADERS):
             table.add_column(header, justify="left" if i < 2 else "right")
@@ -118,7 +118,7 @@ def rich_tables(entries: list[dict[str, Any]], skipped: list[dict[str, Any]], ta
 def markdown_sections(entries: list[dict[str, Any]], skipped: list[dict[str, Any]], task: str) -> list[str]:
     """The same tables as Markdown lines, for report.md."""
     lines = []
-    if has_several_seeds(entries) and (rows := seeds_rows(entries, task)):
+    if has_several_seeds(entries, task) and (rows := seeds_rows(entries, task)):
         lines += ["", f"#### {task}: across seeds", "", SEEDS_CAPTION, "", "| " + " | ".join(SEEDS_HEADERS) + " |",
                   "| --- | --- | ---: | ---: | ---: | ---: |"]
         lines += ["| " + " | ".join(row) + " |" for row in rows]

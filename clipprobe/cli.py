@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .chunks import DEFAULT_CHUNK_ROWS
 from .errors import ClipProbeError, UsageError
 from .progress import console, err_console
 
@@ -58,6 +59,12 @@ DatasetOpt = Annotated[
 ]
 LabelOpt = Annotated[Optional[str], typer.Option("--label", help="Label column of --dataset (default: label).")]
 ImageColumnOpt = Annotated[Optional[str], typer.Option("--image-column", help="Image column of --dataset (default: image).")]
+WorkersOpt = Annotated[
+    Optional[int],
+    typer.Option("--workers", help="Processes that decode images while the model runs (default: the cores the forward "
+                 "pass leaves free: none on a CPU-only run, all but one with --device cuda). A small model on a CPU is "
+                 "decode-bound and gains from --workers 2."),
+]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image instead of skipping and counting it.")]
 LayerOpt = Annotated[
     str,
@@ -67,12 +74,14 @@ LayerOpt = Annotated[
 ]
 
 
-def _config(model, pretrained, device, batch_size, precision, seed, extractor="open_clip", invariance=None, layer="embedding"):
+def _config(model, pretrained, device, batch_size, precision, seed, extractor="open_clip", invariance=None, layer="embedding",
+            workers=None):
     from .features import ExtractorConfig
 
     return ExtractorConfig(
         model=model, pretrained=pretrained, device=device, batch_size=batch_size,
         precision=Precision(precision).value, seed=seed, extractor=extractor, invariance=invariance, layer=layer,
+        workers=workers,
     )
 
 
@@ -217,20 +226,42 @@ def extract(
     image_size: ImageSizeOpt = None,
     light_size: LightSizeOpt = None,
     pedestrian_size: PedestrianSizeOpt = None,
+    shard: Annotated[Optional[str], typer.Option(
+        "--shard", metavar="I/N", help="Compute only shard I of N (0-based) into the shared cache; default: RANK/WORLD_SIZE "
+        "when a launcher such as torchrun sets them.")] = None,
+    merge: Annotated[bool, typer.Option("--merge", help="Assemble the shards' chunks, checking none is missing or doubled.")] = False,
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows per chunk: the unit of resuming and of sharding "
+                                            "(every shard must use the same).")] = DEFAULT_CHUNK_ROWS,
+    workers: WorkersOpt = None,
 ):
     """Extract frozen image features for every split and cache them.
 
-    Example: clipprobe extract --model ViT-B-32 --pretrained /models/vit-b-32.bin --precision bf16
+    Extraction goes in chunks: a killed run resumes where it stopped. With --shard I/N (or under torchrun, which
+    sets RANK and WORLD_SIZE) this process computes only its shard's chunks; --merge then assembles them.
+
+    Examples: clipprobe extract --model ViT-B-32 --pretrained /models/vit-b-32.bin --precision bf16;
+    clipprobe extract --shard 0/4 (and 1/4, 2/4, 3/4 elsewhere), then clipprobe extract --merge
     """
     from . import pipeline
+    from .chunks import parse_shard
     from .sources import choose_task
 
     world = _world(world_seed, image_size, light_size, pedestrian_size)
-    features = pipeline.extract(
-        choose_task(task, dataset, label, image_column),
-        _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer),
-        refresh=refresh, world=world, strict=strict,
-    )
+    chosen = choose_task(task, dataset, label, image_column)
+    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer, workers)
+    which = None if merge else parse_shard(shard)
+    if merge and shard is not None:
+        raise UsageError("--merge assembles every shard: give it without --shard")
+    if which is not None and refresh:
+        raise UsageError("--refresh would delete the other shards' chunks: give it without --shard (or RANK/WORLD_SIZE)")
+    if which is not None:
+        done = pipeline.extract_shard(which, chosen, config, world=world, strict=strict, chunk_rows=chunk_rows)
+        for split, count in done.items():
+            console.print(f"shard {which}: {split}: {count} chunk{'s' if count != 1 else ''} computed")
+        console.print(f"shard {which}: done; run `clipprobe extract --merge` with the same options once every shard is")
+        return
+    run = pipeline.merge if merge else functools.partial(pipeline.extract, refresh=refresh)
+    features = run(chosen, config, world=world, strict=strict, chunk_rows=chunk_rows)
     for split, array in features.arrays.items():
         state = "extracted" if split in features.computed else "cached"
         console.print(f"{features.meta['row']} {split}: {array.shape[0]} x {array.shape[1]} ({state})")
@@ -276,6 +307,7 @@ def probe(
     seeds: Annotated[int, typer.Option(
         "--seeds", help="Repeat with N seeds (--seed, --seed+1, ...): new few-shot samples and initialisations; "
         "the report gives mean and standard deviation.")] = 1,
+    workers: WorkersOpt = None,
 ):
     """Fit a linear probe (C chosen on validation, scored once on test) and the baselines; one result file each.
 
@@ -292,7 +324,7 @@ def probe(
     from .shots import parse_shots
 
     world = _world(world_seed, image_size, light_size, pedestrian_size)
-    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer)
+    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer, workers)
     # Resolve every task, baseline, budget, probe and shot first, so a typo in the last one fails before any work is done.
     chosen = [pipeline.resolve_task(choose_task(name, dataset, label, image_column, required=True)) for name in (task or [None])]
     overrides = parse_budget(budget)

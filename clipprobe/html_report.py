@@ -265,7 +265,7 @@ def _task_section(task: str, anchor: str, rows: list[dict[str, Any]], records: l
 def _seeds_section(task: str, entries: list[dict[str, Any]]) -> list[str]:
     """The full-data rows' mean ± std across seeds, when some row has several."""
     lines = seeds_rows(entries, task)
-    if not has_several_seeds(entries) or not lines:
+    if not has_several_seeds(entries, task) or not lines:
         return []
     head = "".join(f"<th>{_e(h)}</th>" for h in SEEDS_HEADERS)
     body = ["<tr>" + "".join(f'<td{" class=num" if i >= 2 else ""}>{_e(c)}</td>' for i, c in enumerate(line)) + "</tr>"

@@ -13,7 +13,9 @@ import numpy as np
 from .baselines import DEFAULT_BASELINES, parse_baselines
 from .baselines.controls import ProbeControl
 from .errors import UsageError
-from .features import ExtractorConfig, FeatureCache, FeatureSet, extract_features
+from . import features as features_module
+from .chunks import DEFAULT_CHUNK_ROWS, Shard, parse_shard
+from .features import ExtractorConfig, FeatureCache, FeatureSet, extract_features, merge_features
 from .probe import DEFAULT_PROBES, PROBE_VERSION, SELECTION_METRIC, Probe, get_probe, parse_probes, score
 from .results import DEFAULT_RESULTS_DIR, data_section, package_versions, reusable, run_section, write_result
 from .storage import stable_hash
@@ -23,6 +25,13 @@ from .tasks import DASHCAM, DashcamWorld, Task, with_world
 from .world import WorldConfig
 
 
+def _extract_source(task, world, strict):
+    """The data source `extract` reads: the task's, or the dashcam world (all its tasks share one) without a task."""
+    if task is None:
+        return DashcamWorld(world) if world is not None else DASHCAM
+    return with_world(resolve_task(task, strict), world).source
+
+
 def extract(
     task: str | Task | None = None,
     config: ExtractorConfig | None = None,
@@ -30,15 +39,46 @@ def extract(
     refresh: bool = False,
     world: WorldConfig | None = None,
     strict: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> FeatureSet:
-    """Cache features for every probe split of `task`'s data (default: the dashcam world all its tasks share)."""
-    if task is None:
-        source = DashcamWorld(world) if world is not None else DASHCAM
-    else:
-        source = with_world(resolve_task(task, strict), world).source
-    features = extract_features(source, config, cache=cache, refresh=refresh)
+    """Cache features for every probe split of `task`'s data (default: the dashcam world all its tasks share).
+
+    Extraction goes in chunks of `chunk_rows` rows: a killed run resumes where it stopped, and the chunks that
+    shards (`extract_shard`) wrote are assembled rather than recomputed."""
+    source = _extract_source(task, world, strict)
+    features = extract_features(source, config, cache=cache, refresh=refresh, chunk_rows=chunk_rows)
     skipped_files(source)  # even when every split was cached: unreadable images are reported, or fail with strict
     return features
+
+
+def extract_shard(
+    shard: str | Shard,
+    task: str | Task | None = None,
+    config: ExtractorConfig | None = None,
+    cache: FeatureCache | None = None,
+    world: WorldConfig | None = None,
+    strict: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> dict[str, int]:
+    """Shard I of N ("I/N") of `extract`: this process's chunks of every missing split; `merge` assembles them.
+
+    Returns the chunks computed per split (0 for a split whose chunks were all there already)."""
+    shard = parse_shard(shard) if isinstance(shard, str) else shard
+    source = _extract_source(task, world, strict)
+    return features_module.extract_shard(source, config, shard, cache=cache, chunk_rows=chunk_rows)
+
+
+def merge(
+    task: str | Task | None = None,
+    config: ExtractorConfig | None = None,
+    cache: FeatureCache | None = None,
+    world: WorldConfig | None = None,
+    strict: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> FeatureSet:
+    """Assemble the shards' chunks into the feature cache, checking that every row is there exactly once."""
+    source = _extract_source(task, world, strict)
+    return merge_features(source, config, cache=cache, chunk_rows=chunk_rows)
 
 
 def probe(

@@ -68,7 +68,7 @@ def test_corrupted_cache_file_is_reported_and_refresh_recomputes(config, tiny_wo
 
 
 def test_killed_run_leaves_no_trusted_entry(config, tiny_world, monkeypatch):
-    """A crash while writing the array leaves neither a .npy nor a .json that a later run would trust."""
+    """A crash while writing a chunk leaves nothing that a later run would trust; the finished chunk is kept."""
     cache = FeatureCache()
     calls = {"n": 0}
     real_save = np.save
@@ -84,10 +84,17 @@ def test_killed_run_leaves_no_trusted_entry(config, tiny_world, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         extract_features(tiny_world, config, cache=cache)
     monkeypatch.setattr(np, "save", real_save)
-    leftovers = sorted(p.suffix for p in cache.root.rglob("*") if p.is_file())
-    assert leftovers == [".json", ".npy"]  # only the first split, complete
+    files = [p for p in cache.root.rglob("*") if p.is_file()]
+    # No entry at all, only the first split's chunk (complete, with its checksum) in its parts folder.
+    assert sorted(p.suffix for p in files) == [".json", ".npy"] and all(p.parent.suffix == ".parts" for p in files)
+    from clipprobe.features import BatchExtractor
+
+    encoded, real_encode = [], BatchExtractor.encode_rows
+    monkeypatch.setattr(BatchExtractor, "encode_rows",
+                        lambda self, split, *a, **k: encoded.append(len(split)) or real_encode(self, split, *a, **k))
     again = extract_features(tiny_world, config, cache=cache)
-    assert again.computed == ["validation", "test"]
+    assert encoded == [30, 30]  # validation and test; train's chunk was kept
+    assert again.computed == ["train", "validation", "test"]  # all three entries assembled by this run
 
 
 def test_bad_choices_are_usage_errors(tiny_model):
@@ -167,3 +174,20 @@ def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_w
         extract_features(tiny_world, ExtractorConfig(model=tiny_model, pretrained="random", invariance="flip"))
     with pytest.raises(UsageError, match=r"^Unknown extractor 'sift'\. Available: open_clip, pixels$"):
         extract_features(tiny_world, ExtractorConfig(extractor="sift"))
+
+
+def test_decode_workers_take_only_the_cores_the_forward_pass_leaves(monkeypatch):
+    import torch
+
+    from clipprobe.features import loader_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert loader_workers(None, 10_000, 64, "cpu") == 0  # every core runs the model
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
+    assert loader_workers(None, 10_000, 64, "cpu") == 2
+    assert loader_workers(None, 10_000, 64, "cuda:0") == 4  # the CPU only feeds the GPU (capped)
+    assert loader_workers(None, 100, 64, "cuda") == 0  # too few batches to repay starting a process
+    assert loader_workers(3, 100, 64, "cpu") == 3
+    with pytest.raises(UsageError, match=r"^--workers must be 0 or more, got -1$"):
+        loader_workers(-1, 100, 64)

@@ -142,9 +142,11 @@ def test_seeds_and_shots_make_one_file_per_run_and_the_report_aggregates_them(se
     assert "tiny-clip-random__mlp-probe__500-shot__seed1.json" in names
     assert "pixels-32px__linear-probe__2-shot__seed1.json" in names
     assert sum("skipped" in record for record, _ in seeded) == 4
+    # Another task with one seed: it gets no across-seeds table.
+    pipeline.probe("tiny-pedestrian", ExtractorConfig(extractor="pixels"), results_dir=Path("results"))
 
     report = build_report(Path("results"), Path("reports"))
-    by_group = {(e["row"], e["method"], e["shots"]): e for e in report.aggregates}
+    by_group = {(e["row"], e["method"], e["shots"]): e for e in report.aggregates if e["task"] == "tiny-light"}
     # A linear probe on all of the same pixels is deterministic: its spread is exactly 0. The samples are not.
     assert by_group["pixels/32px", "linear-probe", None]["balanced_accuracy"]["std"] == 0.0
     assert by_group["pixels/32px", "linear-probe", None]["seeds"] == [0, 1]
@@ -163,7 +165,7 @@ def test_seeds_and_shots_make_one_file_per_run_and_the_report_aggregates_them(se
                 and "skipped" in line)
     assert f"{entry['mean']:.3f} ± {entry['std']:.3f}" in line
     assert re.search(r"^- Skipped tiny-clip/random · linear-probe · 500-shot \(seed 0, 1\): 500 per class needs", markdown, re.M)
-    assert "#### tiny-light: across seeds" in markdown
+    assert "#### tiny-light: across seeds" in markdown and "#### tiny-pedestrian: across seeds" not in markdown
     # The main table keeps the full-data rows only, with a Seed column since there are two seeds.
     main = markdown.split("### tiny-light")[1].split("####")[0]
     assert "| Representation | Method | Seed |" in main and "shot" not in main
