@@ -124,9 +124,13 @@ class ChunkStore:
     def assemble(self, target: Path) -> np.ndarray:
         """Copy the chunks, one at a time, into `target` (an .npy written through a memory map); returns it mapped."""
         self.check()
-        first = np.load(self._paths(*self.ranges[0])[0], mmap_mode="r") if self.ranges else np.empty((0, 0), np.float32)
+        if not self.ranges:  # an empty split: nothing to map (mmap refuses empty files)
+            with atomic_path(target) as tmp, open(tmp, "wb") as f:
+                np.save(f, np.empty((0, 0), dtype=np.float32))
+            return np.load(target)
+        width = np.load(self._paths(*self.ranges[0])[0], mmap_mode="r").shape[1]
         with atomic_path(target) as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(self.rows, first.shape[1]))
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(self.rows, width))
             for start, stop in self.ranges:
                 out[start:stop] = np.load(self._paths(start, stop)[0], mmap_mode="r")
             out.flush()

@@ -176,3 +176,13 @@ def test_cli_merge_before_every_shard_is_done_fails_with_the_missing_rows(tiny_m
     result = runner.invoke(app, [*args, "--merge"])
     assert result.exit_code == 0, result.output
     assert re.search(r"^tiny-clip/random train: 21 x 16 \(extracted\)$", result.output, re.M)
+
+
+def test_chunks_assemble_in_row_order_and_an_empty_split_too(tmp_path):
+    store = ChunkStore(tmp_path / "parts", 10, 4)
+    for start, stop in reversed(store.ranges):  # written in any order, as shards finish
+        store.write(start, stop, np.full((stop - start, 3), start, dtype=np.float32))
+    assert np.asarray(store.assemble(tmp_path / "x.npy"))[:, 0].tolist() == [0, 0, 0, 0, 4, 4, 4, 4, 8, 8]
+    with pytest.raises(RunError, match=r"^Chunk rows 0-4 came out with 3 rows$"):
+        store.write(0, 4, np.zeros((3, 3), dtype=np.float32))
+    assert ChunkStore(tmp_path / "empty", 0, 4).assemble(tmp_path / "e.npy").shape == (0, 0)
