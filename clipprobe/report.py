@@ -120,10 +120,11 @@ def skipped_entry(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _selected(selection: dict[str, Any]) -> str | None:
-    if selection.get("chosen_C") is not None:
-        return f"C={selection['chosen_C']:.3g}" + (" (grid edge)" if selection.get("at_grid_edge") else "")
-    if selection.get("chosen_alpha") is not None:
-        return f"alpha={selection['chosen_alpha']:.3g}" + (" (grid edge)" if selection.get("at_grid_edge") else "")
+    # A probe's swept penalty: "C" for the linear probe, "alpha" for the MLP (older records name only chosen_C).
+    parameter = selection.get("parameter", "C")
+    if selection.get(f"chosen_{parameter}") is not None:
+        edge = " (grid edge)" if selection.get("at_grid_edge") else ""
+        return f"{parameter}={selection[f'chosen_{parameter}']:.3g}{edge}"
     if selection.get("chosen_epoch") is not None:
         return f"epoch {selection['chosen_epoch']}"
     return None
