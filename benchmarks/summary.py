@@ -8,6 +8,8 @@ import os
 import platform
 from pathlib import Path
 
+from extract_speed import settings
+
 
 def _load(folder: Path, name: str):
     path = folder / f"{name}.json"
@@ -18,11 +20,13 @@ def lines_for(folder: Path) -> list[str]:
     lines = ["# clipprobe benchmarks", "",
              f"Machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}. "
              "Every figure is a ratio measured side by side in one run.", ""]
-    if speed := _load(folder, "extract_speed"):
+    speeds = [_load(folder, path.stem) for path in sorted(folder.glob("extract_speed*.json"))]
+    if speeds:
+        lines += ["## Extraction speed", ""]
+    for speed in speeds:
         ips = speed["images_per_s"]
-        lines += ["## Extraction speed", "",
-                  f"{speed['model']} {speed['precision']}, batch {speed['batch_size']}, {speed['images']} images: "
-                  f"ceiling {ips['ceiling']} img/s, anchor {ips['anchor']} img/s, clipprobe end to end {ips['clipprobe']} img/s.", "",
+        lines += [f"{speed['model']} {settings(speed)}, {speed['images']} images: ceiling {ips['ceiling']} img/s, "
+                  f"anchor {ips['anchor']} img/s, clipprobe end to end {ips['clipprobe']} img/s.", "",
                   f"- clipprobe / ceiling: **{speed['ceiling_ratio']:.2f}** (target >= 0.9)",
                   f"- clipprobe / anchor: **{speed['anchor_ratio']:.2f}x** (target >= 2)",
                   f"- of clipprobe's time, building the model: {speed['model_build_s']} s "
@@ -43,8 +47,14 @@ def lines_for(folder: Path) -> list[str]:
         lines += [f"- {row['shape']}: {row['speedup']}x" for row in sweep["rows"]]
         lines.append("")
     if precision := _load(folder, "precision"):
-        lines += ["## bf16 against fp32", ""]
-        lines += [f"- {row['model']}: bf16 / fp32 = {row['bf16_over_fp32']}" for row in precision.get("rows", [])]
+        lines += ["## Precisions and channels-last against fp32", ""]
+        lines += [f"- {row['model']} (random weights, batch {row['batch_size']}): fp32 {row['images_per_s']['fp32']} img/s; "
+                  + ", ".join(f"{setting} {ratio}x" for setting, ratio in row["over_fp32"].items()) for row in precision["rows"]]
+        if precision.get("agreement"):
+            lines += ["", f"Probe agreement ({precision['agreement_model']}, linear probe, test balanced accuracy):", ""]
+            for row in precision["agreement"]:
+                others = [f"{p} {row[p]} ({'inside' if row[p + '_inside'] else 'OUTSIDE'})" for p in row["cosine_to_fp32"]]
+                lines.append(f"- {row['task']}: fp32 {row['fp32']} {row['fp32_interval']}; " + ", ".join(others))
         lines.append("")
     if first := _load(folder, "first_extract"):
         lines += ["## First extract on a fresh machine", "",

@@ -12,6 +12,7 @@ import typer
 
 from .chunks import DEFAULT_CHUNK_ROWS
 from .errors import ClipProbeError, UsageError
+from .precision import PRECISIONS
 from .progress import console, err_console
 
 # The library (torch, open_clip, datasets) is imported inside the commands, so `--help` stays fast.
@@ -28,9 +29,8 @@ app = typer.Typer(
 _state = {"debug": False}
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
+# open_clip's precision names (clipprobe.precision says what each one is for).
+Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
 
 
 # Options shared by every command that builds features: defined once, reused.
@@ -42,7 +42,11 @@ PretrainedOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")]
-PrecisionOpt = Annotated[Precision, typer.Option(help="Model precision.")]
+PrecisionOpt = Annotated[Precision, typer.Option(help="Model precision: fp32 (the reference; fastest on CPUs without native "
+                                                   "bf16), bf16 or fp16 weights, amp or amp_bf16 (fp32 weights under torch.autocast: "
+                                                   "the usual GPU setting is amp).")]
+ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="Run a conv tower (ResNet, ConvNeXt, mini-clip) on NHWC "
+                                               "tensors: faster on CPUs; the features agree to float rounding and share its cache.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for the probe and for random weights.")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder of result files.")]
 ExtractorOpt = Annotated[str, typer.Option("--extractor", help="open_clip (the model's image tower) or pixels (32x32 raw pixels, a floor).")]
@@ -75,13 +79,13 @@ LayerOpt = Annotated[
 
 
 def _config(model, pretrained, device, batch_size, precision, seed, extractor="open_clip", invariance=None, layer="embedding",
-            workers=None):
+            workers=None, channels_last=False):
     from .features import ExtractorConfig
 
     return ExtractorConfig(
         model=model, pretrained=pretrained, device=device, batch_size=batch_size,
         precision=Precision(precision).value, seed=seed, extractor=extractor, invariance=invariance, layer=layer,
-        workers=workers,
+        workers=workers, channels_last=channels_last,
     )
 
 
@@ -233,6 +237,7 @@ def extract(
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows per chunk: the unit of resuming and of sharding "
                                             "(every shard must use the same).")] = DEFAULT_CHUNK_ROWS,
     workers: WorkersOpt = None,
+    channels_last: ChannelsLastOpt = False,
 ):
     """Extract frozen image features for every split and cache them.
 
@@ -248,7 +253,7 @@ def extract(
 
     world = _world(world_seed, image_size, light_size, pedestrian_size)
     chosen = choose_task(task, dataset, label, image_column)
-    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer, workers)
+    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer, workers, channels_last)
     which = None if merge else parse_shard(shard)
     if merge and shard is not None:
         raise UsageError("--merge assembles every shard: give it without --shard")
@@ -308,6 +313,7 @@ def probe(
         "--seeds", help="Repeat with N seeds (--seed, --seed+1, ...): new few-shot samples and initialisations; "
         "the report gives mean and standard deviation.")] = 1,
     workers: WorkersOpt = None,
+    channels_last: ChannelsLastOpt = False,
 ):
     """Fit a linear probe (C chosen on validation, scored once on test) and the baselines; one result file each.
 
@@ -324,7 +330,7 @@ def probe(
     from .shots import parse_shots
 
     world = _world(world_seed, image_size, light_size, pedestrian_size)
-    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer, workers)
+    config = _config(model, pretrained, device, batch_size, precision, seed, extractor, invariance, layer, workers, channels_last)
     # Resolve every task, baseline, budget, probe and shot first, so a typo in the last one fails before any work is done.
     chosen = [pipeline.resolve_task(choose_task(name, dataset, label, image_column, required=True)) for name in (task or [None])]
     overrides = parse_budget(budget)

@@ -14,12 +14,12 @@ import numpy as np
 from . import paths
 from .chunks import DEFAULT_CHUNK_ROWS, ChunkStore, Shard, encode_chunks, shard_plan
 from .errors import RunError, UsageError
+from .precision import DEFAULT_PRECISION, PRECISIONS, with_autocast, with_channels_last
 from .progress import progress_bar
 from .registry import Registry
 from .storage import atomic_path, file_sha256, stable_hash, write_json
 from .tasks import PROBE_SPLITS, DataSource
 
-PRECISIONS = ("fp32", "bf16")
 # Which features of the image tower are read (see `layer_forward`); "embedding" is what CLIP users get.
 LAYERS = ("embedding", "pre-projection", "tokens", "grid")
 DEFAULT_LAYER = "embedding"
@@ -35,7 +35,7 @@ class ExtractorConfig:
 
     model: str = "mini-clip"
     pretrained: str | None = None
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION
     # One of LAYERS: embedding (the projected embedding), pre-projection, tokens or grid (see `layer_forward`).
     layer: str = DEFAULT_LAYER
     device: str = "cpu"
@@ -47,6 +47,9 @@ class ExtractorConfig:
     # Processes that decode and preprocess images while the model runs; None: the cores the forward pass leaves
     # free, for chunks large enough to repay starting them (see `loader_workers`).
     workers: int | None = None
+    # Run a conv tower on NHWC tensors (faster on CPUs: see benchmarks/extract_speed.py). How the numbers are laid out
+    # in memory, like device and batch size, is not part of the cache key: the features agree to float rounding.
+    channels_last: bool = False
 
 
 class Extractor(Protocol):
@@ -168,7 +171,7 @@ class OpenClipExtractor(BatchExtractor):
     def __init__(self, config: ExtractorConfig):
         from .models import resolve_weights
 
-        _check_choice("precision", config.precision, PRECISIONS)
+        _check_choice("precision", config.precision, tuple(PRECISIONS))
         _check_choice("layer", config.layer, LAYERS)
         super().__init__(config)
         self.weights = resolve_weights(config.model, config.pretrained)
@@ -198,19 +201,27 @@ class OpenClipExtractor(BatchExtractor):
         """How result tables name this representation."""
         # A non-default layer is another representation: its own row (and result file), e.g. "ViT-B-32/openai [tokens]".
         tags = [layer_identity(self.config.layer)] if self.config.layer != DEFAULT_LAYER else []
+        # So is another precision: fp32 and bf16 results stand side by side, e.g. "ViT-B-32/openai [bf16]".
+        tags += [self.config.precision] if self.config.precision != DEFAULT_PRECISION else []
         tags += [self.config.invariance] if self.config.invariance else []
         row = f"{self.config.model}/{self.weights.label}" + (f" [{', '.join(tags)}]" if tags else "")
         return {"row": row, "model": self.config.model, "pretrained": self.weights.label}
 
     def _load(self):
         if self._model is None:
+            import torch
+
             from .models import create_model
 
             model, self._preprocess = create_model(
                 self.weights, device=self.config.device, precision=self.config.precision, seed=self.config.seed
             )
+            if self.config.channels_last:
+                model = model.to(memory_format=torch.channels_last)
             # Checked here, before any data is read: whether a layer exists depends on the built image tower.
-            self._forward = layer_forward(model, self.config.layer, self.config.model)
+            forward = layer_forward(model, self.config.layer, self.config.model)
+            forward = with_channels_last(forward) if self.config.channels_last else forward
+            self._forward = with_autocast(forward, self.config.precision, self.config.device)
             self._model = model
         return self._model, self._preprocess
 

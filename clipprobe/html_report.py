@@ -429,6 +429,8 @@ def curve_png(curve: list[dict[str, float]], selection: dict[str, Any], selected
         at = [y for x, y in zip(xs, ys) if x == chosen]
         if at:
             axes.plot([chosen], at[:1], marker="*", markersize=12, color="#c44e52", linestyle="none")
+    if len(set(xs)) == 1:  # a sweep that stopped at its first point: give the axis a range around it
+        axes.set_xlim(*((xs[0] / 10, xs[0] * 10) if by_c else (xs[0] - 1, xs[0] + 1)))
     if by_c:
         axes.set_xscale("log")
         # Plain "0.01", "100" tick labels: the default 10^x labels go through mathtext, slow for a small plot.

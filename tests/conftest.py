@@ -16,6 +16,13 @@ TINY_CONFIG = {
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
 TINY_SIZES = {"pretrain": 32, "train": 60, "validation": 30, "test": 30}
+TEXT_CFG = TINY_CONFIG["text_cfg"]
+# ModifiedResNet: 64 px -> a 2 x 2 final feature map of 32 * width = 256 channels; 256 / head_width = 4 heads.
+TINY_RESNET = {"embed_dim": 16, "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8, "head_width": 64},
+               "text_cfg": TEXT_CFG}
+# A timm tower (timm's own test model, random weights): only `embedding` exists there.
+TINY_TIMM = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "timm_model_name": "test_resnet", "timm_model_pretrained": False,
+                                             "timm_pool": "avg", "timm_proj": "linear"}, "text_cfg": TEXT_CFG}
 
 
 @pytest.fixture(autouse=True)
@@ -53,3 +60,13 @@ def tiny_tasks(tiny_world):
     yield {task.name: task for task in tasks}
     for task in tasks:
         TASKS.unregister(task.name)
+
+
+@pytest.fixture(scope="session")
+def tiny_towers(tiny_model, tmp_path_factory):
+    """tiny-clip (a ViT) beside a tiny ResNet tower (conv layers) and a tiny timm tower, by kind."""
+    folder = tmp_path_factory.mktemp("layer_model_configs")
+    (folder / "tiny-resnet.json").write_text(json.dumps(TINY_RESNET))
+    (folder / "tiny-timm.json").write_text(json.dumps(TINY_TIMM))
+    open_clip.add_model_config(folder)
+    return {"vit": tiny_model, "resnet": "tiny-resnet", "timm": "tiny-timm"}

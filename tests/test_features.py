@@ -98,7 +98,7 @@ def test_killed_run_leaves_no_trusted_entry(config, tiny_world, monkeypatch):
 
 
 def test_bad_choices_are_usage_errors(tiny_model):
-    with pytest.raises(UsageError, match=r"^Unknown precision 'fp8'\. Available: fp32, bf16$"):
+    with pytest.raises(UsageError, match=r"^Unknown precision 'fp8'\. Available: fp32, bf16, fp16, amp, amp_bf16$"):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", precision="fp8"))
     with pytest.raises(UsageError, match=r"^Device 'cuda:7' is not available on this machine\. Available: cpu"):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", device="cuda:7"))

@@ -124,3 +124,17 @@ def test_same_results_give_the_same_bytes(results):
     first = build_report(results, Path("first")).files["html"].read_bytes()
     second = build_report(results, Path("second")).files["html"].read_bytes()
     assert first == second
+
+
+@pytest.mark.parametrize("point", [{"C": 1e-4, "balanced_accuracy": 1.0}, {"epoch": 3, "balanced_accuracy": 0.9}])
+def test_a_one_point_curve_draws_without_warnings(point):
+    """A sweep that was perfect at its first C has one point; matplotlib would warn of an empty axis range."""
+    import warnings
+
+    from clipprobe.html_report import curve_png
+
+    axis = next(iter(point))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = curve_png([point], {f"chosen_{axis}": point[axis]}, f"{axis} = {point[axis]}")
+    assert png.startswith(b"\x89PNG")

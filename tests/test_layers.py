@@ -1,6 +1,5 @@
 """`--layer`: which features of the image tower are read, on tiny real open_clip ViT and ResNet towers."""
 
-import json
 
 import datasets
 import numpy as np
@@ -16,25 +15,9 @@ from clipprobe.errors import UsageError
 from clipprobe.features import GRID_CELLS, LAYERS, ExtractorConfig, OpenClipExtractor, extract_features
 from clipprobe.models import create_model, resolve_weights
 
-TEXT_CFG = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
-# ModifiedResNet: 64 px -> a 2 x 2 final feature map of 32 * width = 256 channels; 256 / head_width = 4 heads.
-TINY_RESNET = {"embed_dim": 16, "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8, "head_width": 64},
-               "text_cfg": TEXT_CFG}
-# A timm tower (timm's own test model, random weights): only `embedding` exists there.
-TINY_TIMM = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "timm_model_name": "test_resnet", "timm_model_pretrained": False,
-                                             "timm_pool": "avg", "timm_proj": "linear"}, "text_cfg": TEXT_CFG}
 # Feature width of each tower's final tokens / map: tiny-clip (conftest) is a ViT of width 32 on a 4 x 4 patch grid.
 WIDTHS = {"vit": 32, "resnet": 256}
 CELLS = GRID_CELLS[0] * GRID_CELLS[1]
-
-
-@pytest.fixture(scope="session")
-def tiny_towers(tiny_model, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("layer_model_configs")
-    (folder / "tiny-resnet.json").write_text(json.dumps(TINY_RESNET))
-    (folder / "tiny-timm.json").write_text(json.dumps(TINY_TIMM))
-    open_clip.add_model_config(folder)
-    return {"vit": tiny_model, "resnet": "tiny-resnet", "timm": "tiny-timm"}
 
 
 class Noise:
@@ -138,7 +121,7 @@ def test_layers_keep_working_with_orbit_invariance_and_bf16(tiny_model):
     orbit = extract_features(Noise(), config)
     assert orbit.arrays["test"].shape == (4, CELLS * WIDTHS["vit"])
     assert np.isfinite(orbit.arrays["test"]).all()
-    assert orbit.meta["row"] == f"{tiny_model}/random [grid:2x2, orbit:hflip]"
+    assert orbit.meta["row"] == f"{tiny_model}/random [grid:2x2, bf16, orbit:hflip]"
     assert orbit.meta["keys"]["test"] != _features(tiny_model, "grid").meta["keys"]["test"]
     # Mirrored images land on the same orbit: the same features, even at a layer that keeps where things are.
     mirrored = extract_features(Noise(mirrored=True), config)
