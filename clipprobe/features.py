@@ -368,6 +368,10 @@ class _ImageSplit:
     def __getitem__(self, index: int):
         return self.transform(self.images[index][self.column].convert("RGB"))
 
+    def __getitems__(self, indices: list[int]):
+        """A batch's rows in one read (the DataLoader asks for them together): a fraction of the per-row cost."""
+        return [self.transform(image.convert("RGB")) for image in self.images[indices][self.column]]
+
 
 def make_extractor(config: ExtractorConfig) -> Extractor:
     return EXTRACTORS.get(config.extractor)(config)
