@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Speed and memory figures are ratios measured side by side in one run; each script writes a JSON record under
-# benchmarks/results/, and summary.py gathers them into benchmarks/results/SUMMARY.md. About 10 minutes on 2 cores.
+# benchmarks/results/, and summary.py gathers them into benchmarks/results/SUMMARY.md. About 13 minutes on 2 cores.
 # extract_speed.py runs twice: ViT-B-32 (compute-bound) at the defaults, and the small conv tower mini-clip
 # (decode-bound on a CPU) at the settings the README recommends for it: --channels-last and 2 decode workers.
 # precision.py runs mini-clip only here: ViT-B-32 in bf16 takes many minutes on CPUs without bf16 instructions

@@ -244,7 +244,7 @@ def extract(
     Extraction goes in chunks: a killed run resumes where it stopped. With --shard I/N (or under torchrun, which
     sets RANK and WORLD_SIZE) this process computes only its shard's chunks; --merge then assembles them.
 
-    Examples: clipprobe extract --model ViT-B-32 --pretrained /models/vit-b-32.bin --precision bf16;
+    Examples: clipprobe extract --model ViT-B-32 --pretrained /models/vit-b-32.bin --device cuda --precision amp;
     clipprobe extract --shard 0/4 (and 1/4, 2/4, 3/4 elsewhere), then clipprobe extract --merge
     """
     from . import pipeline

@@ -138,7 +138,7 @@ def loader_workers(requested: int | None, rows: int, batch_size: int, device: st
     CPU only feeds it), on the CPU those beyond torch's intra-op threads (by default none: a worker then takes
     cores from the model; benchmarks/extract_speed.py measured ViT-B-32 at 10.2 img/s with 2 workers against
     13.0 with none on 2 cores). A decode-bound small model on a CPU gains from `--workers` (mini-clip 302 img/s
-    with 2 workers against 211 with none)."""
+    with 2 workers against 211 with none, in one run of benchmarks/extract_speed.py)."""
     if requested is not None:
         if requested < 0:
             raise UsageError(f"--workers must be 0 or more, got {requested}")
