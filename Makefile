@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,25 @@ demo: $(STAMP)
 		--shots 1,2,4,8,16,32,all --seeds 3
 	$(BIN)/clipprobe report
 
-test: $(STAMP)
+# The whole suite (what CI runs), after the linter and formatter checks.
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# The fast lane for iterating: everything but the end-to-end tests marked slow (under 2 minutes on 2 cores).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# docs/cli.md, generated from every command's --help (tests/test_docs.py fails when it drifts).
+docs: $(STAMP)
+	$(BIN)/python scripts/cli_reference.py > docs/cli.md
 
 # Speed and memory figures are ratios measured side by side in one run; each script writes a JSON record under
 # benchmarks/results/, and summary.py gathers them into benchmarks/results/SUMMARY.md. About 13 minutes on 2 cores.

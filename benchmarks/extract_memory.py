@@ -22,8 +22,8 @@ TOLERANCE = 0.10
 
 
 def world(n: int):
-    from clipprobe.tasks import DashcamWorld
-    from clipprobe.world import WorldConfig
+    from clipprobe.dashcam.tasks import DashcamWorld
+    from clipprobe.dashcam.world import WorldConfig
 
     return DashcamWorld(WorldConfig(image_size=64, sizes={"pretrain": 10, "train": n, "validation": 100, "test": 100}))
 
@@ -33,15 +33,23 @@ def child(n: int, render: bool) -> None:
     if render:
         source.load()
         return
-    from clipprobe.features import ExtractorConfig, extract_features
+    from clipprobe.features.config import ExtractorConfig
+    from clipprobe.features.extract import extract_features
 
     started = time.perf_counter()
     features = extract_features(source, ExtractorConfig(pretrained="random"))
     seconds = time.perf_counter() - started
     rows = int(features.arrays["train"].shape[0])
     # ru_maxrss is in kilobytes on Linux.
-    print(json.dumps({"images": rows, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                      "seconds": round(seconds, 1)}))
+    print(
+        json.dumps(
+            {
+                "images": rows,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "seconds": round(seconds, 1),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -59,17 +67,32 @@ def main() -> None:
         env = {**os.environ, "CLIPPROBE_HOME": home}
         for n in (int(s) for s in args.sizes.split(",")):
             subprocess.run([sys.executable, __file__, "--child", str(n), "--render"], env=env, check=True)
-            done = subprocess.run([sys.executable, __file__, "--child", str(n)], env=env, check=True,
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", str(n)], env=env, check=True, capture_output=True, text=True
+            )
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"{rows[-1]['images']:6d} training images: peak RSS {rows[-1]['peak_rss_mb']:7.1f} MB "
-                  f"(extraction {rows[-1]['seconds']} s)")
+            print(
+                f"{rows[-1]['images']:6d} training images: peak RSS {rows[-1]['peak_rss_mb']:7.1f} MB "
+                f"(extraction {rows[-1]['seconds']} s)"
+            )
     growth = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"] - 1
-    print(f"peak RSS grew {100 * growth:+.1f} % from {rows[0]['images']} to {rows[-1]['images']} images "
-          f"(target within {100 * TOLERANCE:.0f} %): {'ok' if abs(growth) <= TOLERANCE else 'OVER'}")
+    print(
+        f"peak RSS grew {100 * growth:+.1f} % from {rows[0]['images']} to {rows[-1]['images']} images "
+        f"(target within {100 * TOLERANCE:.0f} %): {'ok' if abs(growth) <= TOLERANCE else 'OVER'}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "growth": round(growth, 4), "tolerance": TOLERANCE,
-                                    "machine": {"cpus": os.cpu_count(), "processor": platform.processor()}}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "growth": round(growth, 4),
+                "tolerance": TOLERANCE,
+                "machine": {"cpus": os.cpu_count(), "processor": platform.processor()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clipprobe.precision import PRECISIONS, with_autocast, with_channels_last
+from clipprobe.features.precision import PRECISIONS, with_autocast, with_channels_last
 
 
 def write_images(folder: Path, n: int) -> list[Path]:
     """The first n pretraining scenes (4,000) of the dashcam world as PNG files, in two class folders (for imagefolder:)."""
-    from clipprobe.tasks import DASHCAM
+    from clipprobe.dashcam.tasks import DASHCAM
 
     scenes = DASHCAM.load()["pretrain"]
     paths = []
@@ -49,20 +49,33 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
-    parser.add_argument("--workers", type=int, default=None, help="clipprobe's DataLoader workers (default: its own choice)")
-    parser.add_argument("--channels-last", action="store_true",
-                        help="clipprobe (and the ceiling) on NHWC tensors, as `extract --channels-last`; the anchor stays the plain loop")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="clipprobe's DataLoader workers (default: its own choice)"
+    )
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="clipprobe (and the ceiling) on NHWC tensors, as `extract --channels-last`; the anchor stays the plain loop",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/extract_speed.json"))
     args = parser.parse_args()
 
     import open_clip
 
-    from clipprobe.features import ExtractorConfig, FeatureCache, extract_features
-    from clipprobe.models import create_model, resolve_weights
-    from clipprobe.sources import ImageFolderSource
+    from clipprobe.data.schemes import ImageFolderSource
+    from clipprobe.features.cache import FeatureCache
+    from clipprobe.features.config import ExtractorConfig
+    from clipprobe.features.extract import extract_features
+    from clipprobe.features.weights import create_model, resolve_weights
 
-    config = ExtractorConfig(model=args.model, pretrained="random", batch_size=args.batch_size, precision=args.precision,
-                             workers=args.workers, channels_last=args.channels_last)
+    config = ExtractorConfig(
+        model=args.model,
+        pretrained="random",
+        batch_size=args.batch_size,
+        precision=args.precision,
+        workers=args.workers,
+        channels_last=args.channels_last,
+    )
     started = time.perf_counter()
     model, preprocess = create_model(resolve_weights(args.model, "random"), precision=args.precision, seed=config.seed)
     build_s = time.perf_counter() - started  # clipprobe's extract builds its own model: part of its time
@@ -77,7 +90,7 @@ def main() -> None:
     dtype = open_clip.get_input_dtype(args.precision)
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_images(Path(tmp) / "images", args.images)
-        batches = [paths[i:i + args.batch_size] for i in range(0, len(paths), args.batch_size)]
+        batches = [paths[i : i + args.batch_size] for i in range(0, len(paths), args.batch_size)]
 
         # Warm-up: one batch through each model (first-call allocations are nobody's steady state).
         with torch.inference_mode():
@@ -85,7 +98,9 @@ def main() -> None:
             forward(first.to(dtype))
             anchor_model.encode_image(first)
 
-        tensors = [torch.stack([preprocess(Image.open(p).convert("RGB")) for p in batch]).to(dtype) for batch in batches]
+        tensors = [
+            torch.stack([preprocess(Image.open(p).convert("RGB")) for p in batch]).to(dtype) for batch in batches
+        ]
         started = time.perf_counter()
         with torch.inference_mode():
             for batch in tensors:
@@ -108,23 +123,35 @@ def main() -> None:
         rows = sum(np.asarray(a).shape[0] for a in features.arrays.values())
     assert rows == args.images, (rows, args.images)
 
-    speed = {name: round(args.images / seconds, 2) for name, seconds in
-             (("ceiling", ceiling_s), ("anchor", anchor_s), ("clipprobe", clipprobe_s))}
+    speed = {
+        name: round(args.images / seconds, 2)
+        for name, seconds in (("ceiling", ceiling_s), ("anchor", anchor_s), ("clipprobe", clipprobe_s))
+    }
     row = {
-        "model": args.model, "precision": args.precision, "channels_last": args.channels_last,
-        "workers": config.workers, "batch_size": args.batch_size, "images": args.images,
+        "model": args.model,
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "workers": config.workers,
+        "batch_size": args.batch_size,
+        "images": args.images,
         "images_per_s": speed,
         "model_build_s": round(build_s, 2),
         "clipprobe_after_build_images_per_s": round(args.images / (clipprobe_s - build_s), 2),
         "ceiling_ratio": round(speed["clipprobe"] / speed["ceiling"], 3),
         "anchor_ratio": round(speed["clipprobe"] / speed["anchor"], 3),
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor(), "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor(),
+            "torch_threads": torch.get_num_threads(),
+        },
     }
-    print(f"{args.model} {settings(row)}, {args.images} images: ceiling {speed['ceiling']} img/s, "
-          f"anchor {speed['anchor']} img/s, clipprobe {speed['clipprobe']} img/s; clipprobe / ceiling "
-          f"{row['ceiling_ratio']:.2f} (target >= 0.9), clipprobe / anchor {row['anchor_ratio']:.2f}x (target >= 2); "
-          f"clipprobe builds the model in about {build_s:.1f} s of that, "
-          f"{row['clipprobe_after_build_images_per_s']} img/s without it")
+    print(
+        f"{args.model} {settings(row)}, {args.images} images: ceiling {speed['ceiling']} img/s, "
+        f"anchor {speed['anchor']} img/s, clipprobe {speed['clipprobe']} img/s; clipprobe / ceiling "
+        f"{row['ceiling_ratio']:.2f} (target >= 0.9), clipprobe / anchor {row['anchor_ratio']:.2f}x (target >= 2); "
+        f"clipprobe builds the model in about {build_s:.1f} s of that, "
+        f"{row['clipprobe_after_build_images_per_s']} img/s without it"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(row, indent=2) + "\n")
 

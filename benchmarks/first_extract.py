@@ -23,10 +23,17 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "clipprobe", "extract"], env=env, check=True)
         total = time.perf_counter() - started
         timing = json.loads(next(Path(home, "models").glob("*/timing.json")).read_text())
-    row = {"first_extract_s": round(total, 1), "pretrain_s": timing["seconds"], "budget_s": BUDGET_SECONDS,
-           "within_budget": total <= BUDGET_SECONDS, "cpus": os.cpu_count()}
-    print(f"first extract: {row['first_extract_s']} s (of which pretraining {row['pretrain_s']} s); "
-          f"budget {BUDGET_SECONDS} s: {'ok' if row['within_budget'] else 'OVER'}")
+    row = {
+        "first_extract_s": round(total, 1),
+        "pretrain_s": timing["seconds"],
+        "budget_s": BUDGET_SECONDS,
+        "within_budget": total <= BUDGET_SECONDS,
+        "cpus": os.cpu_count(),
+    }
+    print(
+        f"first extract: {row['first_extract_s']} s (of which pretraining {row['pretrain_s']} s); "
+        f"budget {BUDGET_SECONDS} s: {'ok' if row['within_budget'] else 'OVER'}"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=2) + "\n")
 

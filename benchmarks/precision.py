@@ -25,8 +25,8 @@ import numpy as np
 import open_clip
 import torch
 
-import clipprobe.models  # noqa: F401  (registers mini-clip with open_clip)
-from clipprobe.precision import with_autocast, with_channels_last
+import clipprobe.catalog  # noqa: F401  (registers every task, and mini-clip with open_clip)
+from clipprobe.features.precision import with_autocast, with_channels_last
 
 LOW_PRECISIONS = ("bf16", "amp_bf16")
 
@@ -60,18 +60,29 @@ def speed_row(name: str, batch_size: int, rounds: int) -> dict:
         for setting, (forward, dtype) in settings.items():
             speeds[setting].append(throughput(forward, images.to(dtype), repeats))
     median = {setting: sorted(values)[len(values) // 2] for setting, values in speeds.items()}
-    row = {"model": name, "batch_size": batch_size, "images_per_s": {s: round(v, 1) for s, v in median.items()},
-           "over_fp32": {s: round(v / median["fp32"], 2) for s, v in median.items() if s != "fp32"}}
-    print(f"{name:10s} " + "   ".join(f"{s} {row['images_per_s'][s]:.1f} img/s" + (f" ({row['over_fp32'][s]:.2f}x)" if s != "fp32" else "")
-                                      for s in settings), flush=True)
+    row = {
+        "model": name,
+        "batch_size": batch_size,
+        "images_per_s": {s: round(v, 1) for s, v in median.items()},
+        "over_fp32": {s: round(v / median["fp32"], 2) for s, v in median.items() if s != "fp32"},
+    }
+    print(
+        f"{name:10s} "
+        + "   ".join(
+            f"{s} {row['images_per_s'][s]:.1f} img/s" + (f" ({row['over_fp32'][s]:.2f}x)" if s != "fp32" else "")
+            for s in settings
+        ),
+        flush=True,
+    )
     return row
 
 
 def agreement(pretrained: str, tasks: list[str]) -> list[dict]:
     """Per task: fp32's test balanced accuracy and interval, each low precision's score and whether it lies inside."""
-    from clipprobe import pipeline
-    from clipprobe.features import ExtractorConfig, extract_features
-    from clipprobe.tasks import get_task
+    from clipprobe.data.task import get_task
+    from clipprobe.features.config import ExtractorConfig
+    from clipprobe.features.extract import extract_features
+    from clipprobe.probes.probe import probe
 
     base = ExtractorConfig(model="mini-clip", pretrained=pretrained)
     configs = {"fp32": base, **{p: dataclasses.replace(base, precision=p) for p in LOW_PRECISIONS}}
@@ -85,16 +96,26 @@ def agreement(pretrained: str, tasks: list[str]) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as results:
         for task in tasks:
-            metrics = {p: pipeline.probe(task, c, results_dir=Path(results))[0]["metrics"] for p, c in configs.items()}
+            metrics = {p: probe(task, c, results_dir=Path(results))[0].metrics for p, c in configs.items()}
             low, high = metrics["fp32"]["intervals"]["balanced_accuracy"]
-            row = {"task": task, "fp32": round(metrics["fp32"]["balanced_accuracy"], 3), "fp32_interval": [round(low, 3), round(high, 3)]}
+            row = {
+                "task": task,
+                "fp32": round(metrics["fp32"]["balanced_accuracy"], 3),
+                "fp32_interval": [round(low, 3), round(high, 3)],
+            }
             for precision in LOW_PRECISIONS:
                 score = metrics[precision]["balanced_accuracy"]
                 row[precision] = round(score, 3)
                 row[f"{precision}_inside"] = bool(low <= score <= high)
             rows.append(row)
-            print(f"{task:14s} fp32 {row['fp32']:.3f} [{low:.3f}, {high:.3f}]   " + "   ".join(
-                f"{p} {row[p]:.3f} ({'inside' if row[f'{p}_inside'] else 'OUTSIDE'} fp32's interval)" for p in LOW_PRECISIONS), flush=True)
+            print(
+                f"{task:14s} fp32 {row['fp32']:.3f} [{low:.3f}, {high:.3f}]   "
+                + "   ".join(
+                    f"{p} {row[p]:.3f} ({'inside' if row[f'{p}_inside'] else 'OUTSIDE'} fp32's interval)"
+                    for p in LOW_PRECISIONS
+                ),
+                flush=True,
+            )
     for precision, cos in cosines.items():
         print(f"cosine of {precision} to fp32 test embeddings: median {cos['median']}, min {cos['min']}")
     return [{**row, "cosine_to_fp32": cosines} for row in rows]
@@ -104,20 +125,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default="mini-clip,ViT-B-32")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds over the settings; the median is kept")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds over the settings; the median is kept"
+    )
     parser.add_argument("--pretrained", default="dashcam-descriptive", help="mini-clip weights for the agreement check")
-    parser.add_argument("--tasks", default="traffic-light,pedestrian,car-colour", help="tasks of the agreement check ('' for none)")
+    parser.add_argument(
+        "--tasks", default="traffic-light,pedestrian,car-colour", help="tasks of the agreement check ('' for none)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/precision.json"))
     args = parser.parse_args()
     logging.getLogger().setLevel(logging.ERROR)  # open_clip warns that the weights are random: they are meant to be
 
     rows = [speed_row(name, args.batch_size, args.rounds) for name in args.models.split(",")]
     agreed = agreement(args.pretrained, args.tasks.split(",")) if args.tasks else []
-    machine = {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-               "torch": torch.__version__, "bf16_cpu_flags": _bf16_flags()}
+    machine = {
+        "processor": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "bf16_cpu_flags": _bf16_flags(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine, "rows": rows, "agreement": agreed,
-                                    "agreement_model": f"mini-clip/{args.pretrained}"}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {"machine": machine, "rows": rows, "agreement": agreed, "agreement_model": f"mini-clip/{args.pretrained}"},
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"machine: {machine}\nwrote {args.out}")
 
 

@@ -27,8 +27,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import balanced_accuracy_score
 
-from clipprobe.probe import fit_probe
-from clipprobe.stats import bootstrap_intervals
+from clipprobe.probes.fit import fit_probe
+from clipprobe.probes.intervals import bootstrap_intervals
 
 # CLIP_benchmark's defaults for its linear probe.
 ANCHOR_EPOCHS, ANCHOR_BATCH, ANCHOR_LR = 10, 256, 0.1
@@ -59,7 +59,7 @@ def adamw_probe(x: np.ndarray, y: np.ndarray, classes: int, weight_decay: float,
         for begin in range(0, len(x), ANCHOR_BATCH):
             for group in optimizer.param_groups:
                 group["lr"] = 0.5 * (1 + np.cos(np.pi * step / total)) * ANCHOR_LR
-            batch = order[begin:begin + ANCHOR_BATCH]
+            batch = order[begin : begin + ANCHOR_BATCH]
             optimizer.zero_grad()
             torch.nn.functional.cross_entropy(probe(inputs[batch]), targets[batch]).backward()
             optimizer.step()
@@ -73,8 +73,10 @@ def predict(probe: torch.nn.Linear, x: np.ndarray) -> np.ndarray:
 
 
 def anchor_sweep(train, val, classes):
-    curve = [(balanced_accuracy_score(val[1], predict(adamw_probe(*train, classes, wd), val[0])), wd)
-             for wd in ANCHOR_WEIGHT_DECAYS]
+    curve = [
+        (balanced_accuracy_score(val[1], predict(adamw_probe(*train, classes, wd), val[0])), wd)
+        for wd in ANCHOR_WEIGHT_DECAYS
+    ]
     best = max(curve)[1]
     both = (np.concatenate([train[0], val[0]]), np.concatenate([train[1], val[1]]))
     return adamw_probe(*both, classes, best), best
@@ -87,14 +89,20 @@ def interval(y, predicted, classes):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shapes", default="10000x512x3,10000x512x10", help="comma-separated NxDIMxCLASSES train splits")
+    parser.add_argument(
+        "--shapes", default="10000x512x3,10000x512x10", help="comma-separated NxDIMxCLASSES train splits"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_anchor.json"))
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     rows = []
     for shape in args.shapes.split(","):
         n, dim, classes = (int(v) for v in shape.split("x"))
-        train, val, test = features(n, dim, classes, 1), features(n // 4, dim, classes, 2), features(n // 2, dim, classes, 3)
+        train, val, test = (
+            features(n, dim, classes, 1),
+            features(n // 4, dim, classes, 2),
+            features(n // 2, dim, classes, 3),
+        )
         started = time.perf_counter()
         anchor, anchor_wd = anchor_sweep(train, val, classes)
         anchor_s = time.perf_counter() - started
@@ -103,21 +111,39 @@ def main() -> None:
         clipprobe_s = time.perf_counter() - started
         anchor_pred, ours_pred = predict(anchor, test[0]), fit.model.predict(test[0])
         row = {
-            "shape": shape, "anchor_s": round(anchor_s, 2), "clipprobe_s": round(clipprobe_s, 2),
-            "speedup": round(anchor_s / clipprobe_s, 1), "anchor_weight_decay": anchor_wd, "clipprobe_C": fit.chosen,
+            "shape": shape,
+            "anchor_s": round(anchor_s, 2),
+            "clipprobe_s": round(clipprobe_s, 2),
+            "speedup": round(anchor_s / clipprobe_s, 1),
+            "anchor_weight_decay": anchor_wd,
+            "clipprobe_C": fit.chosen,
             "anchor_balanced_accuracy": round(balanced_accuracy_score(test[1], anchor_pred), 3),
             "anchor_interval": interval(test[1], anchor_pred, classes),
             "clipprobe_balanced_accuracy": round(balanced_accuracy_score(test[1], ours_pred), 3),
             "clipprobe_interval": interval(test[1], ours_pred, classes),
         }
         rows.append(row)
-        print(f"{shape:14} AdamW sweep {row['anchor_s']:6.1f} s   clipprobe {row['clipprobe_s']:5.1f} s   speed-up "
-              f"{row['speedup']:5.1f}x   test bal. acc. {row['anchor_balanced_accuracy']:.3f} {row['anchor_interval']} "
-              f"vs {row['clipprobe_balanced_accuracy']:.3f} {row['clipprobe_interval']}")
+        print(
+            f"{shape:14} AdamW sweep {row['anchor_s']:6.1f} s   clipprobe {row['clipprobe_s']:5.1f} s   speed-up "
+            f"{row['speedup']:5.1f}x   test bal. acc. {row['anchor_balanced_accuracy']:.3f} {row['anchor_interval']} "
+            f"vs {row['clipprobe_balanced_accuracy']:.3f} {row['clipprobe_interval']}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
-                                                "torch_threads": torch.get_num_threads()},
-                                    "weight_decays": ANCHOR_WEIGHT_DECAYS, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "processor": platform.processor(),
+                    "torch_threads": torch.get_num_threads(),
+                },
+                "weight_decays": ANCHOR_WEIGHT_DECAYS,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from clipprobe.probe import DEFAULT_C_GRID, fit_probe
+from clipprobe.probes.fit import DEFAULT_C_GRID, fit_probe
 
 
 def features(n: int, dim: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,13 +41,18 @@ def features(n: int, dim: int, classes: int, seed: int) -> tuple[np.ndarray, np.
 
 def world_features(task_name: str):
     """Real, correlated features: a random-weights mini-clip on a dashcam task (renders the world if needed)."""
-    from clipprobe.features import ExtractorConfig, extract_features
-    from clipprobe.tasks import get_task
+    import clipprobe.catalog  # noqa: F401  (the dashcam tasks)
+    from clipprobe.data.task import get_task
+    from clipprobe.features.config import ExtractorConfig
+    from clipprobe.features.extract import extract_features
 
     task = get_task(task_name)
     features = extract_features(task.source, ExtractorConfig(pretrained="random"))
     data = task.source.load()
-    return [(np.asarray(features.arrays[s])[task.rows(data[s])], task.labels(data[s])) for s in ("train", "validation", "test")]
+    return [
+        (np.asarray(features.arrays[s])[task.rows(data[s])], task.labels(data[s]))
+        for s in ("train", "validation", "test")
+    ]
 
 
 def textbook_sweep(train, val, grid):
@@ -62,8 +67,11 @@ def textbook_sweep(train, val, grid):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shapes", default="traffic-light,2000x512x10",
-                        help="comma-separated: NxDIMxCLASSES synthetic train splits, or a dashcam task name (random mini-clip features)")
+    parser.add_argument(
+        "--shapes",
+        default="traffic-light,2000x512x10",
+        help="comma-separated: NxDIMxCLASSES synthetic train splits, or a dashcam task name (random mini-clip features)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_sweep.json"))
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
@@ -74,7 +82,11 @@ def main() -> None:
     for shape in args.shapes.split(","):
         if shape[0].isdigit():
             n, dim, classes = (int(v) for v in shape.split("x"))
-            train, val, test = features(n, dim, classes, 1), features(n // 4, dim, classes, 2), features(n // 2, dim, classes, 3)
+            train, val, test = (
+                features(n, dim, classes, 1),
+                features(n // 4, dim, classes, 2),
+                features(n // 2, dim, classes, 3),
+            )
         else:
             train, val, test = world_features(shape)
         started = time.perf_counter()
@@ -84,15 +96,22 @@ def main() -> None:
         fit = fit_probe(*train, *val)
         clipprobe_s = time.perf_counter() - started
         row = {
-            "shape": shape, "textbook_s": round(textbook_s, 2), "clipprobe_s": round(clipprobe_s, 2),
-            "speedup": round(textbook_s / clipprobe_s, 1), "textbook_C": textbook_c, "clipprobe_C": fit.chosen,
+            "shape": shape,
+            "textbook_s": round(textbook_s, 2),
+            "clipprobe_s": round(clipprobe_s, 2),
+            "speedup": round(textbook_s / clipprobe_s, 1),
+            "textbook_C": textbook_c,
+            "clipprobe_C": fit.chosen,
             "textbook_test_bal_acc": round(balanced_accuracy_score(test[1], textbook.predict(test[0])), 3),
             "clipprobe_test_bal_acc": round(balanced_accuracy_score(test[1], fit.model.predict(test[0])), 3),
         }
         rows.append(row)
-        print(f"{shape:14s} textbook {row['textbook_s']:7.1f} s   clipprobe {row['clipprobe_s']:6.1f} s   "
-              f"speed-up {row['speedup']:5.1f}x   test bal. acc. {row['textbook_test_bal_acc']:.3f} vs "
-              f"{row['clipprobe_test_bal_acc']:.3f}", flush=True)
+        print(
+            f"{shape:14s} textbook {row['textbook_s']:7.1f} s   clipprobe {row['clipprobe_s']:6.1f} s   "
+            f"speed-up {row['speedup']:5.1f}x   test bal. acc. {row['textbook_test_bal_acc']:.3f} vs "
+            f"{row['clipprobe_test_bal_acc']:.3f}",
+            flush=True,
+        )
 
     machine = {"processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,11 @@ import json
 import open_clip
 import pytest
 
-from clipprobe.tasks import TASKS, DashcamWorld, Task, register_task
-from clipprobe.world import WorldConfig
+import clipprobe.catalog  # noqa: F401  (every built-in registered, as the CLI has them)
+from clipprobe.dashcam.tasks import DashcamWorld
+from clipprobe.dashcam.world import WorldConfig
+from clipprobe.data.task import TASKS, Task, register_task
+from clipprobe.results import Result
 
 TINY_CONFIG = {
     "embed_dim": 16,
@@ -18,11 +21,43 @@ TINY_CONFIG = {
 TINY_SIZES = {"pretrain": 32, "train": 60, "validation": 30, "test": 30}
 TEXT_CFG = TINY_CONFIG["text_cfg"]
 # ModifiedResNet: 64 px -> a 2 x 2 final feature map of 32 * width = 256 channels; 256 / head_width = 4 heads.
-TINY_RESNET = {"embed_dim": 16, "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8, "head_width": 64},
-               "text_cfg": TEXT_CFG}
+TINY_RESNET = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8, "head_width": 64},
+    "text_cfg": TEXT_CFG,
+}
 # A timm tower (timm's own test model, random weights): only `embedding` exists there.
-TINY_TIMM = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "timm_model_name": "test_resnet", "timm_model_pretrained": False,
-                                             "timm_pool": "avg", "timm_proj": "linear"}, "text_cfg": TEXT_CFG}
+TINY_TIMM = {
+    "embed_dim": 16,
+    "vision_cfg": {
+        "image_size": 32,
+        "timm_model_name": "test_resnet",
+        "timm_model_pretrained": False,
+        "timm_pool": "avg",
+        "timm_proj": "linear",
+    },
+    "text_cfg": TEXT_CFG,
+}
+
+
+def stored_result(task, representation, method, seed, classes, metrics, selection) -> Result:
+    """A result record as the report reads it, around given metrics (e.g. scored on simulated predictions)."""
+    return Result(
+        task=task,
+        representation=representation,
+        method=method,
+        seed=seed,
+        key="test",
+        model=None,
+        pretrained=None,
+        weights={"kind": "none"},
+        classes=list(classes),
+        data={},
+        versions={},
+        run={"seconds": 1.0},
+        metrics=metrics,
+        selection=selection,
+    )
 
 
 @pytest.fixture(autouse=True)

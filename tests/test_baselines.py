@@ -11,16 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from clipprobe.baselines import (
-    BASELINES, DEFAULT_BASELINES, Budget, OrbitCNN, get_baseline, list_baselines, parse_baselines, parse_budget, run_baseline,
-    train_baseline,
-)
-from clipprobe.baselines import run as baseline_run
-from clipprobe.baselines.training import resolve_augment
-from clipprobe.errors import UsageError
-from clipprobe.invariance import get_group
-from clipprobe.probe import score_predictions
-from clipprobe.tasks import Task
+from clipprobe.baselines import trained as baseline_run
+from clipprobe.baselines.nets import OrbitCNN
+from clipprobe.baselines.registry import BASELINES, DEFAULT_BASELINES, get_baseline, list_baselines, parse_baselines
+from clipprobe.baselines.trained import run_baseline, train_baseline
+from clipprobe.baselines.training import Budget, parse_budget, resolve_augment
+from clipprobe.core.errors import UsageError
+from clipprobe.data.task import Task
+from clipprobe.features.orbits import get_group
+from clipprobe.probes.metrics import score_predictions
+from clipprobe.results import SCHEMA_VERSION
 
 SIZE = 16
 # Tiny images and a few epochs: each training run takes a second or two on a CPU.
@@ -73,8 +73,8 @@ def colour_task(seed: int = 0, sizes=(120, 60, 90)) -> Task:
             label = i % 3
             x = _background(rng)
             top, left = rng.integers(0, SIZE - 4, size=2)
-            x[top:top + 4, left:left + 4] = 20
-            x[top:top + 4, left:left + 4, label] = 250
+            x[top : top + 4, left : left + 4] = 20
+            x[top : top + 4, left : left + 4, label] = 250
             images.append(x), labels.append(label)
         splits[split] = _split(images, labels, classes, split)
     source = PlantedSource(f"colour-{seed}", datasets.DatasetDict(splits))
@@ -95,7 +95,7 @@ def side_task(seed: int = 0, sizes=(160, 60, 40)) -> Task:
             top = rng.integers(0, SIZE - 4)
             # Square starts 0..4 (left) or 8..12 (right): the mirror of a left square is a right one, and back.
             left = rng.integers(0, SIZE // 2 - 3) + (SIZE // 2 if label else 0)
-            x[top:top + 4, left:left + 4] = 250
+            x[top : top + 4, left : left + 4] = 250
             images.append(x), labels.append(label)
             if split == "test":
                 images.append(x[:, ::-1].copy()), labels.append(1 - label)
@@ -109,11 +109,18 @@ def test_registry_lists_the_baselines_and_rejects_unknown_names():
     assert DEFAULT_BASELINES == ("cnn", "orbit-cnn", "pixels", "random")
     assert get_baseline("orbit-cnn").default_group == "translate:4+hflip"
     assert get_baseline("cnn").budget == Budget() and get_baseline("orbit-cnn").budget.epochs == 24
-    with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn, pixels, random, zero-shot$"):
+    with pytest.raises(
+        UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn, pixels, random, zero-shot$"
+    ):
         get_baseline("resnet")
-    with pytest.raises(UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn, pixels, random, zero-shot$"):
+    with pytest.raises(
+        UsageError, match=r"^Unknown baseline 'resnet'\. Available: cnn, orbit-cnn, pixels, random, zero-shot$"
+    ):
         run_baseline("resnet", colour_task())
-    with pytest.raises(UsageError, match=r"^Baseline 'pixels' is a linear probe, not a trained model; trained baselines: cnn, orbit-cnn$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^Baseline 'pixels' is a linear probe, not a trained model; trained baselines: cnn, orbit-cnn$",
+    ):
         run_baseline("pixels", colour_task())
 
 
@@ -134,10 +141,16 @@ def test_baseline_specs_are_checked_before_anything_runs():
 
 
 def test_budget_overrides_parse_with_the_fields_types():
-    assert parse_budget("epochs=40, image_size=96,max_seconds=none") == {"epochs": 40, "image_size": 96, "max_seconds": None}
+    assert parse_budget("epochs=40, image_size=96,max_seconds=none") == {
+        "epochs": 40,
+        "image_size": 96,
+        "max_seconds": None,
+    }
     assert parse_budget("learning_rate=1e-3,augment=translate") == {"learning_rate": 1e-3, "augment": "translate"}
     assert parse_budget(None) == {}
-    with pytest.raises(UsageError, match=r"^Budget expects KEY=VALUE\[,KEY=VALUE\.\.\.\] with KEY one of epochs, batch_size, "):
+    with pytest.raises(
+        UsageError, match=r"^Budget expects KEY=VALUE\[,KEY=VALUE\.\.\.\] with KEY one of epochs, batch_size, "
+    ):
         parse_budget("epoch=3")
     with pytest.raises(UsageError, match=r"^Budget epochs expects int \(default 12\); got 'many'$"):
         parse_budget("epochs=many")
@@ -152,7 +165,9 @@ def test_bad_arguments_fail_before_any_training():
         run_baseline("orbit-cnn", colour_task(), budget=FAST, group="translate:3")
     with pytest.raises(UsageError, match=r"^Unknown group 'rotate'"):
         run_baseline("orbit-cnn", colour_task(), budget=FAST, group="rotate:4")
-    with pytest.raises(UsageError, match=r"^Unknown augmentation 'mixup'\. Available: auto, translate\+hflip, translate, hflip, none$"):
+    with pytest.raises(
+        UsageError, match=r"^Unknown augmentation 'mixup'\. Available: auto, translate\+hflip, translate, hflip, none$"
+    ):
         Budget(augment="mixup")
     with pytest.raises(UsageError, match=r"^Invalid budget: epochs=0$"):
         Budget(epochs=0)
@@ -160,24 +175,24 @@ def test_bad_arguments_fail_before_any_training():
 
 def test_cnn_learns_a_planted_colour(tmp_path):
     record, path = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=FAST)
-    assert record["metrics"]["balanced_accuracy"] > 0.9
+    assert record.metrics["balanced_accuracy"] > 0.9
     assert path == tmp_path / "planted-colour-0" / "cnn-from-scratch__supervised-cnn__seed0.json"
-    assert record["method"] == "supervised-cnn" and record["row"] == "cnn/from-scratch"
-    assert record["pretrained"] is None and record["weights"] == {"kind": "trained-on-task"}
-    selection = record["selection"]
-    assert selection["metric"] == "balanced_accuracy" and selection["split"] == "validation"
-    epochs = [p["epoch"] for p in selection["curve"]]
-    best = max(p["balanced_accuracy"] for p in selection["curve"])
+    assert record.method == "supervised-cnn" and record.representation == "cnn/from-scratch"
+    assert record.pretrained is None and record.weights == {"kind": "trained-on-task"}
+    selection = record.selection
+    assert selection.metric == "balanced_accuracy" and selection.split == "validation"
+    epochs = [p["epoch"] for p in selection.curve]
+    best = max(p["balanced_accuracy"] for p in selection.curve)
     # The chosen epoch is the first to reach the best validation score; a perfect one ends training there.
-    assert selection["chosen_epoch"] == next(p["epoch"] for p in selection["curve"] if p["balanced_accuracy"] == best)
+    assert selection.chosen == next(p["epoch"] for p in selection.curve if p["balanced_accuracy"] == best)
     if best == 1.0:
-        assert epochs == list(range(1, selection["chosen_epoch"] + 1))
+        assert epochs == list(range(1, selection.chosen + 1))
     else:
         assert epochs == list(range(1, FAST.epochs + 1))
-    assert selection["at_grid_edge"] is False
-    assert record["data"]["sizes"] == {"train": 120, "validation": 60, "test": 90}
-    assert record["metrics"]["n"] == 90 and np.asarray(record["metrics"]["confusion_matrix"]).sum() == 90
-    assert record["training"]["epochs_run"] == len(epochs) and not record["training"]["stopped_by_time_limit"]
+    assert selection.at_grid_edge is False
+    assert record.data["sizes"] == {"train": 120, "validation": 60, "test": 90}
+    assert record.metrics["n"] == 90 and np.asarray(record.metrics["confusion_matrix"]).sum() == 90
+    assert record.training["epochs_run"] == len(epochs) and not record.training["stopped_by_time_limit"]
 
 
 def test_stopping_at_a_perfect_validation_score_changes_nothing_but_the_time(tmp_path, monkeypatch):
@@ -186,27 +201,44 @@ def test_stopping_at_a_perfect_validation_score_changes_nothing_but_the_time(tmp
     early, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path / "early", budget=FAST)
     monkeypatch.setattr(training, "PERFECT", 2.0)  # never reached: every epoch runs
     whole, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path / "whole", budget=FAST)
-    assert early["training"]["epochs_run"] < whole["training"]["epochs_run"] == FAST.epochs
-    assert early["selection"]["chosen_epoch"] == whole["selection"]["chosen_epoch"]
-    assert early["selection"]["curve"] == whole["selection"]["curve"][: len(early["selection"]["curve"])]
-    assert early["metrics"] == whole["metrics"]
+    assert early.training["epochs_run"] < whole.training["epochs_run"] == FAST.epochs
+    assert early.selection.chosen == whole.selection.chosen
+    assert early.selection.curve == whole.selection.curve[: len(early.selection.curve)]
+    assert early.metrics == whole.metrics
 
 
 def test_results_have_the_probe_schema_and_join_the_report(tmp_path):
-    from clipprobe.report import build_report
+    from clipprobe.report.build import build_report
 
-    record, path = run_baseline("orbit-cnn", colour_task(), results_dir=tmp_path / "results",
-                                budget=Budget(epochs=1, batch_size=16, image_size=SIZE, max_seconds=None))
-    probe_keys = {"task", "method", "row", "model", "pretrained", "weights", "seed", "classes", "metrics",
-                  "selection", "data", "versions", "run"}
-    assert probe_keys <= set(record)
-    assert {"source", "fingerprint", "label", "where", "sizes", "skipped"} <= set(record["data"])
-    assert record["row"] == "orbit-cnn/translate:4+hflip" and record["method"] == "orbit-cnn"
-    assert record["training"]["group_size"] == 32
-    assert json.loads(path.read_text())["schema_version"] == 1
+    record, path = run_baseline(
+        "orbit-cnn",
+        colour_task(),
+        results_dir=tmp_path / "results",
+        budget=Budget(epochs=1, batch_size=16, image_size=SIZE, max_seconds=None),
+    )
+    probe_keys = {
+        "task",
+        "method",
+        "representation",
+        "model",
+        "pretrained",
+        "weights",
+        "seed",
+        "classes",
+        "metrics",
+        "selection",
+        "data",
+        "versions",
+        "run",
+    }
+    assert probe_keys <= set(record.to_json())
+    assert {"source", "fingerprint", "label", "where", "sizes", "skipped"} <= set(record.data)
+    assert record.representation == "orbit-cnn/translate:4+hflip" and record.method == "orbit-cnn"
+    assert record.training["group_size"] == 32
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
     report = build_report(tmp_path / "results", tmp_path / "reports")
-    (row,) = report.rows
-    assert row["row"] == "orbit-cnn/translate:4+hflip" and row["chosen_C"] is None
+    (entry,) = report.entries
+    assert entry["representation"] == "orbit-cnn/translate:4+hflip" and entry["parameter"] == "epoch"
     assert "orbit-cnn/translate:4+hflip" in report.files["markdown"].read_text()
 
 
@@ -231,8 +263,8 @@ def test_selection_never_depends_on_test_labels(monkeypatch, tmp_path):
     monkeypatch.setattr(Task, "labels", scrambled)
     monkeypatch.setattr(baseline_run, "fit", fit_spy)
     cheated, _ = run_baseline("cnn", task, results_dir=tmp_path / "b", budget=FAST)
-    assert cheated["selection"] == honest["selection"]
-    assert cheated["metrics"]["confusion_matrix"] != honest["metrics"]["confusion_matrix"]
+    assert cheated.selection == honest.selection
+    assert cheated.metrics["confusion_matrix"] != honest.metrics["confusion_matrix"]
     # Test labels are read once, after training and selection are over.
     assert events.count("labels:test") == 1 and events.index("labels:test") > events.index("fitted")
 
@@ -270,8 +302,8 @@ def test_a_flip_invariant_model_is_at_chance_on_left_versus_right(tmp_path):
 
     # The default augmentation leaves out flips for a left/right task, so the plain CNN keeps the information.
     plain, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST)
-    assert plain["row"] == "cnn/from-scratch" and plain["training"]["augment"] == "translate"
-    assert plain["metrics"]["balanced_accuracy"] > 0.9
+    assert plain.representation == "cnn/from-scratch" and plain.training["augment"] == "translate"
+    assert plain.metrics["balanced_accuracy"] > 0.9
 
 
 def test_auto_augmentation_flips_only_when_a_flip_keeps_the_label():
@@ -304,20 +336,26 @@ def test_the_callers_random_state_is_left_alone(tmp_path):
 def test_the_time_limit_stops_training_and_is_recorded(tmp_path):
     budget = Budget(epochs=50, batch_size=16, image_size=SIZE, max_seconds=1e-3)
     record, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=budget)
-    assert record["training"]["stopped_by_time_limit"] is True
-    assert record["training"]["epochs_run"] == len(record["selection"]["curve"]) == 1
+    assert record.training["stopped_by_time_limit"] is True
+    assert record.training["epochs_run"] == len(record.selection.curve) == 1
 
 
 def test_baselines_run_on_a_dashcam_world(tiny_tasks, tmp_path):
     """The real data path: a DashcamWorld source, a task that keeps some rows, images resized on decode."""
-    task = Task("tiny-lit", "", tiny_tasks["tiny-light"].source, "light_state", ("red", "amber", "green"),
-                where=(("light", "present"),))
+    task = Task(
+        "tiny-lit",
+        "",
+        tiny_tasks["tiny-light"].source,
+        "light_state",
+        ("red", "amber", "green"),
+        where=(("light", "present"),),
+    )
     budget = Budget(epochs=1, batch_size=8, image_size=32, max_seconds=None, orbit_train_elements=2)
     record, _ = run_baseline("orbit-cnn", task, results_dir=tmp_path, budget=budget)
     data = task.source.load()
-    assert record["data"]["sizes"] == {split: len(task.rows(data[split])) for split in ("train", "validation", "test")}
-    assert record["data"]["where"] == [["light", "present"]]
-    assert record["metrics"]["n"] == record["data"]["sizes"]["test"]
+    assert record.data["sizes"] == {split: len(task.rows(data[split])) for split in ("train", "validation", "test")}
+    assert record.data["where"] == [["light", "present"]]
+    assert record.metrics["n"] == record.data["sizes"]["test"]
     assert BASELINES.get("orbit-cnn").row("hflip", budget) == "orbit-cnn/hflip"
     assert BASELINES.get("cnn").row(None, Budget(augment="translate")) == "cnn/from-scratch[augment=translate]"
 
@@ -341,27 +379,26 @@ def test_a_stored_result_is_reused_unless_something_changed(tmp_path, monkeypatc
     monkeypatch.setattr(baseline_run, "fit", no_training)
     again, again_path = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST)
     assert again_path == path and path.read_bytes() == stored
-    assert again["run"]["reused"] is True and again["metrics"] == first["metrics"]
+    assert again.run["reused"] is True and again.metrics == first.metrics
     monkeypatch.undo()
 
     # Another budget, or --refresh, trains again.
     changed, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=dataclasses.replace(FAST, epochs=2))
-    assert "reused" not in changed["run"] and changed["training"]["epochs_run"] == 2
+    assert "reused" not in changed.run and changed.training["epochs_run"] == 2
     refreshed, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST, refresh=True)
-    assert "reused" not in refreshed["run"]
-    assert {k: v for k, v in refreshed.items() if k != "run"} == {k: v for k, v in first.items() if k != "run"}
+    assert "reused" not in refreshed.run
+    assert refreshed.to_json(volatile=False) == first.to_json(volatile=False)
 
 
 def test_compare_writes_the_probe_and_every_baseline_on_the_same_splits(tiny_model, tiny_tasks, tmp_path):
-    from clipprobe import pipeline
-    from clipprobe.features import ExtractorConfig
-    from clipprobe.report import build_report
+    from clipprobe.features.config import ExtractorConfig
+    from clipprobe.report.build import build_report
+    from clipprobe.runner import compare
 
     config = ExtractorConfig(model=tiny_model, pretrained="random", batch_size=16)
     tiny_budget = {"epochs": 1, "image_size": 16, "batch_size": 16}
-    outcomes = pipeline.compare("tiny-light", config,
-                                results_dir=tmp_path / "results", budget=tiny_budget)
-    rows = [(record["row"], record["method"]) for record, _ in outcomes]
+    outcomes = compare("tiny-light", config, results_dir=tmp_path / "results", budget=tiny_budget)
+    rows = [(record.representation, record.method) for record, _ in outcomes]
     assert rows == [
         ("tiny-clip/random", "linear-probe"),
         ("cnn/from-scratch", "supervised-cnn"),
@@ -369,13 +406,18 @@ def test_compare_writes_the_probe_and_every_baseline_on_the_same_splits(tiny_mod
         ("pixels/32px", "linear-probe"),
         ("tiny-clip/random", "linear-probe"),  # the random control of a random-weights model is the same run...
     ]
-    assert outcomes[-1][0]["run"]["reused"] is True  # ...so its stored result is reused, not fitted twice
-    sizes = {json.dumps(record["data"]["sizes"], sort_keys=True) for record, _ in outcomes}
+    assert outcomes[-1][0].run["reused"] is True  # ...so its stored result is reused, not fitted twice
+    sizes = {json.dumps(record.data["sizes"], sort_keys=True) for record, _ in outcomes}
     assert sizes == {json.dumps({"train": 60, "validation": 30, "test": 30}, sort_keys=True)}
-    assert all(record["metrics"]["n"] == 30 for record, _ in outcomes)
+    assert all(record.metrics["n"] == 30 for record, _ in outcomes)
 
     report = build_report(tmp_path / "results", tmp_path / "reports")
     assert report.tasks() == ["tiny-light"]
-    assert {row["row"] for row in report.rows} == {"tiny-clip/random", "cnn/from-scratch", "orbit-cnn/translate:4+hflip", "pixels/32px"}
+    assert {entry["representation"] for entry in report.entries} == {
+        "tiny-clip/random",
+        "cnn/from-scratch",
+        "orbit-cnn/translate:4+hflip",
+        "pixels/32px",
+    }
     markdown = report.files["markdown"].read_text()
     assert "### tiny-light" in markdown and "| epoch " in markdown and "| C=" in markdown

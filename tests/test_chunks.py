@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipprobe import features as features_module
-from clipprobe.chunks import ChunkStore, Shard, parse_shard, shard_plan
-from clipprobe.errors import RunError, UsageError
-from clipprobe.features import ExtractorConfig, FeatureCache, extract_features, merge_features
+from clipprobe.core.errors import RunError, UsageError
+from clipprobe.features import extract as extract_module
+from clipprobe.features import extractors as extractors_module
+from clipprobe.features.cache import FeatureCache
+from clipprobe.features.chunks import ChunkStore, Shard, parse_shard, shard_plan
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.features.extract import extract_features, merge_features
 
 SHARD_ERROR = "--shard expects I/N with 0 <= I < N, e.g. 0/4; got '{}'"
 
@@ -46,7 +49,7 @@ def tiny_config(tiny_model):
 
 def test_a_killed_extraction_recomputes_only_the_missing_chunks(tiny_world, tiny_config, tmp_path, monkeypatch):
     whole = extract_features(tiny_world, tiny_config, cache=FeatureCache(tmp_path / "whole"), chunk_rows=8)
-    real = features_module.BatchExtractor.encode_rows
+    real = extractors_module.BatchExtractor.encode_rows
     calls = []
 
     def dies_at_the_fourth_chunk(self, split, start, stop, *args, **kwargs):
@@ -55,16 +58,20 @@ def test_a_killed_extraction_recomputes_only_the_missing_chunks(tiny_world, tiny
             raise KeyboardInterrupt  # what a kill looks like from inside: nothing after this line runs
         return real(self, split, start, stop, *args, **kwargs)
 
-    monkeypatch.setattr(features_module.BatchExtractor, "encode_rows", dies_at_the_fourth_chunk)
+    monkeypatch.setattr(extractors_module.BatchExtractor, "encode_rows", dies_at_the_fourth_chunk)
     cache = FeatureCache(tmp_path / "resumed")
     with pytest.raises(KeyboardInterrupt):
         extract_features(tiny_world, tiny_config, cache=cache, chunk_rows=8)
     assert len(list((tmp_path / "resumed").rglob("rows-*.json"))) == 3
     before = list(calls)
     calls.clear()
-    monkeypatch.setattr(features_module.BatchExtractor, "encode_rows",
-                        lambda self, split, start, stop, *a, **k: calls.append((len(split), start, stop)) or real(
-                            self, split, start, stop, *a, **k))
+    monkeypatch.setattr(
+        extractors_module.BatchExtractor,
+        "encode_rows",
+        lambda self, split, start, stop, *a, **k: (
+            calls.append((len(split), start, stop)) or real(self, split, start, stop, *a, **k)
+        ),
+    )
     resumed = extract_features(tiny_world, tiny_config, cache=cache, chunk_rows=8)
     # train 60 rows = 8 chunks, validation 30 = 4, test 30 = 4: 16 in all, 3 kept from the killed run.
     assert len(calls) == 16 - 3 and not set(calls) & set(before[:3])
@@ -76,10 +83,10 @@ def test_a_killed_extraction_recomputes_only_the_missing_chunks(tiny_world, tiny
 
 def test_merge_names_missing_damaged_and_foreign_chunks(tiny_world, tiny_config, tmp_path):
     cache = FeatureCache(tmp_path / "cache")
-    features_module.extract_shard(tiny_world, tiny_config, Shard(0, 2), cache=cache, chunk_rows=8)
+    extract_module.extract_shard(tiny_world, tiny_config, Shard(0, 2), cache=cache, chunk_rows=8)
     with pytest.raises(RunError, match=r"^4 of 8 chunks missing in .*\.parts \(rows 8-16, 24-32, 40-48, 56-60\)$"):
         merge_features(tiny_world, tiny_config, cache=cache, chunk_rows=8)
-    features_module.extract_shard(tiny_world, tiny_config, Shard(1, 2), cache=cache, chunk_rows=8)
+    extract_module.extract_shard(tiny_world, tiny_config, Shard(1, 2), cache=cache, chunk_rows=8)
     chunk = next(p for p in (tmp_path / "cache").rglob("rows-0000000000-0000000008.npy"))
     good = chunk.read_bytes()
     chunk.write_bytes(good[:-4] + b"\0\0\0\0")
@@ -109,9 +116,29 @@ def _photos(root: Path) -> Path:
 def _clipprobe(home: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     environment = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     environment.update({"CLIPPROBE_HOME": str(home), **(env or {})})
-    return subprocess.Popen([sys.executable, "-m", "clipprobe", "extract", "--dataset", "imagefolder:photos",
-                             "--model", "mini-clip", "--pretrained", "random", "--batch-size", "4", "--chunk-rows", "4",
-                             *args], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "clipprobe",
+            "extract",
+            "--dataset",
+            "imagefolder:photos",
+            "--model",
+            "mini-clip",
+            "--pretrained",
+            "random",
+            "--batch-size",
+            "4",
+            "--chunk-rows",
+            "4",
+            *args,
+        ],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
@@ -124,15 +151,18 @@ def _arrays(home: Path) -> dict[str, np.ndarray]:
     return {p.stem: np.load(p) for p in (home / "features").rglob("*.npy") if p.parent.suffix != ".parts"}
 
 
+@pytest.mark.slow
 def test_two_shards_in_two_processes_merge_to_the_single_process_features(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _photos(tmp_path / "photos")
     # Shard 0 from the flag, shard 1 from the launcher's variables (as torchrun sets them), side by side.
-    shards = [_clipprobe(tmp_path / "sharded", "--shard", "0/2"),
-              _clipprobe(tmp_path / "sharded", env={"RANK": "1", "WORLD_SIZE": "2"})]
+    shards = [
+        _clipprobe(tmp_path / "sharded", "--shard", "0/2"),
+        _clipprobe(tmp_path / "sharded", env={"RANK": "1", "WORLD_SIZE": "2"}),
+    ]
     single = _clipprobe(tmp_path / "single")
     outcomes = [_finish(p) for p in shards]
-    for code, out, err in outcomes:
+    for code, _, err in outcomes:
         assert code == 0, err
     assert "shard 0/2: train: 3 chunks computed" in outcomes[0][1]
     assert "shard 1/2: train: 3 chunks computed" in outcomes[1][1]
@@ -149,11 +179,21 @@ def test_two_shards_in_two_processes_merge_to_the_single_process_features(tmp_pa
 def test_cli_merge_before_every_shard_is_done_fails_with_the_missing_rows(tiny_model, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from clipprobe.cli import app
+    from clipprobe.cli.app import app
 
     monkeypatch.chdir(tmp_path)
     _photos(tmp_path / "photos")
-    args = ["extract", "--dataset", "imagefolder:photos", "--model", tiny_model, "--pretrained", "random", "--chunk-rows", "4"]
+    args = [
+        "extract",
+        "--dataset",
+        "imagefolder:photos",
+        "--model",
+        tiny_model,
+        "--pretrained",
+        "random",
+        "--chunk-rows",
+        "4",
+    ]
     runner = CliRunner()
     result = runner.invoke(app, [*args, "--shard", "1/2"])
     assert result.exit_code == 0, result.output
@@ -162,10 +202,14 @@ def test_cli_merge_before_every_shard_is_done_fails_with_the_missing_rows(tiny_m
     assert result.exit_code == 1 and "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: 3 of 6 chunks missing in ")
-    for extra, message in [(["--merge", "--shard", "0/2"], "Error: --merge assembles every shard: give it without --shard"),
-                           (["--shard", "0/2", "--refresh"], "Error: --refresh would delete the other shards' chunks: give "
-                            "it without --shard (or RANK/WORLD_SIZE)"),
-                           (["--shard", "2/2"], "Error: " + SHARD_ERROR.format("2/2"))]:
+    for extra, message in [
+        (["--merge", "--shard", "0/2"], "Error: --merge assembles every shard: give it without --shard"),
+        (
+            ["--shard", "0/2", "--refresh"],
+            "Error: --refresh would delete the other shards' chunks: give it without --shard (or RANK/WORLD_SIZE)",
+        ),
+        (["--shard", "2/2"], "Error: " + SHARD_ERROR.format("2/2")),
+    ]:
         result = runner.invoke(app, [*args, *extra])
         assert result.exit_code == 2 and result.output.strip() == message
     monkeypatch.setenv("RANK", "0")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from clipprobe.cli import app
+from clipprobe.cli.app import app
+from clipprobe.results import Result
 
 runner = CliRunner()
 
@@ -27,7 +28,7 @@ def error_line(result) -> str:
 def test_unknown_task_is_a_usage_error():
     result = invoke("probe", "--baselines", "none", "--task", "nope")
     assert result.exit_code == 2
-    from clipprobe.tasks import list_tasks
+    from clipprobe.data.task import list_tasks
 
     assert error_line(result) == f"Error: Unknown task 'nope'. Available: {', '.join(list_tasks())}"
     assert "traffic-light" in list_tasks()
@@ -72,7 +73,7 @@ def test_invalid_precision_is_rejected_by_the_parser():
 def test_real_tag_without_network_is_a_run_error(monkeypatch, tmp_path):
     import huggingface_hub.constants as hf_constants
 
-    monkeypatch.setattr("clipprobe.models.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("clipprobe.features.weights.hub_reachable", lambda timeout=3.0: False)
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     result = invoke("extract", "--model", "RN50", "--pretrained", "openai")
     assert result.exit_code == 1
@@ -92,20 +93,27 @@ def test_extract_probe_report_on_a_tiny_task(tiny_model, tiny_tasks):
     for task in ("tiny-light", "tiny-pedestrian"):
         result = invoke("probe", "--baselines", "none", "--task", task, "--model", tiny_model, "--pretrained", "random")
         assert result.exit_code == 0, result.output
-        assert re.search(rf"^{task} \| tiny-clip/random \| linear-probe \| balanced accuracy \d\.\d{{3}}", result.output, re.M)
-    record = json.loads(Path("results/tiny-light/tiny-clip-random__linear-probe__seed0.json").read_text())
-    assert record["selection"]["split"] == "validation"
-    assert record["data"]["sizes"] == {"train": 60, "validation": 30, "test": 30}
+        assert re.search(
+            rf"^{task} \| tiny-clip/random \| linear-probe \| balanced accuracy \d\.\d{{3}}", result.output, re.M
+        )
+    record = Result.from_json(
+        json.loads(Path("results/tiny-light/tiny-clip-random__linear-probe__seed0.json").read_text())
+    )
+    assert record.selection.split == "validation"
+    assert record.data["sizes"] == {"train": 60, "validation": 30, "test": 30}
 
     result = invoke("report")
     assert result.exit_code == 0, result.output
     assert "tiny-light" in result.output and "tiny-pedestrian" in result.output
     markdown = Path("reports/report.md").read_text()
     # One table per task, one row in each.
-    assert [line for line in markdown.splitlines() if line.startswith("### ")] == ["### tiny-light", "### tiny-pedestrian"]
+    assert [line for line in markdown.splitlines() if line.startswith("### ")] == [
+        "### tiny-light",
+        "### tiny-pedestrian",
+    ]
     assert sum(line.startswith("| tiny-clip/random | linear-probe | ") for line in markdown.splitlines()) == 2
     merged = json.loads(Path("reports/results.json").read_text())
-    assert {row["task"] for row in merged["rows"]} == {"tiny-light", "tiny-pedestrian"}
+    assert {row["task"] for row in merged["entries"]} == {"tiny-light", "tiny-pedestrian"}
 
 
 def test_corrupted_cache_is_a_run_error_and_refresh_recovers(tiny_model, tiny_tasks, home):
@@ -124,10 +132,27 @@ def test_corrupted_cache_is_a_run_error_and_refresh_recovers(tiny_model, tiny_ta
 
 
 def test_failed_run_keeps_earlier_results(tiny_model, tiny_tasks):
-    assert invoke("probe", "--baselines", "none", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random").exit_code == 0
+    assert (
+        invoke(
+            "probe", "--baselines", "none", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random"
+        ).exit_code
+        == 0
+    )
     path = Path("results/tiny-light/tiny-clip-random__linear-probe__seed0.json")
     before = path.read_bytes()
-    result = invoke("probe", "--baselines", "none", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--device", "cuda")
+    result = invoke(
+        "probe",
+        "--baselines",
+        "none",
+        "--task",
+        "tiny-light",
+        "--model",
+        tiny_model,
+        "--pretrained",
+        "random",
+        "--device",
+        "cuda",
+    )
     assert result.exit_code == 2
     assert path.read_bytes() == before
     assert sorted(p.name for p in Path("results").rglob("*") if p.is_file()) == [path.name]
@@ -151,7 +176,7 @@ def test_report_with_a_corrupted_result_file(tiny_model, tiny_tasks):
 def test_debug_shows_the_traceback():
     result = invoke("--debug", "probe", "--task", "nope")
     assert result.exit_code == 1
-    from clipprobe.errors import UsageError
+    from clipprobe.core.errors import UsageError
 
     assert isinstance(result.exception, UsageError)
 
@@ -160,14 +185,14 @@ def test_unexpected_errors_are_one_line_too(monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("clipprobe.report.build_report", boom)
+    monkeypatch.setattr("clipprobe.report.build.build_report", boom)
     result = invoke("report")
     assert result.exit_code == 1
     assert error_line(result) == "Error: OSError: disk full (run with --debug for the traceback)"
 
 
 def test_tasks_lists_classes_and_sizes(tiny_tasks, monkeypatch):
-    from clipprobe import tasks as tasks_module
+    from clipprobe.data import task as tasks_module
 
     monkeypatch.setattr(tasks_module, "list_tasks", lambda pattern=None: ["tiny-light"])
     result = runner.invoke(app, ["tasks"], env={"COLUMNS": "200"})
@@ -178,20 +203,6 @@ def test_tasks_lists_classes_and_sizes(tiny_tasks, monkeypatch):
 def test_python_dash_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "clipprobe", "--help"], capture_output=True, text=True, check=True)
     assert "extract" in result.stdout and "probe" in result.stdout and "report" in result.stdout
-
-
-def test_every_command_is_documented_in_the_readme():
-    import typer.main
-
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    def walk(group, prefix):
-        for name, command in group.commands.items():
-            yield from walk(command, f"{prefix} {name}") if hasattr(command, "commands") else [f"{prefix} {name}"]
-
-    commands = list(walk(typer.main.get_command(app), "clipprobe"))
-    assert "clipprobe data pairs" in commands and "clipprobe probe" in commands
-    for name in commands:
-        assert name in readme, f"README does not mention `{name}`"
 
 
 def test_data_show_writes_a_contact_sheet(tiny_tasks):
@@ -219,16 +230,25 @@ def test_data_pairs_and_bad_attribute(home):
 
 
 def test_world_options_are_validated_and_named_in_results(tiny_model):
-    result = invoke("probe", "--baselines", "none", "--task", "traffic-light", "--light-size", "0.5")
+    """The tool's commands reach another dashcam world through the task's name; the dashcam commands take options."""
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light[light_size=0.5]")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: light_size expects MIN:MAX fractions of the image, e.g. 0.02:0.05; got '0.5'"
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light[pedestrian_size=0.3:0.1]")
+    assert result.exit_code == 2
+    assert (
+        error_line(result) == "Error: --pedestrian-size needs 0 < MIN <= MAX < 1 (fractions of the image), got 0.3:0.1"
+    )
+    result = invoke("data", "show", "--task", "traffic-light", "--light-size", "0.5")
     assert result.exit_code == 2
     assert error_line(result) == "Error: --light-size expects MIN:MAX fractions of the image, e.g. 0.02:0.05; got '0.5'"
-    result = invoke("probe", "--baselines", "none", "--task", "traffic-light", "--pedestrian-size", "0.3:0.1")
-    assert result.exit_code == 2
-    assert error_line(result) == "Error: --pedestrian-size needs 0 < MIN <= MAX < 1 (fractions of the image), got 0.3:0.1"
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light", "--light-size", "0.02:0.04")
+    assert result.exit_code == 2 and "No such option: --light-size" in result.output
 
 
 def test_world_variant_task_name_and_source():
-    from clipprobe.tasks import DashcamWorld, get_task, with_world, world_config
+    from clipprobe.dashcam.tasks import DashcamWorld, with_world, world_config
+    from clipprobe.data.task import get_task
 
     variant = with_world(get_task("traffic-light"), world_config(seed=2, light_size=(0.02, 0.04)))
     assert variant.name == "traffic-light[seed=2,light_size=0.02:0.04]"
@@ -248,13 +268,28 @@ def test_probe_several_tasks_and_a_typo_fails_before_any_work(tiny_model, tiny_t
 
 
 def test_probe_runs_the_baselines_beside_the_probe_and_reuses_stored_results(tiny_model, tiny_tasks):
-    args = ("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random",
-            "--baselines", "cnn,orbit-cnn:hflip,pixels", "--budget", "epochs=1,image_size=16,batch_size=16")
+    args = (
+        "probe",
+        "--task",
+        "tiny-light",
+        "--model",
+        tiny_model,
+        "--pretrained",
+        "random",
+        "--baselines",
+        "cnn,orbit-cnn:hflip,pixels",
+        "--budget",
+        "epochs=1,image_size=16,batch_size=16",
+    )
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    for row, method, chosen in [("tiny-clip/random", "linear-probe", "C"), ("cnn/from-scratch", "supervised-cnn", "epoch"),
-                                ("orbit-cnn/hflip", "orbit-cnn", "epoch"), ("pixels/32px", "linear-probe", "C")]:
+    for row, method, chosen in [
+        ("tiny-clip/random", "linear-probe", "C"),
+        ("cnn/from-scratch", "supervised-cnn", "epoch"),
+        ("orbit-cnn/hflip", "orbit-cnn", "epoch"),
+        ("pixels/32px", "linear-probe", "C"),
+    ]:
         pattern = rf"^tiny-light \| {re.escape(row)} \| {method} \| balanced accuracy \d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\] \| accuracy \d\.\d{{3}} \| {chosen} \S+ -> results/"
         assert sum(bool(re.match(pattern, line)) for line in lines) == 1, (pattern, result.output)
     assert len(list(Path("results/tiny-light").glob("*.json"))) == 4
@@ -272,7 +307,9 @@ def test_bad_baselines_and_budgets_fail_before_any_work(tiny_model, tiny_tasks):
     args = ("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random")
     result = invoke(*args, "--baselines", "cnn,resnet")
     assert result.exit_code == 2
-    assert error_line(result) == "Error: Unknown baseline 'resnet'. Available: cnn, orbit-cnn, pixels, random, zero-shot"
+    assert (
+        error_line(result) == "Error: Unknown baseline 'resnet'. Available: cnn, orbit-cnn, pixels, random, zero-shot"
+    )
     result = invoke(*args, "--budget", "epochs=0")
     assert result.exit_code == 2
     assert error_line(result) == "Error: Invalid budget: epochs=0"
@@ -285,17 +322,30 @@ def test_bad_baselines_and_budgets_fail_before_any_work(tiny_model, tiny_tasks):
 def test_the_cli_default_baselines_are_the_library_defaults():
     import inspect
 
-    from clipprobe import cli
-    from clipprobe.baselines import DEFAULT_BASELINES
+    from clipprobe.baselines.registry import DEFAULT_BASELINES
+    from clipprobe.cli import tool
 
-    assert inspect.signature(cli.probe).parameters["baselines"].default == ",".join(DEFAULT_BASELINES)
+    assert inspect.signature(tool.probe).parameters["baselines"].default == ",".join(DEFAULT_BASELINES)
 
 
 def test_row_names_with_brackets_print_verbatim(tiny_model, tiny_tasks):
     """Rich would swallow '[orbit:hflip]' as a markup tag; rows must print as they are named."""
-    result = invoke("probe", "--baselines", "none", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random",
-                    "--invariance", "orbit:hflip")
+    result = invoke(
+        "probe",
+        "--baselines",
+        "none",
+        "--task",
+        "tiny-light",
+        "--model",
+        tiny_model,
+        "--pretrained",
+        "random",
+        "--orbit",
+        "hflip",
+    )
     assert result.exit_code == 0, result.output
-    assert re.search(r"^tiny-light \| tiny-clip/random \[orbit:hflip\] \| linear-probe \| ", result.output, re.M), result.output
+    assert re.search(r"^tiny-light \| tiny-clip/random \[orbit:hflip\] \| linear-probe \| ", result.output, re.M), (
+        result.output
+    )
     report = invoke("report")
     assert "tiny-clip/random [orbit:hflip]" in report.output

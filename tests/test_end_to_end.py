@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from clipprobe.cli import app
+from clipprobe.cli.app import app
 
 runner = CliRunner()
 
@@ -37,7 +37,7 @@ def test_quick_start_extract_probe_report(default_home, monkeypatch, tmp_path):
     result = runner.invoke(app, ["report"])
     assert result.exit_code == 0, result.output
     rows = json.loads(Path("reports/results.json").read_text())["rows"]
-    assert {(r["task"], r["row"], r["method"]) for r in rows} == {
+    assert {(r["task"], r["representation"], r["method"]) for r in rows} == {
         ("traffic-light", "mini-clip/dashcam-salient", "linear-probe"),
         ("traffic-light", "cnn/from-scratch", "supervised-cnn"),
         ("traffic-light", "orbit-cnn/translate:4+hflip", "orbit-cnn"),
@@ -45,25 +45,44 @@ def test_quick_start_extract_probe_report(default_home, monkeypatch, tmp_path):
         ("traffic-light", "mini-clip/random", "linear-probe"),
         ("pedestrian", "mini-clip/dashcam-salient", "linear-probe"),
     }
-    assert all(0 <= r["balanced_accuracy"] <= 1 and r["n_test"] == (834 if r["task"] == "traffic-light" else 1000) for r in rows)
+    assert all(
+        0 <= r["balanced_accuracy"] <= 1 and r["n_test"] == (834 if r["task"] == "traffic-light" else 1000)
+        for r in rows
+    )
     markdown = Path("reports/report.md").read_text()
-    assert markdown.startswith("## clipprobe results") and "### traffic-light" in markdown and "### pedestrian" in markdown
+    assert (
+        markdown.startswith("## clipprobe results") and "### traffic-light" in markdown and "### pedestrian" in markdown
+    )
 
 
 @pytest.mark.slow
 def test_curation_experiment_from_the_command_line_then_again_from_the_cache(default_home, monkeypatch, tmp_path):
     monkeypatch.setenv("CLIPPROBE_HOME", str(default_home))
-    args = ["experiment", "curation", "--policies", "salient", "--tasks", "traffic-light,pedestrian-side",
-            "--baselines", "random", "--attributes", "traffic-light", "--pairs", "20"]
+    args = [
+        "experiment",
+        "curation",
+        "--policies",
+        "salient",
+        "--tasks",
+        "traffic-light,pedestrian-side",
+        "--baselines",
+        "random",
+        "--attributes",
+        "traffic-light",
+        "--pairs",
+        "20",
+    ]
     # The salient model is the default weights, trained by the test above when it ran first; otherwise here.
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Curation experiment: salient" in result.output
     path = Path("results/experiments/curation__salient__seed0.json")
     record = json.loads(path.read_text())
-    assert [(r["row"], r["method"]) for r in record["rows"]] == [
-        ("mini-clip/dashcam-salient", "linear-probe"), ("mini-clip/dashcam-salient", "zero-shot"),
-        ("mini-clip/random", "linear-probe")]
+    assert [(r["representation"], r["method"]) for r in record["rows"]] == [
+        ("mini-clip/dashcam-salient", "linear-probe"),
+        ("mini-clip/dashcam-salient", "zero-shot"),
+        ("mini-clip/random", "linear-probe"),
+    ]
     assert record["rows"][0]["invariance"]["traffic-light"]["score"] is not None
 
     again = runner.invoke(app, args)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import TINY_SIZES
 from typer.testing import CliRunner
 
-import clipprobe.baselines.run as baseline_run
-import clipprobe.features as features
-import clipprobe.pretrain as pretrain
-from clipprobe.cli import _expand_policies, app
-from clipprobe.experiment import CurationExperiment, run_curation
-from clipprobe.pretrain import PretrainConfig
-from clipprobe.report import build_report
+import clipprobe.baselines.trained as baseline_run
+import clipprobe.dashcam.pretrain as pretrain
+import clipprobe.features.extractors as extractors
+from clipprobe.cli.app import app
+from clipprobe.cli.dashcam import _expand_policies
+from clipprobe.dashcam.captions import descriptive_fraction
+from clipprobe.dashcam.experiment import CurationExperiment, run_curation
+from clipprobe.dashcam.pretrain import PretrainConfig
+from clipprobe.dashcam.world import WorldConfig
+from clipprobe.report.build import build_report
 from clipprobe.results import VOLATILE_FIELD, read_results
-from clipprobe.world import WorldConfig, descriptive_fraction
-from conftest import TINY_SIZES
 
 runner = CliRunner()
 
@@ -40,17 +42,25 @@ def _stable(record):
     return {k: v for k, v in record.items() if k != VOLATILE_FIELD}
 
 
-def test_experiment_writes_the_headline_table_and_a_rerun_trains_and_extracts_nothing(tiny_experiment, tmp_path, monkeypatch):
+def test_experiment_writes_the_headline_table_and_a_rerun_trains_and_extracts_nothing(
+    tiny_experiment, tmp_path, monkeypatch
+):
     record, path = run_curation(tiny_experiment, results_dir=tmp_path / "results", invariance_dir=tmp_path / "inv")
     assert path == tmp_path / "results" / "experiments" / "curation__salient-descriptive-mixed-0.5__seed0.json"
     # Per policy a probe row and a zero-shot row, then the baselines; every row has every task.
     assert [(r["policy"], r["method"]) for r in record["rows"]] == [
-        ("salient", "linear-probe"), ("salient", "zero-shot"), ("descriptive", "linear-probe"), ("descriptive", "zero-shot"),
-        ("mixed:0.5", "linear-probe"), ("mixed:0.5", "zero-shot"), (None, "supervised-cnn"), (None, "linear-probe"),
+        ("salient", "linear-probe"),
+        ("salient", "zero-shot"),
+        ("descriptive", "linear-probe"),
+        ("descriptive", "zero-shot"),
+        ("mixed:0.5", "linear-probe"),
+        ("mixed:0.5", "zero-shot"),
+        (None, "supervised-cnn"),
+        (None, "linear-probe"),
     ]
     assert all(set(r["tasks"]) == {"traffic-light", "pedestrian"} for r in record["rows"])
     # Policy models differ only in their captions, so each is its own weights and its own row.
-    assert len({r["row"] for r in record["rows"][:6:2]}) == 3
+    assert len({r["representation"] for r in record["rows"][:6:2]}) == 3
     assert [r["descriptive_fraction"] for r in record["rows"][:6:2]] == [0.0, 1.0, 0.5]
     # Invariance for every embedding (policy models, random weights), none for the CNN trained per task.
     assert record["rows"][0]["invariance"]["pedestrian"]["score"] > 0
@@ -64,35 +74,49 @@ def test_experiment_writes_the_headline_table_and_a_rerun_trains_and_extracts_no
         raise AssertionError("a re-run must not train or extract")
 
     monkeypatch.setattr(pretrain, "train", fail)
-    monkeypatch.setattr(features.BatchExtractor, "encode", fail)
+    monkeypatch.setattr(extractors.BatchExtractor, "encode", fail)
     monkeypatch.setattr(baseline_run, "fit", fail)
     outcomes = []
-    again, again_path = run_curation(tiny_experiment, results_dir=tmp_path / "results", invariance_dir=tmp_path / "inv",
-                                     on_result=lambda result, _: outcomes.append(result))
+    again, again_path = run_curation(
+        tiny_experiment,
+        results_dir=tmp_path / "results",
+        invariance_dir=tmp_path / "inv",
+        on_result=lambda result, _: outcomes.append(result),
+    )
     assert again_path == path and _stable(again) == _stable(record)
-    assert len(outcomes) == 2 * len(record["rows"]) and all(r["run"].get("reused") for r in outcomes)
+    assert len(outcomes) == 2 * len(record["rows"]) and all(r.reused for r in outcomes)
     assert len(read_results(tmp_path / "results")) == len(outcomes)
 
 
 def test_one_more_policy_trains_only_that_model(tiny_experiment, tmp_path, monkeypatch):
     import dataclasses
 
-    run_curation(dataclasses.replace(tiny_experiment, policies=("salient",), baselines="none", attributes=()),
-                 results_dir=tmp_path / "results")
+    run_curation(
+        dataclasses.replace(tiny_experiment, policies=("salient",), baselines="none", attributes=()),
+        results_dir=tmp_path / "results",
+    )
     trained = []
     original = pretrain.train
-    monkeypatch.setattr(pretrain, "train", lambda config, device="cpu": trained.append(config.captions) or original(config, device))
-    record, _ = run_curation(dataclasses.replace(tiny_experiment, policies=("salient", "descriptive"), baselines="none",
-                                                 attributes=()), results_dir=tmp_path / "results")
+    monkeypatch.setattr(
+        pretrain, "train", lambda config, device="cpu": trained.append(config.captions) or original(config, device)
+    )
+    record, _ = run_curation(
+        dataclasses.replace(tiny_experiment, policies=("salient", "descriptive"), baselines="none", attributes=()),
+        results_dir=tmp_path / "results",
+    )
     assert trained == ["descriptive"]
     assert [r["policy"] for r in record["rows"]] == ["salient", "salient", "descriptive", "descriptive"]
 
 
+@pytest.mark.slow
 def test_report_renders_the_experiment_with_its_dose_response_plot(tiny_experiment, tmp_path):
     import dataclasses
 
-    run_curation(dataclasses.replace(tiny_experiment, baselines="random"), results_dir=tmp_path / "results",
-                 invariance_dir=tmp_path / "inv")
+    run_curation(
+        dataclasses.replace(tiny_experiment, baselines="random"),
+        results_dir=tmp_path / "results",
+        invariance_dir=tmp_path / "inv",
+    )
     report = build_report(tmp_path / "results", tmp_path / "reports")
     assert len(report.experiments) == 1
     markdown = report.files["markdown"].read_text()
@@ -100,13 +124,21 @@ def test_report_renders_the_experiment_with_its_dose_response_plot(tiny_experime
     assert "| Representation | Captions | traffic-light | pedestrian | invariance: pedestrian |" in markdown
     page = report.files["html"].read_text()
     assert 'alt="balanced accuracy and invariance against the fraction of descriptive captions"' in page
-    assert json.loads(report.files["json"].read_text())["experiments"][0]["name"] == "curation__salient-descriptive-mixed-0.5__seed0"
+    assert (
+        json.loads(report.files["json"].read_text())["experiments"][0]["name"]
+        == "curation__salient-descriptive-mixed-0.5__seed0"
+    )
     # The experiment's own file is not read as a per-task result.
-    assert {r["task"] for r in report.rows} == {"traffic-light[image_size=64]", "pedestrian[image_size=64]"}
+    assert {r["task"] for r in report.entries} == {"traffic-light[image_size=64]", "pedestrian[image_size=64]"}
 
 
 def test_descriptive_fraction_places_policies_on_the_dose_axis():
-    assert [descriptive_fraction(p) for p in ("salient", "mixed:0", "mixed:0.05", "descriptive")] == [0.0, 0.0, 0.05, 1.0]
+    assert [descriptive_fraction(p) for p in ("salient", "mixed:0", "mixed:0.05", "descriptive")] == [
+        0.0,
+        0.0,
+        0.05,
+        1.0,
+    ]
     assert descriptive_fraction("attribute-dropout:light_state") is None
 
 
@@ -115,14 +147,32 @@ def test_policy_list_shorthand_continues_the_family():
     assert _expand_policies("salient, descriptive,mixed:0.1") == ["salient", "descriptive", "mixed:0.1"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--policies", "salient,vague"], "Error: Unknown caption policy 'vague'. Available: attribute-dropout, descriptive, mixed, salient\n"),
-    (["--policies", "mixed:2"], "Error: Caption policy 'mixed:P' needs a fraction P between 0 and 1, got 'mixed:2'\n"),
-    (["--tasks", "traffic-light-crops"], "Error: Task 'traffic-light-crops' is not over the dashcam world. Available: "
-     "traffic-light, pedestrian, pedestrian-side, car-colour, clouds, time-of-day\n"),
-    (["--baselines", "cnn,gan"], "Error: Unknown baseline 'gan'. Available: cnn, orbit-cnn, pixels, random, zero-shot\n"),
-    (["--attributes", "weather"], "Error: Unknown counterfactual attribute 'weather'. Available: car-colour, pedestrian, time-of-day, traffic-light\n"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--policies", "salient,vague"],
+            "Error: Unknown caption policy 'vague'. Available: attribute-dropout, descriptive, mixed, salient\n",
+        ),
+        (
+            ["--policies", "mixed:2"],
+            "Error: Caption policy 'mixed:P' needs a fraction P between 0 and 1, got 'mixed:2'\n",
+        ),
+        (
+            ["--tasks", "traffic-light-crops"],
+            "Error: Task 'traffic-light-crops' is not over the dashcam world. Available: "
+            "traffic-light, pedestrian, pedestrian-side, car-colour, clouds, time-of-day\n",
+        ),
+        (
+            ["--baselines", "cnn,gan"],
+            "Error: Unknown baseline 'gan'. Available: cnn, orbit-cnn, pixels, random, zero-shot\n",
+        ),
+        (
+            ["--attributes", "weather"],
+            "Error: Unknown counterfactual attribute 'weather'. Available: car-colour, pedestrian, time-of-day, traffic-light\n",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2_before_any_work(args, message, monkeypatch):
     monkeypatch.setattr(pretrain, "train", lambda *a, **k: pytest.fail("nothing may run before the input is checked"))
     result = runner.invoke(app, ["experiment", "curation", *args])
@@ -134,16 +184,22 @@ def test_other_models_get_rows_of_their_own_from_a_checkpoint_file(tiny_experime
     """A real CLIP is one more `--model MODEL@WEIGHTS`: here a checkpoint the test writes, loaded by the real code."""
     import dataclasses
 
-    from clipprobe.pretrain import save, train
+    from clipprobe.dashcam.pretrain import save, train
 
-    folder = save(train(dataclasses.replace(tiny_experiment.recipe, captions="descriptive", world=tiny_experiment.world)),
-                  tmp_path / "ckpt")
+    folder = save(
+        train(dataclasses.replace(tiny_experiment.recipe, captions="descriptive", world=tiny_experiment.world)),
+        tmp_path / "ckpt",
+    )
     spec = f"{tiny_experiment.recipe.model}@{folder / 'open_clip_model.safetensors'}"
     experiment = dataclasses.replace(tiny_experiment, policies=("salient",), baselines="none", models=(spec,))
     record, _ = run_curation(experiment, results_dir=tmp_path / "results", invariance_dir=tmp_path / "inv")
     assert [(r["kind"], r["method"]) for r in record["rows"]] == [
-        ("pretrained", "linear-probe"), ("pretrained", "zero-shot"), ("model", "linear-probe"), ("model", "zero-shot")]
-    assert record["rows"][2]["row"] != record["rows"][0]["row"]
+        ("pretrained", "linear-probe"),
+        ("pretrained", "zero-shot"),
+        ("model", "linear-probe"),
+        ("model", "zero-shot"),
+    ]
+    assert record["rows"][2]["representation"] != record["rows"][0]["representation"]
     assert record["rows"][2]["invariance"]["pedestrian"]["score"] is not None
     assert record["design"]["models"] == [spec]
 
@@ -151,7 +207,7 @@ def test_other_models_get_rows_of_their_own_from_a_checkpoint_file(tiny_experime
 def test_an_unknown_model_tag_fails_before_any_training(tiny_experiment, monkeypatch):
     import dataclasses
 
-    from clipprobe.errors import UsageError
+    from clipprobe.core.errors import UsageError
 
     monkeypatch.setattr(pretrain, "train", lambda *a, **k: pytest.fail("nothing may run before the input is checked"))
     with pytest.raises(UsageError, match="Unknown pretrained tag 'laion9000' for model 'ViT-B-32'"):

@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
 
-from clipprobe import pipeline
-from clipprobe.errors import RunError, UsageError
-from clipprobe.features import ExtractorConfig, FeatureCache, OpenClipExtractor, extract_features
+from clipprobe import runner
+from clipprobe.core.errors import RunError, UsageError
+from clipprobe.features.cache import FeatureCache
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.features.extract import extract_features
+from clipprobe.features.extractors import OpenClipExtractor
 
 
 @pytest.fixture
@@ -16,13 +19,17 @@ def _forbid_forward(monkeypatch):
         raise AssertionError("a forward pass ran")
 
     monkeypatch.setattr(OpenClipExtractor, "encode", fail)
-    monkeypatch.setattr("clipprobe.models.create_model", fail)
+    monkeypatch.setattr("clipprobe.features.weights.create_model", fail)
 
 
 def test_extract_caches_every_split_and_second_run_does_no_forward_pass(config, tiny_world, monkeypatch):
     first = extract_features(tiny_world, config)
     assert first.computed == ["train", "validation", "test"]
-    assert {k: v.shape for k, v in first.arrays.items()} == {"train": (60, 16), "validation": (30, 16), "test": (30, 16)}
+    assert {k: v.shape for k, v in first.arrays.items()} == {
+        "train": (60, 16),
+        "validation": (30, 16),
+        "test": (30, 16),
+    }
     _forbid_forward(monkeypatch)
     second = extract_features(tiny_world, config)
     assert second.computed == []
@@ -33,8 +40,8 @@ def test_extract_caches_every_split_and_second_run_does_no_forward_pass(config, 
 def test_changed_inputs_never_reuse_an_entry(config, tiny_world, tiny_model):
     import dataclasses
 
-    from clipprobe.tasks import DashcamWorld
-    from clipprobe.world import WorldConfig
+    from clipprobe.dashcam.tasks import DashcamWorld
+    from clipprobe.dashcam.world import WorldConfig
 
     base = extract_features(tiny_world, config)
     for changed_config, source in [
@@ -87,11 +94,14 @@ def test_killed_run_leaves_no_trusted_entry(config, tiny_world, monkeypatch):
     files = [p for p in cache.root.rglob("*") if p.is_file()]
     # No entry at all, only the first split's chunk (complete, with its checksum) in its parts folder.
     assert sorted(p.suffix for p in files) == [".json", ".npy"] and all(p.parent.suffix == ".parts" for p in files)
-    from clipprobe.features import BatchExtractor
+    from clipprobe.features.extractors import BatchExtractor
 
     encoded, real_encode = [], BatchExtractor.encode_rows
-    monkeypatch.setattr(BatchExtractor, "encode_rows",
-                        lambda self, split, *a, **k: encoded.append(len(split)) or real_encode(self, split, *a, **k))
+    monkeypatch.setattr(
+        BatchExtractor,
+        "encode_rows",
+        lambda self, split, *a, **k: encoded.append(len(split)) or real_encode(self, split, *a, **k),
+    )
     again = extract_features(tiny_world, config, cache=cache)
     assert encoded == [30, 30]  # validation and test; train's chunk was kept
     assert again.computed == ["train", "validation", "test"]  # all three entries assembled by this run
@@ -102,14 +112,16 @@ def test_bad_choices_are_usage_errors(tiny_model):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", precision="fp8"))
     with pytest.raises(UsageError, match=r"^Device 'cuda:7' is not available on this machine\. Available: cpu"):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", device="cuda:7"))
-    with pytest.raises(UsageError, match=r"^Unknown layer 'middle'\. Available: embedding, pre-projection, tokens, grid$"):
+    with pytest.raises(
+        UsageError, match=r"^Unknown layer 'middle'\. Available: embedding, pre-projection, tokens, grid$"
+    ):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", layer="middle"))
 
 
 def test_extract_by_task_uses_the_task_source(config, tiny_tasks):
-    features = pipeline.extract("tiny-light", config)
+    features = runner.extract("tiny-light", config)
     assert features.arrays["train"].shape == (60, 16)
-    assert features.meta["row"] == "tiny-clip/random"
+    assert features.meta["representation"] == "tiny-clip/random"
 
 
 def test_a_users_saved_dataset_dict_works_as_a_task(config, tmp_path):
@@ -117,26 +129,38 @@ def test_a_users_saved_dataset_dict_works_as_a_task(config, tmp_path):
     import datasets
     from PIL import Image
 
-    from clipprobe.sources import HuggingFaceSource
-    from clipprobe.tasks import Task
+    from clipprobe.data.schemes import HuggingFaceSource
+    from clipprobe.data.task import Task
 
     def split(n, offset):
         images = [Image.new("RGB", (40, 30), (255 * (i % 2), 40, 90)) for i in range(n)]
         return datasets.Dataset.from_dict(
             {"photo": images, "label": [i % 2 for i in range(n)]},
-            features=datasets.Features({"photo": datasets.Image(), "label": datasets.ClassLabel(names=["blue", "pink"])}),
+            features=datasets.Features(
+                {"photo": datasets.Image(), "label": datasets.ClassLabel(names=["blue", "pink"])}
+            ),
         )
 
     folder = tmp_path / "mine"
-    datasets.DatasetDict({"train": split(20, 0), "validation": split(10, 1), "test": split(10, 2)}).save_to_disk(str(folder))
-    task = Task("mine", "my colours", HuggingFaceSource(str(folder), image_column="photo", name="mine"), "label", ("blue", "pink"))
-    record, path = pipeline.probe(task, config, results_dir=tmp_path / "results")
-    assert record["metrics"]["balanced_accuracy"] == 1.0  # the two classes differ in every pixel's red channel
-    assert pipeline.extract(task, config).computed == []
+    datasets.DatasetDict({"train": split(20, 0), "validation": split(10, 1), "test": split(10, 2)}).save_to_disk(
+        str(folder)
+    )
+    task = Task(
+        "mine",
+        "my colours",
+        HuggingFaceSource(str(folder), image_column="photo", name="mine"),
+        "label",
+        ("blue", "pink"),
+    )
+    record, path = runner.probe(task, config, results_dir=tmp_path / "results")
+    assert record.metrics["balanced_accuracy"] == 1.0  # the two classes differ in every pixel's red channel
+    assert runner.extract(task, config).computed == []
 
-    wrong = Task("mine", "", HuggingFaceSource(str(folder), image_column="image", name="mine"), "label", ("blue", "pink"))
+    wrong = Task(
+        "mine", "", HuggingFaceSource(str(folder), image_column="image", name="mine"), "label", ("blue", "pink")
+    )
     with pytest.raises(UsageError, match=r"^No image column 'image'\. Columns: photo, label$"):
-        pipeline.extract(wrong, config)
+        runner.extract(wrong, config)
 
 
 def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_world):
@@ -146,12 +170,12 @@ def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_w
 
     pixels = extract_features(tiny_world, ExtractorConfig(extractor="pixels"))
     assert pixels.arrays["train"].shape == (60, 32 * 32 * 3)
-    assert pixels.meta["row"] == "pixels/32px"
+    assert pixels.meta["representation"] == "pixels/32px"
 
-    config = ExtractorConfig(model=tiny_model, pretrained="random", invariance="orbit:hflip")
+    config = ExtractorConfig(model=tiny_model, pretrained="random", orbit="hflip")
     plain = extract_features(tiny_world, ExtractorConfig(model=tiny_model, pretrained="random"))
     orbit = extract_features(tiny_world, config)
-    assert orbit.meta["row"] == "tiny-clip/random [orbit:hflip]"
+    assert orbit.meta["representation"] == "tiny-clip/random [orbit:hflip]"
     assert orbit.meta["keys"]["test"] != plain.meta["keys"]["test"]
 
     # The same images, mirrored, as another source: orbit features must not move, plain ones must.
@@ -160,7 +184,9 @@ def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_w
 
         def load(self):
             data = tiny_world.load()
-            return datasets.DatasetDict({s: data[s].map(lambda r: {"image": ImageOps.mirror(r["image"])}) for s in data})
+            return datasets.DatasetDict(
+                {s: data[s].map(lambda r: {"image": ImageOps.mirror(r["image"])}) for s in data}
+            )
 
         def fingerprint(self):
             return "mirrored-" + tiny_world.fingerprint()
@@ -170,8 +196,8 @@ def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_w
     mirrored_plain = extract_features(Mirrored(), ExtractorConfig(model=tiny_model, pretrained="random"))
     assert not np.allclose(mirrored_plain.arrays["test"], plain.arrays["test"], atol=1e-3)
 
-    with pytest.raises(UsageError, match=r"^Unknown invariance 'flip'\. Available: orbit:GROUP"):
-        extract_features(tiny_world, ExtractorConfig(model=tiny_model, pretrained="random", invariance="flip"))
+    with pytest.raises(UsageError, match=r"^Unknown group 'flip'\. Available: hflip, translate"):
+        extract_features(tiny_world, ExtractorConfig(model=tiny_model, pretrained="random", orbit="flip"))
     with pytest.raises(UsageError, match=r"^Unknown extractor 'sift'\. Available: open_clip, pixels$"):
         extract_features(tiny_world, ExtractorConfig(extractor="sift"))
 
@@ -179,7 +205,7 @@ def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_w
 def test_decode_workers_take_only_the_cores_the_forward_pass_leaves(monkeypatch):
     import torch
 
-    from clipprobe.features import loader_workers
+    from clipprobe.features.extractors import loader_workers
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 8)

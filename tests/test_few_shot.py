@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from clipprobe import pipeline
-from clipprobe.cli import app
-from clipprobe.errors import UsageError
-from clipprobe.features import ExtractorConfig
-from clipprobe.probe import fit_mlp_probe, fit_probe, get_probe, list_probes, parse_probes, score
-from clipprobe.report import build_report, check_floors, compare
-from clipprobe.shots import parse_shots, sample_per_class, shortfall
+from clipprobe.cli.app import app
+from clipprobe.core.errors import UsageError
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.probes.fit import fit_mlp_probe, fit_probe, get_probe, list_probes, parse_probes
+from clipprobe.probes.metrics import score
+from clipprobe.probes.probe import probe
+from clipprobe.probes.shots import parse_shots, sample_per_class, shortfall
+from clipprobe.report.build import build_report
+from clipprobe.report.gate import check_floors, regressions
+from clipprobe.runner import compare
 
 runner = CliRunner()
 SHOTS_ERROR = "--shots expects positive integers and/or 'all' separated by commas, e.g. 1,2,4,8,16,all; got '{}'"
@@ -53,7 +56,8 @@ def test_shortfall_names_every_class_that_cannot_fill_k():
     assert shortfall(labels, ("red", "amber", "green"), 5) is None
     assert shortfall(labels, ("red", "amber", "green"), "all") is None
     assert shortfall(labels, ("red", "amber", "green"), 8) == (
-        "8 per class needs 8 training examples of every class; 'amber' has 5, 'green' has 7")
+        "8 per class needs 8 training examples of every class; 'amber' has 5, 'green' has 7"
+    )
     assert "'blue' has 0" in shortfall(labels, ("red", "amber", "green", "blue"), 1)
 
 
@@ -71,7 +75,8 @@ def test_mlp_probe_reads_what_a_linear_probe_cannot():
     mlp = score(mlp_fit.model, sx, sy, ("a", "b"))["balanced_accuracy"]
     assert linear < 0.6 < 0.85 < mlp
     assert mlp_fit.parameter == "alpha" and [p["alpha"] for p in mlp_fit.curve] == sorted(
-        (p["alpha"] for p in mlp_fit.curve), reverse=True)  # strongest penalty first
+        (p["alpha"] for p in mlp_fit.curve), reverse=True
+    )  # strongest penalty first
 
 
 def test_probe_registry_lists_and_rejects():
@@ -85,24 +90,25 @@ def test_probe_registry_lists_and_rejects():
 def test_few_shot_probe_uses_k_per_class_and_no_refit(tiny_model, tiny_tasks, tmp_path):
     task = tiny_tasks["tiny-pedestrian"]
     config = ExtractorConfig(model=tiny_model, pretrained="random")
-    record, path = pipeline.probe(task, config, results_dir=tmp_path, shots=4)
+    record, path = probe(task, config, results_dir=tmp_path, shots=4)
     assert path.name == "tiny-clip-random__linear-probe__4-shot__seed0.json"
-    assert record["shots"] == 4 and record["sample"]["train_rows"] == 8 and record["data"]["sizes"]["train"] == 8
-    assert record["selection"]["refit_on"] == ["train"] and record["selection"]["split"] == "validation"
-    full, full_path = pipeline.probe(task, config, results_dir=tmp_path)
-    assert "shots" not in full and full["selection"]["refit_on"] == ["train", "validation"]
+    assert record.shots == 4 and record.sample["train_rows"] == 8 and record.data["sizes"]["train"] == 8
+    assert record.selection.refit_on == ["train"] and record.selection.split == "validation"
+    full, full_path = probe(task, config, results_dir=tmp_path)
+    assert full.shots is None and full.selection.refit_on == ["train", "validation"]
     assert full_path.name == "tiny-clip-random__linear-probe__seed0.json"
-    assert full["key"] != record["key"]
+    assert full.key != record.key
     # Another seed draws another sample (and is its own file).
-    other, other_path = pipeline.probe(task, ExtractorConfig(model=tiny_model, pretrained="random", seed=1),
-                                       results_dir=tmp_path, shots=4)
+    other, other_path = probe(
+        task, ExtractorConfig(model=tiny_model, pretrained="random", seed=1), results_dir=tmp_path, shots=4
+    )
     assert other_path != path
 
 
 def test_few_shot_selection_never_sees_test_labels(tiny_model, tiny_tasks, monkeypatch, tmp_path):
     task = tiny_tasks["tiny-pedestrian"]
     config = ExtractorConfig(model=tiny_model, pretrained="random")
-    honest, _ = pipeline.probe(task, config, results_dir=tmp_path / "a", shots=2, kind="mlp")
+    honest, _ = probe(task, config, results_dir=tmp_path / "a", shots=2, kind="mlp")
     real_labels = type(task).labels
 
     def scrambled(self, split):
@@ -110,18 +116,21 @@ def test_few_shot_selection_never_sees_test_labels(tiny_model, tiny_tasks, monke
         return np.random.default_rng(0).permutation(y) if split.split == "test" else y
 
     monkeypatch.setattr(type(task), "labels", scrambled)
-    cheated, _ = pipeline.probe(task, config, results_dir=tmp_path / "b", shots=2, kind="mlp")
-    assert cheated["selection"] == honest["selection"] and cheated["sample"] == honest["sample"]
+    cheated, _ = probe(task, config, results_dir=tmp_path / "b", shots=2, kind="mlp")
+    assert cheated.selection == honest.selection and cheated.sample == honest.sample
 
 
 def test_a_k_that_a_class_cannot_fill_is_skipped_with_its_reason(tiny_model, tiny_tasks, tmp_path):
     task = tiny_tasks["tiny-light"]
     config = ExtractorConfig(model=tiny_model, pretrained="random")
-    record, path = pipeline.probe(task, config, results_dir=tmp_path, shots=500)
-    assert "metrics" not in record and path.is_file()
-    assert re.fullmatch(r"500 per class needs 500 training examples of every class; 'red' has \d+, 'amber' has \d+, "
-                        r"'green' has \d+", record["skipped"])
-    assert json.loads(path.read_text())["skipped"] == record["skipped"]
+    record, path = probe(task, config, results_dir=tmp_path, shots=500)
+    assert record.metrics is None and path.is_file()
+    assert re.fullmatch(
+        r"500 per class needs 500 training examples of every class; 'red' has \d+, 'amber' has \d+, "
+        r"'green' has \d+",
+        record.skipped,
+    )
+    assert json.loads(path.read_text())["skipped"] == record.skipped
 
 
 @pytest.fixture
@@ -129,10 +138,12 @@ def seeded(tiny_model, tiny_tasks):
     """tiny-light with two seeds, the linear and MLP probes, 1-, 2-shot, 500-shot (skipped) and all; and the linear
     probe on pixels with two seeds (the MLP on 3,072 pixels would cost most of this file's time)."""
     config = ExtractorConfig(model=tiny_model, pretrained="random")
-    outcomes = pipeline.compare("tiny-light", config, "none", results_dir=Path("results"), probes="linear,mlp",
-                                shots="1,2,500,all", seeds=2)
-    return outcomes + pipeline.compare("tiny-light", ExtractorConfig(extractor="pixels"), "none",
-                                       results_dir=Path("results"), shots="1,2", seeds=2)
+    outcomes = compare(
+        "tiny-light", config, "none", results_dir=Path("results"), probes="linear,mlp", shots="1,2,500,all", seeds=2
+    )
+    return outcomes + compare(
+        "tiny-light", ExtractorConfig(extractor="pixels"), "none", results_dir=Path("results"), shots="1,2", seeds=2
+    )
 
 
 def test_seeds_and_shots_make_one_file_per_run_and_the_report_aggregates_them(seeded):
@@ -141,18 +152,24 @@ def test_seeds_and_shots_make_one_file_per_run_and_the_report_aggregates_them(se
     assert len(names) == len(set(names)) == 20 + 6
     assert "tiny-clip-random__mlp-probe__500-shot__seed1.json" in names
     assert "pixels-32px__linear-probe__2-shot__seed1.json" in names
-    assert sum("skipped" in record for record, _ in seeded) == 4
+    assert sum(record.skipped is not None for record, _ in seeded) == 4
     # Another task with one seed: it gets no across-seeds table.
-    pipeline.probe("tiny-pedestrian", ExtractorConfig(extractor="pixels"), results_dir=Path("results"))
+    probe("tiny-pedestrian", ExtractorConfig(extractor="pixels"), results_dir=Path("results"))
 
     report = build_report(Path("results"), Path("reports"))
-    by_group = {(e["row"], e["method"], e["shots"]): e for e in report.aggregates if e["task"] == "tiny-light"}
+    by_group = {
+        (e["representation"], e["method"], e["shots"]): e for e in report.aggregates if e["task"] == "tiny-light"
+    }
     # A linear probe on all of the same pixels is deterministic: its spread is exactly 0. The samples are not.
     assert by_group["pixels/32px", "linear-probe", None]["balanced_accuracy"]["std"] == 0.0
     assert by_group["pixels/32px", "linear-probe", None]["seeds"] == [0, 1]
     stds = [by_group["pixels/32px", "linear-probe", k]["balanced_accuracy"]["std"] for k in (1, 2)]
     assert any(std > 0 for std in stds)
-    rows = [r for r in report.rows if (r["row"], r["method"], r["shots"]) == ("tiny-clip/random", "mlp-probe", 2)]
+    rows = [
+        r
+        for r in report.entries
+        if (r["representation"], r["method"], r["shots"]) == ("tiny-clip/random", "mlp-probe", 2)
+    ]
     values = [r["balanced_accuracy"] for r in rows]
     entry = by_group["tiny-clip/random", "mlp-probe", 2]["balanced_accuracy"]
     assert entry["mean"] == pytest.approx(np.mean(values)) and entry["std"] == pytest.approx(np.std(values, ddof=1))
@@ -161,10 +178,15 @@ def test_seeds_and_shots_make_one_file_per_run_and_the_report_aggregates_them(se
     markdown = Path("reports/report.md").read_text()
     assert "#### tiny-light: few-shot balanced accuracy" in markdown
     assert "| Representation | Method | 1-shot | 2-shot | 500-shot | all-shot |" in markdown
-    line = next(line for line in markdown.splitlines() if line.startswith("| tiny-clip/random | mlp-probe | ")
-                and "skipped" in line)
+    line = next(
+        line
+        for line in markdown.splitlines()
+        if line.startswith("| tiny-clip/random | mlp-probe | ") and "skipped" in line
+    )
     assert f"{entry['mean']:.3f} ± {entry['std']:.3f}" in line
-    assert re.search(r"^- Skipped tiny-clip/random · linear-probe · 500-shot \(seed 0, 1\): 500 per class needs", markdown, re.M)
+    assert re.search(
+        r"^- Skipped tiny-clip/random · linear-probe · 500-shot \(seed 0, 1\): 500 per class needs", markdown, re.M
+    )
     assert "#### tiny-light: across seeds" in markdown and "#### tiny-pedestrian: across seeds" not in markdown
     # The main table keeps the full-data rows only, with a Seed column since there are two seeds.
     main = markdown.split("### tiny-light")[1].split("####")[0]
@@ -178,20 +200,21 @@ def test_seeds_and_shots_make_one_file_per_run_and_the_report_aggregates_them(se
     assert len(saved["skipped"]) == 4 and len(saved["aggregates"]) == len(report.aggregates)
 
 
+@pytest.mark.slow
 def test_gates_treat_few_shot_rows_apart(seeded):
     report = build_report(Path("results"), Path("reports"))
     # A floor is for the full-data rows: a 1-shot run far below it does not trip it.
-    full = [r for r in report.rows if r["shots"] is None]
+    full = [r for r in report.entries if r["shots"] is None]
     floor = min(r["balanced_accuracy"] for r in full)
-    assert check_floors(report.rows, [f"tiny-light:*:balanced_accuracy={floor}"]) == []
+    assert check_floors(report.entries, [f"tiny-light:*:balanced_accuracy={floor}"]) == []
     # Rows are matched with their shots: lowering only the 1-shot rows regresses exactly those.
-    before = [dict(r) for r in report.rows]
+    before = [dict(r) for r in report.entries]
     for row in before:
         if row["shots"] == 1:
             row["balanced_accuracy"] += 0.5
-    comparison = compare(report.rows, before, max_drop=0.02)
-    assert comparison.matched == len(report.rows)
-    assert {r["row"]["shots"] for r in comparison.regressed} == {1}
+    comparison = regressions(report.entries, before, max_drop=0.02)
+    assert comparison.matched == len(report.entries)
+    assert {r["entry"]["shots"] for r in comparison.regressed} == {1}
     assert all(" | 1-shot | seed " in failure for failure in comparison.failures())
 
 
@@ -199,8 +222,9 @@ def test_same_seed_gives_identical_few_shot_files(tiny_model, tiny_tasks, tmp_pa
     config = ExtractorConfig(model=tiny_model, pretrained="random", seed=2)
     texts = []
     for folder in ("a", "b"):
-        outcomes = pipeline.compare("tiny-pedestrian", config, "none", results_dir=tmp_path / folder, probes="linear,mlp",
-                                    shots="1,4")
+        outcomes = compare(
+            "tiny-pedestrian", config, "none", results_dir=tmp_path / folder, probes="linear,mlp", shots="1,4"
+        )
         texts.append([{k: v for k, v in json.loads(path.read_text()).items() if k != "run"} for _, path in outcomes])
     assert texts[0] == texts[1]
 
@@ -219,13 +243,32 @@ def test_cli_checks_probe_shots_and_seeds_before_any_work(tiny_model, tiny_tasks
 
 
 def test_cli_runs_few_shot_seeds_and_reports_them(tiny_model, tiny_tasks):
-    args = ("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--baselines", "none",
-            "--probe", "linear,mlp", "--shots", "2,500", "--seeds", "2")
+    args = (
+        "probe",
+        "--task",
+        "tiny-light",
+        "--model",
+        tiny_model,
+        "--pretrained",
+        "random",
+        "--baselines",
+        "none",
+        "--probe",
+        "linear,mlp",
+        "--shots",
+        "2,500",
+        "--seeds",
+        "2",
+    )
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert re.search(r"^tiny-light \| tiny-clip/random \| mlp-probe \| 2-shot \| seed 1 \| balanced accuracy \d\.\d{3} "
-                     r"\[\d\.\d{3}, \d\.\d{3}\] \| accuracy \d\.\d{3} \| alpha \S+ -> results/", result.output, re.M)
+    assert re.search(
+        r"^tiny-light \| tiny-clip/random \| mlp-probe \| 2-shot \| seed 1 \| balanced accuracy \d\.\d{3} "
+        r"\[\d\.\d{3}, \d\.\d{3}\] \| accuracy \d\.\d{3} \| alpha \S+ -> results/",
+        result.output,
+        re.M,
+    )
     assert sum(line.startswith("Skipped: tiny-light | tiny-clip/random | ") for line in lines) == 4
     assert len(list(Path("results/tiny-light").glob("*.json"))) == 12
     report = invoke("report")

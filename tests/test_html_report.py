@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import stored_result
 from typer.testing import CliRunner
 
-from clipprobe.cli import app
-from clipprobe.probe import score_predictions
-from clipprobe.report import build_report
-from clipprobe.results import write_result
+from clipprobe.cli.app import app
+from clipprobe.probes.metrics import score_predictions
+from clipprobe.report.build import build_report
+from clipprobe.results import Selection
 
 runner = CliRunner()
 CLASSES = ("red", "amber", "green")
@@ -28,21 +29,22 @@ def add_result(task, row, accuracy, method="linear-probe", seed=0, n=120, interv
     right[rng.permutation(n)[: round(accuracy * n)]] = True
     predicted = np.where(right, y, (y + 1) % len(CLASSES))
     metrics = score_predictions(y, predicted, CLASSES, resamples=200)
-    if not intervals:  # a result file written before intervals existed
+    if not intervals:  # a result file without intervals: the report shows [-]
         del metrics["intervals"], metrics["bootstrap"]
     if selection is None:
         curve = [{"C": c, "balanced_accuracy": accuracy - abs(np.log10(c)) / 20} for c in (0.01, 0.1, 1.0, 10.0, 100.0)]
-        selection = {"metric": "balanced_accuracy", "split": "validation", "chosen_C": 1.0, "at_grid_edge": False,
-                     "curve": curve}
-    record = {"task": task, "row": row, "method": method, "seed": seed, "classes": list(CLASSES), "metrics": metrics,
-              "selection": selection, "run": {"seconds": 1.0}}
-    return write_result(record, Path("results"))
+        selection = Selection("balanced_accuracy", "validation", "C", 1.0, curve=curve)
+    return stored_result(task, row, method, seed, CLASSES, metrics, selection).write(Path("results"))
 
 
-EPOCHS = {"metric": "balanced_accuracy", "split": "validation", "chosen_epoch": 3, "at_grid_edge": False,
-          "curve": [{"epoch": e, "balanced_accuracy": 0.5 + 0.1 * min(e, 3), "train_loss": 1.0 / e} for e in range(1, 6)]}
-ZERO_SHOT = {"metric": None, "split": None, "at_grid_edge": False,
-             "note": "nothing is chosen: the prompts are fixed before any data is seen"}
+EPOCHS = Selection(
+    "balanced_accuracy",
+    "validation",
+    "epoch",
+    3,
+    curve=[{"epoch": e, "balanced_accuracy": 0.5 + 0.1 * min(e, 3), "train_loss": 1.0 / e} for e in range(1, 6)],
+)
+ZERO_SHOT = Selection(None, None, None, None, note="nothing is chosen: the prompts are fixed before any data is seen")
 
 
 @pytest.fixture
@@ -82,8 +84,12 @@ def test_one_section_per_task_with_its_table_and_plots(results):
     assert list(by_task) == ["pedestrian", "traffic-light"]  # the report's order
     traffic = by_task["traffic-light"]
     rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td>", traffic)
-    assert rows == [("cnn/from-scratch", "cnn"), ("mini-clip/random", "linear-probe"),
-                    ("mini-clip/zero-shot", "zero-shot"), ("mini-clip/dashcam-salient", "linear-probe")]
+    assert rows == [
+        ("cnn/from-scratch", "cnn"),
+        ("mini-clip/random", "linear-probe"),
+        ("mini-clip/zero-shot", "zero-shot"),
+        ("mini-clip/dashcam-salient", "linear-probe"),
+    ]
     # The same columns as report.md, numbers with their intervals.
     assert "<th>Representation</th><th>Method</th><th>Balanced acc.</th>" in traffic
     assert re.search(r'<td class="num">0\.900 \[0\.\d{3}, 0\.\d{3}\]</td>', traffic)
@@ -105,9 +111,17 @@ def test_text_from_records_is_escaped():
     assert "evil/&lt;script&gt;alert(1)&lt;/script&gt; &amp; $x$" in page
 
 
-def test_older_result_files_without_intervals_curves_or_confusion_matrix():
-    add_result("traffic-light", "mini-clip/random", 0.60, intervals=False, selection={"chosen_C": 1.0})
-    path = add_result("traffic-light", "mini-clip/old", 0.50, intervals=False, selection={})
+def test_result_files_without_intervals_curves_or_confusion_matrix():
+    add_result(
+        "traffic-light",
+        "mini-clip/random",
+        0.60,
+        intervals=False,
+        selection=Selection("balanced_accuracy", "validation", "C", 1.0),
+    )
+    path = add_result(
+        "traffic-light", "mini-clip/old", 0.50, intervals=False, selection=Selection(None, None, None, None)
+    )
     record = json.loads(path.read_text())
     del record["metrics"]["confusion_matrix"]
     path.write_text(json.dumps(record))
@@ -131,10 +145,10 @@ def test_a_one_point_curve_draws_without_warnings(point):
     """A sweep that was perfect at its first C has one point; matplotlib would warn of an empty axis range."""
     import warnings
 
-    from clipprobe.html_report import curve_png
+    from clipprobe.report.plots import curve_png
 
     axis = next(iter(point))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        png = curve_png([point], {f"chosen_{axis}": point[axis]}, f"{axis} = {point[axis]}")
+        png = curve_png([point], {"parameter": axis, "chosen": point[axis]}, f"{axis} = {point[axis]}")
     assert png.startswith(b"\x89PNG")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from clipprobe.errors import UsageError
-from clipprobe.invariance import get_group, list_groups, orbit_average
+from clipprobe.core.errors import UsageError
+from clipprobe.features.orbits import get_group, list_groups, orbit_average
 
 GROUPS = ["translate:4", "hflip", "translate:2+hflip", "translate:8"]
 

@@ -1,6 +1,5 @@
 """`--layer`: which features of the image tower are read, on tiny real open_clip ViT and ResNet towers."""
 
-
 import datasets
 import numpy as np
 import open_clip
@@ -9,11 +8,13 @@ import torch
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from clipprobe import paths
-from clipprobe.cli import app
-from clipprobe.errors import UsageError
-from clipprobe.features import GRID_CELLS, LAYERS, ExtractorConfig, OpenClipExtractor, extract_features
-from clipprobe.models import create_model, resolve_weights
+from clipprobe.cli.app import app
+from clipprobe.core import paths
+from clipprobe.core.errors import UsageError
+from clipprobe.features.config import GRID_CELLS, LAYERS, ExtractorConfig
+from clipprobe.features.extract import extract_features
+from clipprobe.features.extractors import OpenClipExtractor
+from clipprobe.features.weights import create_model, resolve_weights
 
 # Feature width of each tower's final tokens / map: tiny-clip (conftest) is a ViT of width 32 on a 4 x 4 patch grid.
 WIDTHS = {"vit": 32, "resnet": 256}
@@ -35,7 +36,9 @@ class Noise:
         def split(n):
             images = [Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)) for _ in range(n)]
             images = [ImageOps.mirror(image) for image in images] if self.mirrored else images
-            return datasets.Dataset.from_dict({"image": images}, features=datasets.Features({"image": datasets.Image()}))
+            return datasets.Dataset.from_dict(
+                {"image": images}, features=datasets.Features({"image": datasets.Image()})
+            )
 
         return datasets.DatasetDict({"train": split(8), "validation": split(4), "test": split(4)})
 
@@ -44,7 +47,9 @@ class Noise:
 
 
 def _features(model, layer, **kwargs):
-    return extract_features(Noise(), ExtractorConfig(model=model, pretrained="random", layer=layer, batch_size=16, **kwargs))
+    return extract_features(
+        Noise(), ExtractorConfig(model=model, pretrained="random", layer=layer, batch_size=16, **kwargs)
+    )
 
 
 def _fresh_model_and_test_images(model):
@@ -59,8 +64,13 @@ def test_every_layer_has_its_shape_row_and_cache_key(tiny_towers, tower):
     model, width = tiny_towers[tower], WIDTHS[tower]
     sets = {layer: _features(model, layer) for layer in LAYERS}
     dims = {layer: features.arrays["test"].shape for layer, features in sets.items()}
-    assert dims == {"embedding": (4, 16), "pre-projection": (4, width), "tokens": (4, width), "grid": (4, CELLS * width)}
-    assert {layer: features.meta["row"] for layer, features in sets.items()} == {
+    assert dims == {
+        "embedding": (4, 16),
+        "pre-projection": (4, width),
+        "tokens": (4, width),
+        "grid": (4, CELLS * width),
+    }
+    assert {layer: features.meta["representation"] for layer, features in sets.items()} == {
         "embedding": f"{model}/random",
         "pre-projection": f"{model}/random [pre-projection]",
         "tokens": f"{model}/random [tokens]",
@@ -78,8 +88,13 @@ def test_embedding_layer_is_unchanged_and_keeps_its_cache_key(tiny_model):
     features = _features(tiny_model, "embedding")
     # The identity (hence the cache key) is exactly the one written before layers existed.
     assert features.meta["identity"] == {
-        "extractor": "open_clip", "model": tiny_model, "weights": {"kind": "random"}, "precision": "fp32",
-        "layer": "embedding", "open_clip": open_clip.__version__, "seed": 0,
+        "extractor": "open_clip",
+        "model": tiny_model,
+        "weights": {"kind": "random"},
+        "precision": "fp32",
+        "layer": "embedding",
+        "open_clip": open_clip.__version__,
+        "seed": 0,
     }
     model, images = _fresh_model_and_test_images(tiny_model)
     with torch.inference_mode():
@@ -88,11 +103,15 @@ def test_embedding_layer_is_unchanged_and_keeps_its_cache_key(tiny_model):
 
 
 def test_pre_projection_is_what_the_projection_maps_to_the_embedding(tiny_towers):
-    vit_pre, vit_embedding = (_features(tiny_towers["vit"], layer).arrays["test"] for layer in ("pre-projection", "embedding"))
+    vit_pre, vit_embedding = (
+        _features(tiny_towers["vit"], layer).arrays["test"] for layer in ("pre-projection", "embedding")
+    )
     vit, _ = create_model(resolve_weights(tiny_towers["vit"], "random"), seed=0)
     np.testing.assert_allclose(vit_pre @ vit.visual.proj.detach().numpy(), vit_embedding, rtol=1e-4, atol=1e-5)
 
-    rn_pre, rn_embedding = (_features(tiny_towers["resnet"], layer).arrays["test"] for layer in ("pre-projection", "embedding"))
+    rn_pre, rn_embedding = (
+        _features(tiny_towers["resnet"], layer).arrays["test"] for layer in ("pre-projection", "embedding")
+    )
     resnet, _ = create_model(resolve_weights(tiny_towers["resnet"], "random"), seed=0)
     c_proj = resnet.visual.attnpool.c_proj
     projected = rn_pre @ c_proj.weight.detach().numpy().T + c_proj.bias.detach().numpy()
@@ -104,24 +123,29 @@ def test_tokens_are_the_mean_of_the_final_patch_tokens_or_feature_map(tiny_tower
     vit.visual.output_tokens = True  # open_clip's own output: the patch tokens after ln_post, class token excluded
     with torch.inference_mode():
         _, patch_tokens = vit.visual(images)
-    np.testing.assert_allclose(_features(tiny_towers["vit"], "tokens").arrays["test"], patch_tokens.mean(dim=1).numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        _features(tiny_towers["vit"], "tokens").arrays["test"], patch_tokens.mean(dim=1).numpy(), rtol=1e-5, atol=1e-6
+    )
 
     resnet, images = _fresh_model_and_test_images(tiny_towers["resnet"])
     visual = resnet.visual
     with torch.inference_mode():
         final_map = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(images)))))
     assert final_map.shape[1:] == (256, 2, 2)
-    np.testing.assert_allclose(_features(tiny_towers["resnet"], "tokens").arrays["test"], final_map.mean(dim=(2, 3)).numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        _features(tiny_towers["resnet"], "tokens").arrays["test"],
+        final_map.mean(dim=(2, 3)).numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_layers_keep_working_with_orbit_invariance_and_bf16(tiny_model):
-    config = ExtractorConfig(model=tiny_model, pretrained="random", layer="grid", precision="bf16", invariance="orbit:hflip")
+    config = ExtractorConfig(model=tiny_model, pretrained="random", layer="grid", precision="bf16", orbit="hflip")
     orbit = extract_features(Noise(), config)
     assert orbit.arrays["test"].shape == (4, CELLS * WIDTHS["vit"])
     assert np.isfinite(orbit.arrays["test"]).all()
-    assert orbit.meta["row"] == f"{tiny_model}/random [grid:2x2, bf16, orbit:hflip]"
+    assert orbit.meta["representation"] == f"{tiny_model}/random [grid:2x2, bf16, orbit:hflip]"
     assert orbit.meta["keys"]["test"] != _features(tiny_model, "grid").meta["keys"]["test"]
     # Mirrored images land on the same orbit: the same features, even at a layer that keeps where things are.
     mirrored = extract_features(Noise(mirrored=True), config)
@@ -130,12 +154,18 @@ def test_layers_keep_working_with_orbit_invariance_and_bf16(tiny_model):
 
 def test_missing_layers_are_usage_errors(tiny_towers):
     timm = OpenClipExtractor(ExtractorConfig(model="tiny-timm", pretrained="random", layer="tokens"))
-    with pytest.raises(UsageError, match=r"^Layer 'tokens' does not exist for model 'tiny-timm' \(image tower TimmModel\)\. "
-                                         r"Available: embedding$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^Layer 'tokens' does not exist for model 'tiny-timm' \(image tower TimmModel\)\. "
+        r"Available: embedding$",
+    ):
         timm.preprocess_cfg()  # the tower is known once the model is built, before any data is read
     assert _features("tiny-timm", "embedding").arrays["test"].shape == (4, 16)
-    with pytest.raises(UsageError, match=r"^Layer 'grid' does not exist for the pixels extractor \(raw pixels have no layers\)\. "
-                                         r"Available: embedding$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^Layer 'grid' does not exist for the pixels extractor \(raw pixels have no layers\)\. "
+        r"Available: embedding$",
+    ):
         extract_features(Noise(), ExtractorConfig(extractor="pixels", layer="grid"))
 
 
@@ -152,7 +182,9 @@ def test_cli_unknown_layer_lists_the_layers(tiny_model, tiny_tasks):
     for command in (["extract"], ["probe", "--baselines", "none", "--task", "tiny-light"]):
         result = runner.invoke(app, [*command, "--model", tiny_model, "--pretrained", "random", "--layer", "middle"])
         assert result.exit_code == 2
-        assert _error_line(result) == "Error: Unknown layer 'middle'. Available: embedding, pre-projection, tokens, grid"
+        assert (
+            _error_line(result) == "Error: Unknown layer 'middle'. Available: embedding, pre-projection, tokens, grid"
+        )
 
 
 def test_cli_layer_missing_for_the_architecture(tiny_towers):

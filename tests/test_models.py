@@ -5,28 +5,37 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-
-from clipprobe.errors import RunError, UsageError
-from clipprobe.features import ExtractorConfig, extract_features
-from clipprobe.models import create_model, resolve_weights
-from clipprobe.pretrain import PretrainConfig, save, train
-from clipprobe.world import WorldConfig
 from conftest import TINY_SIZES
+
+from clipprobe.core.errors import RunError, UsageError
+from clipprobe.dashcam.pretrain import PretrainConfig, save, train
+from clipprobe.dashcam.world import WorldConfig
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.features.extract import extract_features
+from clipprobe.features.weights import create_model, resolve_weights
 
 
 @pytest.fixture
 def tiny_pretrain(tiny_model):
-    return PretrainConfig(model=tiny_model, world=WorldConfig(image_size=64, sizes=dict(TINY_SIZES)), steps=3, batch_size=8)
+    return PretrainConfig(
+        model=tiny_model, world=WorldConfig(image_size=64, sizes=dict(TINY_SIZES)), steps=3, batch_size=8
+    )
 
 
 def test_saved_checkpoint_loads_through_pretrained_path_with_identical_features(tiny_pretrain, tiny_world, tmp_path):
     trained = train(tiny_pretrain)
     folder = save(trained, tmp_path / "ckpt")
-    assert {p.name for p in folder.iterdir()} >= {"open_clip_model.safetensors", "open_clip_config.json", "train_log.json"}
+    assert {p.name for p in folder.iterdir()} >= {
+        "open_clip_model.safetensors",
+        "open_clip_config.json",
+        "train_log.json",
+    }
 
     spec = resolve_weights(tiny_pretrain.model, str(folder / "open_clip_model.safetensors"))
     loaded, preprocess = create_model(spec)
-    images = torch.stack([preprocess(row["image"].convert("RGB")) for row in tiny_world.load()["test"].select(range(8))])
+    images = torch.stack(
+        [preprocess(row["image"].convert("RGB")) for row in tiny_world.load()["test"].select(range(8))]
+    )
     with torch.inference_mode():
         torch.testing.assert_close(loaded.encode_image(images), trained.model.encode_image(images), rtol=0, atol=0)
 
@@ -69,35 +78,43 @@ def test_local_dir_schema_loads_the_same_folder(tiny_pretrain, tmp_path):
 
 
 def test_unknown_model_tag_and_missing_file(tiny_model):
-    with pytest.raises(UsageError, match=r"^Unknown model 'ViT-Q-99'\. Available: .*ViT-B-32.*, or hf-hub:ORG/NAME, local-dir:PATH$"):
+    with pytest.raises(
+        UsageError, match=r"^Unknown model 'ViT-Q-99'\. Available: .*ViT-B-32.*, or hf-hub:ORG/NAME, local-dir:PATH$"
+    ):
         resolve_weights("ViT-Q-99", None)
-    with pytest.raises(UsageError, match=r"^Unknown pretrained tag 'nope' for model 'ViT-B-32'\. Available: openai, .*random, or a checkpoint file$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^Unknown pretrained tag 'nope' for model 'ViT-B-32'\. Available: openai, .*random, or a checkpoint file$",
+    ):
         resolve_weights("ViT-B-32", "nope")
     with pytest.raises(UsageError, match=r"^Checkpoint file not found: /no/such/weights\.bin$"):
         resolve_weights("ViT-B-32", "/no/such/weights.bin")
-    with pytest.raises(UsageError, match=r"^Model 'ViT-B-32' needs --pretrained: one of openai, .*, random, or a checkpoint file$"):
+    with pytest.raises(
+        UsageError, match=r"^Model 'ViT-B-32' needs --pretrained: one of openai, .*, random, or a checkpoint file$"
+    ):
         resolve_weights("ViT-B-32", None)
 
 
 def test_real_tag_offline_fails_fast_with_advice(monkeypatch, tmp_path):
-    monkeypatch.setattr("clipprobe.models.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("clipprobe.features.weights.hub_reachable", lambda timeout=3.0: False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     import huggingface_hub.constants as hf_constants
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     spec = resolve_weights("RN50", "openai")
     started = time.monotonic()
-    with pytest.raises(RunError, match=r"^Cannot download the weights for RN50 'openai': the Hugging Face hub is unreachable"):
+    with pytest.raises(
+        RunError, match=r"^Cannot download the weights for RN50 'openai': the Hugging Face hub is unreachable"
+    ):
         create_model(spec)
     assert time.monotonic() - started < 20
 
 
 def test_default_weights_for_mini_clip_are_the_salient_recipe():
-    from clipprobe.models import default_pretrained
+    from clipprobe.features.weights import default_pretrained
 
     assert default_pretrained("mini-clip") == "dashcam-salient"
     assert default_pretrained("ViT-B-32") is None
-
 
 
 def test_open_clips_loss_already_treats_identical_captions_as_positives():
@@ -121,13 +138,17 @@ def test_open_clips_loss_already_treats_identical_captions_as_positives():
     plain = open_clip.ClipLoss()(images, texts, scale)
     torch.testing.assert_close(plain, shared)
     for tensor in (images, captions):
-        torch.testing.assert_close(*(torch.autograd.grad(loss, tensor, retain_graph=True)[0] for loss in (plain, shared)))
+        torch.testing.assert_close(
+            *(torch.autograd.grad(loss, tensor, retain_graph=True)[0] for loss in (plain, shared))
+        )
 
 
-def test_width_and_image_size_scale_the_tower_and_the_folder_loads_through_local_dir(tiny_pretrain, tiny_world, tmp_path):
+def test_width_and_image_size_scale_the_tower_and_the_folder_loads_through_local_dir(
+    tiny_pretrain, tiny_world, tmp_path
+):
     import dataclasses
 
-    from clipprobe.pretrain import pretrain
+    from clipprobe.dashcam.pretrain import pretrain
 
     folder = pretrain(dataclasses.replace(tiny_pretrain, width=16, image_size=48), tmp_path / "scaled")
     saved = json.loads((folder / "open_clip_config.json").read_text())

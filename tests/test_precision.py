@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from clipprobe import pipeline
-from clipprobe.cli import Precision, app
-from clipprobe.features import ExtractorConfig, extract_features
-from clipprobe.precision import PRECISIONS
-from clipprobe.tasks import ATTRIBUTES, Task
+from clipprobe import runner
+from clipprobe.cli.app import app
+from clipprobe.cli.options import Precision
+from clipprobe.dashcam.scene import ATTRIBUTES
+from clipprobe.data.task import Task
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.features.extract import extract_features
+from clipprobe.features.precision import PRECISIONS
 
 
 @pytest.fixture(scope="session")
@@ -38,13 +41,13 @@ def test_every_precision_runs_close_to_fp32_under_its_own_key_and_row(tiny_model
     assert _cosines(lower.arrays["test"], reference.arrays["test"]).min() > 0.99
     assert not np.array_equal(lower.arrays["test"], reference.arrays["test"])
     assert lower.meta["keys"]["test"] != reference.meta["keys"]["test"]
-    assert lower.meta["row"] == f"{tiny_model}/random [{precision}]"
+    assert lower.meta["representation"] == f"{tiny_model}/random [{precision}]"
 
 
 def test_autocast_precisions_keep_float32_weights_and_run_the_products_in_low_precision(tiny_model, monkeypatch):
     import torch
 
-    from clipprobe.features import OpenClipExtractor
+    from clipprobe.features.extractors import OpenClipExtractor
 
     extractor = OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", precision="amp_bf16"))
     _, forward, input_dtype = extractor.pipeline()
@@ -69,8 +72,8 @@ def test_bf16_probe_results_agree_with_fp32_within_the_interval(conv_model, tiny
     config = ExtractorConfig(model=conv_model, pretrained="random")
     scores = {}
     for precision in ("fp32", "bf16", "amp_bf16"):
-        record, _ = pipeline.probe(task, dataclasses.replace(config, precision=precision))
-        scores[precision] = record["metrics"]
+        record, _ = runner.probe(task, dataclasses.replace(config, precision=precision))
+        scores[precision] = record.metrics
     low, high = scores["fp32"]["intervals"]["balanced_accuracy"]
     assert scores["fp32"]["balanced_accuracy"] > 0.6  # far enough above chance (1/3) for agreement to mean something
     for precision in ("bf16", "amp_bf16"):
@@ -86,7 +89,10 @@ def test_channels_last_gives_the_same_features_from_the_same_cache_entry(conv_mo
     nhwc = extract_features(tiny_world, nhwc_config, refresh=True)
     assert nhwc.computed == ["train", "validation", "test"]
     np.testing.assert_allclose(nhwc.arrays["test"], contiguous.arrays["test"], rtol=1e-4, atol=1e-5)
-    assert nhwc.meta["keys"] == contiguous.meta["keys"] and nhwc.meta["row"] == contiguous.meta["row"]
+    assert (
+        nhwc.meta["keys"] == contiguous.meta["keys"]
+        and nhwc.meta["representation"] == contiguous.meta["representation"]
+    )
 
 
 def test_cli_extracts_with_autocast_and_channels_last(conv_model, tiny_tasks):

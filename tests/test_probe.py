@@ -1,8 +1,9 @@
 import numpy as np
 
-from clipprobe import pipeline
-from clipprobe.features import ExtractorConfig
-from clipprobe.probe import fit_probe, score
+from clipprobe import runner
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.probes.fit import fit_probe
+from clipprobe.probes.metrics import score
 
 
 def planted(n, d=32, signal=4.0, seed=0, classes=3):
@@ -24,14 +25,18 @@ def test_probe_recovers_a_planted_signal():
 
 
 def test_probe_without_signal_is_at_chance():
-    (tx, ty), (vx, vy), (sx, sy) = planted(600, signal=0, seed=1), planted(200, signal=0, seed=2), planted(400, signal=0, seed=3)
+    (tx, ty), (vx, vy), (sx, sy) = (
+        planted(600, signal=0, seed=1),
+        planted(200, signal=0, seed=2),
+        planted(400, signal=0, seed=3),
+    )
     fit = fit_probe(tx, ty, vx, vy)
     assert score(fit.model, sx, sy, ("a", "b", "c"))["balanced_accuracy"] < 0.45
 
 
 def _scripted_validation(monkeypatch, scores):
     """Validation scores in grid order, whatever the fits predict: the selection rule, alone."""
-    import clipprobe.probe as probe_module
+    import clipprobe.probes.fit as probe_module
 
     queue = list(scores)
     monkeypatch.setattr(probe_module, "balanced_accuracy_score", lambda y, predicted: queue.pop(0))
@@ -64,7 +69,7 @@ def test_c_and_curve_never_depend_on_test_labels(tiny_model, tiny_tasks, monkeyp
     """Scramble only the test labels: the selection must not move; only the test score may."""
     task = tiny_tasks["tiny-light"]
     config = ExtractorConfig(model=tiny_model, pretrained="random")
-    honest, _ = pipeline.probe(task, config, results_dir=tmp_path / "a")
+    honest, _ = runner.probe(task, config, results_dir=tmp_path / "a")
 
     real_labels = type(task).labels
 
@@ -73,9 +78,9 @@ def test_c_and_curve_never_depend_on_test_labels(tiny_model, tiny_tasks, monkeyp
         return np.random.default_rng(0).permutation(y) if split.split == "test" else y
 
     monkeypatch.setattr(type(task), "labels", scrambled)
-    cheated, _ = pipeline.probe(task, config, results_dir=tmp_path / "b")
-    assert cheated["selection"] == honest["selection"]
-    assert cheated["metrics"]["confusion_matrix"] != honest["metrics"]["confusion_matrix"]
+    cheated, _ = runner.probe(task, config, results_dir=tmp_path / "b")
+    assert cheated.selection == honest.selection
+    assert cheated.metrics["confusion_matrix"] != honest.metrics["confusion_matrix"]
 
 
 def test_fit_probe_has_no_test_argument():
@@ -88,8 +93,8 @@ def test_same_seed_gives_identical_result_files(tiny_model, tiny_tasks, tmp_path
     import json
 
     config = ExtractorConfig(model=tiny_model, pretrained="random", seed=3)
-    _, first = pipeline.probe("tiny-pedestrian", config, results_dir=tmp_path / "a")
-    _, second = pipeline.probe("tiny-pedestrian", config, results_dir=tmp_path / "b")
+    _, first = runner.probe("tiny-pedestrian", config, results_dir=tmp_path / "a")
+    _, second = runner.probe("tiny-pedestrian", config, results_dir=tmp_path / "b")
     a, b = json.loads(first.read_text()), json.loads(second.read_text())
     a.pop("run"), b.pop("run")
     assert a == b
@@ -97,14 +102,14 @@ def test_same_seed_gives_identical_result_files(tiny_model, tiny_tasks, tmp_path
 
 def test_filtered_tasks_use_only_their_rows(tiny_model, tiny_world, tmp_path):
     """traffic-light keeps scenes with a light; the probe must see exactly those rows and labels."""
-    from clipprobe.tasks import Task
+    from clipprobe.data.task import Task
 
     task = Task("lit", "", tiny_world, "light_state", ("red", "amber", "green"), where=(("light", "present"),))
     data = tiny_world.load()
     with_light = np.flatnonzero(np.asarray(data["test"]["light"]) == 1)
     assert 0 < len(with_light) < len(data["test"])
     np.testing.assert_array_equal(task.rows(data["test"]), with_light)
-    record, _ = pipeline.probe(task, ExtractorConfig(model=tiny_model, pretrained="random"), results_dir=tmp_path)
-    assert record["metrics"]["n"] == len(with_light)
-    assert record["data"]["where"] == [["light", "present"]]
+    record, _ = runner.probe(task, ExtractorConfig(model=tiny_model, pretrained="random"), results_dir=tmp_path)
+    assert record.metrics["n"] == len(with_light)
+    assert record.data["where"] == [["light", "present"]]
     assert task.summary()["splits"]["test"] == len(with_light)

@@ -1,9 +1,9 @@
 import pytest
 
-from clipprobe.errors import UsageError
-from clipprobe.registry import Registry
-from clipprobe.tasks import get_task, list_tasks
-from clipprobe.world import list_caption_policies
+from clipprobe.core.errors import UsageError
+from clipprobe.core.registry import Registry
+from clipprobe.dashcam.captions import list_caption_policies
+from clipprobe.data.task import get_task, list_tasks
 
 
 def test_unknown_name_lists_what_exists():

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import stored_result
 from typer.testing import CliRunner
 
-from clipprobe.cli import app
-from clipprobe.errors import UsageError
-from clipprobe.probe import score_predictions
-from clipprobe.report import build_report, check_floors, compare, load_baseline
-from clipprobe.results import write_result
+from clipprobe.cli.app import app
+from clipprobe.core.errors import UsageError
+from clipprobe.probes.metrics import score_predictions
+from clipprobe.report.build import build_report
+from clipprobe.report.gate import check_floors, load_reference, parse_floor, regressions
+from clipprobe.report.tables import aggregate, cell, selected
+from clipprobe.results import Selection
 
 runner = CliRunner()
 CLASSES = ("red", "amber", "green")
@@ -39,11 +42,10 @@ def add_result(task, row, accuracy, method="linear-probe", seed=0, n=300, interv
     right[rng.permutation(n)[: round(accuracy * n)]] = True
     predicted = np.where(right, y, (y + 1) % len(CLASSES))
     metrics = score_predictions(y, predicted, CLASSES)
-    if not intervals:  # a result file written before intervals existed
+    if not intervals:  # a result file without intervals: the report shows [-]
         del metrics["intervals"], metrics["bootstrap"]
-    record = {"task": task, "row": row, "method": method, "seed": seed, "classes": list(CLASSES), "metrics": metrics,
-              "selection": {"chosen_C": 1.0}, "run": {"seconds": 1.0}}
-    return write_result(record, results_dir)
+    selection = Selection("balanced_accuracy", "validation", "C", 1.0)
+    return stored_result(task, row, method, seed, CLASSES, metrics, selection).write(results_dir)
 
 
 @pytest.fixture
@@ -58,21 +60,29 @@ def results():
 def test_intervals_beside_every_number_in_all_outputs(results):
     result = invoke("report")
     assert result.exit_code == 0, result.output
-    row = next(r for r in json.loads(Path("reports/results.json").read_text())["rows"] if r["row"] == "mini-clip/random"
-               and r["task"] == "traffic-light")
+    row = next(
+        r
+        for r in json.loads(Path("reports/results.json").read_text())["entries"]
+        if r["representation"] == "mini-clip/random" and r["task"] == "traffic-light"
+    )
     low, high = row["intervals"]["balanced_accuracy"]
     assert low < row["balanced_accuracy"] < high
     cell = f"{row['balanced_accuracy']:.3f} [{low:.3f}, {high:.3f}]"
     # In the terminal the interval sits under its number (two lines per row keep the table within 160 columns).
     terminal = result.output.splitlines()
-    line = [i for i, text in enumerate(terminal) if "│ mini-clip/random " in text][-1]  # the second table: traffic-light
+    line = [i for i, text in enumerate(terminal) if "│ mini-clip/random " in text][
+        -1
+    ]  # the second table: traffic-light
     below = terminal[line + 1]
     for metric in ("balanced_accuracy", "accuracy", "macro_f1"):
         assert f" {row[metric]:.3f} │" in terminal[line]
         assert f" [{row['intervals'][metric][0]:.3f}, {row['intervals'][metric][1]:.3f}] │" in below
     markdown = Path("reports/report.md").read_text()
-    line = next(line for line in markdown.splitlines() if line.startswith("| mini-clip/random | linear-probe |")
-                and cell in line)
+    line = next(
+        line
+        for line in markdown.splitlines()
+        if line.startswith("| mini-clip/random | linear-probe |") and cell in line
+    )
     for metric in ("accuracy", "macro_f1"):
         assert f"{row[metric]:.3f} [{row['intervals'][metric][0]:.3f}, {row['intervals'][metric][1]:.3f}]" in line
 
@@ -81,9 +91,21 @@ def test_results_csv_has_one_row_per_task_row_method(results):
     assert invoke("report").exit_code == 0
     with open("reports/results.csv", newline="") as f:
         lines = list(csv.DictReader(f))
-    assert list(lines[0]) == ["task", "row", "method", "shots", "seed", "balanced_accuracy", "low", "high", "accuracy", "macro_f1",
-                              "n_test", "selected"]
-    assert [(r["task"], r["row"], r["method"]) for r in lines] == [
+    assert list(lines[0]) == [
+        "task",
+        "representation",
+        "method",
+        "shots",
+        "seed",
+        "balanced_accuracy",
+        "low",
+        "high",
+        "accuracy",
+        "macro_f1",
+        "n_test",
+        "selected",
+    ]
+    assert [(r["task"], r["representation"], r["method"]) for r in lines] == [
         ("pedestrian", "mini-clip/random", "linear-probe"),
         ("traffic-light", "orbit-cnn/translate:4+hflip", "orbit-cnn"),
         ("traffic-light", "mini-clip/random", "linear-probe"),
@@ -94,7 +116,7 @@ def test_results_csv_has_one_row_per_task_row_method(results):
     assert first["seed"] == "0" and first["shots"] == "" and first["n_test"] == "300" and first["selected"] == "C=1"
 
 
-def test_older_result_files_without_intervals_still_render():
+def test_result_files_without_intervals_still_render():
     add_result("traffic-light", "mini-clip/random", 0.60, intervals=False)
     result = invoke("report")
     assert result.exit_code == 0, result.output
@@ -102,12 +124,17 @@ def test_older_result_files_without_intervals_still_render():
     assert "| 0.600 [-] | 0.600 [-] |" in Path("reports/report.md").read_text()
     (line,) = list(csv.DictReader(open("reports/results.csv", newline="")))
     assert line["low"] == line["high"] == ""
-    assert json.loads(Path("reports/results.json").read_text())["rows"][0]["intervals"] is None
+    assert json.loads(Path("reports/results.json").read_text())["entries"][0]["intervals"] is None
 
 
 def test_floor_passes(results):
-    result = invoke("report", "--fail-under", "traffic-light:mini-clip/random:balanced_accuracy=0.5",
-                    "--fail-under", "*:*:accuracy=0.3")
+    result = invoke(
+        "report",
+        "--fail-under",
+        "traffic-light:mini-clip/random:balanced_accuracy=0.5",
+        "--fail-under",
+        "*:*:accuracy=0.3",
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -132,83 +159,154 @@ def test_floor_that_matches_no_row_is_a_usage_error(results):
     assert result.exit_code == 2
     # Only stderr: the tables went to stdout before the spec could be checked against the rows.
     assert error_line(result.stderr) == (
-        "Error: --fail-under 'trafic-light:*:accuracy=0.5' matches no row. Available: pedestrian: mini-clip/random; "
+        "Error: --fail-under 'trafic-light:*:accuracy=0.5' matches no entry. Available: pedestrian: mini-clip/random; "
         "traffic-light: orbit-cnn/translate:4+hflip, mini-clip/random, mini-clip/dashcam-salient"
     )
 
 
-@pytest.mark.parametrize("spec", ["traffic-light:balanced_accuracy=0.5", "traffic-light:*:recall=0.5",
-                                  "traffic-light:*:accuracy=high", "traffic-light:*:accuracy"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "traffic-light:balanced_accuracy=0.5",
+        "traffic-light:*:recall=0.5",
+        "traffic-light:*:accuracy=high",
+        "traffic-light:*:accuracy",
+    ],
+)
 def test_malformed_floor_is_a_usage_error(results, spec):
     result = invoke("report", "--fail-under", spec)
     assert result.exit_code == 2
     assert error_line(result.output) == (
-        "Error: --fail-under expects TASK:ROW:METRIC=VALUE (TASK and ROW may be *; METRIC one of accuracy, "
+        "Error: --fail-under expects TASK:REPRESENTATION:METRIC=VALUE (TASK and REPRESENTATION may be *; METRIC one of "
+        "accuracy, "
         f"balanced_accuracy, macro_f1), e.g. traffic-light:*:balanced_accuracy=0.3; got '{spec}'"
     )
     assert not Path("reports").exists()  # checked before any work
 
 
-def make_baseline(results, folder="baseline"):
+def make_reference(results, folder="reference"):
     assert invoke("report", "--out", folder).exit_code == 0
     return f"{folder}/results.json"
 
 
 def test_compare_within_tolerance(results):
-    baseline = make_baseline(results)
+    reference = make_reference(results)
     add_result("traffic-light", "mini-clip/random", 0.58)  # 0.02 lower, well inside its own interval
-    result = invoke("report", "--compare", baseline, "--max-drop", "0.02")
+    result = invoke("report", "--compare", reference, "--max-drop", "0.02")
     assert result.exit_code == 0, result.output
 
 
 def test_compare_regression(results):
-    baseline = make_baseline(results)
+    reference = make_reference(results)
     add_result("traffic-light", "mini-clip/random", 0.45)
     add_result("traffic-light", "cnn/from-scratch", 0.95, method="cnn")
     shutil.rmtree("results/pedestrian")
-    result = invoke("report", "--compare", baseline, "--max-drop", "0.02")
+    result = invoke("report", "--compare", reference, "--max-drop", "0.02")
     assert result.exit_code == 1
-    regressions = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(regressions) == 1
-    assert regressions[0].startswith("Regression: traffic-light | mini-clip/random | linear-probe | seed 0: "
-                                     "balanced_accuracy 0.4500 (interval top 0.")
-    assert regressions[0].endswith(") < baseline 0.6000 - max drop 0.02")
-    assert "Added (not in the baseline): traffic-light | cnn/from-scratch | cnn | seed 0" in result.stdout
-    assert "Removed (only in the baseline): pedestrian | mini-clip/random | linear-probe | seed 0" in result.stdout
+    failures = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(failures) == 1
+    assert failures[0].startswith(
+        "Regression: traffic-light | mini-clip/random | linear-probe | seed 0: "
+        "balanced_accuracy 0.4500 (interval top 0."
+    )
+    assert failures[0].endswith(") < reference 0.6000 - max drop 0.02")
+    assert "Added (not in the reference): traffic-light | cnn/from-scratch | cnn | seed 0" in result.stdout
+    assert "Removed (only in the reference): pedestrian | mini-clip/random | linear-probe | seed 0" in result.stdout
 
 
-def test_missing_baseline_file(results):
-    result = invoke("report", "--compare", "baseline/results.json")
+def test_missing_reference_file(results):
+    result = invoke("report", "--compare", "reference/results.json")
     assert result.exit_code == 2
-    assert error_line(result.output) == "Error: Baseline file not found: baseline/results.json"
+    assert error_line(result.output) == "Error: Reference file not found: reference/results.json"
 
 
-def test_invalid_baseline_file(results):
-    Path("baseline.json").write_text(json.dumps({"records": []}))
-    result = invoke("report", "--compare", "baseline.json")
+def test_invalid_reference_file(results):
+    Path("reference.json").write_text(json.dumps({"records": []}))
+    result = invoke("report", "--compare", "reference.json")
     assert result.exit_code == 2
-    assert error_line(result.output).startswith("Error: Baseline file baseline.json is not a results.json written by `clipprobe report`")
+    assert error_line(result.output).startswith(
+        "Error: Reference file reference.json is not a results.json written by `clipprobe report`"
+    )
 
 
 def test_max_drop_needs_compare(results):
     result = invoke("report", "--max-drop", "0.05")
     assert result.exit_code == 2
-    assert error_line(result.output) == "Error: --max-drop needs --compare BASELINE.json"
+    assert error_line(result.output) == "Error: --max-drop needs --compare REFERENCE.json"
 
 
 def test_the_gate_from_python(results, tmp_path):
-    rows = build_report(results, tmp_path / "reports").rows
+    rows = build_report(results, tmp_path / "reports").entries
     assert check_floors(rows, ["pedestrian:*:accuracy=0.6"]) == []
     assert len(check_floors(rows, ["*:*:balanced_accuracy=0.65"])) == 2
-    with pytest.raises(UsageError, match="matches no row"):
+    with pytest.raises(UsageError, match="matches no entry"):
         check_floors(rows, ["pedestrian:cnn/from-scratch:accuracy=0.6"])
-    baseline = load_baseline(tmp_path / "reports" / "results.json")
-    same = compare(rows, baseline, max_drop=0.0)
+    reference = load_reference(tmp_path / "reports" / "results.json")
+    same = regressions(rows, reference, max_drop=0.0)
     assert (same.matched, same.regressed, same.added, same.removed) == (4, [], [], [])
-    # The rule: regressed when current_high < baseline - max_drop.
-    worse = [{**row, "intervals": {"balanced_accuracy": [0.1, 0.35]}} if row["row"] == "mini-clip/random" else row for row in rows]
-    assert [r["row"]["task"] for r in compare(worse, baseline, max_drop=0.2).regressed] == ["pedestrian", "traffic-light"]
-    assert [r["row"]["task"] for r in compare(worse, baseline, max_drop=0.3).regressed] == ["pedestrian"]  # 0.35 < 0.70 - 0.3
-    assert compare(worse, baseline, max_drop=0.36).regressed == []
+    # The rule: regressed when current_high < reference - max_drop.
+    worse = [
+        {**row, "intervals": {"balanced_accuracy": [0.1, 0.35]}} if row["representation"] == "mini-clip/random" else row
+        for row in rows
+    ]
+    assert [r["entry"]["task"] for r in regressions(worse, reference, max_drop=0.2).regressed] == [
+        "pedestrian",
+        "traffic-light",
+    ]
+    assert [r["entry"]["task"] for r in regressions(worse, reference, max_drop=0.3).regressed] == [
+        "pedestrian"
+    ]  # 0.35 < 0.70 - 0.3
+    assert regressions(worse, reference, max_drop=0.36).regressed == []
     with pytest.raises(UsageError):
-        compare(rows, baseline, max_drop=-0.1)
+        regressions(rows, reference, max_drop=-0.1)
+
+
+# --- pure logic, without rendering a report ----------------------------------------------------------------
+
+
+def test_parse_floor_keeps_colons_in_representation_names():
+    floor = parse_floor("traffic-light:orbit-cnn/translate:4+hflip:macro_f1=0.85")
+    assert (floor.target, floor.metric, floor.value) == ("traffic-light:orbit-cnn/translate:4+hflip", "macro_f1", 0.85)
+    entry = {"task": "traffic-light", "representation": "orbit-cnn/translate:4+hflip"}
+    assert floor.matches(entry) and parse_floor("*:*:accuracy=0").matches(entry)
+    assert not parse_floor("pedestrian:*:accuracy=0").matches(entry)
+
+
+@pytest.mark.parametrize(
+    ("selection", "cell"),
+    [
+        ({"parameter": "C", "chosen": 0.01}, "C=0.01"),
+        ({"parameter": "alpha", "chosen": 100.0, "at_grid_edge": True}, "alpha=100 (grid edge)"),
+        ({"parameter": "epoch", "chosen": 7}, "epoch 7"),
+        ({"parameter": None, "chosen": None, "note": "nothing is chosen"}, None),
+    ],
+)
+def test_the_chosen_hyperparameter_as_a_cell(selection, cell):
+    assert selected(selection) == cell
+
+
+def test_a_number_with_its_interval_or_a_dash():
+    entry = {"balanced_accuracy": 0.9734, "intervals": {"balanced_accuracy": [0.9621, 0.9833]}, "accuracy": 0.5}
+    assert cell("balanced_accuracy", entry) == "0.973 [0.962, 0.983]"
+    assert cell("balanced_accuracy", entry, separator="\n") == "0.973\n[0.962, 0.983]"
+    assert cell("accuracy", entry) == "0.500 [-]"
+
+
+def test_means_across_seeds_use_the_sample_standard_deviation():
+    entries = [
+        {
+            "task": "t",
+            "representation": "r",
+            "method": "m",
+            "shots": None,
+            "seed": seed,
+            "balanced_accuracy": value,
+            "accuracy": value,
+            "macro_f1": value,
+        }
+        for seed, value in ((0, 0.5), (1, 0.7))
+    ]
+    (summary,) = aggregate(entries)
+    assert summary["seeds"] == [0, 1] and summary["balanced_accuracy"]["mean"] == pytest.approx(0.6)
+    assert summary["balanced_accuracy"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert aggregate(entries[:1])[0]["balanced_accuracy"]["std"] is None

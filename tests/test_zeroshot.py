@@ -10,13 +10,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from clipprobe.baselines import get_baseline
+from clipprobe.baselines.registry import get_baseline
 from clipprobe.baselines.zeroshot import class_embeddings, zero_shot
-from clipprobe.cli import app
-from clipprobe.errors import UsageError
-from clipprobe.features import ExtractorConfig, extract_features
-from clipprobe.models import create_model, resolve_weights
-from clipprobe.tasks import get_task
+from clipprobe.cli.app import app
+from clipprobe.core.errors import UsageError
+from clipprobe.data.task import get_task
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.features.extract import extract_features
+from clipprobe.features.weights import create_model, resolve_weights
 
 PROMPTS = {
     "red": ["a red traffic light", "the light is red"],
@@ -43,8 +44,8 @@ def test_zero_shot_predicts_the_most_similar_class_and_chooses_nothing(tiny_mode
     config = ExtractorConfig(model=tiny_model, pretrained="random")
     record, path = zero_shot(task, config, tmp_path / "results", prompts=PROMPTS)
     assert path == tmp_path / "results" / "tiny-light" / "tiny-clip-random__zero-shot__seed0.json"
-    assert record["method"] == "zero-shot" and record["row"] == "tiny-clip/random"
-    assert record["selection"]["split"] is None and record["prompts"] == PROMPTS
+    assert record.method == "zero-shot" and record.representation == "tiny-clip/random"
+    assert record.selection.split is None and record.prompts == PROMPTS
 
     # The same numbers by hand: cosine similarity of the cached test features to the class embeddings.
     test = task.source.load()["test"]
@@ -52,17 +53,25 @@ def test_zero_shot_predicts_the_most_similar_class_and_chooses_nothing(tiny_mode
     features /= np.linalg.norm(features, axis=1, keepdims=True)
     predicted = (features @ class_embeddings(config, PROMPTS).T).argmax(axis=1)
     labels = task.labels(test)
-    assert record["metrics"]["accuracy"] == pytest.approx(float(np.mean(predicted == labels)))
-    assert record["metrics"]["n"] == len(labels) == 30
+    assert record.metrics["accuracy"] == pytest.approx(float(np.mean(predicted == labels)))
+    assert record.metrics["n"] == len(labels) == 30
 
     again, _ = zero_shot(task, config, tmp_path / "results", prompts=PROMPTS)
-    assert again["run"]["reused"] is True
+    assert again.run["reused"] is True
     other, _ = zero_shot(task, config, tmp_path / "results", prompts={**PROMPTS, "go": ["x"]} | {"green": ["green"]})
-    assert "reused" not in other["run"]  # other prompts, another run
+    assert "reused" not in other.run  # other prompts, another run
 
 
 def test_every_world_task_ships_prompts_for_every_class():
-    for name in ("traffic-light", "pedestrian", "pedestrian-side", "car-colour", "clouds", "time-of-day", "traffic-light-crops"):
+    for name in (
+        "traffic-light",
+        "pedestrian",
+        "pedestrian-side",
+        "car-colour",
+        "clouds",
+        "time-of-day",
+        "traffic-light-crops",
+    ):
         task = get_task(name)
         assert set(task.prompts) == set(task.classes), name
         assert all(task.prompts[c] for c in task.classes)
@@ -72,7 +81,10 @@ def test_zero_shot_errors_name_the_problem(tiny_model, tiny_tasks):
     task = tiny_tasks["tiny-light"]
     with pytest.raises(UsageError, match=r"^Task 'tiny-light' has no zero-shot prompts; add a \[prompts\] table"):
         zero_shot(task, ExtractorConfig(model=tiny_model, pretrained="random"))
-    with pytest.raises(UsageError, match=r"^Zero-shot prompts for task 'tiny-light' lack the classes amber; classes: red, amber, green$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^Zero-shot prompts for task 'tiny-light' lack the classes amber; classes: red, amber, green$",
+    ):
         zero_shot(task, ExtractorConfig(model=tiny_model, pretrained="random"), prompts={"red": ["r"], "green": ["g"]})
     with pytest.raises(UsageError, match=r"^Zero-shot needs an open_clip model's final embedding"):
         zero_shot(dataclasses.replace(task, prompts=PROMPTS), ExtractorConfig(extractor="pixels"))
@@ -85,22 +97,27 @@ def test_prompts_from_a_file_on_the_command_line(tiny_model, tiny_tasks):
     args = ["probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random"]
     result = CliRunner().invoke(app, [*args, "--baselines", "zero-shot:prompts.toml"])
     assert result.exit_code == 0, result.output
-    assert re.search(r"^tiny-light \| tiny-clip/random \| zero-shot \| balanced accuracy \d\.\d{3}.* \| nothing chosen -> results/",
-                     result.output, re.M), result.output
+    assert re.search(
+        r"^tiny-light \| tiny-clip/random \| zero-shot \| balanced accuracy \d\.\d{3}.* \| nothing chosen -> results/",
+        result.output,
+        re.M,
+    ), result.output
 
     Path("bad.toml").write_text('red = "not a list"\n')
     result = CliRunner().invoke(app, [*args, "--baselines", "zero-shot:bad.toml"])
     assert result.exit_code == 2
-    assert result.output.strip() == ('Error: Prompt file bad.toml: [prompts] must map each class to a list of prompts, '
-                                     'e.g. red = ["a red traffic light"]')
+    assert result.output.strip() == (
+        "Error: Prompt file bad.toml: [prompts] must map each class to a list of prompts, "
+        'e.g. red = ["a red traffic light"]'
+    )
     result = CliRunner().invoke(app, [*args, "--baselines", "zero-shot:missing.toml"])
     assert result.output.strip() == "Error: Prompt file not found: missing.toml" and result.exit_code == 2
 
 
 def test_a_task_file_can_carry_prompts(tmp_path):
-    from clipprobe.sources import load_task_file
-
     from PIL import Image
+
+    from clipprobe.data.taskfile import load_task_file
 
     (tmp_path / "photos" / "red").mkdir(parents=True)
     Image.new("RGB", (8, 8), (200, 0, 0)).save(tmp_path / "photos" / "red" / "1.png")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..errors import UsageError
-from ..features import ExtractorConfig
-from ..tasks import Task
+from ..core.errors import UsageError
+from ..data.task import Task
+from ..features.config import ExtractorConfig
+from ..probes.probe import Outcome, probe
 from .registry import BASELINES
 
 
@@ -26,23 +28,33 @@ class ProbeControl:
             raise UsageError(f"Baseline '{self.name}' takes no option (got '{self.name}:{option}')")
 
     def run(
-        self, task: Task, config: ExtractorConfig, results_dir: Path, *,
-        option: str | None = None, budget: dict[str, Any] | None = None, refresh: bool = False,
-    ) -> tuple[dict[str, Any], Path]:
+        self,
+        task: Task,
+        config: ExtractorConfig,
+        results_dir: Path,
+        *,
+        option: str | None = None,
+        budget: dict[str, Any] | None = None,
+        refresh: bool = False,
+    ) -> Outcome:
         self.check_option(option)
-        from ..pipeline import probe  # the pipeline runs baselines, so it is imported when one runs
-
         return probe(task, self.configure(config), results_dir=results_dir, refresh=refresh)
 
 
-BASELINES.register("pixels", ProbeControl(
+BASELINES.register(
     "pixels",
-    "Linear probe on the raw pixels downsampled to 32x32 (3,072 numbers): what the input gives without any network",
-    # Pixels have only one "layer": the pixels themselves.
-    lambda config: dataclasses.replace(config, extractor="pixels", pretrained=None, layer="embedding"),
-))
-BASELINES.register("random", ProbeControl(
+    ProbeControl(
+        "pixels",
+        "Linear probe on the raw pixels downsampled to 32x32 (3,072 numbers): what the input gives without any network",
+        # Pixels have only one "layer": the pixels themselves.
+        lambda config: dataclasses.replace(config, extractor="pixels", pretrained=None, layer="embedding"),
+    ),
+)
+BASELINES.register(
     "random",
-    "Linear probe on the probed architecture with random weights: what the architecture gives without pretraining",
-    lambda config: dataclasses.replace(config, extractor="open_clip", pretrained="random"),
-))
+    ProbeControl(
+        "random",
+        "Linear probe on the probed architecture with random weights: what the architecture gives without pretraining",
+        lambda config: dataclasses.replace(config, extractor="open_clip", pretrained="random"),
+    ),
+)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import UsageError
-from ..progress import track
-from ..tasks import DataSource
+from ..core.errors import UsageError
+from ..core.progress import track
+from ..data.task import DataSource
 
 # (source fingerprint, image column, split, rows in the split, size) -> (N, 3, size, size) uint8.
 # The dashcam world at 64 px is 43 MB for all three probe splits; a few sources fit comfortably.

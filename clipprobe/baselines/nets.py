@@ -12,7 +12,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 from torchvision.ops import Conv2dNormActivation
 
-from ..invariance import Group, orbit_average
+from ..features.orbits import Group, orbit_average
 
 WIDTHS = (16, 32, 64, 128)
 ARCHITECTURE = "resnet10-w16"
@@ -91,8 +91,14 @@ class OrbitCNN(CNN):
     mode, and whenever k is None or >= |G|, the whole orbit is used: every prediction that is scored or
     selected on is the exact orbit average."""
 
-    def __init__(self, num_classes: int, group: Group, standardise: Standardise | None = None,
-                 widths: tuple[int, ...] = WIDTHS, train_elements: int | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        group: Group,
+        standardise: Standardise | None = None,
+        widths: tuple[int, ...] = WIDTHS,
+        train_elements: int | None = None,
+    ):
         super().__init__(num_classes, standardise, widths)
         self.group = group
         self.train_elements = train_elements

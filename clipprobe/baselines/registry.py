@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import UsageError
-from ..registry import Registry
+from ..core.errors import UsageError
+from ..core.registry import Registry
 
 if TYPE_CHECKING:
-    from ..features import ExtractorConfig
-    from ..tasks import Task
+    from ..data.task import Task
+    from ..features.config import ExtractorConfig
+    from ..results import Result
 
 # What `clipprobe probe` runs beside the probe unless told otherwise.
 DEFAULT_BASELINES = ("cnn", "orbit-cnn", "pixels", "random")
@@ -26,9 +27,15 @@ class Baseline(Protocol):
         """Raise UsageError when `option` (the text after NAME:) or the budget overrides do not fit this baseline."""
 
     def run(
-        self, task: Task, config: ExtractorConfig, results_dir: Path, *,
-        option: str | None = None, budget: dict[str, Any] | None = None, refresh: bool = False,
-    ) -> tuple[dict[str, Any], Path]: ...
+        self,
+        task: Task,
+        config: ExtractorConfig,
+        results_dir: Path,
+        *,
+        option: str | None = None,
+        budget: dict[str, Any] | None = None,
+        refresh: bool = False,
+    ) -> tuple[Result, Path]: ...
 
 
 BASELINES: Registry[Baseline] = Registry("baseline")

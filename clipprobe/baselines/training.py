@@ -15,9 +15,9 @@ from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..errors import UsageError
-from ..probe import SELECTION_METRIC
-from ..progress import err_console, progress_bar
+from ..core.errors import UsageError
+from ..core.progress import err_console, progress_bar
+from ..probes.fit import SELECTION_METRIC
 
 # A validation score that no later epoch can beat; training stops there with the same result.
 PERFECT = 1.0
@@ -79,7 +79,9 @@ def parse_budget(text: str | None) -> dict[str, Any]:
     for part in text.split(","):
         key, sep, value = (s.strip() for s in part.partition("="))
         if key not in fields or not sep:
-            raise UsageError(f"Budget expects KEY=VALUE[,KEY=VALUE...] with KEY one of {', '.join(fields)}; got '{part}'")
+            raise UsageError(
+                f"Budget expects KEY=VALUE[,KEY=VALUE...] with KEY one of {', '.join(fields)}; got '{part}'"
+            )
         default = fields[key].default
         if value.lower() == "none" and key in ("max_seconds", "orbit_train_elements"):
             overrides[key] = None
@@ -138,7 +140,7 @@ def predict(model: nn.Module, images: torch.Tensor, budget: Budget) -> torch.Ten
     model.eval()
     copies = len(model.group) if hasattr(model, "group") else 1
     batch = max(1, budget.eval_batch_images // copies)
-    out = [model(images[i:i + batch].float().div_(255)) for i in range(0, len(images), batch)]
+    out = [model(images[i : i + batch].float().div_(255)) for i in range(0, len(images), batch)]
     return torch.cat(out) if out else torch.empty((0, model.head.out_features))
 
 
@@ -181,7 +183,10 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(
         _Augmented(train_images, train_y, augmentation(augment, budget.image_size)),
-        batch_size=budget.batch_size, shuffle=True, generator=generator, num_workers=0,
+        batch_size=budget.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=0,
         drop_last=len(train_images) > budget.batch_size,  # every step a full batch (BatchNorm needs > 1 image)
     )
     optimiser = torch.optim.AdamW(model.parameters(), lr=budget.learning_rate, weight_decay=budget.weight_decay)
@@ -213,7 +218,9 @@ def fit(
             if score > best_score:
                 best_state, best_score, chosen_epoch = copy.deepcopy(model.state_dict()), score, epoch
             seconds.append(time.perf_counter() - epoch_started)
-            progress.update(job, advance=1, description=f"{description} (val. bal. acc. {score:.3f}, best {best_score:.3f})")
+            progress.update(
+                job, advance=1, description=f"{description} (val. bal. acc. {score:.3f}, best {best_score:.3f})"
+            )
             if best_score >= PERFECT:
                 # No later epoch can be chosen (ties go to the earliest), so the result is the one the whole
                 # budget would give: stopping only saves the time.

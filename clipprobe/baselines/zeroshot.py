@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
-from ..features import ExtractorConfig, extract_features
-from ..probe import score_predictions
-from ..results import DEFAULT_RESULTS_DIR, data_section, package_versions, reusable, run_section, write_result
-from ..sources import read_prompt_file
-from ..storage import stable_hash
-from ..tasks import Task
+from ..core.errors import UsageError
+from ..data.task import Task
+from ..data.taskfile import read_prompt_file
+from ..features.config import ExtractorConfig
+from ..features.extract import extract_features
+from ..probes.metrics import score_predictions
+from ..probes.probe import Outcome
+from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, data_section, reuse
 from .registry import BASELINES
 
 # Bump when zero-shot scoring changes, so that stored results are not reused.
@@ -27,12 +29,16 @@ def task_prompts(task: Task, prompts: Mapping[str, list[str] | tuple[str, ...]] 
     """The prompts per class: `prompts` if given, else the task's own; every class needs at least one."""
     chosen = prompts if prompts is not None else task.prompts
     if not chosen:
-        raise UsageError(f"Task '{task.name}' has no zero-shot prompts; add a [prompts] table to its task file "
-                         "(class = [\"a photo of ...\"]) or pass prompts")
+        raise UsageError(
+            f"Task '{task.name}' has no zero-shot prompts; add a [prompts] table to its task file "
+            '(class = ["a photo of ..."]) or pass prompts'
+        )
     missing = [name for name in task.classes if not chosen.get(name)]
     if missing:
-        raise UsageError(f"Zero-shot prompts for task '{task.name}' lack the classes {', '.join(missing)}; "
-                         f"classes: {', '.join(task.classes)}")
+        raise UsageError(
+            f"Zero-shot prompts for task '{task.name}' lack the classes {', '.join(missing)}; "
+            f"classes: {', '.join(task.classes)}"
+        )
     return {name: list(chosen[name]) for name in task.classes}
 
 
@@ -41,7 +47,8 @@ def class_embeddings(config: ExtractorConfig, prompts: dict[str, list[str]]) -> 
     import open_clip
     import torch
 
-    from ..models import create_model, hub_offline, hub_reachable, resolve_weights
+    from ..core.hub import hub_offline, hub_reachable
+    from ..features.weights import create_model, resolve_weights
 
     spec = resolve_weights(config.model, config.pretrained)
     model, _ = create_model(spec, device=config.device, precision=config.precision, seed=config.seed)
@@ -64,20 +71,29 @@ def zero_shot(
     results_dir: Path = DEFAULT_RESULTS_DIR,
     prompts: Mapping[str, list[str] | tuple[str, ...]] | None = None,
     refresh: bool = False,
-) -> tuple[dict[str, Any], Path]:
+) -> Outcome:
     """Score `task`'s test images by their most similar class prompt; nothing is fitted or chosen, so no
     labels other than the test labels (for the score) are read. Returns (record, path)."""
     config = config or ExtractorConfig()
     if config.extractor != "open_clip" or config.layer != "embedding":
-        raise UsageError("Zero-shot needs an open_clip model's final embedding (--extractor open_clip, --layer embedding), "
-                         f"got extractor '{config.extractor}', layer '{config.layer}'")
+        raise UsageError(
+            "Zero-shot needs an open_clip model's final embedding (--extractor open_clip, --layer embedding), "
+            f"got extractor '{config.extractor}', layer '{config.layer}'"
+        )
     started = time.perf_counter()
     chosen = task_prompts(task, prompts)
     features = extract_features(task.source, config, splits=("test",))
-    identity = {"task": task.name, "method": "zero-shot", "row": features.meta["row"], "seed": config.seed}
-    identity["key"] = stable_hash({**identity, "code": ZERO_SHOT_VERSION, "features": features.meta["keys"],
-                                   "prompts": chosen, "classes": list(task.classes), "where": [list(c) for c in task.where]})
-    if not refresh and (stored := reusable(identity, results_dir)) is not None:
+    identity = Identity(task.name, features.meta["representation"], "zero-shot", config.seed)
+    key = identity.key(
+        {
+            "code": ZERO_SHOT_VERSION,
+            "features": features.meta["keys"],
+            "prompts": chosen,
+            "classes": list(task.classes),
+            "where": [list(c) for c in task.where],
+        }
+    )
+    if not refresh and (stored := reuse(identity, key, results_dir)) is not None:
         return stored
 
     test = task.source.load()["test"]
@@ -85,23 +101,33 @@ def zero_shot(
     images /= np.linalg.norm(images, axis=1, keepdims=True).clip(min=1e-12)
     similarity = images @ class_embeddings(config, chosen).T
     labels = task.labels(test)
-    record = {
-        **identity,
-        "model": features.meta["model"],
-        "pretrained": features.meta["pretrained"],
-        "weights": features.meta["identity"].get("weights", {"kind": "none"}),
-        "classes": list(task.classes),
-        "metrics": score_predictions(labels, similarity.argmax(axis=1), task.classes),
-        "selection": {"metric": None, "split": None, "at_grid_edge": False,
-                      "note": "nothing is chosen: the prompts are fixed before any data is seen"},
-        "prompts": chosen,
-        "data": data_section(task, {"test": len(labels)}),
-        "features": {"dim": int(images.shape[1]), "layer": config.layer, "precision": config.precision,
-                     "cache_keys": features.meta["keys"]},
-        "versions": package_versions(),
-        "run": run_section(started, extracted_splits=features.computed),
-    }
-    return record, write_result(record, results_dir)
+    record = Result.build(
+        identity,
+        key,
+        started,
+        {"extracted_splits": features.computed},
+        model=features.meta["model"],
+        pretrained=features.meta["pretrained"],
+        weights=features.meta["identity"].get("weights", {"kind": "none"}),
+        classes=list(task.classes),
+        metrics=score_predictions(labels, similarity.argmax(axis=1), task.classes),
+        selection=Selection(
+            metric=None,
+            split=None,
+            parameter=None,
+            chosen=None,
+            note="nothing is chosen: the prompts are fixed before any data is seen",
+        ),
+        prompts=chosen,
+        data=data_section(task, {"test": len(labels)}),
+        features={
+            "dim": int(images.shape[1]),
+            "layer": config.layer,
+            "precision": config.precision,
+            "cache_keys": features.meta["keys"],
+        },
+    )
+    return record, record.write(results_dir)
 
 
 @dataclass(frozen=True)
@@ -109,18 +135,28 @@ class ZeroShotBaseline:
     """The registry's face of `zero_shot`: the probed model itself, used as CLIP users use it."""
 
     name: str = "zero-shot"
-    description: str = ("Zero-shot classification by the probed model's own text tower: each test image gets the class "
-                         "whose prompts it is most similar to (no training; prompts from the task, or zero-shot:FILE.toml)")
+    description: str = (
+        "Zero-shot classification by the probed model's own text tower: each test image gets the class "
+        "whose prompts it is most similar to (no training; prompts from the task, or zero-shot:FILE.toml)"
+    )
 
     def check_option(self, option: str | None, budget: dict[str, Any] | None = None) -> None:
         if option is not None:
             read_prompt_file(option)
 
     def run(
-        self, task: Task, config: ExtractorConfig, results_dir: Path, *,
-        option: str | None = None, budget: dict[str, Any] | None = None, refresh: bool = False,
-    ) -> tuple[dict[str, Any], Path]:
-        return zero_shot(task, config, results_dir, prompts=read_prompt_file(option) if option else None, refresh=refresh)
+        self,
+        task: Task,
+        config: ExtractorConfig,
+        results_dir: Path,
+        *,
+        option: str | None = None,
+        budget: dict[str, Any] | None = None,
+        refresh: bool = False,
+    ) -> Outcome:
+        return zero_shot(
+            task, config, results_dir, prompts=read_prompt_file(option) if option else None, refresh=refresh
+        )
 
 
 BASELINES.register("zero-shot", ZeroShotBaseline())

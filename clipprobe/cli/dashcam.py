@@ -1,0 +1,331 @@
+"""The dashcam application's commands: pretrain, experiment curation, data show, data pairs, invariance. Only these
+take the dashcam world's options; the tool's commands reach another world through a task name
+(`--task 'traffic-light[light_size=0.03:0.06]'`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..core.progress import console, err_console
+from .app import command, data_command, experiment_command, library
+from .options import (
+    DEFAULT_RESULTS_DIR,
+    BatchOpt,
+    DeviceOpt,
+    ExtractorOpt,
+    ModelOpt,
+    OrbitOpt,
+    Precision,
+    PrecisionOpt,
+    PretrainedOpt,
+    ResultsOpt,
+    SeedOpt,
+    extractor_config,
+)
+from .tool import print_outcome
+
+# The dashcam world's settings, shared by the commands that read it. None keeps the default.
+WorldSeedOpt = Annotated[Optional[int], typer.Option("--world-seed", help="Seed of the dashcam world.")]
+ImageSizeOpt = Annotated[
+    Optional[int], typer.Option("--image-size", help="Dashcam image size in pixels (default 224).")
+]
+LightSizeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--light-size", help="Traffic-light height range MIN:MAX, fractions of the image (default 0.08:0.26)."
+    ),
+]
+PedestrianSizeOpt = Annotated[
+    Optional[str], typer.Option("--pedestrian-size", help="Pedestrian height range MIN:MAX (default 0.16:0.32).")
+]
+# Not under results/: `clipprobe report` reads results/*/*.json as result records (clipprobe.dashcam.invariance has the
+# same default).
+DEFAULT_INVARIANCE_DIR = Path("results-invariance")
+
+
+def world_from_options(world_seed, image_size, light_size, pedestrian_size):
+    """The dashcam world the options describe, or None for the default one."""
+    from ..dashcam.tasks import size_range, world_config
+
+    return world_config(
+        world_seed,
+        image_size,
+        None if light_size is None else size_range("--light-size", light_size),
+        None if pedestrian_size is None else size_range("--pedestrian-size", pedestrian_size),
+    )
+
+
+@command
+def pretrain(
+    out: Annotated[Path, typer.Option(help="Folder for the open_clip-format checkpoint.")],
+    captions: Annotated[
+        str, typer.Option(help="Caption policy: salient, descriptive, mixed:P or attribute-dropout:NAME.")
+    ] = "salient",
+    model: ModelOpt = "mini-clip",
+    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (default: the built-in recipe's, 250).")] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", help="Image-caption pairs per step (default 64).")
+    ] = None,
+    width: Annotated[
+        Optional[int], typer.Option(help="Width of the image tower (default: the model config's).")
+    ] = None,
+    image_size: Annotated[
+        Optional[int],
+        typer.Option("--image-size", help="Input size of the image tower in pixels (default: the model config's)."),
+    ] = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "cpu",
+):
+    """Pretrain a small CLIP-style model on the dashcam world under a caption policy.
+
+    Examples: clipprobe pretrain --captions descriptive --out models/descriptive
+              clipprobe pretrain --captions descriptive --width 32 --image-size 96 --steps 2000 --device cuda --out models/big
+    """
+    from ..dashcam.pretrain import PretrainConfig
+    from ..dashcam.pretrain import pretrain as run_pretrain
+    from ..features.devices import check_device
+
+    library()
+    check_device(device)
+    chosen = {"steps": steps, "batch_size": batch_size, "width": width, "image_size": image_size}
+    config = PretrainConfig(
+        model=model, captions=captions, seed=seed, **{k: v for k, v in chosen.items() if v is not None}
+    )
+    folder = run_pretrain(config, out, device=device)
+    # A scaled architecture is not a registered config in a new process; its folder carries the config.
+    load = f"--model local-dir:{folder}" if width or image_size else f"--model {model} --pretrained {folder}"
+    console.print(f"Saved {folder}; load it with: clipprobe extract {load}")
+
+
+@experiment_command
+def curation(
+    policies: Annotated[
+        str,
+        typer.Option(
+            help="Caption policies, comma-separated; one model is pretrained for each. "
+            "mixed:P for several P draws the dose-response plot."
+        ),
+    ] = "salient,descriptive,mixed:0.1",
+    tasks: Annotated[
+        Optional[str], typer.Option(help="World tasks, comma-separated (default: every dashcam task).")
+    ] = None,
+    baselines: Annotated[
+        str, typer.Option(help="Baselines beside the pretrained models ('none': no baselines).")
+    ] = "cnn,orbit-cnn:hflip,pixels,random",
+    budget: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Overrides of the trained baselines' budget, e.g. epochs=24 "
+            "(the experiment's own: epochs=10,orbit_train_elements=1)."
+        ),
+    ] = None,
+    attributes: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Counterfactual attributes for the invariance columns, "
+            "comma-separated ('none' skips them; default: all)."
+        ),
+    ] = None,
+    pairs: Annotated[int, typer.Option(help="Counterfactual pairs per attribute.")] = 100,
+    zero_shot: Annotated[
+        bool, typer.Option("--zero-shot/--no-zero-shot", help="Add each model's zero-shot row.")
+    ] = True,
+    models: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--model",
+            help="Also probe this open_clip model on the same tasks: "
+            "MODEL@WEIGHTS (a tag, checkpoint file or folder) or hf-hub:ORG/NAME; repeatable.",
+        ),
+    ] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Pretraining steps (default: the built-in recipe's).")] = None,
+    seed: SeedOpt = 0,
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Recompute every result and score (weights and features stay cached).")
+    ] = False,
+):
+    """Pretrain one mini CLIP per caption policy, probe every dashcam task and score invariance, beside the baselines.
+
+    Same world, recipe and seed for every policy: only the captions differ. Everything is cached, so a
+    re-run does only new work. Writes the headline table to RESULTS/experiments/; `clipprobe report` renders it.
+
+    Examples: clipprobe experiment curation --policies mixed:0,0.01,0.05,0.2,1
+              clipprobe experiment curation --model ViT-B-32@openai --model ViT-B-32@/models/vit-b-32.bin
+    """
+    from ..baselines.training import parse_budget
+    from ..dashcam.experiment import DEFAULT_EXPERIMENT_BUDGET, WORLD_TASK_NAMES, CurationExperiment, run_curation
+    from ..dashcam.pretrain import PretrainConfig
+    from ..dashcam.report import experiment_table
+
+    library()
+
+    recipe = PretrainConfig() if steps is None else PretrainConfig(steps=steps)
+    experiment = CurationExperiment(
+        policies=tuple(_expand_policies(policies)),
+        tasks=tuple(_split(tasks)) if tasks else WORLD_TASK_NAMES,
+        baselines=baselines,
+        budget={**DEFAULT_EXPERIMENT_BUDGET, **parse_budget(budget)},
+        attributes=None if attributes is None else tuple(a for a in _split(attributes) if a != "none"),
+        pairs=pairs,
+        zero_shot=zero_shot,
+        models=tuple(models or ()),
+        recipe=recipe,
+        seed=seed,
+    )
+    record, path = run_curation(
+        experiment,
+        results_dir=results,
+        refresh=refresh,
+        on_result=print_outcome,
+        on_stage=lambda text: console.print(text, style="bold"),
+    )
+
+    console.print(experiment_table(record))
+    console.print(f"Headline table -> {path}; render everything with: clipprobe report --results {results}")
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _expand_policies(text: str) -> list[str]:
+    """`mixed:0,0.01,0.2` is shorthand for mixed:0,mixed:0.01,mixed:0.2: a bare number continues the family before it."""
+    policies: list[str] = []
+    for part in _split(text):
+        family = policies[-1].partition(":")[0] if policies else None
+        policies.append(f"{family}:{part}" if family and part[:1].isdigit() else part)
+    return policies
+
+
+@data_command
+def show(
+    task: Annotated[str, typer.Option(help="Task whose images to show.")] = "traffic-light",
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("reports/contact-sheet.png"),
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 12,
+    split: Annotated[str, typer.Option(help="Split to sample from.")] = "train",
+    seed: SeedOpt = 0,
+    world_seed: WorldSeedOpt = None,
+    image_size: ImageSizeOpt = None,
+    light_size: LightSizeOpt = None,
+    pedestrian_size: PedestrianSizeOpt = None,
+):
+    """Write a contact sheet: sample images with their labels and, for the dashcam world, one caption per policy.
+
+    Example: clipprobe data show --task traffic-light --light-size 0.03:0.06 --out sheet.png
+    """
+    from ..dashcam.sheets import contact_sheet
+    from ..dashcam.tasks import with_world
+    from ..data.task import get_task
+
+    library()
+    world = world_from_options(world_seed, image_size, light_size, pedestrian_size)
+    path = contact_sheet(with_world(get_task(task), world), out, n=n, split=split, seed=seed)
+    console.print(f"Wrote {path}")
+
+
+@data_command
+def pairs(
+    attribute: Annotated[
+        str, typer.Option(help="Attribute to flip (traffic-light, pedestrian, car-colour, time-of-day).")
+    ],
+    n: Annotated[int, typer.Option("--n", help="Number of pairs.")] = 200,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the pairs dataset (default: in the cache).")] = None,
+    world_seed: WorldSeedOpt = None,
+    image_size: ImageSizeOpt = None,
+    light_size: LightSizeOpt = None,
+    pedestrian_size: PedestrianSizeOpt = None,
+):
+    """Render counterfactual pairs: the same scene, every random draw kept, with one attribute changed.
+
+    Example: clipprobe data pairs --attribute traffic-light --n 200
+    """
+    from ..dashcam.pairs import make_pairs
+    from ..dashcam.world import WorldConfig
+
+    library()
+    world = world_from_options(world_seed, image_size, light_size, pedestrian_size) or WorldConfig()
+    path = make_pairs(attribute, n=n, config=world, out=out)
+    console.print(
+        f"Wrote {n} {attribute} pairs to {path} (a datasets.Dataset: image_a, image_b, value_a, value_b, index, region)"
+    )
+
+
+@command
+def invariance(
+    attribute: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="Counterfactual attribute (traffic-light, pedestrian, car-colour, time-of-day). Repeat for several; default all."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="Pairs per attribute.")] = 200,
+    model: ModelOpt = "mini-clip",
+    pretrained: PretrainedOpt = None,
+    device: DeviceOpt = "cpu",
+    batch_size: BatchOpt = 64,
+    precision: PrecisionOpt = Precision.fp32,
+    seed: Annotated[int, typer.Option(help="Seed for the unrelated pairs, the bootstrap and random weights.")] = 0,
+    resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples for the 95% interval.")] = 1000,
+    results: Annotated[
+        Path, typer.Option("--results", help="Folder for the invariance result files.")
+    ] = DEFAULT_INVARIANCE_DIR,
+    extractor: ExtractorOpt = "open_clip",
+    orbit: OrbitOpt = None,
+    refresh: Annotated[bool, typer.Option(help="Re-embed the pairs even when cached embeddings exist.")] = False,
+    world_seed: WorldSeedOpt = None,
+    image_size: ImageSizeOpt = None,
+    light_size: LightSizeOpt = None,
+    pedestrian_size: PedestrianSizeOpt = None,
+):
+    """How much a frozen embedding reacts to an attribute: mean cosine distance within counterfactual pairs
+    over that between unrelated images (0 = blind to it, about 1 = as far as another scene), 95% bootstrap interval.
+
+    Examples: clipprobe invariance --attribute traffic-light --n 200;
+    clipprobe invariance --model ViT-B-32 --pretrained laion2b_s34b_b79k --orbit hflip
+    """
+    from rich.table import Table
+
+    from ..dashcam.invariance import measure_invariance
+
+    library()
+    world = world_from_options(world_seed, image_size, light_size, pedestrian_size)
+    config = extractor_config(
+        model=model,
+        pretrained=pretrained,
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+        seed=seed,
+        extractor=extractor,
+        orbit=orbit,
+    )
+    record, path = measure_invariance(
+        attribute, config, n=n, world=world, seed=seed, resamples=resamples, results_dir=results, refresh=refresh
+    )
+    table = Table(
+        title=f"Invariance of {record['representation']}",
+        title_justify="left",
+        caption="score = mean cosine distance within pairs / between unrelated images; 0 = blind to the attribute",
+    )
+    for column in ("Attribute", "Score", "95% interval", "n pairs", "Mean pair distance", "Mean unrelated distance"):
+        table.add_column(column, justify="left" if column == "Attribute" else "right", no_wrap=True)
+    for name, stats in record["scores"].items():
+        score = "undefined" if stats["score"] is None else f"{stats['score']:.3f}"
+        interval = "-" if stats["interval"] is None else f"{stats['interval'][0]:.3f} – {stats['interval'][1]:.3f}"
+        table.add_row(
+            name,
+            score,
+            interval,
+            str(stats["n_pairs"]),
+            f"{stats['mean_pair_distance']:.4f}",
+            f"{stats['mean_unrelated_distance']:.4f}",
+        )
+    console.print(table)
+    for name, stats in record["scores"].items():
+        if "error" in stats:
+            err_console.print(f"Warning: {name}: {stats['error']}")
+    console.print(f"Wrote {path}")

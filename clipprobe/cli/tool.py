@@ -1,0 +1,430 @@
+"""The tool's commands: tasks, models, extract, probe, report, and the registries' listings (probes, baselines,
+groups, extractors, schemes)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..core.errors import ClipProbeError, UsageError
+from ..core.progress import console, err_console
+from ..features.chunks import DEFAULT_CHUNK_ROWS
+from .app import command, library
+from .options import (
+    DEFAULT_REPORTS_DIR,
+    DEFAULT_RESULTS_DIR,
+    BatchOpt,
+    ChannelsLastOpt,
+    DatasetOpt,
+    DeviceOpt,
+    ExtractorOpt,
+    ImageColumnOpt,
+    LabelOpt,
+    LayerOpt,
+    ModelOpt,
+    OrbitOpt,
+    Precision,
+    PrecisionOpt,
+    PretrainedOpt,
+    ResultsOpt,
+    SeedOpt,
+    StrictOpt,
+    WorkersOpt,
+    choose_task,
+    extractor_config,
+)
+
+
+@command
+def tasks():
+    """List the tasks with their classes, split sizes and class counts.
+
+    Example: clipprobe tasks
+    """
+    from rich.table import Table
+
+    from ..data.task import get_task, list_tasks
+
+    library()
+
+    table = Table(title="clipprobe tasks")
+    for column in ("Task", "Classes", "train", "validation", "test", "Test class counts", "Description"):
+        table.add_column(column)
+    for name in list_tasks():
+        try:
+            info = get_task(name).summary()
+        except ClipProbeError as exc:  # e.g. a task whose data package is missing: still list the others
+            table.add_row(name, "-", "-", "-", "-", "-", f"unavailable: {exc}")
+            continue
+        counts = " · ".join(f"{k} {v}" for k, v in info["class_counts"]["test"].items())
+        table.add_row(
+            name,
+            ", ".join(info["classes"]),
+            *(str(info["splits"][s]) for s in ("train", "validation", "test")),
+            counts,
+            info["description"],
+        )
+    console.print(table)
+
+
+@command
+def models(pattern: Annotated[Optional[str], typer.Argument(help="Wildcard filter, e.g. '*ViT-B*'.")] = None):
+    """List open_clip architectures and the built-in weights clipprobe can train offline.
+
+    Example: clipprobe models 'ViT-B*'
+    """
+    import fnmatch
+
+    import open_clip
+
+    from ..features.weights import builtin_weights
+
+    library()
+    for _, weights in builtin_weights().items():
+        console.print(f"{weights.model} --pretrained {weights.tag}  (built in: {weights.description})")
+    for name in open_clip.list_models():
+        if pattern is None or fnmatch.fnmatch(name, pattern):
+            tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "-"
+            console.print(f"{name}  tags: {tags}")
+
+
+@command
+def extract(
+    task: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Extract this task's data, by name or task file (.toml) "
+            "(default: the dashcam world, which all its tasks share)."
+        ),
+    ] = None,
+    model: ModelOpt = "mini-clip",
+    pretrained: PretrainedOpt = None,
+    device: DeviceOpt = "cpu",
+    batch_size: BatchOpt = 64,
+    precision: PrecisionOpt = Precision.fp32,
+    seed: SeedOpt = 0,
+    refresh: Annotated[bool, typer.Option(help="Recompute even when cached features exist.")] = False,
+    extractor: ExtractorOpt = "open_clip",
+    orbit: OrbitOpt = None,
+    layer: LayerOpt = "embedding",
+    dataset: DatasetOpt = None,
+    label: LabelOpt = None,
+    image_column: ImageColumnOpt = None,
+    strict: StrictOpt = False,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Compute only shard I of N (0-based) into the shared cache; default: RANK/WORLD_SIZE "
+            "when a launcher such as torchrun sets them.",
+        ),
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Assemble the shards' chunks, checking none is missing or doubled.")
+    ] = False,
+    chunk_rows: Annotated[
+        int,
+        typer.Option(
+            "--chunk-rows", help="Rows per chunk: the unit of resuming and of sharding (every shard must use the same)."
+        ),
+    ] = DEFAULT_CHUNK_ROWS,
+    workers: WorkersOpt = None,
+    channels_last: ChannelsLastOpt = False,
+):
+    """Extract frozen image features for every split and cache them.
+
+    Extraction goes in chunks: a killed run resumes where it stopped. With --shard I/N (or under torchrun, which
+    sets RANK and WORLD_SIZE) this process computes only its shard's chunks; --merge then assembles them.
+
+    Examples: clipprobe extract --model ViT-B-32 --pretrained /models/vit-b-32.bin --device cuda --precision amp;
+    clipprobe extract --shard 0/4 (and 1/4, 2/4, 3/4 elsewhere), then clipprobe extract --merge
+    """
+    from .. import runner
+    from ..data.taskfile import resolve_task
+    from ..features.chunks import parse_shard
+
+    library()
+    chosen = resolve_task(choose_task(task, dataset, label, image_column) or runner.DEFAULT_EXTRACT_TASK, strict)
+    config = extractor_config(
+        model=model,
+        pretrained=pretrained,
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+        seed=seed,
+        extractor=extractor,
+        orbit=orbit,
+        layer=layer,
+        workers=workers,
+        channels_last=channels_last,
+    )
+    which = None if merge else parse_shard(shard)
+    if merge and shard is not None:
+        raise UsageError("--merge assembles every shard: give it without --shard")
+    if which is not None and refresh:
+        raise UsageError(
+            "--refresh would delete the other shards' chunks: give it without --shard (or RANK/WORLD_SIZE)"
+        )
+    if which is not None:
+        done = runner.extract_shard(which, chosen, config, chunk_rows=chunk_rows)
+        for split, count in done.items():
+            console.print(f"shard {which}: {split}: {count} chunk{'s' if count != 1 else ''} computed")
+        console.print(f"shard {which}: done; run `clipprobe extract --merge` with the same options once every shard is")
+        return
+    run = runner.merge if merge else functools.partial(runner.extract, refresh=refresh)
+    features = run(chosen, config, chunk_rows=chunk_rows)
+    for split, array in features.arrays.items():
+        state = "extracted" if split in features.computed else "cached"
+        console.print(f"{features.meta['representation']} {split}: {array.shape[0]} x {array.shape[1]} ({state})")
+
+
+@command
+def probe(
+    task: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Task to probe: a name (see `clipprobe tasks`) or a task file (.toml). Repeat for several."),
+    ] = None,
+    model: ModelOpt = "mini-clip",
+    pretrained: PretrainedOpt = None,
+    device: DeviceOpt = "cpu",
+    batch_size: BatchOpt = 64,
+    precision: PrecisionOpt = Precision.fp32,
+    seed: SeedOpt = 0,
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    extractor: ExtractorOpt = "open_clip",
+    orbit: OrbitOpt = None,
+    layer: LayerOpt = "embedding",
+    dataset: DatasetOpt = None,
+    label: LabelOpt = None,
+    image_column: ImageColumnOpt = None,
+    strict: StrictOpt = False,
+    baselines: Annotated[
+        str,
+        typer.Option(
+            "--baselines",
+            help="Baselines to run beside the probe, comma-separated (see `clipprobe baselines`); "
+            "orbit-cnn:GROUP picks the orbit group; 'none' for the probe alone.",
+        ),
+    ] = "cnn,orbit-cnn,pixels,random",
+    budget: Annotated[
+        Optional[str],
+        typer.Option(
+            "--budget",
+            help="Override the trained baselines' budget: KEY=VALUE,... e.g. epochs=40,image_size=96 "
+            "(keys: epochs, batch_size, image_size, learning_rate, weight_decay, max_seconds, augment, ...).",
+        ),
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option(help="Re-fit and re-train even when a stored result answers the same run.")
+    ] = False,
+    probe_kinds: Annotated[
+        str,
+        typer.Option(
+            "--probe",
+            help="Probes, comma-separated (see `clipprobe probes`): linear, and mlp (one hidden layer) to tell "
+            "'absent' from 'present but not linearly decodable'. Each runs on the model and on the pixels/random baselines.",
+        ),
+    ] = "linear",
+    shots: Annotated[
+        Optional[str],
+        typer.Option(
+            "--shots",
+            help="Also probe with k training examples per class (stratified, seeded), e.g. 1,2,4,8,16,all; "
+            "C still chosen on validation. A k that some class cannot fill is skipped, with the reason in the results.",
+        ),
+    ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            help="Repeat with N seeds (--seed, --seed+1, ...): new few-shot samples and initialisations; "
+            "the report gives mean and standard deviation.",
+        ),
+    ] = 1,
+    workers: WorkersOpt = None,
+    channels_last: ChannelsLastOpt = False,
+):
+    """Fit a linear probe (C chosen on validation, scored once on test) and the baselines; one result file each.
+
+    Examples: clipprobe probe --task traffic-light; clipprobe probe --task pedestrian --baselines none;
+    clipprobe probe --task traffic-light --shots 1,2,4,8,16,all --seeds 5 --probe linear,mlp;
+    clipprobe probe --task my_task.toml --baselines cnn --budget epochs=40;
+    clipprobe probe --dataset imagefolder:photos --strict
+    """
+    from .. import runner
+
+    library()
+    config = extractor_config(
+        model=model,
+        pretrained=pretrained,
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+        seed=seed,
+        extractor=extractor,
+        orbit=orbit,
+        layer=layer,
+        workers=workers,
+        channels_last=channels_last,
+    )
+    # Every task, baseline, budget, probe and shot is checked here, so a typo in the last one fails before any work.
+    plan = runner.RunPlan.build(
+        [choose_task(name, dataset, label, image_column, required=True) for name in (task or [None])],
+        config,
+        probes=probe_kinds,
+        baselines=baselines,
+        budget=budget,
+        shots=shots,
+        seeds=seeds,
+        results_dir=results,
+        refresh=refresh,
+        strict=strict,
+    )
+    runner.run(plan, on_result=functools.partial(print_outcome, show_seed=seeds > 1))
+
+
+def print_outcome(record, path: Path, show_seed: bool = False) -> None:
+    """One line per result as it is written (a skipped few-shot run on stderr, with its reason)."""
+    reused = " (stored result reused)" if record.reused else ""
+    shots = f" | {record.shots}-shot" if record.shots is not None else ""
+    seed = f" | seed {record.seed}" if show_seed else ""
+    where = f"{record.task} | {record.representation} | {record.method}{shots}{seed}"
+    if record.skipped is not None:
+        err_console.print(f"Skipped: {where}: {record.skipped} -> {path}{reused}", markup=False, highlight=False)
+        return
+    selection = record.selection
+    if selection.chosen is None:
+        chosen = "nothing chosen"
+    elif selection.parameter == "epoch":
+        chosen = f"epoch {selection.chosen}"
+    else:
+        chosen = f"{selection.parameter} {selection.chosen:.3g}"
+    metrics = record.metrics
+    low_high = metrics.get("intervals", {}).get("balanced_accuracy")
+    interval = f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else ""
+    console.print(
+        f"{where} | balanced accuracy {metrics['balanced_accuracy']:.3f}"
+        f"{interval} | accuracy {metrics['accuracy']:.3f} | {chosen} -> {path}{reused}"
+    )
+    if selection.at_grid_edge:
+        err_console.print(
+            f"Warning: {where}: the chosen {selection.parameter} is at the edge of the grid; "
+            "the best value may lie outside it.",
+            markup=False,
+            highlight=False,
+        )
+
+
+@command
+def probes():
+    """List the probes `clipprobe probe --probe` can fit on frozen features.
+
+    Example: clipprobe probes
+    """
+    from ..probes.fit import DEFAULT_PROBES, get_probe, list_probes
+
+    library()
+    for name in list_probes():
+        default = " (default)" if name in DEFAULT_PROBES else ""
+        console.print(f"{name}{default}: {get_probe(name).description}")
+
+
+@command
+def baselines():
+    """List the baselines `clipprobe probe --baselines` can run beside the probe.
+
+    Example: clipprobe baselines
+    """
+    from ..baselines.registry import DEFAULT_BASELINES, get_baseline, list_baselines
+
+    library()
+    for name in list_baselines():
+        baseline = get_baseline(name)
+        default = " (default)" if name in DEFAULT_BASELINES else ""
+        console.print(f"{name}{default}: {baseline.description}")
+
+
+@command
+def report(
+    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for report.md, report.html, results.json and results.csv.")
+    ] = DEFAULT_REPORTS_DIR,
+    fail_under: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--fail-under",
+            metavar="TASK:REPRESENTATION:METRIC=VALUE",
+            help="CI gate, repeatable: exit 1 when a matched entry's METRIC (accuracy, balanced_accuracy, "
+            "macro_f1) is below VALUE. TASK and REPRESENTATION (as printed) may be *.",
+        ),
+    ] = None,
+    reference: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--compare",
+            metavar="REFERENCE.json",
+            help="CI gate: a results.json from an earlier report; exit 1 when an entry's balanced accuracy regressed.",
+        ),
+    ] = None,
+    max_drop: Annotated[
+        Optional[float],
+        typer.Option(
+            "--max-drop",
+            help="With --compare: an entry regressed when the top of its balanced-accuracy interval "
+            "is more than this below the reference's value (default 0.02).",
+        ),
+    ] = None,
+):
+    """Merge result files into one table: terminal, Markdown (CI job summary), HTML with plots, JSON and CSV.
+
+    Every headline number shows its 95 % bootstrap interval. --fail-under and --compare make it a CI gate.
+
+    Example: clipprobe report --compare reference/results.json --max-drop 0.02 --fail-under 'traffic-light:*:balanced_accuracy=0.3'
+
+    Exit code 0: the report is written and every gate passed.
+
+    Exit code 1: a floor failed or an entry regressed (one line each on stderr; the report is still written), or unreadable results.
+
+    Exit code 2: bad input: a malformed or unmatched --fail-under, a missing or invalid --compare file.
+    """
+    from ..report.build import build_report
+    from ..report.gate import check_floors, load_reference, parse_floor, regressions
+
+    library()
+    floors = [parse_floor(spec) for spec in fail_under or []]
+    if max_drop is not None and reference is None:
+        raise UsageError("--max-drop needs --compare REFERENCE.json")
+    reference_entries = load_reference(reference) if reference is not None else None
+    built = build_report(results, out)
+    for table in built.tables():
+        console.print(table)
+    *first, last = (str(path) for path in built.files.values())
+    console.print(f"Wrote {', '.join(first)} and {last}")
+    failures = check_floors(built.entries, floors)
+    if reference_entries is not None:
+        comparison = regressions(built.entries, reference_entries, 0.02 if max_drop is None else max_drop)
+        for note in comparison.notes():
+            console.print(note)
+        failures += comparison.failures()
+    for failure in failures:
+        err_console.print(failure, highlight=False)
+    if failures:
+        raise typer.Exit(1)
+
+
+@command
+def groups():
+    """List the groups that orbit averaging uses (`--orbit GROUP`, `--baselines orbit-cnn:GROUP`).
+
+    Example: clipprobe groups
+    """
+    from ..features.orbits import GROUP_FACTORS
+
+    for name, factor in GROUP_FACTORS.items():
+        console.print(f"{name}: {(factor.__doc__ or '').strip()}")
+    console.print("Join factors with '+' for their product, e.g. translate:4+hflip.")

@@ -1,0 +1,154 @@
+"""Counterfactual pairs: the same scene, every random draw kept, with one attribute changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..core import paths
+from ..core.errors import UsageError
+from ..core.progress import progress_bar
+from ..core.registry import Registry
+from ..core.storage import atomic_dir
+from .scene import TILT_MARGIN, Scene, car_box, light_box, pedestrian_box
+from .world import WorldConfig, encode, quiet_datasets, scene_at
+
+# Pairs are drawn from their own stream, never from the images a probe trains or tests on.
+PAIRS_STREAM = "test"
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    """How to flip one attribute of a scene, and the part of the frame that flip may change."""
+
+    attribute: str
+    # Whether the scene can be flipped at all (e.g. no light state to change when there is no light).
+    applies: Callable[[Scene], bool]
+    flip: Callable[[Scene], Scene]
+    # (x0, y0, x1, y1) in fractions of the frame, before camera tilt; None means the whole frame.
+    region: Callable[[Scene], tuple[float, float, float, float] | None]
+
+
+COUNTERFACTUALS: Registry[Counterfactual] = Registry("counterfactual attribute")
+
+
+def _next(values: tuple[str, ...], value: str) -> str:
+    return values[(values.index(value) + 1) % len(values)]
+
+
+def _grow(box, margin):
+    x0, y0, x1, y1 = box
+    return (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
+
+
+COUNTERFACTUALS.register(
+    "traffic-light",
+    Counterfactual(
+        "light_state",
+        applies=lambda s: s.light == "present",
+        flip=lambda s: dataclasses.replace(s, light_state=_next(("red", "amber", "green"), s.light_state)),
+        # The lit lamp's night-time halo reaches a little beyond the housing.
+        region=lambda s: _grow(light_box(s), light_box(s)[2] - light_box(s)[0]),
+    ),
+)
+COUNTERFACTUALS.register(
+    "pedestrian",
+    Counterfactual(
+        "pedestrian",
+        applies=lambda s: True,
+        flip=lambda s: dataclasses.replace(s, pedestrian=_next(("absent", "present"), s.pedestrian)),
+        region=lambda s: _grow(pedestrian_box(s), 0.02),
+    ),
+)
+COUNTERFACTUALS.register(
+    "car-colour",
+    Counterfactual(
+        "car_colour",
+        applies=lambda s: True,
+        flip=lambda s: dataclasses.replace(
+            s, car_colour=_next(("black", "white", "red", "blue", "silver"), s.car_colour)
+        ),
+        region=lambda s: _grow(car_box(s), 0.02),
+    ),
+)
+COUNTERFACTUALS.register(
+    "time-of-day",
+    Counterfactual(
+        "time_of_day",
+        applies=lambda s: True,
+        flip=lambda s: dataclasses.replace(s, time_of_day=_next(("day", "dusk", "night"), s.time_of_day)),
+        region=lambda s: None,
+    ),
+)
+
+
+def list_counterfactuals() -> list[str]:
+    return COUNTERFACTUALS.names()
+
+
+def region_mask(scene: Scene, box, size: int) -> np.ndarray:
+    """Boolean mask of `box` in the final image: drawn, tilted and cropped exactly as the scene is."""
+    if box is None:
+        return np.ones((size, size), dtype=bool)
+    canvas = int(np.ceil(size * TILT_MARGIN))
+    offset = (canvas - size) / 2
+    mask = Image.new("L", (canvas, canvas), 0)
+    x0, y0, x1, y1 = box
+    ImageDraw.Draw(mask).rectangle(
+        [offset + x0 * size, offset + y0 * size, offset + x1 * size, offset + y1 * size], fill=255
+    )
+    mask = mask.rotate(scene.tilt_degrees, resample=Image.BILINEAR, center=(canvas / 2, canvas / 2))
+    mask = mask.crop((int(offset), int(offset), int(offset) + size, int(offset) + size))
+    return np.asarray(mask) > 0
+
+
+def make_pairs(attribute: str, n: int = 200, config: WorldConfig | None = None, out: Path | None = None) -> Path:
+    """Render `n` pairs (image_a, image_b) differing only in `attribute`; saved as a `datasets` Dataset."""
+    counterfactual = COUNTERFACTUALS.get(attribute)
+    if n < 1:
+        raise UsageError(f"--n must be at least 1, got {n}")
+    config = config or WorldConfig()
+    out = Path(out) if out is not None else paths.worlds_dir() / f"pairs-{attribute}-{config.fingerprint()}-{n}"
+    if (out / "dataset_info.json").exists():
+        return out
+    rows = {"image_a": [], "image_b": [], "value_a": [], "value_b": [], "index": [], "region": []}
+    index = 0
+    with progress_bar() as progress:
+        job = progress.add_task(f"Rendering {attribute} pairs", total=n)
+        while len(rows["index"]) < n:
+            scene, _ = scene_at(config, PAIRS_STREAM, index)
+            if counterfactual.applies(scene):
+                flipped = counterfactual.flip(scene)
+                rows["image_a"].append({"bytes": encode(scene, config), "path": None})
+                rows["image_b"].append({"bytes": encode(flipped, config), "path": None})
+                rows["value_a"].append(getattr(scene, counterfactual.attribute))
+                rows["value_b"].append(getattr(flipped, counterfactual.attribute))
+                rows["index"].append(index)
+                box = counterfactual.region(scene)
+                rows["region"].append(list(box) if box is not None else [0.0, 0.0, 1.0, 1.0])
+                progress.advance(job)
+            index += 1
+    features = datasets.Features(
+        {
+            "image_a": datasets.Image(),
+            "image_b": datasets.Image(),
+            "value_a": datasets.Value("string"),
+            "value_b": datasets.Value("string"),
+            "index": datasets.Value("int64"),
+            "region": datasets.Sequence(datasets.Value("float64")),
+        }
+    )
+    with atomic_dir(out) as tmp, quiet_datasets():
+        datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp))
+    return out
+
+
+def decode(image_bytes: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(image_bytes)).convert("RGB"))

@@ -1,0 +1,122 @@
+"""Tasks: a name -> where the images come from, which column is the label, and its classes; the registry of tasks."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from ..core.errors import UsageError
+from ..core.registry import Registry
+
+if TYPE_CHECKING:
+    import datasets
+
+PROBE_SPLITS = ("train", "validation", "test")
+
+
+class DataSource(Protocol):
+    """Images plus labels in train / validation / test splits, with a stable fingerprint."""
+
+    name: str
+    image_column: str
+
+    def load(self) -> datasets.DatasetDict: ...
+
+    def fingerprint(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Task:
+    """A downstream question asked of an embedding: predict `label` from the image.
+
+    `where` keeps only the rows whose columns have the given class names (e.g. scenes with a light);
+    features are still extracted for every row, so all tasks over one source share one cache entry.
+    `prompts` (class -> texts) are what zero-shot classification compares images with."""
+
+    name: str
+    description: str
+    source: DataSource
+    label: str
+    classes: tuple[str, ...]
+    where: tuple[tuple[str, str], ...] = ()
+    prompts: Mapping[str, tuple[str, ...]] | None = None
+    # How the task takes options written in its name, `NAME[key=value,...]` (e.g. another dashcam world):
+    # (task, {key: value}) -> the changed task, whose name records the options. None: it takes none.
+    variant: Callable[[Task, dict[str, str]], Task] | None = None
+
+    def _check_column(self, split: datasets.Dataset, column: str) -> None:
+        if column not in split.column_names:
+            raise UsageError(f"Task '{self.name}': no column '{column}'. Columns: {', '.join(split.column_names)}")
+
+    def rows(self, split: datasets.Dataset) -> np.ndarray:
+        """Indices of the rows this task uses."""
+        keep = np.ones(len(split), dtype=bool)
+        for column, value in self.where:
+            self._check_column(split, column)
+            keep &= np.asarray(split[column]) == split.features[column].str2int(value)
+        return np.flatnonzero(keep)
+
+    def labels(self, split: datasets.Dataset) -> np.ndarray:
+        """Labels of the rows this task uses, in `rows` order."""
+        self._check_column(split, self.label)
+        return np.asarray(split[self.label], dtype=np.int64)[self.rows(split)]
+
+    def summary(self) -> dict:
+        data = self.source.load()
+        counts = {split: np.bincount(self.labels(data[split]), minlength=len(self.classes)) for split in PROBE_SPLITS}
+        return {
+            "task": self.name,
+            "description": self.description,
+            "source": self.source.name,
+            "classes": list(self.classes),
+            "splits": {split: int(c.sum()) for split, c in counts.items()},
+            "class_counts": {split: dict(zip(self.classes, map(int, c), strict=True)) for split, c in counts.items()},
+        }
+
+
+TASKS: Registry[Task] = Registry("task")
+# NAME[key=value,...]: a registered task with options (see Task.variant).
+_WITH_OPTIONS = re.compile(r"(?P<name>[^\[\]]+)\[(?P<options>[^\[\]]*)\]")
+
+
+def register_task(task: Task, replace: bool = False) -> Task:
+    return TASKS.register(task.name, task, replace=replace)
+
+
+def list_tasks(pattern: str | None = None) -> list[str]:
+    return TASKS.names(pattern)
+
+
+def get_task(name: str) -> Task:
+    """A registered task by name; `NAME[key=value,...]` is the task NAME with options (e.g.
+    `traffic-light[light_size=0.03:0.06]`, another dashcam world), as result tables name it."""
+    match = _WITH_OPTIONS.fullmatch(name)
+    if match is None or name in TASKS:
+        return TASKS.get(name)
+    task = TASKS.get(match["name"])
+    if task.variant is None:
+        raise UsageError(f"Task '{task.name}' takes no options in brackets (got '{name}')")
+    options = {}
+    for part in filter(None, (p.strip() for p in match["options"].split(","))):
+        key, equals, value = part.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise UsageError(f"Task option '{part}' in '{name}' is not KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return task.variant(task, options)
+
+
+def with_strict(task: Task) -> Task:
+    """The same task, failing on the first unreadable image instead of skipping it (for sources that skip any)."""
+    strictly = getattr(task.source, "strictly", None)
+    return dataclasses.replace(task, source=strictly()) if callable(strictly) else task
+
+
+def skipped_files(source: Any) -> dict[str, Any]:
+    """What a source left out as unreadable (nothing, for sources that never do)."""
+    skipped = getattr(source, "skipped", None)
+    return skipped() if callable(skipped) else {"count": 0, "files": []}

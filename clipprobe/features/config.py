@@ -1,0 +1,47 @@
+"""What the user chooses about a feature extractor: model, weights, layer, precision, device, orbit averaging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.errors import UsageError
+from .precision import DEFAULT_PRECISION
+
+# Which features of the image tower are read (see `layer_forward`); "embedding" is what CLIP users get.
+LAYERS = ("embedding", "pre-projection", "tokens", "grid")
+
+
+DEFAULT_LAYER = "embedding"
+
+
+# The `grid` layer's cells (rows, columns): part of its identity, so a change of grid is a change of cache key.
+GRID_CELLS = (2, 2)
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    """Everything the user chooses about a feature extractor."""
+
+    model: str = "mini-clip"
+    pretrained: str | None = None
+    precision: str = DEFAULT_PRECISION
+    # One of LAYERS: embedding (the projected embedding), pre-projection, tokens or grid (see `layer_forward`).
+    layer: str = DEFAULT_LAYER
+    device: str = "cpu"
+    batch_size: int = 64
+    seed: int = 0
+    extractor: str = "open_clip"
+    # A hard invariance imposed on the frozen features: the features averaged over this group's orbit (a group spec of
+    # clipprobe.features.orbits, e.g. "hflip", "translate:4+hflip"); None: none.
+    orbit: str | None = None
+    # Processes that decode and preprocess images while the model runs; None: the cores the forward pass leaves
+    # free, for chunks large enough to repay starting them (see `loader_workers`).
+    workers: int | None = None
+    # Run a conv tower on NHWC tensors (faster on CPUs: see benchmarks/extract_speed.py). How the numbers are laid out
+    # in memory, like device and batch size, is not part of the cache key: the features agree to float rounding.
+    channels_last: bool = False
+
+
+def check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"Unknown {flag} '{value}'. Available: {', '.join(choices)}")

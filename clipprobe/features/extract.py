@@ -1,0 +1,133 @@
+"""Extraction: features for every split of a data source, computed in chunks (resumable, shardable) and cached."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+
+from ..core.errors import UsageError
+from ..core.progress import progress_bar
+from ..data.task import PROBE_SPLITS, DataSource
+from .cache import FeatureCache, FeatureSet
+from .chunks import DEFAULT_CHUNK_ROWS, Shard, encode_chunks, shard_plan
+from .config import ExtractorConfig
+from .extractors import make_extractor
+
+
+def extract_features(
+    source: DataSource,
+    config: ExtractorConfig | None = None,
+    splits: tuple[str, ...] = PROBE_SPLITS,
+    cache: FeatureCache | None = None,
+    refresh: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> FeatureSet:
+    """Features for `splits` of `source`, computing only what the cache lacks (or all with `refresh`).
+
+    A missing split is extracted in chunks of `chunk_rows` rows (clipprobe.chunks): chunks that an earlier,
+    killed run or other shards already wrote are kept, only the rest are computed, and the split is then
+    assembled into its cache entry. The arrays come back memory-mapped."""
+    config = config or ExtractorConfig()
+    cache = cache or FeatureCache()
+    extractor = make_extractor(config)
+    keys, missing, data, stores, meta = _prepare(source, config, extractor, splits, cache, refresh, chunk_rows)
+    if missing:
+        _compute(source, extractor, data, stores, shard_plan(stores.items(), None))
+        for split in missing:
+            cache.save_chunks(keys[split], stores[split], {**meta, "split": split})
+    return _feature_set(cache, keys, splits, missing)
+
+
+def extract_shard(
+    source: DataSource,
+    config: ExtractorConfig | None,
+    shard: Shard,
+    splits: tuple[str, ...] = PROBE_SPLITS,
+    cache: FeatureCache | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> dict[str, int]:
+    """Compute shard `shard`'s chunks of every split the cache lacks; assemble nothing (see `merge_features`).
+
+    Returns the number of chunks computed per split. Every process must use the same `chunk_rows`."""
+    config = config or ExtractorConfig()
+    cache = cache or FeatureCache()
+    extractor = make_extractor(config)
+    _, missing, data, stores, _ = _prepare(source, config, extractor, splits, cache, False, chunk_rows)
+    plan = shard_plan(stores.items(), shard)
+    _compute(source, extractor, data, stores, plan, f" (shard {shard})")
+    return {split: sum(1 for s, _, _ in plan if s == split) for split in missing}
+
+
+def merge_features(
+    source: DataSource,
+    config: ExtractorConfig | None = None,
+    splits: tuple[str, ...] = PROBE_SPLITS,
+    cache: FeatureCache | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> FeatureSet:
+    """Assemble the shards' chunks into cache entries, after checking that they cover every row exactly once.
+
+    Computes nothing: a missing or damaged chunk is a RunError that names it (run its shard again)."""
+    config = config or ExtractorConfig()
+    cache = cache or FeatureCache()
+    extractor = make_extractor(config)
+    keys, missing, _, stores, meta = _prepare(source, config, extractor, splits, cache, False, chunk_rows)
+    for split in missing:
+        stores[split].check()
+    for split in missing:
+        cache.save_chunks(keys[split], stores[split], {**meta, "split": split})
+    return _feature_set(cache, keys, splits, missing)
+
+
+def _prepare(source, config, extractor, splits, cache, refresh, chunk_rows):
+    """Cache keys, the missing splits, and for those the data, their chunk stores and the entry's metadata."""
+    identity = extractor.identity()
+    # The same dataset read through another image column is other data.
+    fingerprint = f"{source.fingerprint()}:{source.image_column}"
+    keys = {split: cache.key(identity, fingerprint, split) for split in splits}
+    missing = [s for s in splits if refresh or not cache.has(keys[s])]
+    if not missing:
+        return keys, missing, None, {}, None
+    # Build the model before touching the data, so a model that cannot load fails in seconds.
+    meta = {
+        "identity": identity,
+        **extractor.describe(),
+        "data": fingerprint,
+        "preprocess": extractor.preprocess_cfg(),
+        "config": asdict(config),
+    }
+    data = source.load()
+    unknown = [s for s in missing if s not in data]
+    if unknown:
+        raise UsageError(f"Data source '{source.name}' has no split {unknown[0]!r}. Available: {', '.join(data)}")
+    stores = {split: cache.parts(keys[split], len(data[split]), chunk_rows) for split in missing}
+    if refresh:
+        for store in stores.values():
+            store.remove()
+    return keys, missing, data, stores, meta
+
+
+def _compute(source, extractor, data, stores, plan, suffix: str = "") -> None:
+    """Encode the planned chunks, one progress bar per split (its total: the rows this process computes)."""
+    with progress_bar() as progress:
+        jobs = {}
+        for split, _, _ in plan:
+            if split not in jobs:
+                total = sum(b - a for s, a, b in plan if s == split)
+                jobs[split] = progress.add_task(f"Extracting {source.name}/{split}{suffix}", total=total)
+
+        def encode(split: str, start: int, stop: int) -> np.ndarray:
+            return extractor.encode_rows(
+                data[split], start, stop, source.image_column, lambda n: progress.advance(jobs[split], n)
+            )
+
+        encode_chunks(plan, stores, encode)
+
+
+def _feature_set(cache, keys, splits, computed) -> FeatureSet:
+    arrays = {split: cache.load(keys[split]) for split in splits}
+    stored = cache.meta(keys[splits[0]])
+    meta = {k: stored[k] for k in ("identity", "representation", "model", "pretrained", "data", "preprocess", "config")}
+    meta["keys"] = keys
+    return FeatureSet(arrays=arrays, meta=meta, computed=list(computed))

@@ -1,0 +1,259 @@
+"""Resolve `--model` / `--pretrained` to open_clip weights, offline-safe, and build the model."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import open_clip
+
+from ..core import paths
+from ..core.errors import RunError, UsageError
+from ..core.hub import hub_offline, hub_reachable
+from ..core.registry import Registry
+from ..core.storage import file_sha256, stable_hash, write_json
+
+MODEL_CONFIG_DIR = Path(__file__).parent.parent / "model_configs"
+# Register clipprobe's own architectures (mini-clip) with open_clip, as open_clip's tests do.
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+# A weights value that means "this architecture with seeded random weights" (a control).
+RANDOM = "random"
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+
+
+@dataclass(frozen=True)
+class BuiltinWeights:
+    """Weights clipprobe trains itself on first use, then loads like any local checkpoint."""
+
+    model: str
+    tag: str
+    description: str
+    # Returns the folder of an open_clip-format checkpoint, training it if missing.
+    materialise: Callable[[], Path]
+    # Used when `--pretrained` is omitted for this model.
+    default: bool = False
+
+
+BUILTIN_WEIGHTS: Registry[BuiltinWeights] = Registry("built-in weights")
+
+
+def register_builtin_weights(weights: BuiltinWeights, replace: bool = False) -> BuiltinWeights:
+    return BUILTIN_WEIGHTS.register(f"{weights.model}/{weights.tag}", weights, replace=replace)
+
+
+# Families of built-in tags, keyed by (model, tag prefix): the rest of the tag is the family's argument
+# (mini-clip/dashcam-POLICY for any caption policy, e.g. dashcam-mixed:0.05).
+BUILTIN_FAMILIES: dict[tuple[str, str], Callable[[str], BuiltinWeights]] = {}
+
+
+def builtin_weights() -> Registry[BuiltinWeights]:
+    """The registry of built-in weights (clipprobe.catalog registers the dashcam application's recipes)."""
+    return BUILTIN_WEIGHTS
+
+
+def find_builtin_weights(model: str, tag: str) -> BuiltinWeights | None:
+    """A registered tag, or a member of a registered family (registered on first use); None if neither."""
+    registry = builtin_weights()
+    if f"{model}/{tag}" in registry:
+        return registry.get(f"{model}/{tag}")
+    for (family_model, prefix), make in BUILTIN_FAMILIES.items():
+        if model == family_model and tag.startswith(prefix) and len(tag) > len(prefix):
+            return register_builtin_weights(make(tag[len(prefix) :]), replace=True)
+    return None
+
+
+def default_pretrained(model: str) -> str | None:
+    """The weights used when `--pretrained` is omitted: the model's default built-in tag, if any."""
+    for _, weights in builtin_weights().items():
+        if weights.model == model and weights.default:
+            return weights.tag
+    return None
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where a model's weights come from, and everything about them that changes features."""
+
+    model: str
+    pretrained: str | None
+    # What `create_model` receives: a tag, a file path, or None.
+    load_arg: str | None
+    # Stable identity for cache keys and result files (file content hash, tag, hub id).
+    identity: dict[str, Any]
+    # Preprocessing and model overrides that a local file needs to match how it was trained.
+    preprocess_overrides: dict[str, Any] = field(default_factory=dict)
+    force_quick_gelu: bool = False
+
+    @property
+    def label(self) -> str:
+        """How result tables name these weights."""
+        return self.pretrained or "none"
+
+
+def list_models() -> list[str]:
+    return open_clip.list_models()
+
+
+def resolve_weights(model: str, pretrained: str | None) -> WeightsSpec:
+    """Check `model` and `pretrained` without building anything; raise errors that list the choices."""
+    if model.startswith("hf-hub:"):
+        return _resolve_hf_hub(model)
+    if model.startswith("local-dir:"):
+        return _resolve_local_dir(model)
+    if model not in open_clip.list_models():
+        raise UsageError(
+            f"Unknown model '{model}'. Available: {', '.join(open_clip.list_models())}, or hf-hub:ORG/NAME, local-dir:PATH"
+        )
+    pretrained = pretrained if pretrained is not None else default_pretrained(model)
+    if pretrained is None:
+        tags = open_clip.list_pretrained_tags_by_model(model)
+        raise UsageError(
+            f"Model '{model}' needs --pretrained: one of {', '.join(tags + [RANDOM])}, or a checkpoint file"
+        )
+    if pretrained == RANDOM:
+        return WeightsSpec(model, RANDOM, None, {"kind": RANDOM})
+    if (builtin := find_builtin_weights(model, pretrained)) is not None:
+        folder = builtin.materialise()
+        spec = _resolve_file(model, _checkpoint_in(folder))
+        return WeightsSpec(
+            model,
+            pretrained,
+            spec.load_arg,
+            {"kind": "builtin", "tag": pretrained, **spec.identity},
+            spec.preprocess_overrides,
+            spec.force_quick_gelu,
+        )
+    if open_clip.get_pretrained_cfg(model, pretrained):
+        return _resolve_tag(model, pretrained)
+    path = Path(pretrained).expanduser()
+    if path.is_dir():
+        path = Path(_checkpoint_in(path))
+    if path.is_file():
+        return _resolve_file(model, str(path))
+    if _looks_like_path(pretrained):
+        raise UsageError(f"Checkpoint file not found: {pretrained}")
+    choices = [w.tag for _, w in BUILTIN_WEIGHTS.items() if w.model == model]
+    choices += [f"{prefix}POLICY" for family_model, prefix in BUILTIN_FAMILIES if family_model == model]
+    choices += open_clip.list_pretrained_tags_by_model(model) + [RANDOM]
+    raise UsageError(
+        f"Unknown pretrained tag '{pretrained}' for model '{model}'. Available: {', '.join(choices)}, or a checkpoint file"
+    )
+
+
+def _looks_like_path(value: str) -> bool:
+    return os.sep in value or value.endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt"))
+
+
+# The names open_clip and the Hugging Face hub give checkpoints, preferred in this order; then any other file of
+# these kinds (safetensors first).
+CHECKPOINT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+def _checkpoint_in(folder: Path) -> str:
+    """The checkpoint file in a folder: a conventional name first, else the first file by suffix and name."""
+    folder = Path(folder)
+    for name in CHECKPOINT_NAMES:
+        if (folder / name).is_file():
+            return str(folder / name)
+    for suffix in CHECKPOINT_SUFFIXES:
+        found = sorted(p for p in folder.glob(f"*{suffix}") if p.is_file())
+        if found:
+            return str(found[0])
+    raise UsageError(f"No checkpoint (*.safetensors, *.bin, *.pth, *.pt) in folder {folder}")
+
+
+def _resolve_file(model: str, path: str) -> WeightsSpec:
+    """A local checkpoint. open_clip alone would apply the architecture's default preprocessing;
+    when an open_clip_config.json sits beside the file (as `clipprobe pretrain` and the Hugging Face
+    hub layout write it), its preprocessing and QuickGELU setting are applied too."""
+    overrides, quick_gelu = {}, False
+    sidecar = Path(path).with_name(OPEN_CLIP_CONFIG)
+    if sidecar.is_file():
+        config = json.loads(sidecar.read_text())
+        overrides = dict(config.get("preprocess_cfg", {}))
+        quick_gelu = bool(config.get("model_cfg", {}).get("quick_gelu", False))
+    identity = {
+        "kind": "file",
+        "sha256": cached_file_sha256(Path(path)),
+        "preprocess": overrides,
+        "quick_gelu": quick_gelu,
+    }
+    return WeightsSpec(model, str(path), str(path), identity, overrides, quick_gelu)
+
+
+def _resolve_tag(model: str, tag: str) -> WeightsSpec:
+    cfg = open_clip.get_pretrained_cfg(model, tag)
+    source = cfg.get("hf_hub") or cfg.get("url")
+    return WeightsSpec(model, tag, tag, {"kind": "open_clip-tag", "tag": tag, "source": source})
+
+
+def _resolve_hf_hub(model: str) -> WeightsSpec:
+    return WeightsSpec(model, None, None, {"kind": "hf-hub", "repo": model[len("hf-hub:") :]})
+
+
+def _resolve_local_dir(model: str) -> WeightsSpec:
+    folder = Path(model[len("local-dir:") :]).expanduser()
+    if not (folder / OPEN_CLIP_CONFIG).is_file():
+        raise UsageError(f"local-dir: folder {folder} has no {OPEN_CLIP_CONFIG}")
+    checkpoint = Path(_checkpoint_in(folder))
+    identity = {
+        "kind": "local-dir",
+        "config": stable_hash(json.loads((folder / OPEN_CLIP_CONFIG).read_text())),
+        "sha256": cached_file_sha256(checkpoint),
+    }
+    return WeightsSpec(model, None, None, identity)
+
+
+def cached_file_sha256(path: Path) -> str:
+    """Content hash of a (possibly large) weights file, remembered by path, size and mtime."""
+    stat = path.stat()
+    index_path = paths.home() / "file-hashes.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    if key not in index:
+        index[key] = file_sha256(path)
+        write_json(index_path, index)
+    return index[key]
+
+
+def create_model(spec: WeightsSpec, device: str = "cpu", precision: str = "fp32", seed: int = 0):
+    """Build the open_clip model and its inference transform through open_clip's own loader."""
+    import torch
+
+    kwargs = dict(
+        precision=precision,
+        device=device,
+        force_quick_gelu=spec.force_quick_gelu,
+        image_mean=spec.preprocess_overrides.get("mean"),
+        image_std=spec.preprocess_overrides.get("std"),
+        image_interpolation=spec.preprocess_overrides.get("interpolation"),
+        image_resize_mode=spec.preprocess_overrides.get("resize_mode"),
+    )
+    needs_download = spec.identity["kind"] in ("open_clip-tag", "hf-hub")
+    online = needs_download and hub_reachable()
+    # Random weights must be the same on every run: seed the initialisation.
+    torch.manual_seed(seed)
+    try:
+        with hub_offline() if needs_download and not online else nullcontext():
+            model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=spec.load_arg, **kwargs)
+    except (RuntimeError, FileNotFoundError, OSError) as exc:
+        if needs_download and not online:
+            what = spec.model if spec.identity["kind"] == "hf-hub" else f"{spec.model} '{spec.pretrained}'"
+            raise RunError(
+                f"Cannot download the weights for {what}: the Hugging Face hub is unreachable and they are not in "
+                f"the local cache. Download them where there is network and pass --pretrained /path/to/checkpoint "
+                f"(or --model local-dir:/path/to/folder)"
+            ) from exc
+        raise RunError(f"Cannot load model {spec.model} with weights {spec.label}: {exc}") from exc
+    model.eval()
+    return model, preprocess

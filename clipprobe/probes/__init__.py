@@ -1,0 +1,2 @@
+"""Probes on frozen features: linear and MLP probes with their hyperparameter chosen on validation only, few-shot
+sampling, the metrics every row is scored with and their bootstrap intervals, and `probe` for one task."""

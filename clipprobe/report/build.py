@@ -1,0 +1,105 @@
+"""Merge result files into one report: rich in the terminal, Markdown, HTML (with plots), JSON and CSV on disk."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from ..core.storage import atomic_path, write_json
+from ..results import DEFAULT_RESULTS_DIR, read_results
+from .experiments import get_experiment_view, read_experiments
+from .files import stable, write_csv, write_experiment_plots
+from .markdown import markdown
+from .tables import aggregate, group_key, skipped_entry, summarise
+from .terminal import task_tables
+
+DEFAULT_REPORTS_DIR = Path("reports")
+
+
+@dataclass
+class Report:
+    """The merged entries (one per result file with metrics) and the files written for them; `aggregates` over
+    seeds per (task, representation, method, shots), and the few-shot runs `skipped` with their reasons."""
+
+    entries: list[dict[str, Any]]
+    files: dict[str, Path]
+    experiments: list[dict[str, Any]] = field(default_factory=list)
+    aggregates: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def tasks(self) -> list[str]:
+        return list(dict.fromkeys(entry["task"] for entry in self.entries + self.skipped))
+
+    def tables(self) -> list[Table]:
+        """The experiments' headline tables, then per task its tables (see clipprobe.report.terminal)."""
+        headline = [get_experiment_view(record["kind"]).table(record) for record in self.experiments]
+        return headline + task_tables(self.entries, self.aggregates, self.skipped, self.tasks())
+
+
+def build_report(results_dir: Path = DEFAULT_RESULTS_DIR, out_dir: Path = DEFAULT_REPORTS_DIR) -> Report:
+    """Read every result file under `results_dir`; write report.md, report.html, results.json and results.csv in `out_dir`.
+
+    Experiment records (`clipprobe experiment curation`) come first, as headline tables across tasks."""
+    results = read_results(results_dir)
+    experiments = read_experiments(results_dir)
+    records = [result.to_json(volatile=False) for result in results]
+    skipped = [skipped_entry(r) for r in records if "skipped" in r]
+    records = [r for r in records if "skipped" not in r]
+    entries = [summarise(r) for r in records]
+    aggregates = aggregate(entries)
+    # Best first, by the mean over seeds, so that the seeds of one representation stay together.
+    means = {group_key(e): e["balanced_accuracy"]["mean"] for e in aggregates}
+    entries.sort(
+        key=lambda e: (
+            e["task"],
+            e["shots"] is not None,
+            -means[group_key(e)],
+            e["representation"],
+            e["method"],
+            e["seed"],
+        )
+    )
+    aggregates = aggregate(entries)
+    out_dir = Path(out_dir)
+    files = {
+        "markdown": out_dir / "report.md",
+        "html": out_dir / "report.html",
+        "json": out_dir / "results.json",
+        "csv": out_dir / "results.csv",
+    }
+    views = [get_experiment_view(record["kind"]) for record in experiments]
+    text = markdown(entries, [view.markdown(record) for view, record in zip(views, experiments)], skipped)
+    with atomic_path(files["markdown"]) as tmp:
+        tmp.write_text(text)
+    from .html import render_html  # imports matplotlib
+
+    plots = [
+        view.plots(record) for view, record in zip(views, experiments)
+    ]  # drawn once: the page and the files share them
+    sections = [
+        (f"experiment-{i}", view.title(record), view.html(f"experiment-{i}", record, drawn))
+        for i, (view, record, drawn) in enumerate(zip(views, experiments, plots))
+    ]
+    with atomic_path(files["html"]) as tmp:
+        tmp.write_text(render_html(entries, records, sections, skipped), encoding="utf-8")
+    files.update(write_experiment_plots(experiments, plots, out_dir))
+    write_json(
+        files["json"],
+        {
+            "entries": entries,
+            "aggregates": aggregates,
+            "skipped": skipped,
+            "records": records,
+            "experiments": [stable(e) for e in experiments],
+        },
+    )
+    write_csv(files["csv"], entries)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # a CI job summary, when running under GitHub Actions
+        with open(summary, "a") as f:
+            f.write(text)
+    return Report(entries=entries, files=files, experiments=experiments, aggregates=aggregates, skipped=skipped)

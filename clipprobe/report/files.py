@@ -1,0 +1,70 @@
+"""The report's data files: results.json (entries, aggregates, records) and results.csv (one line per entry)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from ..core.storage import atomic_path
+from ..results import VOLATILE_FIELD
+
+CSV_COLUMNS = (
+    "task",
+    "representation",
+    "method",
+    "shots",
+    "seed",
+    "balanced_accuracy",
+    "low",
+    "high",
+    "accuracy",
+    "macro_f1",
+    "n_test",
+    "selected",
+)
+
+
+def stable(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != VOLATILE_FIELD}
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """One line per task x row x method x shots x seed (shots empty for full-data rows); low and high bound the
+    balanced accuracy (empty without an interval)."""
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            low, high = (row.get("intervals") or {}).get("balanced_accuracy") or ("", "")
+            writer.writerow(
+                [
+                    row["task"],
+                    row["representation"],
+                    row["method"],
+                    "" if row.get("shots") is None else row["shots"],
+                    row["seed"],
+                    row["balanced_accuracy"],
+                    low,
+                    high,
+                    row["accuracy"],
+                    row["macro_f1"],
+                    row["n_test"],
+                    row["selected"] or "",
+                ]
+            )
+    return Path(path)
+
+
+def write_experiment_plots(
+    experiments: list[dict[str, Any]], plots_by_experiment: list[dict[str, bytes]], out_dir: Path
+) -> dict[str, Path]:
+    """Each experiment's plots as PNG files beside report.html (which embeds the same bytes), for READMEs and slides."""
+    files = {}
+    for experiment, plots in zip(experiments, plots_by_experiment, strict=True):
+        for kind, png in plots.items():
+            path = Path(out_dir) / f"{experiment['name']}-{kind}.png"
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(png)
+            files[f"{experiment['name']} {kind}"] = path
+    return files

@@ -1,0 +1,150 @@
+"""The CI gate: floors on metrics (`--fail-under`), and regressions against a reference report (`--compare`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import UsageError
+from .tables import METRICS, full_data
+
+FLOOR_FORM = (
+    "TASK:REPRESENTATION:METRIC=VALUE (TASK and REPRESENTATION may be *; METRIC one of " + ", ".join(METRICS) + "), "
+    "e.g. traffic-light:*:balanced_accuracy=0.3"
+)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """`--fail-under TASK:REPRESENTATION:METRIC=VALUE`: every matched row's METRIC must be at least VALUE."""
+
+    spec: str
+    target: str  # "TASK:REPRESENTATION", either part possibly "*"
+    metric: str
+    value: float
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        # Task and row names may hold colons ("orbit-cnn/translate:4+hflip"), so the whole "TASK:REPRESENTATION" is compared.
+        task, name = row["task"], row["representation"]
+        return self.target in (f"{task}:{name}", f"{task}:*", f"*:{name}", "*:*")
+
+
+def parse_floor(spec: str) -> Floor:
+    """Parse TASK:REPRESENTATION:METRIC=VALUE; a malformed spec is a UsageError showing the expected form."""
+    target, equals, value = spec.rpartition("=")
+    target, colon, metric = target.rpartition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not equals or not colon or ":" not in target or metric not in METRICS or not math.isfinite(number):
+        raise UsageError(f"--fail-under expects {FLOOR_FORM}; got '{spec}'")
+    return Floor(spec=spec, target=target, metric=metric, value=number)
+
+
+def _where(row: dict[str, Any]) -> str:
+    shots = f" | {row['shots']}-shot" if row.get("shots") is not None else ""
+    return f"{row['task']} | {row['representation']} | {row['method']}{shots} | seed {row['seed']}"
+
+
+def _available(rows: list[dict[str, Any]]) -> str:
+    by_task: dict[str, list[str]] = {}
+    for row in rows:
+        by_task.setdefault(row["task"], [])
+        if row["representation"] not in by_task[row["task"]]:
+            by_task[row["task"]].append(row["representation"])
+    return "; ".join(f"{task}: {', '.join(names)}" for task, names in by_task.items())
+
+
+def check_floors(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[str]:
+    """One message per (floor, row) whose metric is below the floor; [] when every floor holds.
+
+    Floors apply to the full-data rows: a few-shot run is not meant to reach them. A floor that matches no row
+    at all is a UsageError (a typo must not pass the gate silently)."""
+    floors = [parse_floor(f) if isinstance(f, str) else f for f in floors]
+    rows = full_data(rows)
+    for floor in floors:
+        if not any(floor.matches(row) for row in rows):
+            raise UsageError(f"--fail-under '{floor.spec}' matches no entry. Available: {_available(rows)}")
+    failures = []
+    for floor in floors:
+        for row in rows:
+            if floor.matches(row) and row[floor.metric] < floor.value:
+                failures.append(
+                    f"Below floor: {_where(row)}: {floor.metric} {row[floor.metric]:.4f} < {floor.value:g} (--fail-under {floor.spec})"
+                )
+    return failures
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return (row["task"], row["representation"], row["method"], row.get("shots"), row["seed"])
+
+
+@dataclass
+class Comparison:
+    """Entries of the current report against a reference report's, matched by (task, representation, method, shots,
+    seed).
+
+    A matched entry has *regressed* when even the top of its current balanced-accuracy interval is more than
+    `max_drop` below the reference's balanced accuracy: current_high < reference - max_drop (an entry without an
+    interval uses its point estimate as current_high). Entries on one side only are listed, never failures."""
+
+    max_drop: float
+    regressed: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # {"entry": current entry, "reference": float, "high": float}
+    added: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    matched: int = 0
+
+    def failures(self) -> list[str]:
+        return [
+            f"Regression: {_where(r['entry'])}: balanced_accuracy {r['entry']['balanced_accuracy']:.4f} "
+            f"(interval top {r['high']:.4f}) < reference {r['reference']:.4f} - max drop {self.max_drop:g}"
+            for r in self.regressed
+        ]
+
+    def notes(self) -> list[str]:
+        return [f"Added (not in the reference): {_where(entry)}" for entry in self.added] + [
+            f"Removed (only in the reference): {_where(entry)}" for entry in self.removed
+        ]
+
+
+def regressions(entries: list[dict[str, Any]], reference: list[dict[str, Any]], max_drop: float = 0.02) -> Comparison:
+    """Compare balanced accuracy entry by entry against a reference report's entries (see Comparison for the rule)."""
+    if not (max_drop >= 0 and math.isfinite(max_drop)):
+        raise UsageError(f"--max-drop must be a number >= 0, got {max_drop}")
+    result = Comparison(max_drop=max_drop)
+    before_by_key = {_key(entry): entry for entry in reference}
+    current_keys = {_key(entry) for entry in entries}
+    for entry in entries:
+        before = before_by_key.get(_key(entry))
+        if before is None:
+            result.added.append(entry)
+            continue
+        result.matched += 1
+        interval = (entry.get("intervals") or {}).get("balanced_accuracy")
+        high = interval[1] if interval else entry["balanced_accuracy"]
+        if high < before["balanced_accuracy"] - max_drop:
+            result.regressed.append({"entry": entry, "reference": before["balanced_accuracy"], "high": high})
+    result.removed = [entry for entry in reference if _key(entry) not in current_keys]
+    return result
+
+
+def load_reference(path: Path) -> list[dict[str, Any]]:
+    """The entries of a results.json written by an earlier `clipprobe report`; a missing or invalid file is a UsageError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"Reference file not found: {path}")
+    try:
+        entries = json.loads(path.read_text())["entries"]
+        for entry in entries:
+            _key(entry), float(entry["balanced_accuracy"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            f"Reference file {path} is not a results.json written by `clipprobe report` ({type(exc).__name__}: {exc})"
+        ) from None
+    return entries

@@ -1,0 +1,285 @@
+"""report.html: one self-contained page per report, the tables with matplotlib plots embedded as PNG data URIs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from ..core.paths import slug
+from .plots import bar_chart_png, confusion_png, curve_axis, curve_png, few_shot_png
+from .tables import (
+    CAPTION,
+    FEW_SHOT_CAPTION,
+    HEADERS,
+    NUMERIC,
+    SEEDS_CAPTION,
+    SEEDS_HEADERS,
+    aggregate,
+    cell,
+    columns,
+    few_shot_cells,
+    few_shot_grid,
+    full_data,
+    has_several_seeds,
+    seeds_rows,
+    skipped_notes,
+)
+
+# From this many result cards on, they are drawn in worker processes (the demo's report has 60).
+MANY_CARDS = 16
+CARDS_CAPTION = (
+    "Per row: the confusion matrix on the test split (counts; rows true, columns predicted) and the "
+    "validation curve behind the choice, the chosen point starred."
+)
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; }
+h1 { margin-bottom: 0.2em; }
+h2 { border-bottom: 2px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
+h3 { font-size: 1em; margin: 0 0 0.5em 0; overflow-wrap: anywhere; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+.scroll { overflow-x: auto; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.5em; text-align: left; vertical-align: top; white-space: nowrap; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.wrap { white-space: normal; min-width: 10em; }
+.cards { display: flex; flex-wrap: wrap; gap: 1em; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.8em; }
+.card .plots { display: flex; flex-wrap: wrap; gap: 0.5em; align-items: flex-start; }
+.none { color: #777; font-style: italic; font-size: 0.9em; max-width: 16em; }
+figcaption, .caption { color: #555; font-size: 0.9em; }
+img { display: block; max-width: 100%; height: auto; }
+"""
+
+
+def render_html(
+    rows: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    experiments: list[tuple[str, str, str]] = (),
+    skipped: list[dict[str, Any]] = (),
+) -> str:
+    """The whole page: the experiments' sections first ((anchor, title, HTML) as their views drew them, see
+    clipprobe.report.experiments); then per task its table, a bar chart of
+    balanced accuracy, the means across seeds and the few-shot table and curves when there are any, and per row
+    its confusion matrix and validation curve. Every text from the records is escaped; the same rows and records
+    give the same string."""
+    by_key = {_key(record): record for record in records}
+    entries = aggregate(rows)
+    tasks = list(dict.fromkeys(row["task"] for row in [*rows, *skipped]))
+    anchors = {task: f"task-{i}-{slug(task)}" for i, task in enumerate(tasks)}
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8"><title>clipprobe results</title>',
+        f"<style>{STYLE}</style></head>",
+        "<body>",
+        "<h1>clipprobe results</h1>",
+        f'<p class="caption">{escape(CAPTION)} Intervals: 95 % bootstrap over test examples ([-]: none in the result file).</p>',
+        "<nav><ul>"
+        + "".join(f'<li><a href="#{a}">{escape(title)}</a></li>' for a, title, _ in experiments)
+        + "".join(f'<li><a href="#{anchors[t]}">{escape(t)}</a></li>' for t in tasks)
+        + "</ul></nav>",
+    ]
+    parts += [section for _, _, section in experiments]
+    sections = []
+    for task in tasks:
+        task_rows = [row for row in full_data(rows) if row["task"] == task]
+        sections.append((task, task_rows, _card_rows(task_rows)))
+    cards = _render_cards(
+        [
+            (label, row, by_key.get(_key(row)) or {})
+            for task, task_rows, card_rows in sections
+            for label, row in zip(_labels(card_rows), card_rows)
+        ]
+    )
+    for task, task_rows, card_rows in sections:
+        records_of = [by_key.get(_key(row)) for row in task_rows]
+        few_shot = _few_shot_section(task, entries, list(skipped), records_of)
+        parts.append(
+            _task_section(
+                task,
+                anchors[task],
+                task_rows,
+                records_of,
+                [cards.pop(0) for _ in card_rows],
+                _seeds_section(task, entries) + few_shot,
+            )
+        )
+    parts += ["</body>", "</html>"]
+    return "\n".join(parts) + "\n"
+
+
+def _key(item: dict[str, Any]) -> tuple:
+    return (item["task"], item["representation"], item["method"], item.get("shots"), item["seed"])
+
+
+def _card_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that get a card: each row and method once, at its first seed (the others are in the tables)."""
+    first: dict[tuple, int] = {}
+    for row in rows:
+        first[row["representation"], row["method"]] = min(
+            row["seed"], first.get((row["representation"], row["method"]), row["seed"])
+        )
+    return [row for row in rows if row["seed"] == first[row["representation"], row["method"]]]
+
+
+def escape(text: Any) -> str:
+    """Text from records, safe inside HTML (element content and attribute values)."""
+    return html.escape(str(text), quote=True)
+
+
+def img(png: bytes, alt: str) -> str:
+    """A PNG embedded as a data URI."""
+    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{escape(alt)}">'
+
+
+def _label(row: dict[str, Any], seeds: bool) -> str:
+    return f"{row['representation']} · {row['method']}" + (f" · seed {row['seed']}" if seeds else "")
+
+
+def _labels(rows: list[dict[str, Any]]) -> list[str]:
+    seeds = len({row["seed"] for row in rows}) > 1
+    return [_label(row, seeds) for row in rows]
+
+
+def _render_cards(jobs: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[str]:
+    """Every row's card (two PNGs each, most of the page's cost), on every core when there are many: the same
+    bytes either way, since each card is drawn alone from its own data."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(jobs) < MANY_CARDS or workers < 2:
+        return [_card(*job) for job in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_card, *zip(*jobs), chunksize=4))
+
+
+def _chance(records: list[dict[str, Any] | None]) -> tuple[float | None, str]:
+    classes = next((record["classes"] for record in records if record and record.get("classes")), None)
+    if not classes:
+        return None, ""
+    return 1 / len(classes), f"; dashed line: chance, 1/{len(classes)} = {1 / len(classes):.3f}"
+
+
+def _task_section(
+    task: str,
+    anchor: str,
+    rows: list[dict[str, Any]],
+    records: list[dict[str, Any] | None],
+    cards: list[str],
+    extra: list[str],
+) -> str:
+    parts = [f'<section id="{escape(anchor)}">', f"<h2>{escape(task)}</h2>"]
+    if rows:
+        chance, chance_text = _chance(records)
+        chart = bar_chart_png(_labels(rows), rows, chance)
+        parts += [
+            _table(rows),
+            "<figure>",
+            img(chart, f"Balanced accuracy per row, {task}"),
+            f"<figcaption>Balanced accuracy on the test split with its 95 % interval{chance_text}.</figcaption>",
+            "</figure>",
+        ]
+    parts += extra
+    if cards:
+        seeds = " Several seeds: one card per row, at its first seed." if len({r["seed"] for r in rows}) > 1 else ""
+        parts += [f'<p class="caption">{CARDS_CAPTION}{seeds}</p>', '<div class="cards">', *cards, "</div>"]
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _seeds_section(task: str, entries: list[dict[str, Any]]) -> list[str]:
+    """The full-data rows' mean ± std across seeds, when some row has several."""
+    lines = seeds_rows(entries, task)
+    if not has_several_seeds(entries, task) or not lines:
+        return []
+    head = "".join(f"<th>{escape(h)}</th>" for h in SEEDS_HEADERS)
+    body = [
+        "<tr>" + "".join(f"<td{' class=num' if i >= 2 else ''}>{escape(c)}</td>" for i, c in enumerate(line)) + "</tr>"
+        for line in lines
+    ]
+    return [
+        "<h3>Across seeds</h3>",
+        f'<p class="caption">{escape(SEEDS_CAPTION)}</p>',
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>' + "".join(body) + "</tbody></table></div>",
+    ]
+
+
+def _few_shot_section(
+    task: str, entries: list[dict[str, Any]], skipped: list[dict[str, Any]], records: list[dict[str, Any] | None]
+) -> list[str]:
+    """The few-shot table, its curves (balanced accuracy against k, log axis) and the skipped runs with reasons."""
+    shots, lines = few_shot_grid(entries, skipped, task)
+    if not lines:
+        return []
+    head = "".join(f"<th>{escape(h)}</th>" for h in ["Representation", "Method", *(f"{k}-shot" for k in shots)])
+    body = [
+        "<tr>"
+        + f"<td>{escape(row)}</td><td>{escape(method)}</td>"
+        + "".join(f"<td class=num>{escape(c)}</td>" for c in few_shot_cells(cells, shots))
+        + "</tr>"
+        for row, method, cells in lines
+    ]
+    parts = [
+        "<h3>Few-shot</h3>",
+        f'<p class="caption">{escape(FEW_SHOT_CAPTION)}</p>',
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>' + "".join(body) + "</tbody></table></div>",
+    ]
+    chance, chance_text = _chance(records)
+    curves = [(f"{row} · {method}", cells) for row, method, cells in lines]
+    if any(isinstance(entry, dict) for _, cells in curves for entry in cells.values()):
+        parts += [
+            "<figure>",
+            img(few_shot_png(curves, chance), f"Few-shot curves, {task}"),
+            f"<figcaption>Balanced accuracy on the test split against k training examples per class (log axis), "
+            f"mean over seeds with ± one standard deviation{chance_text}.</figcaption>",
+            "</figure>",
+        ]
+    notes = skipped_notes(skipped, task)
+    if notes:
+        parts.append("<ul>" + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>")
+    return parts
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    shown = columns(rows)
+    head = "".join(f"<th>{escape(HEADERS[c])}</th>" for c in shown)
+    body = ["<tr>" + "".join(_td(c, row) for c in shown) + "</tr>" for row in rows]
+    return (
+        '<div class="scroll"><table>\n<thead><tr>'
+        + head
+        + "</tr></thead>\n<tbody>\n"
+        + "\n".join(body)
+        + "\n</tbody>\n</table></div>"
+    )
+
+
+def _td(column: str, row: dict[str, Any]) -> str:
+    kind = ' class="num"' if column in NUMERIC else ' class="wrap"' if column == "per_class_recall" else ""
+    return f"<td{kind}>{escape(cell(column, row))}</td>"
+
+
+def _card(label: str, row: dict[str, Any], record: dict[str, Any]) -> str:
+    parts = ['<div class="card">', f"<h3>{escape(label)}</h3>", '<div class="plots">']
+    matrix = record.get("metrics", {}).get("confusion_matrix")
+    classes = record.get("classes")
+    if matrix and classes and len(matrix) == len(classes):
+        parts.append(img(confusion_png(matrix, classes), f"Confusion matrix, {label}"))
+    else:
+        parts.append('<p class="none">No confusion matrix in the result file.</p>')
+    selection = record.get("selection") or {}
+    curve = selection.get("curve")
+    if curve and curve_axis(curve):
+        parts.append(img(curve_png(curve, selection, row.get("selected")), f"Validation curve, {label}"))
+    else:
+        why = (
+            "No validation curve in the result file."
+            if row.get("selected")
+            else selection.get("note") or "No validation curve: nothing was chosen on validation."
+        )
+        parts.append(f'<p class="none">{escape(why)}</p>')
+    parts += ["</div>", "</div>"]
+    return "\n".join(parts)
+
+
+# --- Plots: each returns PNG bytes, the same bytes for the same input. ---------------------------------------

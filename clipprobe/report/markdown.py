@@ -1,0 +1,79 @@
+"""report.md: the report as GitHub-flavoured Markdown (the CI job summary)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .tables import (
+    CAPTION,
+    FEW_SHOT_CAPTION,
+    HEADERS,
+    NUMERIC,
+    SEEDS_CAPTION,
+    SEEDS_HEADERS,
+    aggregate,
+    cell,
+    columns,
+    few_shot_cells,
+    few_shot_grid,
+    full_data,
+    has_several_seeds,
+    seeds_rows,
+    skipped_notes,
+)
+
+
+def markdown(rows: list[dict[str, Any]], experiments: list[str] = (), skipped: list[dict[str, Any]] = ()) -> str:
+    """report.md (also the GitHub job summary): the experiments' tables (already Markdown), then per task its table,
+    the means across seeds and the few-shot grid."""
+    lines = ["## clipprobe results"]
+    for experiment in experiments:
+        lines += ["", experiment.rstrip("\n")]
+    lines += ["", CAPTION]
+    entries = aggregate(rows)
+    for task in dict.fromkeys(row["task"] for row in [*rows, *skipped]):
+        task_rows = [row for row in full_data(rows) if row["task"] == task]
+        shown = columns(task_rows)
+        lines += ["", f"### {task}"]
+        if task_rows:
+            lines += [
+                "",
+                "| " + " | ".join(HEADERS[c] for c in shown) + " |",
+                "| " + " | ".join("---:" if c in NUMERIC else "---" for c in shown) + " |",
+            ]
+            lines += ["| " + " | ".join(cell(c, row) for c in shown) + " |" for row in task_rows]
+        lines += markdown_sections(entries, list(skipped), task)
+    return "\n".join(lines) + "\n"
+
+
+def markdown_sections(entries: list[dict[str, Any]], skipped: list[dict[str, Any]], task: str) -> list[str]:
+    """The same tables as Markdown lines, for report.md."""
+    lines = []
+    if has_several_seeds(entries, task) and (rows := seeds_rows(entries, task)):
+        lines += [
+            "",
+            f"#### {task}: across seeds",
+            "",
+            SEEDS_CAPTION,
+            "",
+            "| " + " | ".join(SEEDS_HEADERS) + " |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    columns, grid = few_shot_grid(entries, skipped, task)
+    if grid:
+        lines += [
+            "",
+            f"#### {task}: few-shot balanced accuracy",
+            "",
+            FEW_SHOT_CAPTION,
+            "",
+            "| Representation | Method | " + " | ".join(f"{k}-shot" for k in columns) + " |",
+            "| --- | --- | " + " | ".join("---:" for _ in columns) + " |",
+        ]
+        lines += [
+            "| " + " | ".join([row, method, *few_shot_cells(cells, columns)]) + " |" for row, method, cells in grid
+        ]
+        if notes := skipped_notes(skipped, task):
+            lines += ["", *(f"- {note}" for note in notes)]
+    return lines

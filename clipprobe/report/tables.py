@@ -1,0 +1,221 @@
+"""The report's tables, format-neutral: one entry per result (a table row), the means across seeds per (task,
+representation, method, shots), the few-shot grid, and how each cell is written. The terminal, Markdown and HTML
+renderers all draw from here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..probes.shots import ALL
+
+AGGREGATE_METRICS = ("balanced_accuracy", "accuracy", "macro_f1")
+SEEDS_CAPTION = (
+    "Mean ± standard deviation over seeds (sample standard deviation; each seed its own few-shot sample, "
+    "probe and network initialisation). A linear probe on all the data is deterministic: its spread is 0."
+)
+FEW_SHOT_CAPTION = (
+    "Balanced accuracy on the test split with k training examples per class (stratified, seeded); the "
+    "probe's hyperparameter chosen on the validation split, no refit on it. Mean ± standard deviation "
+    "over seeds."
+)
+
+
+def group_key(row: dict[str, Any]) -> tuple:
+    return (row["task"], row["representation"], row["method"], row.get("shots"))
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (task, row, method, shots), in first-seen order: the seeds, and per metric mean and std.
+
+    std is the sample standard deviation (ddof=1), None for a single seed."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(group_key(row), []).append(row)
+    entries = []
+    for (task, name, method, shots), members in groups.items():
+        entry = {
+            "task": task,
+            "representation": name,
+            "method": method,
+            "shots": shots,
+            "seeds": sorted(member["seed"] for member in members),
+        }
+        for metric in AGGREGATE_METRICS:
+            values = np.array([member[metric] for member in members], dtype=np.float64)
+            entry[metric] = {
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+            }
+        entries.append(entry)
+    return entries
+
+
+def mean_std(summary: dict[str, Any]) -> str:
+    """ "0.612 ± 0.034" (or "0.612" for one seed)."""
+    return f"{summary['mean']:.3f}" + (f" ± {summary['std']:.3f}" if summary["std"] is not None else "")
+
+
+def shots_order(value: Any) -> tuple:
+    """Sort key for shots: 1, 2, 4, ..., then "all"."""
+    return (1, 0) if value == ALL else (0, value)
+
+
+def few_shot_grid(entries: list[dict[str, Any]], skipped: list[dict[str, Any]], task: str) -> tuple[list, list]:
+    """The task's few-shot table: (the shots as columns, [(row, method, {shots: entry or "skipped"})])."""
+    few = [e for e in entries if e["task"] == task and e["shots"] is not None]
+    gaps = [s for s in skipped if s["task"] == task]
+    columns = sorted({e["shots"] for e in few} | {s["shots"] for s in gaps}, key=shots_order)
+    lines: dict[tuple, dict] = {}
+    for entry in few:
+        lines.setdefault((entry["representation"], entry["method"]), {})[entry["shots"]] = entry
+    for gap in gaps:
+        lines.setdefault((gap["representation"], gap["method"]), {}).setdefault(gap["shots"], "skipped")
+    return columns, [(row, method, cells) for (row, method), cells in lines.items()]
+
+
+def few_shot_cells(cells: dict[Any, Any], columns: list) -> list[str]:
+    return [
+        "skipped" if cells.get(k) == "skipped" else mean_std(cells[k]["balanced_accuracy"]) if k in cells else "-"
+        for k in columns
+    ]
+
+
+def skipped_notes(skipped: list[dict[str, Any]], task: str) -> list[str]:
+    """One line per skipped (row, method, shots), with its reason and seeds: never dropped silently."""
+    notes: dict[tuple, list] = {}
+    for gap in skipped:
+        if gap["task"] == task:
+            notes.setdefault((gap["representation"], gap["method"], gap["shots"], gap["reason"]), []).append(
+                gap["seed"]
+            )
+    return [
+        f"Skipped {row} · {method} · {shots}-shot (seed {', '.join(map(str, sorted(seeds)))}): {reason}"
+        for (row, method, shots, reason), seeds in notes.items()
+    ]
+
+
+def has_several_seeds(entries: list[dict[str, Any]], task: str) -> bool:
+    return any(len(entry["seeds"]) > 1 for entry in entries if entry["task"] == task)
+
+
+def seeds_rows(entries: list[dict[str, Any]], task: str) -> list[list[str]]:
+    """The full-data rows of a task across seeds: Representation, Method, Seeds, then mean ± std per metric."""
+    return [
+        [e["representation"], e["method"], str(len(e["seeds"])), *(mean_std(e[m]) for m in AGGREGATE_METRICS)]
+        for e in entries
+        if e["task"] == task and e["shots"] is None
+    ]
+
+
+SEEDS_HEADERS = ("Representation", "Method", "Seeds", "Balanced acc.", "Accuracy", "Macro-F1")
+
+
+# One table per task: the probed representations and the baselines, on the same test split and metrics.
+COLUMNS = (
+    "representation",
+    "method",
+    "balanced_accuracy",
+    "accuracy",
+    "macro_f1",
+    "selected",
+    "per_class_recall",
+    "n_test",
+)
+
+
+HEADERS = {
+    "representation": "Representation",
+    "method": "Method",
+    "seed": "Seed",
+    "balanced_accuracy": "Balanced acc.",
+    "accuracy": "Accuracy",
+    "macro_f1": "Macro-F1",
+    "selected": "Chosen on val.",
+    "per_class_recall": "Recall per class",
+    "n_test": "n test",
+}
+
+
+NUMERIC = {"balanced_accuracy", "accuracy", "macro_f1", "n_test", "seed"}
+
+
+# The headline metrics: each shown with its 95 % bootstrap interval, and the ones --fail-under can gate on.
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+CAPTION = "Test split; every choice (probe C, training epoch) made on the validation split."
+
+
+def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """COLUMNS, with a Seed column after Method when the rows come from several seeds."""
+    if len({row["seed"] for row in rows}) < 2:
+        return COLUMNS
+    return COLUMNS[:2] + ("seed",) + COLUMNS[2:]
+
+
+def full_data(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of probes and baselines trained on the whole train split (not the few-shot runs)."""
+    return [row for row in rows if row.get("shots") is None]
+
+
+def summarise(record: dict[str, Any]) -> dict[str, Any]:
+    """A result record (JSON data) -> its table entry: the headline numbers with their intervals, the choice made."""
+    metrics = record["metrics"]
+    selection = record.get("selection") or {}
+    return {
+        "task": record["task"],
+        "representation": record["representation"],
+        "method": record["method"],
+        "balanced_accuracy": metrics["balanced_accuracy"],
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        # 95 % bootstrap intervals, {metric: [low, high]}.
+        "intervals": metrics.get("intervals") or None,
+        "parameter": selection.get("parameter"),
+        "chosen": selection.get("chosen"),
+        "selected": selected(selection),
+        # Class order, not the alphabetical order that sorted JSON keys would give.
+        "per_class_recall": {name: metrics["per_class_recall"][name] for name in record["classes"]},
+        "n_test": metrics["n"],
+        "shots": record.get("shots"),
+        "seed": record["seed"],
+    }
+
+
+def skipped_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """A few-shot run that could not be made (a class with fewer than k training examples), and why."""
+    return {key: record.get(key) for key in ("task", "representation", "method", "shots", "seed")} | {
+        "reason": record["skipped"]
+    }
+
+
+def selected(selection: dict[str, Any]) -> str | None:
+    """What was chosen on validation, as a cell: "C=0.01", "alpha=1 (grid edge)", "epoch 7"; None for nothing."""
+    parameter, chosen = selection.get("parameter"), selection.get("chosen")
+    if parameter is None or chosen is None:
+        return None
+    if parameter == "epoch":
+        return f"epoch {chosen}"
+    edge = " (grid edge)" if selection.get("at_grid_edge") else ""
+    return f"{parameter}={chosen:.3g}{edge}"
+
+
+def _format(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if column in ("balanced_accuracy", "accuracy", "macro_f1"):
+        return f"{value:.3f}"
+    if column == "per_class_recall":
+        return " · ".join(f"{name} {recall:.2f}" for name, recall in value.items())
+    return str(value)
+
+
+def cell(column: str, row: dict[str, Any], separator: str = " ") -> str:
+    """A headline number with its interval beside it, "0.973 [0.962, 0.983]" ("0.973 [-]" without one)."""
+    text = _format(column, row[column])
+    if column in METRICS and row[column] is not None:
+        interval = (row.get("intervals") or {}).get(column)
+        text += separator + (f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "[-]")
+    return text

@@ -1,0 +1,167 @@
+"""The package's shape, checked from the source: no import cycles (imports inside functions count), layers that
+import only downwards, the library apart from the dashcam application, and a CLI reference that matches --help."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "clipprobe"
+# The library's layers, bottom up: a module may import its own layer and those below, never one above.
+LAYERS = [
+    ("clipprobe.core",),
+    ("clipprobe.data",),
+    ("clipprobe.features",),
+    ("clipprobe.results",),
+    ("clipprobe.probes",),
+    ("clipprobe.baselines",),
+    ("clipprobe.runner", "clipprobe.report"),
+    ("clipprobe.dashcam",),
+    ("clipprobe.catalog",),
+    ("clipprobe.cli", "clipprobe.__main__"),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """Every clipprobe module `name` imports, at module level or inside functions; `from pkg import mod` counts as an
+    import of pkg.mod when that is a module. The top-level package's lazy exports (`_EXPORTS`) count too."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("clipprobe")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not target.startswith("clipprobe"):
+                continue
+            for alias in node.names:
+                submodule = f"{target}.{alias.name}"
+                found.add(submodule if submodule in known else target)
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_EXPORTS" for t in node.targets):
+            found |= {f"clipprobe.{value}" for value in ast.literal_eval(node.value).values()}
+    return {module for module in found if module != name}
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    found = modules()
+    return {name: imports_of(name, path, set(found)) for name, path in found.items()}
+
+
+def test_the_graph_sees_imports_inside_functions(graph):
+    """A guard on the checker itself: the CLI imports the runner only inside its commands."""
+    assert "clipprobe.runner" in graph["clipprobe.cli.tool"]
+    assert "clipprobe.catalog" in graph["clipprobe.cli.app"]
+
+
+def test_no_import_cycles(graph):
+    state: dict[str, str] = {}
+    cycles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt) :] + [nxt] if nxt in stack else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def layer_of(module: str) -> int | None:
+    for index, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return index
+    return None
+
+
+def test_every_module_has_a_layer(graph):
+    assert [m for m in graph if m != "clipprobe" and layer_of(m) is None] == []
+
+
+def test_layers_import_only_downwards(graph):
+    """core imports nothing above it, the library never imports the dashcam application, the catalog or the CLI."""
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module != "clipprobe"
+        for target in targets
+        if target != "clipprobe" and layer_of(target) > layer_of(module)
+    ]
+    assert upward == []
+
+
+def test_core_imports_nothing_of_clipprobe_above_it(graph):
+    assert {
+        t for m, ts in graph.items() if m.startswith("clipprobe.core") for t in ts if not t.startswith("clipprobe.core")
+    } == set()
+
+
+def test_help_does_not_load_the_library():
+    """`clipprobe --help` and each command's help import neither torch nor open_clip nor datasets."""
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom clipprobe.cli import app\n"
+        "for args in (['--help'], ['probe', '--help'], ['extract', '--help'], ['report', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0\n"
+        "print(sorted(m for m in ('torch', 'open_clip', 'datasets', 'sklearn', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_cli_reference_matches_the_help():
+    """docs/cli.md is generated from --help (`make docs`); it must not drift from the code."""
+    generated = subprocess.run(
+        [sys.executable, "scripts/cli_reference.py"], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert (ROOT / "docs" / "cli.md").read_text() == generated, "docs/cli.md is out of date: run `make docs`"
+
+
+def test_every_command_is_in_the_readme_or_the_docs():
+    import typer
+
+    from clipprobe.cli import app
+
+    text = (ROOT / "README.md").read_text() + "".join(
+        p.read_text() for p in (ROOT / "docs").glob("*.md") if p.name != "cli.md"
+    )
+    command = typer.main.get_command(app)
+    names = [
+        " ".join(("clipprobe", group, name)).replace("  ", " ")
+        for group, sub in [
+            ("", command),
+            *((g, c) for g, c in command.commands.items() if getattr(c, "commands", None)),
+        ]
+        for name, c in sub.commands.items()
+        if not getattr(c, "commands", None)
+    ]
+    assert [name for name in names if name not in text] == []
+
+
+def test_readme_is_a_users_page():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 210
