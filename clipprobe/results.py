@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.errors import RunError
+from .core.machine import machine
 from .core.paths import slug
 from .core.storage import stable_hash, write_json
 
@@ -53,6 +54,13 @@ def run_section(started: float, **extra: Any) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 3),
         **extra,
     }
+
+
+def provenance(started: float, **run: Any) -> dict[str, Any]:
+    """The part every record shares, whatever its kind (a result, an invariance score, an experiment table): with
+    which code (`versions`) and on which machine (`machine`: CPU, native bf16, thread counts) it was made, and
+    when (`run`, the volatile part, with `run` extras)."""
+    return {"versions": package_versions(), "machine": machine(), VOLATILE_FIELD: run_section(started, **run)}
 
 
 def data_section(task: Any, sizes: dict[str, int]) -> dict[str, Any]:
@@ -107,7 +115,6 @@ class Selection:
     chosen: float | int | None
     at_grid_edge: bool = False
     curve: list[dict[str, float]] = field(default_factory=list)
-    refit_on: list[str] = field(default_factory=list)
     note: str | None = None
 
 
@@ -126,6 +133,7 @@ class Result:
     classes: list[str]
     data: dict[str, Any]
     versions: dict[str, str]
+    machine: dict[str, Any]
     run: dict[str, Any]
     shots: int | str | None = None
     metrics: dict[str, Any] | None = None
@@ -135,6 +143,9 @@ class Result:
     training: dict[str, Any] | None = None
     sample: dict[str, Any] | None = None
     prompts: dict[str, list[str]] | None = None
+    # Set when something other than the inputs stopped the run early (a user's time limit): {reached, planned,
+    # unit, reason}. Every output marks such a result, the CI gate refuses it, and it is never reused.
+    incomplete: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -142,13 +153,7 @@ class Result:
         cls, identity: Identity, key: str, started: float, run: dict[str, Any] | None = None, **fields: Any
     ) -> Result:
         """The one builder: identity, key, versions and the run section filled in the same way for every kind of row."""
-        return cls(
-            **dataclasses.asdict(identity),
-            key=key,
-            versions=package_versions(),
-            run=run_section(started, **(run or {})),
-            **fields,
-        )
+        return cls(**dataclasses.asdict(identity), key=key, **provenance(started, **(run or {})), **fields)
 
     @property
     def identity(self) -> Identity:
@@ -207,13 +212,14 @@ class Result:
 def reuse(identity: Identity, key: str, results_dir: Path = DEFAULT_RESULTS_DIR) -> tuple[Result, Path] | None:
     """The stored result for `identity` if it has this `key` (same inputs, settings, seed and code), else None.
 
-    A run whose stored result already answers it is skipped; `run.reused` marks the returned copy."""
+    A run whose stored result already answers it is skipped; `run.reused` marks the returned copy. An incomplete
+    result answers nothing: what it holds depended on the machine's speed."""
     path = identity.path(results_dir)
     try:
         stored = Result.from_json(json.loads(path.read_text()), str(path))
     except (OSError, ValueError, RunError):
         return None
-    if stored.key != key:
+    if stored.key != key or stored.incomplete is not None:
         return None
     stored.run = {**stored.run, "reused": True}
     return stored, path

@@ -54,6 +54,7 @@ def stored_result(task, representation, method, seed, classes, metrics, selectio
         classes=list(classes),
         data={},
         versions={},
+        machine={},
         run={"seconds": 1.0},
         metrics=metrics,
         selection=selection,

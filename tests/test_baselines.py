@@ -192,7 +192,7 @@ def test_cnn_learns_a_planted_colour(tmp_path):
     assert selection.at_grid_edge is False
     assert record.data["sizes"] == {"train": 120, "validation": 60, "test": 90}
     assert record.metrics["n"] == 90 and np.asarray(record.metrics["confusion_matrix"]).sum() == 90
-    assert record.training["epochs_run"] == len(epochs) and not record.training["stopped_by_time_limit"]
+    assert record.training["epochs_run"] == len(epochs) and record.incomplete is None
 
 
 def test_stopping_at_a_perfect_validation_score_changes_nothing_but_the_time(tmp_path, monkeypatch):
@@ -333,11 +333,26 @@ def test_the_callers_random_state_is_left_alone(tmp_path):
     torch.testing.assert_close(torch.rand(3), expected)
 
 
-def test_the_time_limit_stops_training_and_is_recorded(tmp_path):
+def test_no_time_limit_by_default():
+    assert Budget().max_seconds is None
+    for name in BASELINES.names():
+        budget = getattr(get_baseline(name), "budget", None)
+        assert budget is None or budget.max_seconds is None, name
+
+
+def test_a_time_limit_makes_the_result_incomplete_and_it_is_never_reused(tmp_path):
     budget = Budget(epochs=50, batch_size=16, image_size=SIZE, max_seconds=1e-3)
-    record, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=budget)
-    assert record.training["stopped_by_time_limit"] is True
+    record, path = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=budget)
     assert record.training["epochs_run"] == len(record.selection.curve) == 1
+    assert record.incomplete == {
+        "reached": 1,
+        "planned": 50,
+        "unit": "epochs",
+        "reason": "max_seconds=0.001 would have passed during epoch 2",
+    }
+    assert json.loads(path.read_text())["incomplete"] == record.incomplete
+    again, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=budget)
+    assert not again.reused  # its numbers depended on the machine's speed: recomputed, not reused
 
 
 def test_baselines_run_on_a_dashcam_world(tiny_tasks, tmp_path):

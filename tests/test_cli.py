@@ -1,5 +1,6 @@
 """The command line: exact exit codes and one-line messages, as in sqlite-utils' tests."""
 
+import csv
 import json
 import re
 import subprocess
@@ -349,3 +350,40 @@ def test_row_names_with_brackets_print_verbatim(tiny_model, tiny_tasks):
     )
     report = invoke("report")
     assert "tiny-clip/random [orbit:hflip]" in report.output
+
+
+def test_a_time_limited_run_is_marked_incomplete_everywhere_and_the_gate_refuses_it(tiny_model, tiny_tasks):
+    budget = "epochs=50,image_size=16,batch_size=16,max_seconds=0.001"
+    result = invoke(
+        "probe",
+        "--task",
+        "tiny-light",
+        "--model",
+        tiny_model,
+        "--pretrained",
+        "random",
+        "--baselines",
+        "cnn",
+        "--budget",
+        budget,
+    )
+    assert result.exit_code == 0, result.output
+    note = "INCOMPLETE: 1 of 50 epochs (max_seconds=0.001 would have passed during epoch 2)"
+    assert re.search(
+        rf"^tiny-light \| cnn/from-scratch \| supervised-cnn \| {re.escape(note)} \| balanced", result.output, re.M
+    )
+    report = invoke("report", "--fail-under", "tiny-light:*:balanced_accuracy=0")
+    assert report.exit_code == 1
+    assert "[INCOMPLETE: 1 of 50 epochs" in report.stdout  # the terminal table (the note wraps in its cell)
+    assert f"cnn/from-scratch [{note}]" in Path("reports/report.md").read_text()
+    assert f"cnn/from-scratch [{note}]" in Path("reports/report.html").read_text()
+    (line,) = [r for r in csv.DictReader(open("reports/results.csv", newline="")) if r["method"] == "supervised-cnn"]
+    assert line["incomplete"] == note
+    (entry,) = [
+        e for e in json.loads(Path("reports/results.json").read_text())["entries"] if e["method"] == "supervised-cnn"
+    ]
+    assert entry["incomplete"] == note
+    assert report.stderr.strip().splitlines() == [
+        f"Incomplete: tiny-light | cnn/from-scratch | supervised-cnn | seed 0: {note}; an incomplete result cannot pass "
+        "the gate (--fail-under tiny-light:*:balanced_accuracy=0)"
+    ]

@@ -36,7 +36,7 @@ def test_quick_start_extract_probe_report(default_home, monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["report"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(Path("reports/results.json").read_text())["rows"]
+    rows = json.loads(Path("reports/results.json").read_text())["entries"]
     assert {(r["task"], r["representation"], r["method"]) for r in rows} == {
         ("traffic-light", "mini-clip/dashcam-salient", "linear-probe"),
         ("traffic-light", "cnn/from-scratch", "supervised-cnn"),

@@ -87,15 +87,15 @@ def test_probe_registry_lists_and_rejects():
         parse_probes("linear,svm")
 
 
-def test_few_shot_probe_uses_k_per_class_and_no_refit(tiny_model, tiny_tasks, tmp_path):
+def test_few_shot_probe_uses_k_per_class(tiny_model, tiny_tasks, tmp_path):
     task = tiny_tasks["tiny-pedestrian"]
     config = ExtractorConfig(model=tiny_model, pretrained="random")
     record, path = probe(task, config, results_dir=tmp_path, shots=4)
     assert path.name == "tiny-clip-random__linear-probe__4-shot__seed0.json"
     assert record.shots == 4 and record.sample["train_rows"] == 8 and record.data["sizes"]["train"] == 8
-    assert record.selection.refit_on == ["train"] and record.selection.split == "validation"
+    assert record.selection.split == "validation"
     full, full_path = probe(task, config, results_dir=tmp_path)
-    assert full.shots is None and full.selection.refit_on == ["train", "validation"]
+    assert full.shots is None and full.data["sizes"]["train"] == 60
     assert full_path.name == "tiny-clip-random__linear-probe__seed0.json"
     assert full.key != record.key
     # Another seed draws another sample (and is its own file).

@@ -84,12 +84,13 @@ def test_every_layer_has_its_shape_row_and_cache_key(tiny_towers, tower):
     np.testing.assert_allclose(grid.reshape(4, CELLS, width).mean(axis=1), tokens, rtol=1e-5, atol=1e-6)
 
 
-def test_embedding_layer_is_unchanged_and_keeps_its_cache_key(tiny_model):
+def test_embedding_layer_is_what_encode_image_gives_and_its_identity_names_every_input(tiny_model):
     features = _features(tiny_model, "embedding")
-    # The identity (hence the cache key) is exactly the one written before layers existed.
+    # The identity (hence the cache key): the architecture as resolved, the weights, precision, layer, open_clip.
     assert features.meta["identity"] == {
         "extractor": "open_clip",
         "model": tiny_model,
+        "model_config": open_clip.get_model_config(tiny_model),
         "weights": {"kind": "random"},
         "precision": "fp32",
         "layer": "embedding",

@@ -171,7 +171,7 @@ def test_every_probe_learns_a_separable_task_and_reports_its_choice(name):
     y = np.arange(90) % 3
     x = rng.normal(size=(90, 5)) + 4 * np.eye(3, 5)[y]
     probe = PROBES.get(name)
-    fit = probe.fit(x[:60], y[:60], x[60:], y[60:], probe.grid, seed=0, refit=True)
+    fit = probe.fit(x[:60], y[:60], x[60:], y[60:], probe.grid, seed=0)
     assert fit.parameter == probe.parameter and fit.chosen in probe.grid
     assert [point[probe.parameter] for point in fit.curve] == list(probe.grid)[: len(fit.curve)]
     assert (fit.model.predict(x[60:]) == y[60:]).mean() > 0.9

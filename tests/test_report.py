@@ -104,6 +104,7 @@ def test_results_csv_has_one_row_per_task_row_method(results):
         "macro_f1",
         "n_test",
         "selected",
+        "incomplete",
     ]
     assert [(r["task"], r["representation"], r["method"]) for r in lines] == [
         ("pedestrian", "mini-clip/random", "linear-probe"),

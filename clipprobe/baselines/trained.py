@@ -18,6 +18,7 @@ from ..core.errors import UsageError
 from ..data.task import PROBE_SPLITS, Task
 from ..data.taskfile import resolve_task
 from ..features.config import ExtractorConfig
+from ..features.geometry import check_resize
 from ..features.orbits import Group, get_group
 from ..probes.fit import SELECTION_METRIC
 from ..probes.metrics import score_predictions
@@ -44,10 +45,13 @@ class ScratchBaseline:
     default_group: str | None = None  # orbit baselines: the group averaged over (run_baseline's `group`)
     budget: Budget = Budget()  # what run_baseline uses when it is given no budget
 
-    def row(self, group: str | None, budget: Budget) -> str:
+    def row(self, group: str | None, budget: Budget, resize: str | None = None) -> str:
         row = f"{self.name}/{group}" if self.default_group is not None else f"{self.name}/from-scratch"
-        # A chosen augmentation is a different reference (a flip can destroy a left/right label): its own row.
-        return row if budget.augment == "auto" else f"{row}[augment={budget.augment}]"
+        # A chosen augmentation is a different reference (a flip can destroy a left/right label): its own row;
+        # so is a chosen image geometry (--resize).
+        tags = [f"augment={budget.augment}"] if budget.augment != "auto" else []
+        tags += [f"resize={resize}"] if resize else []
+        return f"{row}[{','.join(tags)}]" if tags else row
 
     def check_option(self, option: str | None, budget: dict[str, Any] | Budget | None = None) -> None:
         """The option is the orbit group: only orbit baselines take one, and it must fit the budget's image size."""
@@ -74,7 +78,14 @@ class ScratchBaseline:
         """The registry's interface: `option` is the orbit group, `budget` overrides fields of the baseline's own."""
         chosen = dataclasses.replace(self.budget, **budget) if budget else None
         return run_baseline(
-            self.name, task, seed=config.seed, results_dir=results_dir, budget=chosen, group=option, refresh=refresh
+            self.name,
+            task,
+            seed=config.seed,
+            results_dir=results_dir,
+            budget=chosen,
+            group=option,
+            refresh=refresh,
+            resize=config.resize,
         )
 
 
@@ -151,6 +162,7 @@ def train_baseline(
     seed: int = 0,
     budget: Budget | None = None,
     group: str | None = None,
+    resize: str | None = None,
 ) -> TrainedBaseline:
     """Train baseline `name` on `task`'s train split and choose its epoch on validation (balanced accuracy);
     predict the test images. Test labels are never read here."""
@@ -165,7 +177,9 @@ def train_baseline(
     data = task.source.load()
     rows = {split: task.rows(data[split]) for split in PROBE_SPLITS}
     images = {
-        split: split_images(task.source, data[split], split, budget.image_size)[torch.as_tensor(r, dtype=torch.long)]
+        split: split_images(task.source, data[split], split, budget.image_size, resize or "squash")[
+            torch.as_tensor(r, dtype=torch.long)
+        ]
         for split, r in rows.items()
     }
     labels = {split: task.labels(data[split]) for split in ("train", "validation")}
@@ -176,7 +190,7 @@ def train_baseline(
         )
     decoded = time.perf_counter()
 
-    row = baseline.row(group_spec, budget)
+    row = baseline.row(group_spec, budget, resize)
     augment = resolve_augment(budget.augment, task.classes)
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
         torch.manual_seed(seed)
@@ -216,6 +230,7 @@ def run_baseline(
     budget: Budget | None = None,
     group: str | None = None,
     refresh: bool = False,
+    resize: str | None = None,
 ) -> Outcome:
     """Train baseline `name` on `task`'s train split, choose the epoch on validation (balanced accuracy),
     score once on test; write the result file (same schema as a linear probe's) and return (record, path).
@@ -228,19 +243,21 @@ def run_baseline(
     baseline, task = get_trained_baseline(name), resolve_task(task)
     budget = budget or baseline.budget
     baseline.check_option(group, budget)
-    identity = Identity(task.name, baseline.row(group or baseline.default_group, budget), baseline.method, seed)
+    check_resize(resize)
+    identity = Identity(task.name, baseline.row(group or baseline.default_group, budget, resize), baseline.method, seed)
     key = identity.key(
         {
             "code": BASELINE_VERSION,
             "torch": _version("torch"),
             "group": group or baseline.default_group,
             "budget": asdict(budget),
+            "resize": resize or "squash",
             "data": [task.source.fingerprint(), task.label, list(task.classes), [list(c) for c in task.where]],
         }
     )
     if not refresh and (stored := reuse(identity, key, results_dir)) is not None:
         return stored
-    trained = train_baseline(name, task, seed=seed, budget=budget, group=group)
+    trained = train_baseline(name, task, seed=seed, budget=budget, group=group, resize=resize)
     task, budget, fitted = trained.task, trained.budget, trained.fit
     # The model is fixed and its test predictions made: only now are the test labels read, once.
     test_labels = task.labels(task.source.load()["test"])
@@ -276,10 +293,19 @@ def run_baseline(
             "augment": trained.augment,
             "optimiser": "AdamW, one-cycle learning rate",
             "loss": "class-weighted cross-entropy (weights from train label counts)",
-            "input": f"squashed to {budget.image_size}x{budget.image_size} px, "
+            "resize": resize or "squash",
+            "input": f"{ {'squash': 'squashed', 'crop': 'centre-cropped', 'pad': 'padded'}[resize or 'squash'] } to "
+            f"{budget.image_size}x{budget.image_size} px, "
             "standardised with the train split's channel statistics",
             "epochs_run": fitted.epochs_run,
-            "stopped_by_time_limit": fitted.stopped_by_time_limit,
+        },
+        incomplete=None
+        if fitted.stopped_by is None
+        else {
+            "reached": fitted.epochs_run,
+            "planned": budget.epochs,
+            "unit": "epochs",
+            "reason": fitted.stopped_by,
         },
     )
     return record, record.write(results_dir)

@@ -28,16 +28,16 @@ MIRRORED_CLASSES = ("left", "right")
 
 @dataclass(frozen=True)
 class Budget:
-    """What one baseline may spend. On two CPU cores, `cnn` takes well under a minute per dashcam task at these
-    defaults (each result file's `run.seconds`; the README quotes `make demo`'s), `orbit-cnn` a multiple of that:
-    its training steps average `orbit_train_elements` group elements and its validation and test images the
-    whole orbit.
+    """What one baseline may spend: a number of epochs, never a number of seconds, so that the same inputs give
+    the same result on any machine. Each result file's `run.seconds` says what it cost (docs/methodology.md
+    gives the defaults' costs on two CPU cores).
 
-    `epochs` is the budget that fixes the result; `max_seconds` is a safety net against runaway runs (large
-    data, a slow machine): training stops after the epoch that would otherwise run past it, which is recorded
-    as `training.stopped_by_time_limit`, and then the result depends on the machine's speed. `augment` is random translations by up to 1/8 of the image
-    (`translate`) and horizontal flips (`hflip`); `auto` is both, except for a task whose classes include
-    "left" and "right" (a flip turns one into the other), which gets `translate` alone. `orbit_train_elements` is how many group elements each training step
+    `max_seconds` (None unless the user sets one) stops training after the epoch that would pass it: the result
+    then depends on the machine's speed, so it is written `incomplete` (reached and planned epochs, the reason),
+    every report marks it, the CI gate refuses it, and it is never reused: a later run recomputes it.
+    `augment` is random translations by up to 1/8 of the image (`translate`) and horizontal flips (`hflip`);
+    `auto` is both, except for a task whose classes include "left" and "right" (a flip turns one into the
+    other), which gets `translate` alone. `orbit_train_elements` is how many group elements each training step
     of an orbit model averages over (None: the whole orbit); validation and test always use the whole orbit."""
 
     epochs: int = 12
@@ -45,7 +45,7 @@ class Budget:
     image_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 5e-4
-    max_seconds: float | None = 600.0
+    max_seconds: float | None = None
     augment: str = "auto"
     orbit_train_elements: int | None = 2
     eval_batch_images: int = 512  # images per forward pass when evaluating (orbit copies included)
@@ -152,7 +152,8 @@ class Fit:
     curve: list[dict[str, float]]
     model: nn.Module = field(repr=False)
     epochs_run: int
-    stopped_by_time_limit: bool
+    # Why training stopped before the epochs of the budget ran out, when a time limit stopped it (None otherwise).
+    stopped_by: str | None
     seconds_per_epoch: list[float]
 
 
@@ -197,7 +198,7 @@ def fit(
     curve: list[dict[str, float]] = []
     seconds: list[float] = []
     best_state, best_score, chosen_epoch = None, -1.0, 0
-    stopped = False
+    stopped = None
     started = time.perf_counter()
     with progress_bar() as progress:
         job = progress.add_task(description, total=budget.epochs)
@@ -227,10 +228,10 @@ def fit(
                 break
             elapsed = time.perf_counter() - started
             if budget.max_seconds is not None and epoch < budget.epochs and elapsed + seconds[-1] > budget.max_seconds:
-                stopped = True
+                stopped = f"max_seconds={budget.max_seconds:g} would have passed during epoch {epoch + 1}"
                 err_console.print(
                     f"Warning: {description}: stopped after epoch {epoch} of {budget.epochs}, the next would pass "
-                    f"max_seconds={budget.max_seconds:g}; this result depends on the machine's speed"
+                    f"max_seconds={budget.max_seconds:g}; the result is written as incomplete"
                 )
                 break
     model.load_state_dict(best_state)

@@ -124,6 +124,7 @@ def zero_shot(
             "dim": int(images.shape[1]),
             "layer": config.layer,
             "precision": config.precision,
+            "preprocess": features.meta.get("preprocess"),
             "cache_keys": features.meta["keys"],
         },
     )

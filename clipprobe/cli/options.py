@@ -70,6 +70,15 @@ ChannelsLastOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option(help="Seed for the probe, few-shot samples, networks and random weights.")]
 
 
+ResizeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--resize",
+        help="How images become the model's square input: crop (short side resized, centre cropped), squash or "
+        "pad; applies to every row of the run, baselines too. Default: each model's own (open_clip's weights "
+        "usually crop; pixels and the CNN baselines squash).",
+    ),
+]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder of result files.")]
 
 
@@ -148,6 +157,7 @@ def extractor_config(
     layer: str = DEFAULT_LAYER,
     workers: int | None = None,
     channels_last: bool = False,
+    resize: str | None = None,
 ) -> ExtractorConfig:
     """The feature options of a command, as the library's ExtractorConfig."""
     from ..features.config import ExtractorConfig
@@ -164,6 +174,7 @@ def extractor_config(
         layer=layer,
         workers=workers,
         channels_last=channels_last,
+        resize=resize,
     )
 
 

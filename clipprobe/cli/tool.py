@@ -29,6 +29,7 @@ from .options import (
     Precision,
     PrecisionOpt,
     PretrainedOpt,
+    ResizeOpt,
     ResultsOpt,
     SeedOpt,
     StrictOpt,
@@ -134,6 +135,7 @@ def extract(
     ] = DEFAULT_CHUNK_ROWS,
     workers: WorkersOpt = None,
     channels_last: ChannelsLastOpt = False,
+    resize: ResizeOpt = None,
 ):
     """Extract frozen image features for every split and cache them.
 
@@ -161,6 +163,7 @@ def extract(
         layer=layer,
         workers=workers,
         channels_last=channels_last,
+        resize=resize,
     )
     which = None if merge else parse_shard(shard)
     if merge and shard is not None:
@@ -247,6 +250,7 @@ def probe(
     ] = 1,
     workers: WorkersOpt = None,
     channels_last: ChannelsLastOpt = False,
+    resize: ResizeOpt = None,
 ):
     """Fit a linear probe (C chosen on validation, scored once on test) and the baselines; one result file each.
 
@@ -270,6 +274,7 @@ def probe(
         layer=layer,
         workers=workers,
         channels_last=channels_last,
+        resize=resize,
     )
     # Every task, baseline, budget, probe and shot is checked here, so a typo in the last one fails before any work.
     plan = runner.RunPlan.build(
@@ -296,6 +301,10 @@ def print_outcome(record, path: Path, show_seed: bool = False) -> None:
     if record.skipped is not None:
         err_console.print(f"Skipped: {where}: {record.skipped} -> {path}{reused}", markup=False, highlight=False)
         return
+    if record.incomplete is not None:
+        from ..report.tables import incomplete_note
+
+        where += f" | {incomplete_note(record.incomplete)}"
     selection = record.selection
     if selection.chosen is None:
         chosen = "nothing chosen"

@@ -23,14 +23,7 @@ from ..data.task import get_task
 from ..features.config import ExtractorConfig
 from ..features.weights import resolve_weights
 from ..probes.probe import Outcome, probe
-from ..results import (
-    DEFAULT_RESULTS_DIR,
-    EXPERIMENTS_FOLDER,
-    VOLATILE_FIELD,
-    package_versions,
-    run_section,
-    write_document,
-)
+from ..results import DEFAULT_RESULTS_DIR, EXPERIMENTS_FOLDER, provenance, write_document
 from .captions import descriptive_fraction, get_caption_policy
 from .invariance import DEFAULT_INVARIANCE_DIR, measure_invariance
 from .pairs import COUNTERFACTUALS, list_counterfactuals
@@ -206,8 +199,7 @@ def run_curation(
         "tasks": list(experiment.tasks),
         "attributes": list(experiment.attributes),
         "rows": rows,
-        "versions": package_versions(),
-        VOLATILE_FIELD: run_section(started, stages=timings),
+        **provenance(started, stages=timings),
     }
     path = write_document(
         Path(results_dir) / EXPERIMENTS_FOLDER / f"{experiment.name()}.json", record, EXPERIMENT_SCHEMA_VERSION

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from ..core.storage import file_sha256, stable_hash
 from ..features.cache import FeatureCache
 from ..features.config import ExtractorConfig
 from ..features.extractors import Extractor, make_extractor
-from ..results import VOLATILE_FIELD, package_versions, write_document
+from ..results import provenance, write_document
 from .world import WorldConfig
 
 # Bump when the shape of an invariance record changes.
@@ -248,12 +247,7 @@ def measure_invariance(
         },
         "world": {"fingerprint": world.fingerprint(), **asdict(world)},
         "features": {"dim": dim, "layer": config.layer, "precision": config.precision, "orbit": config.orbit},
-        "versions": package_versions(),
-        VOLATILE_FIELD: {
-            **run,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "seconds": round(time.perf_counter() - started, 3),
-        },
+        **provenance(started, **run),
     }
     path = invariance_path(results_dir, record, world)
     write_document(path, record, SCHEMA_VERSION)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -12,16 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from ..core import paths
-from ..core.errors import UsageError
+from ..core.errors import RunError, UsageError
 from ..core.paths import slug
 from ..core.progress import progress_bar
 from ..core.storage import atomic_dir, stable_hash, write_json
 from ..features.weights import BUILTIN_FAMILIES, OPEN_CLIP_CONFIG, BuiltinWeights, register_builtin_weights
 from .captions import caption_for, get_caption_policy
-from .scene import Scene
-from .world import WorldConfig, load_world
+from .world import WorldConfig, load_world, scene_at
 
 WEIGHTS_FILE = "open_clip_model.safetensors"
+# Bump when the training code changes what it trains, so that stored built-in weights are trained again.
+PRETRAIN_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,18 @@ class PretrainConfig:
     image_size: int | None = None
 
     def fingerprint(self) -> str:
-        # The world's own fingerprint carries its generator version: a new renderer means new weights.
+        """Everything that decides the trained weights: the recipe, the world (its fingerprint carries the
+        generator's version), the captions themselves (so an edited template or phrase retrains) and the
+        training code's version."""
         fields = {k: v for k, v in asdict(self).items() if not (k in SCALE_FIELDS and v is None)}
-        return stable_hash({**fields, "world": self.world.fingerprint()})
+        return stable_hash(
+            {
+                **fields,
+                "world": self.world.fingerprint(),
+                "captions_sha": captions_fingerprint(self),
+                "code": PRETRAIN_VERSION,
+            }
+        )
 
 
 SCALE_FIELDS = ("width", "image_size")
@@ -178,13 +187,36 @@ def _preprocessed_images(split, preprocess, key: tuple[str, str]):
     return _PREPARED[key]
 
 
-def _captions(split, config: PretrainConfig) -> list[str]:
-    """One caption per image under the policy, seeded per image so it never depends on batch order."""
+def pretraining_captions(config: PretrainConfig) -> list[str]:
+    """One caption per pretraining image under the policy, seeded per image (never dependent on batch order),
+    computed from the world's scenes without rendering them: the captions the model is trained on."""
     captions = []
-    for index, scene_json in zip(split["index"], split["scene"], strict=True):
-        scene = Scene.from_dict(json.loads(scene_json))
+    for index in range(config.world.sizes.get("pretrain", 0)):
+        scene, _ = scene_at(config.world, "pretrain", index)
         rng = np.random.default_rng([config.seed, 7, index])
         captions.append(caption_for(scene, config.captions, rng))
+    return captions
+
+
+_CAPTION_HASHES: dict[str, str] = {}
+
+
+def captions_fingerprint(config: PretrainConfig) -> str:
+    """A hash of every pretraining caption (remembered per world, policy and seed within a process)."""
+    key = stable_hash([config.world.fingerprint(), config.captions, config.seed])
+    if key not in _CAPTION_HASHES:
+        _CAPTION_HASHES[key] = stable_hash(pretraining_captions(config), 32)
+    return _CAPTION_HASHES[key]
+
+
+def _captions(split, config: PretrainConfig) -> list[str]:
+    """The pretraining captions, row by row of the stored pretraining split (whose rows are its scenes in order)."""
+    captions = pretraining_captions(config)
+    if list(split["index"]) != list(range(len(captions))):
+        raise RunError(
+            f"The stored pretraining split of world {config.world.fingerprint()} is not in scene order; "
+            "delete it from the cache to render it again"
+        )
     return captions
 
 

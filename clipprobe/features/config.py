@@ -40,6 +40,10 @@ class ExtractorConfig:
     # Run a conv tower on NHWC tensors (faster on CPUs: see benchmarks/extract_speed.py). How the numbers are laid out
     # in memory, like device and batch size, is not part of the cache key: the features agree to float rounding.
     channels_last: bool = False
+    # How an image is fitted to the model's square input: crop (resize the short side, centre crop), squash
+    # (resize both sides) or pad (resize the long side, pad); None: the model's own preprocessing (open_clip's
+    # resize mode for the weights, usually crop; squash for raw pixels). Part of the cache key and the row name.
+    resize: str | None = None
 
 
 def check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:

@@ -15,6 +15,7 @@ from ..core.progress import progress_bar
 from ..core.registry import Registry
 from .config import DEFAULT_LAYER, LAYERS, ExtractorConfig, check_choice
 from .devices import check_device
+from .geometry import RESIZE_MODES, check_resize, tensor_transform
 from .layers import layer_forward, layer_identity
 from .precision import DEFAULT_PRECISION, PRECISIONS, with_autocast, with_channels_last
 
@@ -47,15 +48,13 @@ class BatchExtractor:
         if config.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {config.batch_size}")
         loader_workers(config.workers, 0, config.batch_size)  # a negative count fails here, before any work
+        check_resize(config.resize)
         self.config = config
         self.group = parse_orbit(config.orbit)
 
     def pipeline(self):
         """(transform from PIL image to tensor, forward from batch to features, input dtype)."""
         raise NotImplementedError
-
-    def _suffix(self) -> str:
-        return f" [orbit:{self.config.orbit}]" if self.config.orbit else ""
 
     def encode(self, split: datasets.Dataset, description: str, image_column: str = "image") -> np.ndarray:
         """Every row of `split`, in order, as one (n, d) float32 array, with a progress bar."""
@@ -156,15 +155,22 @@ class OpenClipExtractor(BatchExtractor):
     def identity(self) -> dict[str, Any]:
         import open_clip
 
+        from .weights import model_config
+
         identity = {
             "extractor": "open_clip",
             "model": self.config.model,
+            # The architecture as resolved now: a config edited under the same name is another model.
+            "model_config": model_config(self.config.model),
             "weights": self.weights.identity,
             "precision": self.config.precision,
             "layer": layer_identity(self.config.layer),
-            # The final preprocessing follows from model, weights and open_clip's version.
+            # The final preprocessing follows from the model config, the weights' settings, a --resize and
+            # open_clip's version.
             "open_clip": open_clip.__version__,
         }
+        if self.config.resize is not None:
+            identity["resize"] = self.config.resize
         if self.weights.identity["kind"] == "random":
             identity["seed"] = self.config.seed
         if self.config.orbit:
@@ -178,6 +184,7 @@ class OpenClipExtractor(BatchExtractor):
         # So is another precision: fp32 and bf16 results stand side by side, e.g. "ViT-B-32/openai [bf16]".
         tags += [self.config.precision] if self.config.precision != DEFAULT_PRECISION else []
         tags += [f"orbit:{self.config.orbit}"] if self.config.orbit else []
+        tags += [f"resize={self.config.resize}"] if self.config.resize else []
         row = f"{self.config.model}/{self.weights.label}" + (f" [{', '.join(tags)}]" if tags else "")
         return {"representation": row, "model": self.config.model, "pretrained": self.weights.label}
 
@@ -188,7 +195,11 @@ class OpenClipExtractor(BatchExtractor):
             from .weights import create_model
 
             model, self._preprocess = create_model(
-                self.weights, device=self.config.device, precision=self.config.precision, seed=self.config.seed
+                self.weights,
+                device=self.config.device,
+                precision=self.config.precision,
+                seed=self.config.seed,
+                resize_mode=RESIZE_MODES[self.config.resize] if self.config.resize else None,
             )
             if self.config.channels_last:
                 model = model.to(memory_format=torch.channels_last)
@@ -231,21 +242,24 @@ class PixelsExtractor(BatchExtractor):
         identity = {"extractor": "pixels", "size": self.SIZE}
         if self.config.orbit:
             identity["orbit"] = self.config.orbit
+        if self.config.resize is not None:
+            identity["resize"] = self.config.resize
         return identity
 
     def describe(self) -> dict[str, str]:
-        return {"representation": f"pixels/{self.SIZE}px{self._suffix()}", "model": "pixels", "pretrained": "none"}
+        tags = [f"orbit:{self.config.orbit}"] if self.config.orbit else []
+        tags += [f"resize={self.config.resize}"] if self.config.resize else []
+        row = f"pixels/{self.SIZE}px" + (f" [{', '.join(tags)}]" if tags else "")
+        return {"representation": row, "model": "pixels", "pretrained": "none"}
 
     def preprocess_cfg(self) -> dict[str, Any]:
-        return {"size": self.SIZE, "interpolation": "bilinear", "resize_mode": "squash", "mean": None, "std": None}
+        mode = RESIZE_MODES[self.config.resize or "squash"]
+        return {"size": self.SIZE, "interpolation": "bilinear", "resize_mode": mode, "mean": None, "std": None}
 
     def pipeline(self):
         import torch
-        from torchvision.transforms import v2
 
-        transform = v2.Compose(
-            [v2.PILToTensor(), v2.Resize((self.SIZE, self.SIZE), antialias=True), v2.ToDtype(torch.float32, scale=True)]
-        )
+        transform = tensor_transform(self.SIZE, self.config.resize or "squash")
         return transform, lambda images: images.flatten(1), torch.float32
 
 

@@ -189,9 +189,25 @@ def _resolve_file(model: str, path: str) -> WeightsSpec:
 
 
 def _resolve_tag(model: str, tag: str) -> WeightsSpec:
+    """An open_clip tag: its registry entry (source, preprocessing, QuickGELU) is part of its identity, so a new
+    open_clip that changes any of them gives new cache keys."""
     cfg = open_clip.get_pretrained_cfg(model, tag)
     source = cfg.get("hf_hub") or cfg.get("url")
-    return WeightsSpec(model, tag, tag, {"kind": "open_clip-tag", "tag": tag, "source": source})
+    settings = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode", "quick_gelu") if k in cfg}
+    identity = {"kind": "open_clip-tag", "tag": tag, "source": source, "settings": _jsonable(settings)}
+    return WeightsSpec(model, tag, tag, identity)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: list(v) if isinstance(v, tuple) else str(v)))
+
+
+def model_config(model: str) -> dict[str, Any] | None:
+    """The architecture's config as open_clip resolves it (None for hf-hub: and local-dir:, whose config comes
+    with the weights and is in their identity)."""
+    if model.startswith(("hf-hub:", "local-dir:")):
+        return None
+    return _jsonable(open_clip.get_model_config(model))
 
 
 def _resolve_hf_hub(model: str) -> WeightsSpec:
@@ -212,22 +228,28 @@ def _resolve_local_dir(model: str) -> WeightsSpec:
 
 
 def cached_file_sha256(path: Path) -> str:
-    """Content hash of a (possibly large) weights file, remembered by path, size and mtime."""
+    """Content hash of a (possibly large) weights file. The memo skips re-hashing only when the path, size,
+    modification time, inode and inode-change time all match: a file replaced in place by another of the same
+    size and modification time (as `cp -p`, `rsync -t` or `tar` leave it) has a new inode or ctime, so it is
+    hashed again."""
     stat = path.stat()
     index_path = paths.home() / "file-hashes.json"
     try:
         index = json.loads(index_path.read_text())
     except (OSError, ValueError):
         index = {}
-    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
     if key not in index:
         index[key] = file_sha256(path)
         write_json(index_path, index)
     return index[key]
 
 
-def create_model(spec: WeightsSpec, device: str = "cpu", precision: str = "fp32", seed: int = 0):
-    """Build the open_clip model and its inference transform through open_clip's own loader."""
+def create_model(
+    spec: WeightsSpec, device: str = "cpu", precision: str = "fp32", seed: int = 0, resize_mode: str | None = None
+):
+    """Build the open_clip model and its inference transform through open_clip's own loader; `resize_mode`
+    (open_clip's name: shortest, squash, longest) replaces the weights' own."""
     import torch
 
     kwargs = dict(
@@ -237,7 +259,7 @@ def create_model(spec: WeightsSpec, device: str = "cpu", precision: str = "fp32"
         image_mean=spec.preprocess_overrides.get("mean"),
         image_std=spec.preprocess_overrides.get("std"),
         image_interpolation=spec.preprocess_overrides.get("interpolation"),
-        image_resize_mode=spec.preprocess_overrides.get("resize_mode"),
+        image_resize_mode=resize_mode or spec.preprocess_overrides.get("resize_mode"),
     )
     needs_download = spec.identity["kind"] in ("open_clip-tag", "hf-hub")
     online = needs_download and hub_reachable()

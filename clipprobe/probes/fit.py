@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import copy
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -29,71 +30,73 @@ SELECTION_METRIC = "balanced_accuracy"
 # A validation score that no other C can beat: the sweep stops at the first C that reaches it.
 PERFECT = 1.0
 # Bump when the probe's fitting changes, so that stored results are not reused for the new code.
-PROBE_VERSION = 4
+PROBE_VERSION = 5
+# Grid points fitted side by side (threads); more rarely pays on probe-sized problems.
+MAX_SWEEP_WORKERS = 4
 
 
 @dataclass
 class ProbeFit:
-    """The chosen hyperparameter, the whole validation curve, and the final model (refit on train + validation,
-    or the fit on train alone with refit=False)."""
+    """The chosen hyperparameter, the whole validation curve, and the model chosen: fitted on the train split
+    (or the few-shot sample) at the chosen value. The validation split is only for choosing; nothing is refit."""
 
     parameter: str  # "C" for the linear probe, "alpha" for the MLP
     chosen: float
     curve: list[dict[str, float]]
     model: object = field(repr=False)
     at_grid_edge: bool = False
-    refit_on: tuple[str, ...] = ("train", "validation")
 
 
-def _sweep(
-    classifier,
-    parameter: str,
-    grid: list[float],
-    train_x,
-    train_y,
-    val_x,
-    val_y,
-    *,
-    warm: bool,
-    refit: bool,
-) -> ProbeFit:
+def sweep_workers() -> int:
+    """Threads that fit grid points side by side: the cores this process may use, at most MAX_SWEEP_WORKERS.
+    Each fit runs single-threaded BLAS on the same inputs, so the results do not depend on this number."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_SWEEP_WORKERS))
+
+
+def _fit_one(classifier, parameter: str, value: float, train_z, train_y):
+    with warnings.catch_warnings():
+        # At strong regularisation the solver may stop at max_iter; that value then simply scores what it scores.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return clone(classifier).set_params(**{parameter: value}).fit(train_z, train_y)
+
+
+def _sweep(classifier, parameter: str, grid: list[float], train_x, train_y, val_x, val_y) -> ProbeFit:
     """Fit `classifier` at each value of `parameter` in `grid` (strongest regularisation first) on train, score
-    each on validation, keep the best (ties to the earlier, stronger one), and refit it on train + validation.
+    each on validation, keep the best (ties to the earlier, stronger one).
 
+    Every value is fitted from a cold start, exactly as scikit-learn fits that value alone: a warm start along
+    the path stops where L-BFGS's gradient test is already met, which at weak regularisation is the previous
+    solution, so every larger C would return the same model. Values are fitted a few at a time on
+    `sweep_workers()` threads (one BLAS thread each); a perfect validation score ends the sweep (ties go to the
+    earlier value, so nothing later could be chosen), and the curve stops there whatever the number of threads.
     Features are standardised with the train split's statistics and cast to float32, so one grid fits features
-    of any scale (CLIP embeddings, raw pixels). With `warm`, each fit starts from the previous solution (the
-    linear path is smooth, so most fits need a few iterations). A perfect validation score ends the sweep: ties
-    go to the earlier value, so nothing later could be chosen, and the later (weakest) fits are the slow ones."""
+    of any scale (CLIP embeddings, raw pixels)."""
     scaler = StandardScaler().fit(train_x)
     train_z, val_z = (scaler.transform(x).astype(np.float32, copy=False) for x in (train_x, val_x))
     curve, fitted = [], []
-    # One BLAS thread: on these small problems extra threads spin against torch's OpenMP pool
+    workers = sweep_workers()
+    # One BLAS thread per fit: on these small problems extra threads spin against torch's OpenMP pool
     # (a 17-point sweep on 2,000 x 128 features took 75 s with two threads, 7 s with one; benchmarks/probe_sweep.py).
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
-        # At strong regularisation the solver may stop early; that value then simply scores what it scores.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for value in grid:
-            model = classifier if warm else clone(classifier)
-            model.set_params(**{parameter: value}).fit(train_z, train_y)
-            fitted.append(copy.deepcopy(model) if warm else model)
-            score = balanced_accuracy_score(val_y, model.predict(val_z))
-            curve.append({parameter: value, SELECTION_METRIC: float(score)})
-            if score >= PERFECT:
+    with threadpool_limits(limits=1), Parallel(n_jobs=workers, prefer="threads") as parallel:
+        for start in range(0, len(grid), workers):
+            values = grid[start : start + workers]
+            models = parallel(delayed(_fit_one)(classifier, parameter, v, train_z, train_y) for v in values)
+            for value, model in zip(values, models):
+                score = balanced_accuracy_score(val_y, model.predict(val_z))
+                curve.append({parameter: value, SELECTION_METRIC: float(score)})
+                fitted.append(model)
+                if score >= PERFECT:
+                    break
+            if curve[-1][SELECTION_METRIC] >= PERFECT:
                 break
-        best = max(range(len(curve)), key=lambda i: (curve[i][SELECTION_METRIC], -i))
-        final = fitted[best]
-        if refit:
-            # Warm: start from the chosen solution when the classes are the same; otherwise from scratch.
-            if not (warm and set(np.unique(val_y)) <= set(final.classes_)):
-                final = clone(final)
-            final.fit(np.concatenate([train_z, val_z]), np.concatenate([train_y, val_y]))
+    best = max(range(len(curve)), key=lambda i: (curve[i][SELECTION_METRIC], -i))
     return ProbeFit(
         parameter=parameter,
         chosen=curve[best][parameter],
         curve=curve,
-        model=make_pipeline(scaler, final),
+        model=make_pipeline(scaler, fitted[best]),
         at_grid_edge=len(grid) > 1 and best in (0, len(grid) - 1),
-        refit_on=("train", "validation") if refit else ("train",),
     )
 
 
@@ -105,16 +108,13 @@ def fit_probe(
     c_grid: tuple[float, ...] = DEFAULT_C_GRID,
     seed: int = 0,
     max_iter: int = 1000,
-    refit: bool = True,
 ) -> ProbeFit:
-    """Logistic regression: sweep C on (train -> validation) from the smallest C up, warm-started along the path,
-    keep the best, refit on train + validation (unless `refit` is False: few-shot runs keep the fit on their k
-    examples per class, since the validation split would outnumber them).
+    """Logistic regression (L-BFGS): sweep C on (train -> validation) from the smallest C up, keep the best.
 
     Test data never enters this function, so nothing here can be selected on it."""
-    classifier = LogisticRegression(max_iter=max_iter, warm_start=True, random_state=seed)
+    classifier = LogisticRegression(max_iter=max_iter, random_state=seed)
     grid = sorted(float(c) for c in c_grid)
-    return _sweep(classifier, "C", grid, train_x, train_y, val_x, val_y, warm=True, refit=refit)
+    return _sweep(classifier, "C", grid, train_x, train_y, val_x, val_y)
 
 
 def fit_mlp_probe(
@@ -126,7 +126,6 @@ def fit_mlp_probe(
     seed: int = 0,
     hidden: int = MLP_HIDDEN,
     max_iter: int = 200,
-    refit: bool = True,
 ) -> ProbeFit:
     """One hidden layer (ReLU), its L2 penalty alpha chosen on validation from the largest down, as `fit_probe`.
 
@@ -135,7 +134,7 @@ def fit_mlp_probe(
     probes at chance) from "present but not linearly decodable" (the MLP well above the linear probe)."""
     classifier = MLPClassifier(hidden_layer_sizes=(hidden,), solver="lbfgs", max_iter=max_iter, random_state=seed)
     grid = sorted((float(a) for a in alpha_grid), reverse=True)
-    return _sweep(classifier, "alpha", grid, train_x, train_y, val_x, val_y, warm=False, refit=refit)
+    return _sweep(classifier, "alpha", grid, train_x, train_y, val_x, val_y)
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,7 @@ class Probe:
     parameter: str
     grid: tuple[float, ...]
     description: str
-    fit: Callable[..., ProbeFit]  # fit(train_x, train_y, val_x, val_y, grid, seed=..., refit=...)
+    fit: Callable[..., ProbeFit]  # fit(train_x, train_y, val_x, val_y, grid, seed=...)
 
 
 PROBES: Registry[Probe] = Registry("probe")

@@ -35,11 +35,12 @@ def probe(
 
     `task` is a registered name, a task file (.toml) or a Task; `kind` a probe (`clipprobe.list_probes()`:
     linear, mlp), `grid` its hyperparameter grid (default: the probe's own). The hyperparameter is chosen on
-    the validation split, the model refit on train + validation and scored once on test.
+    the validation split; the model fitted on train at that value is scored once on test (nothing is refit on
+    validation, as for the trained baselines: every row's final model has seen the same images).
 
     With `shots` (k, or "all"), the probe sees only k training examples per class, drawn stratified with
     `config.seed` (sample_per_class); the hyperparameter is still chosen on the validation split, and the fit
-    on the k examples is scored as it is (no refit on validation, which would outnumber them). When a class
+    on the k examples is scored. When a class
     has fewer than k training examples, the record says why under `skipped` and has no metrics.
 
     A result file from the same features, task, probe, grid, shots, seed and code is returned as it is
@@ -99,7 +100,6 @@ def probe(
         labels["validation"],
         grid,
         seed=config.seed,
-        refit=shots is None,
     )
     record = Result.build(
         identity,
@@ -115,7 +115,6 @@ def probe(
             chosen=fit.chosen,
             at_grid_edge=fit.at_grid_edge,
             curve=fit.curve,
-            refit_on=list(fit.refit_on),
         ),
         data=data_section(task, sizes),
         features={

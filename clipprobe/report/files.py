@@ -22,6 +22,7 @@ CSV_COLUMNS = (
     "macro_f1",
     "n_test",
     "selected",
+    "incomplete",
 )
 
 
@@ -51,6 +52,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
                     row["macro_f1"],
                     row["n_test"],
                     row["selected"] or "",
+                    row.get("incomplete") or "",
                 ]
             )
     return Path(path)

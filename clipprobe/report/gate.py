@@ -72,11 +72,20 @@ def check_floors(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[
     failures = []
     for floor in floors:
         for row in rows:
-            if floor.matches(row) and row[floor.metric] < floor.value:
+            if not floor.matches(row):
+                continue
+            if row.get("incomplete"):
+                failures.append(incomplete_failure(row, f"--fail-under {floor.spec}"))
+            elif not row[floor.metric] >= floor.value:  # a NaN metric fails too
                 failures.append(
                     f"Below floor: {_where(row)}: {floor.metric} {row[floor.metric]:.4f} < {floor.value:g} (--fail-under {floor.spec})"
                 )
-    return failures
+    return list(dict.fromkeys(failures))
+
+
+def incomplete_failure(row: dict[str, Any], gate: str) -> str:
+    """The gate's message for an entry that a time limit stopped: its numbers depend on the machine, not the inputs."""
+    return f"Incomplete: {_where(row)}: {row['incomplete']}; an incomplete result cannot pass the gate ({gate})"
 
 
 def _key(row: dict[str, Any]) -> tuple:
@@ -102,7 +111,9 @@ class Comparison:
 
     def failures(self) -> list[str]:
         return [
-            f"Regression: {_where(r['entry'])}: balanced_accuracy {r['entry']['balanced_accuracy']:.4f} "
+            incomplete_failure(r["entry"], "--compare")
+            if r["entry"].get("incomplete")
+            else f"Regression: {_where(r['entry'])}: balanced_accuracy {r['entry']['balanced_accuracy']:.4f} "
             f"(interval top {r['high']:.4f}) < reference {r['reference']:.4f} - max drop {self.max_drop:g}"
             for r in self.regressed
         ]
@@ -128,7 +139,8 @@ def regressions(entries: list[dict[str, Any]], reference: list[dict[str, Any]], 
         result.matched += 1
         interval = (entry.get("intervals") or {}).get("balanced_accuracy")
         high = interval[1] if interval else entry["balanced_accuracy"]
-        if high < before["balanced_accuracy"] - max_drop:
+        # An incomplete entry, or a NaN, is never within the reference's reach.
+        if entry.get("incomplete") or not high >= before["balanced_accuracy"] - max_drop:
             result.regressed.append({"entry": entry, "reference": before["balanced_accuracy"], "high": high})
     result.removed = [entry for entry in reference if _key(entry) not in current_keys]
     return result

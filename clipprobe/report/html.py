@@ -23,6 +23,7 @@ from .tables import (
     few_shot_cells,
     few_shot_grid,
     full_data,
+    geometry_note,
     has_several_seeds,
     seeds_rows,
     skipped_notes,
@@ -180,6 +181,8 @@ def _task_section(
             f"<figcaption>Balanced accuracy on the test split with its 95 % interval{chance_text}.</figcaption>",
             "</figure>",
         ]
+        if note := geometry_note(rows, task):
+            parts.insert(-4, f'<p class="caption">{escape(note)}</p>')
     parts += extra
     if cards:
         seeds = " Several seeds: one card per row, at its first seed." if len({r["seed"] for r in rows}) > 1 else ""

@@ -17,6 +17,7 @@ from .tables import (
     few_shot_cells,
     few_shot_grid,
     full_data,
+    geometry_note,
     has_several_seeds,
     seeds_rows,
     skipped_notes,
@@ -42,6 +43,8 @@ def markdown(rows: list[dict[str, Any]], experiments: list[str] = (), skipped: l
                 "| " + " | ".join("---:" if c in NUMERIC else "---" for c in shown) + " |",
             ]
             lines += ["| " + " | ".join(cell(c, row) for c in shown) + " |" for row in task_rows]
+            if note := geometry_note(task_rows, task):
+                lines += ["", note]
         lines += markdown_sections(entries, list(skipped), task)
     return "\n".join(lines) + "\n"
 

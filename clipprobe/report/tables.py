@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..features.geometry import OPEN_CLIP_NAMES
 from ..probes.shots import ALL
 
 AGGREGATE_METRICS = ("balanced_accuracy", "accuracy", "macro_f1")
@@ -17,7 +18,7 @@ SEEDS_CAPTION = (
 )
 FEW_SHOT_CAPTION = (
     "Balanced accuracy on the test split with k training examples per class (stratified, seeded); the "
-    "probe's hyperparameter chosen on the validation split, no refit on it. Mean ± standard deviation "
+    "probe's hyperparameter chosen on the validation split. Mean ± standard deviation "
     "over seeds."
 )
 
@@ -181,7 +182,43 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
         "n_test": metrics["n"],
         "shots": record.get("shots"),
         "seed": record["seed"],
+        # Why the run stopped early (a user's time limit), or None: shown in every format, refused by the gate.
+        "incomplete": incomplete_note(record.get("incomplete")),
+        # How the images became square inputs: crop, squash or pad (None when the record does not say).
+        "geometry": geometry(record),
     }
+
+
+def geometry(record: dict[str, Any]) -> str | None:
+    """crop, squash or pad: from the features' preprocessing (probes, zero-shot) or the training input (CNNs)."""
+    mode = ((record.get("features") or {}).get("preprocess") or {}).get("resize_mode")
+    if mode is not None:
+        return OPEN_CLIP_NAMES.get(mode, mode)
+    return (record.get("training") or {}).get("resize")
+
+
+def geometry_note(entries: list[dict[str, Any]], task: str) -> str | None:
+    """When a task's rows saw the images in different geometries, which saw which (a comparison of image
+    geometry as much as of representations; `--resize` makes them equal)."""
+    groups: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry["task"] == task and entry.get("geometry"):
+            names = groups.setdefault(entry["geometry"], [])
+            if entry["representation"] not in names:
+                names.append(entry["representation"])
+    if len(groups) < 2:
+        return None
+    listed = "; ".join(f"{mode}: {', '.join(names)}" for mode, names in sorted(groups.items()))
+    return f"Image geometry differs between rows ({listed}); --resize crop|squash|pad gives every row the same."
+
+
+def incomplete_note(incomplete: dict[str, Any] | None) -> str | None:
+    """ "INCOMPLETE: 7 of 24 epochs (max_seconds=600 ...)" for a run stopped early, None for a finished one."""
+    if not incomplete:
+        return None
+    return (
+        f"INCOMPLETE: {incomplete['reached']} of {incomplete['planned']} {incomplete['unit']} ({incomplete['reason']})"
+    )
 
 
 def skipped_entry(record: dict[str, Any]) -> dict[str, Any]:
@@ -215,6 +252,8 @@ def _format(column: str, value: Any) -> str:
 def cell(column: str, row: dict[str, Any], separator: str = " ") -> str:
     """A headline number with its interval beside it, "0.973 [0.962, 0.983]" ("0.973 [-]" without one)."""
     text = _format(column, row[column])
+    if column == "representation" and row.get("incomplete"):
+        text += f"{separator}[{row['incomplete']}]"
     if column in METRICS and row[column] is not None:
         interval = (row.get("intervals") or {}).get(column)
         text += separator + (f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "[-]")

@@ -19,6 +19,7 @@ from .tables import (
     few_shot_cells,
     few_shot_grid,
     full_data,
+    geometry_note,
     has_several_seeds,
     seeds_rows,
     skipped_notes,
@@ -27,8 +28,9 @@ from .tables import (
 
 def task_table(entries: list[dict[str, Any]], task: str) -> Table:
     """The task's full-data entries, as ordered (best balanced accuracy first)."""
-    table = Table(title=f"{task}", caption=CAPTION, title_justify="left")
     rows = [entry for entry in full_data(entries) if entry["task"] == task]
+    note = geometry_note(rows, task)
+    table = Table(title=f"{task}", caption=CAPTION + (f"\n{note}" if note else ""), title_justify="left")
     shown = columns(rows)
     for column in shown:
         table.add_column(

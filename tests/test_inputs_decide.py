@@ -1,0 +1,138 @@
+"""A result is a function of its inputs: no stale cache entry answers changed inputs, every C of the sweep is
+really fitted, and every record says on which machine and with which code it was computed."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+import open_clip
+from conftest import TINY_CONFIG, TINY_SIZES
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.preprocessing import StandardScaler
+
+import clipprobe.dashcam.captions as captions
+import clipprobe.dashcam.pretrain as pretrain
+from clipprobe.dashcam.world import WorldConfig
+from clipprobe.features.config import ExtractorConfig
+from clipprobe.features.extract import extract_features
+from clipprobe.probes.fit import DEFAULT_C_GRID, fit_probe
+from clipprobe.probes.probe import probe
+
+
+def _checkpoint(model: str, seed: int, path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    built = open_clip.create_model(model, pretrained=None)
+    save_file({k: v.contiguous() for k, v in built.state_dict().items()}, str(path))
+
+
+def test_a_checkpoint_replaced_in_place_with_the_same_size_and_mtime_is_hashed_again(tiny_model, tiny_world, tmp_path):
+    """As `cp -p`, `rsync -t` or `tar` leave a file: same path, size and modification time, other weights."""
+    path = tmp_path / "weights.safetensors"
+    _checkpoint(tiny_model, 0, path)
+    config = ExtractorConfig(model=tiny_model, pretrained=str(path))
+    first = np.array(extract_features(tiny_world, config).arrays["test"])
+    stat = path.stat()
+    other = tmp_path / "other.safetensors"
+    _checkpoint(tiny_model, 1, other)
+    assert other.stat().st_size == stat.st_size
+    os.replace(other, path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = extract_features(tiny_world, config)
+    assert again.computed == ["train", "validation", "test"]
+    assert not np.array_equal(first, np.asarray(again.arrays["test"]))
+
+
+def test_a_model_config_edited_under_the_same_name_is_another_model(tiny_world, tmp_path):
+    """Random weights of an architecture whose config changed: the old features must not be served."""
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "edited-clip.json").write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(folder)
+    config = ExtractorConfig(model="edited-clip", pretrained="random")
+    before = extract_features(tiny_world, config)
+    assert before.arrays["test"].shape[1] == TINY_CONFIG["embed_dim"]
+    (folder / "edited-clip.json").write_text(json.dumps({**TINY_CONFIG, "embed_dim": 24}))
+    open_clip.add_model_config(folder)
+    after = extract_features(tiny_world, config)
+    assert after.computed == ["train", "validation", "test"] and after.arrays["test"].shape[1] == 24
+    assert after.meta["keys"] != before.meta["keys"]
+
+
+def test_edited_caption_templates_change_the_builtin_weights_fingerprint(tiny_model, monkeypatch):
+    config = pretrain.PretrainConfig(model=tiny_model, world=WorldConfig(image_size=64, sizes=dict(TINY_SIZES)))
+    before = config.fingerprint()
+    monkeypatch.setattr(pretrain, "_CAPTION_HASHES", {})  # a new process, as after an edit of the templates
+    monkeypatch.setattr(captions, "SALIENT_TEMPLATES", ("a photo of a {car} car",))
+    assert config.fingerprint() != before
+    assert pretrain.pretraining_captions(config)[0].startswith("a photo of a ")
+
+
+def test_the_pretraining_captions_are_the_stored_scenes_captions(tiny_model):
+    """The fingerprint hashes the captions computed from the scenes; training reads the same."""
+    from clipprobe.dashcam.world import load_world
+
+    config = pretrain.PretrainConfig(model=tiny_model, world=WorldConfig(image_size=64, sizes=dict(TINY_SIZES)))
+    split = load_world(config.world)["pretrain"]
+    assert pretrain._captions(split, config) == pretrain.pretraining_captions(config)
+    assert len(set(pretrain.pretraining_captions(config))) > 1
+
+
+def _digits():
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = x[order], y[order]
+    return (x[:900], y[:900]), (x[900:1300], y[900:1300])
+
+
+def test_every_c_of_the_sweep_is_the_fit_scikit_learn_gives_for_that_c_alone():
+    """On digits, large C matters (the features separate well); a warm start along the path stops at the previous
+    solution from about C = 300 on, so the stored curve would repeat it. Every point must be a real fit."""
+    (tx, ty), (vx, vy) = _digits()
+    fit = fit_probe(tx, ty, vx, vy)
+    scaler = StandardScaler().fit(tx)
+    tz, vz = (scaler.transform(x).astype(np.float32) for x in (tx, vx))
+    cold, warm_path = [], []
+    warm = LogisticRegression(max_iter=1000, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for c in DEFAULT_C_GRID[: len(fit.curve)]:
+            model = LogisticRegression(max_iter=1000, C=c, random_state=0).fit(tz, ty)
+            cold.append({"C": c, "balanced_accuracy": float(balanced_accuracy_score(vy, model.predict(vz)))})
+            warm.set_params(C=c).fit(tz, ty)
+            warm_path.append(warm.coef_.copy())
+    assert fit.curve == cold
+    chosen = LogisticRegression(max_iter=1000, C=fit.chosen, random_state=0).fit(tz, ty)
+    np.testing.assert_array_equal(fit.model[-1].coef_, chosen.coef_)
+    # The case the test exists for: the warm path does stall at large C on these features.
+    assert np.array_equal(warm_path[-1], warm_path[-2])
+
+
+def test_the_sweep_does_not_depend_on_how_many_threads_fit_it(monkeypatch):
+    import clipprobe.probes.fit as fit_module
+
+    (tx, ty), (vx, vy) = _digits()
+    results = []
+    for workers in (1, 3):
+        monkeypatch.setattr(fit_module, "MAX_SWEEP_WORKERS", workers)
+        monkeypatch.setattr(fit_module.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+        fit = fit_probe(tx, ty, vx, vy)
+        results.append((fit.curve, fit.chosen, fit.model[-1].coef_.tobytes()))
+    assert results[0] == results[1]
+
+
+def test_every_record_says_which_machine_threads_and_code(tiny_model, tiny_tasks, tmp_path):
+    record, path = probe("tiny-light", ExtractorConfig(model=tiny_model, pretrained="random"), results_dir=tmp_path)
+    stored = json.loads(path.read_text())
+    assert {"cpu", "cores", "native_bf16", "torch_threads", "blas_threads"} <= set(stored["machine"])
+    assert isinstance(stored["machine"]["native_bf16"], bool) and stored["machine"]["cores"] >= 1
+    assert {"torch", "open_clip_torch", "scikit-learn", "numpy"} <= set(stored["versions"])
+    assert stored["weights"] == {"kind": "random"}
