@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/clipprobe probe --task traffic-light-crops --pretrained dashcam-descriptive --baselines pixels \
 		--shots 1,2,4,8,16,32,all --seeds 3
 	$(BIN)/clipprobe report
+	$(BIN)/python scripts/results_page.py reports/results.json
 
 # The whole suite (what CI runs), after the linter and formatter checks.
 test: $(STAMP) lint

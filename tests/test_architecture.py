@@ -165,3 +165,10 @@ def test_every_command_is_in_the_readme_or_the_docs():
 
 def test_readme_is_a_users_page():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 210
+
+
+def test_the_results_pages_are_generated_from_the_last_demo():
+    """README's excerpt and docs/results.md are rendered from docs/results.json, which `make demo` writes."""
+    result = subprocess.run([sys.executable, "scripts/results_page.py", "--check"], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr

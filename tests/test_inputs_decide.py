@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import open_clip
+import pytest
 from conftest import TINY_CONFIG, TINY_SIZES
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -136,3 +137,53 @@ def test_every_record_says_which_machine_threads_and_code(tiny_model, tiny_tasks
     assert isinstance(stored["machine"]["native_bf16"], bool) and stored["machine"]["cores"] >= 1
     assert {"torch", "open_clip_torch", "scikit-learn", "numpy"} <= set(stored["versions"])
     assert stored["weights"] == {"kind": "random"}
+
+
+@pytest.mark.parametrize("resize", ["crop", "squash", "pad"])
+def test_resize_is_in_the_key_the_row_name_and_every_row_of_a_run(resize, tiny_model, tiny_tasks, tmp_path):
+    from clipprobe.runner import compare
+
+    config = ExtractorConfig(model=tiny_model, pretrained="random", resize=resize)
+    outcomes = compare(
+        "tiny-light",
+        config,
+        "cnn,pixels",
+        results_dir=tmp_path,
+        budget={"epochs": 1, "image_size": 16, "batch_size": 16},
+    )
+    names = [record.representation for record, _ in outcomes]
+    assert names == [
+        f"tiny-clip/random [resize={resize}]",
+        f"cnn/from-scratch[resize={resize}]",
+        f"pixels/32px [resize={resize}]",
+    ]
+    assert {record.training["resize"] for record, _ in outcomes if record.training} == {resize}
+    default = extract_features(tiny_tasks["tiny-light"].source, ExtractorConfig(model=tiny_model, pretrained="random"))
+    assert outcomes[0][0].features["cache_keys"] != default.meta["keys"]
+
+
+def test_tall_images_keep_their_middle_when_cropped_and_everything_when_padded():
+    from PIL import Image
+
+    from clipprobe.features.geometry import fit_image
+
+    tall = Image.new("RGB", (10, 40), (255, 0, 0))
+    tall.paste((0, 0, 255), (0, 0, 10, 10))  # a blue top quarter
+    assert fit_image(tall, 10, "crop").getpixel((5, 0)) == (255, 0, 0)  # the top quarter is cropped away
+    padded = fit_image(tall, 40, "pad")
+    assert padded.getpixel((0, 20)) == (0, 0, 0) and padded.getpixel((20, 2)) == (0, 0, 255)
+    assert fit_image(tall, 8, "squash").size == (8, 8)
+
+
+def test_the_report_says_when_rows_saw_different_geometry():
+    from clipprobe.report.tables import geometry_note
+
+    entries = [
+        {"task": "t", "representation": r, "geometry": g}
+        for r, g in (("ViT-B-32/openai", "crop"), ("pixels/32px", "squash"), ("cnn/from-scratch", "squash"))
+    ]
+    assert geometry_note(entries, "t") == (
+        "Image geometry differs between rows (crop: ViT-B-32/openai; squash: pixels/32px, cnn/from-scratch); "
+        "--resize crop|squash|pad gives every row the same."
+    )
+    assert geometry_note(entries[1:], "t") is None

@@ -40,7 +40,7 @@ class Budget:
     other), which gets `translate` alone. `orbit_train_elements` is how many group elements each training step
     of an orbit model averages over (None: the whole orbit); validation and test always use the whole orbit."""
 
-    epochs: int = 12
+    epochs: int = 24
     batch_size: int = 32
     image_size: int = 64
     learning_rate: float = 3e-3
