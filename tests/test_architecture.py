@@ -169,6 +169,7 @@ def test_readme_is_a_users_page():
 
 def test_the_results_pages_are_generated_from_the_last_demo():
     """README's excerpt and docs/results.md are rendered from docs/results.json, which `make demo` writes."""
-    result = subprocess.run([sys.executable, "scripts/results_page.py", "--check"], capture_output=True, text=True,
-                            cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "scripts/results_page.py", "--check"], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
