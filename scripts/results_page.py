@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,12 @@ def main() -> None:
         parser.error("give a results.json, or --check")
     data = collect(json.loads(args.report.read_text()))
     DATA.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    # The experiment's plots, as `clipprobe report` drew them beside results.json.
+    for record in data["experiments"]:
+        for kind in ("heatmap", "dose-response"):
+            drawn = args.report.parent / f"{record['name']}-{kind}.png"
+            if drawn.is_file() and record["kind"] == "curation-experiment":
+                shutil.copyfile(drawn, ROOT / "docs" / f"curation-{kind}.png")
     PAGE.write_text(page(data))
     README.write_text(with_excerpt(README.read_text(), excerpt(data)))
     print(f"Wrote {DATA.relative_to(ROOT)}, {PAGE.relative_to(ROOT)} and the README's excerpt")
