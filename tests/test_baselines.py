@@ -152,7 +152,7 @@ def test_budget_overrides_parse_with_the_fields_types():
         UsageError, match=r"^Budget expects KEY=VALUE\[,KEY=VALUE\.\.\.\] with KEY one of epochs, batch_size, "
     ):
         parse_budget("epoch=3")
-    with pytest.raises(UsageError, match=r"^Budget epochs expects int \(default 12\); got 'many'$"):
+    with pytest.raises(UsageError, match=r"^Budget epochs expects int \(default 24\); got 'many'$"):
         parse_budget("epochs=many")
     with pytest.raises(UsageError, match=r"^Invalid budget: image_size=4$"):
         parse_budget("image_size=4")
