@@ -26,7 +26,7 @@ from .core.paths import slug
 from .core.storage import stable_hash, write_json
 
 # Bump when the shape of a record changes; records of another version are refused with a clear message.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_RESULTS_DIR = Path("results")
 # Fields that change from run to run (clock times); everything else is fixed by the inputs and the seed.
 VOLATILE_FIELD = "run"
@@ -143,6 +143,8 @@ class Result:
     training: dict[str, Any] | None = None
     sample: dict[str, Any] | None = None
     prompts: dict[str, list[str]] | None = None
+    # The class predicted for each test example, in the task's row order (for paired comparisons between rows).
+    predictions: list[int] | None = None
     # Set when something other than the inputs stopped the run early (a user's time limit): {reached, planned,
     # unit, reason}. Every output marks such a result, the CI gate refuses it, and it is never reused.
     incomplete: dict[str, Any] | None = None

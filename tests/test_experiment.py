@@ -35,6 +35,7 @@ def tiny_experiment(tiny_model):
         pairs=4,
         recipe=PretrainConfig(model=tiny_model, steps=2, batch_size=8),
         world=world,
+        layers=("embedding",),
     )
 
 
@@ -67,7 +68,7 @@ def test_experiment_writes_the_headline_table_and_a_rerun_trains_and_extracts_no
     assert record["rows"][6]["invariance"] is None and record["rows"][7]["invariance"] is not None
     # Each row's numbers are its result file's.
     first = record["rows"][0]["tasks"]["traffic-light"]
-    stored = json.loads(open(first["result"]).read())
+    stored = json.loads(open(first["results"][0]).read())
     assert stored["metrics"]["balanced_accuracy"] == first["balanced_accuracy"]
 
     def fail(*args, **kwargs):

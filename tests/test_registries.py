@@ -235,19 +235,46 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
         "design": {"policies": ["salient", "descriptive"]},
         "tasks": ["traffic-light"],
         "attributes": ["pedestrian"],
+        "seeds": [0, 1],
+        "layers": ["embedding", "tokens"],
         "rows": [
             {
                 "representation": f"mini-clip/dashcam-{p}",
                 "method": "linear-probe",
                 "kind": "pretrained",
                 "policy": p,
+                "layer": layer,
                 "descriptive_fraction": fraction,
                 "tasks": {
-                    "traffic-light": {"balanced_accuracy": 0.5, "interval": interval, "chance": 1 / 3, "n_test": 9}
+                    "traffic-light": {
+                        "balanced_accuracy": 0.5,
+                        "sd": 0.02,
+                        "interval": interval,
+                        "per_seed": [0.48, 0.52],
+                        "chance": 1 / 3,
+                        "n_test": 9,
+                    }
                 },
-                "invariance": {"pedestrian": {"score": 0.3, "interval": [0.2, 0.4]}},
+                "invariance": {"pedestrian": {"score": 0.3, "sd": 0.01, "interval": None, "per_seed": [0.29, 0.31]}}
+                if layer == "embedding"
+                else None,
             }
             for p, fraction in (("salient", 0.0), ("descriptive", 1.0))
+            for layer in ("embedding", "tokens")
+        ],
+        "comparisons": [
+            {
+                "task": "traffic-light",
+                "layer": "embedding",
+                "row": "mini-clip/dashcam-descriptive",
+                "against": "mini-clip/dashcam-salient",
+                "against_layer": "embedding",
+                "difference": 0.1,
+                "sd": 0.01,
+                "interval": [0.05, 0.15],
+                "resolved": True,
+                "seeds": 2,
+            }
         ],
     }
     assert view.title(record) and "mini-clip/dashcam-salient" in view.markdown(record)
@@ -255,4 +282,7 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
     assert plots and all(png.startswith(b"\x89PNG") for png in plots.values())
     html = view.html("experiment-0", record, plots)
     assert 'id="experiment-0"' in html and "mini-clip/dashcam-descriptive" in html
-    assert view.table(record).row_count == 2
+    tables = view.tables(record)
+    assert [table.row_count for table in tables] == [2, 2, 1]  # one table per layer, then the paired differences
+    assert "0.500 ± 0.020 [0.400, 0.600]" in view.markdown(record)
+    assert "+0.100 [+0.050, +0.150] *" in view.markdown(record)

@@ -22,6 +22,8 @@ class ProbeControl:
     name: str
     description: str
     configure: Callable[[ExtractorConfig], ExtractorConfig]
+    # Whether its features have layers (an architecture with random weights does; raw pixels do not).
+    layered: bool = False
 
     def check_option(self, option: str | None, budget: dict[str, Any] | None = None) -> None:
         if option is not None:
@@ -56,5 +58,6 @@ BASELINES.register(
         "random",
         "Linear probe on the probed architecture with random weights: what the architecture gives without pretraining",
         lambda config: dataclasses.replace(config, extractor="open_clip", pretrained="random"),
+        layered=True,
     ),
 )

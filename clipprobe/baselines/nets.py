@@ -86,8 +86,9 @@ class OrbitCNN(CNN):
     Since the head is linear, the logits are the mean of the plain CNN's logits over the orbit, and they are
     exactly invariant to every g in G (up to float summation order), whatever the weights.
 
-    `train_elements` (k) makes training affordable: each training step averages over k elements of G drawn at
-    random (the same k for the whole batch), an unbiased estimate of the orbit mean of the features. In eval
+    `train_elements` (k) makes training affordable: in each training step every image averages its features over
+    k elements of G drawn at random for that image alone (without replacement), an unbiased estimate of the orbit
+    mean of the features. In eval
     mode, and whenever k is None or >= |G|, the whole orbit is used: every prediction that is scored or
     selected on is the exact orbit average."""
 
@@ -110,9 +111,16 @@ class OrbitCNN(CNN):
         k = self.train_elements
         if not self.training or k is None or k >= len(self.group):
             return self(x)
-        chosen = torch.randperm(len(self.group))[:k].sort().values.tolist()
-        subset = Group(f"{self.group.spec}[{k} of {len(self.group)}]", tuple(self.group.elements[i] for i in chosen))
-        return self.head(self.features(x, subset))
+        n = x.shape[0]
+        # (n, k) element indices, drawn per image: the first k of a random permutation of G for each.
+        chosen = torch.rand(n, len(self.group)).argsort(dim=1)[:, :k]
+        transformed = x.new_empty((k, *x.shape))
+        for g, element in enumerate(self.group.elements):
+            images, slots = (chosen == g).nonzero(as_tuple=True)
+            if len(images):
+                transformed[slots, images] = element(x[images])
+        features = self.embed(transformed.flatten(0, 1)).unflatten(0, (k, n)).mean(dim=0)
+        return self.head(features)
 
 
 def parameter_count(model: nn.Module) -> int:

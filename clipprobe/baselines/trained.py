@@ -31,7 +31,7 @@ from .training import Budget, Fit, channel_stats, fit, predict, resolve_augment
 
 DEFAULT_GROUP = "translate:4+hflip"
 # Bump when training changes what a baseline's result would be, so that stored results are not reused.
-BASELINE_VERSION = 3
+BASELINE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -277,6 +277,7 @@ def run_baseline(
         weights={"kind": "trained-on-task"},
         classes=list(task.classes),
         metrics=score_predictions(test_labels, trained.test_predictions, task.classes),
+        predictions=[int(p) for p in trained.test_predictions],
         selection=Selection(
             metric=SELECTION_METRIC,
             split="validation",

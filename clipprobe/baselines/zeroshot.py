@@ -22,7 +22,7 @@ from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, data_sec
 from .registry import BASELINES
 
 # Bump when zero-shot scoring changes, so that stored results are not reused.
-ZERO_SHOT_VERSION = 1
+ZERO_SHOT_VERSION = 2
 
 
 def task_prompts(task: Task, prompts: Mapping[str, list[str] | tuple[str, ...]] | None = None) -> dict[str, list[str]]:
@@ -111,6 +111,7 @@ def zero_shot(
         weights=features.meta["identity"].get("weights", {"kind": "none"}),
         classes=list(task.classes),
         metrics=score_predictions(labels, similarity.argmax(axis=1), task.classes),
+        predictions=[int(p) for p in similarity.argmax(axis=1)],
         selection=Selection(
             metric=None,
             split=None,

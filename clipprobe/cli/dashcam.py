@@ -142,7 +142,22 @@ def curation(
         ),
     ] = None,
     steps: Annotated[Optional[int], typer.Option(help="Pretraining steps (default: the built-in recipe's).")] = None,
-    seed: SeedOpt = 0,
+    seed: Annotated[int, typer.Option(help="The first pretraining seed (also the probes' and baselines').")] = 0,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            help="Pretrain every policy, and train every baseline, with N seeds (--seed, --seed+1, ...): the tables "
+            "show the mean ± sd over seeds with an interval pooled over them, and paired differences.",
+        ),
+    ] = 1,
+    layers: Annotated[
+        str,
+        typer.Option(
+            "--layers",
+            help="Where to probe each frozen tower, comma-separated: embedding, pre-projection, tokens, grid.",
+        ),
+    ] = "embedding,pre-projection,tokens",
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Recompute every result and score (weights and features stay cached).")
@@ -150,16 +165,19 @@ def curation(
 ):
     """Pretrain one mini CLIP per caption policy, probe every dashcam task and score invariance, beside the baselines.
 
-    Same world, recipe and seed for every policy: only the captions differ. Everything is cached, so a
-    re-run does only new work. Writes the headline table to RESULTS/experiments/; `clipprobe report` renders it.
+    Same world, recipe and seeds for every policy: only the captions differ. Every task is probed at each of
+    --layers; the paired differences (each policy against salient captions, each representation against the
+    CNN and against random weights) say which differences the data resolves. Everything is cached, so a re-run
+    does only new work. Writes the headline tables to RESULTS/experiments/; `clipprobe report` renders them.
 
-    Examples: clipprobe experiment curation --policies mixed:0,0.01,0.05,0.2,1
+    Examples: clipprobe experiment curation --seeds 3
+              clipprobe experiment curation --policies mixed:0,0.01,0.05,0.2,1
               clipprobe experiment curation --model ViT-B-32@openai --model ViT-B-32@/models/vit-b-32.bin
     """
     from ..baselines.training import parse_budget
     from ..dashcam.experiment import DEFAULT_EXPERIMENT_BUDGET, WORLD_TASK_NAMES, CurationExperiment, run_curation
     from ..dashcam.pretrain import PretrainConfig
-    from ..dashcam.report import experiment_table
+    from ..dashcam.report import experiment_tables
 
     library()
 
@@ -175,6 +193,8 @@ def curation(
         models=tuple(models or ()),
         recipe=recipe,
         seed=seed,
+        seeds=seeds,
+        layers=tuple(_split(layers)),
     )
     record, path = run_curation(
         experiment,
@@ -184,7 +204,8 @@ def curation(
         on_stage=lambda text: console.print(text, style="bold"),
     )
 
-    console.print(experiment_table(record))
+    for table in experiment_tables(record):
+        console.print(table)
     console.print(f"Headline table -> {path}; render everything with: clipprobe report --results {results}")
 
 

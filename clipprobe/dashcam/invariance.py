@@ -26,7 +26,7 @@ from ..results import provenance, write_document
 from .world import WorldConfig
 
 # Bump when the shape of an invariance record changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Not under results/: `clipprobe report` reads every results/*/*.json as a probe record.
 DEFAULT_INVARIANCE_DIR = Path("results-invariance")
 DEFAULT_RESAMPLES = 1000
@@ -56,12 +56,26 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def invariance_statistics(
-    a: np.ndarray, b: np.ndarray, seed: int = 0, resamples: int = DEFAULT_RESAMPLES, confidence: float = CONFIDENCE
+    a: np.ndarray,
+    b: np.ndarray,
+    seed: int = 0,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    values: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """The score, its bootstrap interval and the two mean distances, from the embeddings of image_a and image_b.
+    """The score, its bootstrap interval and the mean distances, from the embeddings of image_a and image_b.
+
+    The score is on one scale for every attribute: the mean distance within the counterfactual pairs (which
+    differ in the attribute alone) over the mean distance within unrelated pairs that also differ in the
+    attribute (`values`: the attribute's value in image_a and in image_b of each pair). 0: blind to the
+    attribute; 1: as sensitive as an embedding that encodes the attribute alone, whose unrelated pairs are
+    apart exactly as far as their attribute values are. `ratio` keeps the earlier, unscaled measure (within
+    pairs over all unrelated pairs), whose ceiling is 1 / P(an unrelated pair differs in the attribute) and so
+    depends on the attribute. Without `values`, every unrelated pair counts as differing (score == ratio).
 
     One seeded generator draws the derangement, then the resamples (pairs drawn with replacement; a pair
-    keeps its own unrelated distance), so the same seed gives the same numbers."""
+    keeps its own unrelated pair), so the same seed gives the same numbers. An embedding that does not move
+    within the pairs scores 0 even where unrelated images do not move either (a constant embedding)."""
     if len(a) != len(b):
         raise ValueError(f"image_a and image_b have {len(a)} and {len(b)} embeddings")
     if resamples < 1:
@@ -71,26 +85,42 @@ def invariance_statistics(
     unrelated_index = derangement(n, rng)
     pair = cosine_distances(a, b)
     unrelated = cosine_distances(a, np.asarray(b)[unrelated_index])
+    if values is None:
+        differs = np.ones(n, dtype=bool)
+    else:
+        value_a, value_b = (np.asarray(v, dtype=object) for v in values)
+        differs = value_a != value_b[unrelated_index]
     stats: dict[str, Any] = {
         "n_pairs": int(n),
+        "n_unrelated_differing": int(differs.sum()),
         "mean_pair_distance": float(pair.mean()),
         "mean_unrelated_distance": float(unrelated.mean()),
+        "mean_unrelated_differing_distance": float(unrelated[differs].mean()) if differs.any() else None,
+        "ratio": None,
         "score": None,
         "interval": None,
     }
-    if stats["mean_unrelated_distance"] <= 0:
-        stats["error"] = "unrelated images are at distance 0 (a constant embedding): the score is undefined"
+    if stats["mean_unrelated_distance"] > 0:
+        stats["ratio"] = stats["mean_pair_distance"] / stats["mean_unrelated_distance"]
+    reference = stats["mean_unrelated_differing_distance"]
+    if stats["mean_pair_distance"] == 0:
+        stats["score"], stats["interval"] = 0.0, [0.0, 0.0]
         return stats
-    stats["score"] = stats["mean_pair_distance"] / stats["mean_unrelated_distance"]
+    if not reference:
+        stats["error"] = "no unrelated pair differs in the attribute, or they are at distance 0: the score is undefined"
+        return stats
+    stats["score"] = stats["mean_pair_distance"] / reference
     draws = rng.integers(0, n, size=(resamples, n))
+    weights = differs[draws]
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = pair[draws].mean(axis=1) / unrelated[draws].mean(axis=1)
+        reference_draws = (unrelated[draws] * weights).sum(axis=1) / weights.sum(axis=1)
+        ratios = pair[draws].mean(axis=1) / reference_draws
     if np.isfinite(ratios).all():
         tail = (1 - confidence) / 2 * 100
         low, high = np.percentile(ratios, [tail, 100 - tail])
         stats["interval"] = [float(low), float(high)]
     else:
-        stats["error"] = "some bootstrap resamples have unrelated distance 0: no interval"
+        stats["error"] = "some bootstrap resamples have no differing unrelated pair at a distance: no interval"
     return stats
 
 
@@ -175,7 +205,9 @@ def invariance_score(
     if resamples < 1:
         raise UsageError(f"--resamples must be at least 1, got {resamples}")
     a, b, meta = embed_pairs(attribute, config, n=n, world=world, cache=cache, refresh=refresh, extractor=extractor)
-    return {**invariance_statistics(a, b, seed=seed, resamples=resamples), "embedding": meta}
+    _, pairs = _pairs(attribute, n, world)
+    values = (pairs["value_a"], pairs["value_b"])
+    return {**invariance_statistics(a, b, seed=seed, resamples=resamples, values=values), "embedding": meta}
 
 
 def measure_invariance(

@@ -17,11 +17,17 @@ from ..report.plots import DPI, plain, png_bytes, short
 
 # What `clipprobe experiment curation` writes: the record's kind, and the version of its shape (bump when it changes).
 EXPERIMENT_KIND = "curation-experiment"
-EXPERIMENT_SCHEMA_VERSION = 2
+EXPERIMENT_SCHEMA_VERSION = 3
 EXPERIMENT_CAPTION = (
-    "Balanced accuracy on each task's test split [95 % bootstrap interval]; invariance: embedding distance "
-    "within counterfactual pairs / between unrelated images (0: blind to the attribute, 1: as moved as by "
-    "another scene)."
+    "Balanced accuracy on each task's test split: the mean over pretraining seeds ± their standard deviation, and "
+    "a 95 % bootstrap interval of that mean over test images [low, high]. Invariance (on the final embedding): "
+    "distance within counterfactual pairs / distance within unrelated pairs that also differ in the attribute "
+    "(0: blind to it, 1: as sensitive as an embedding of that attribute alone), mean ± sd over seeds."
+)
+COMPARISONS_CAPTION = (
+    "Paired differences in balanced accuracy (row minus reference), combined across seeds paired seed by seed, "
+    "with a 95 % bootstrap interval over the shared test images; * marks a resolved difference (the interval "
+    "excludes 0). Only resolved differences support a conclusion."
 )
 
 
@@ -30,54 +36,113 @@ def experiment_label(row: dict[str, Any]) -> str:
     return f"{row['representation']} · zero-shot" if row["method"] == "zero-shot" else row["representation"]
 
 
-def experiment_cells(record: dict[str, Any], row: dict[str, Any], separator: str) -> list[str]:
+def layer_rows(record: dict[str, Any], layer: str) -> list[dict[str, Any]]:
+    """The rows of one layer's table; rows without layers (the trained baselines) go with the first layer."""
+    first = record["layers"][0]
+    return [row for row in record["rows"] if row["layer"] == layer or (row["layer"] is None and layer == first)]
+
+
+def _number(value: float, sd: float | None, interval: list[float] | None, separator: str) -> str:
+    text = f"{value:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+    return text + (f"{separator}[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def experiment_cells(record: dict[str, Any], row: dict[str, Any], separator: str, attributes: bool = True) -> list[str]:
     cells = [experiment_label(row), row["policy"] or "-"]
     for task in record["tasks"]:
         result = row["tasks"].get(task)
         cells.append(
-            "-" if result is None else _with_interval(result["balanced_accuracy"], result["interval"], separator)
+            "-" if result is None else _number(result["balanced_accuracy"], result["sd"], result["interval"], separator)
         )
-    for attribute in record["attributes"]:
+    for attribute in record["attributes"] if attributes else ():
         score = (row.get("invariance") or {}).get(attribute)
         cells.append(
-            "-" if not score or score["score"] is None else _with_interval(score["score"], score["interval"], separator)
+            "-"
+            if not score or score["score"] is None
+            else _number(score["score"], score.get("sd"), score.get("interval"), separator)
         )
     return cells
 
 
-def _with_interval(value: float, interval: list[float] | None, separator: str) -> str:
-    return f"{value:.3f}" + (f"{separator}[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
-
-
-def experiment_headers(record: dict[str, Any]) -> list[str]:
-    return ["Representation", "Captions", *record["tasks"], *(f"invariance: {a}" for a in record["attributes"])]
+def experiment_headers(record: dict[str, Any], attributes: bool = True) -> list[str]:
+    invariance = [f"invariance: {a}" for a in record["attributes"]] if attributes else []
+    return ["Representation", "Captions", *record["tasks"], *invariance]
 
 
 def experiment_title(record: dict[str, Any]) -> str:
-    return f"Curation experiment: {', '.join(record['design']['policies'])}"
+    seeds = record["seeds"]
+    span = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} pretraining seeds ({seeds[0]}-{seeds[-1]})"
+    return f"Curation experiment: {', '.join(record['design']['policies'])}; {span}"
 
 
-def experiment_table(record: dict[str, Any]) -> Table:
-    """The headline table in the terminal: rows = representations, columns = tasks, then invariance scores."""
-    table = Table(title=experiment_title(record), caption=EXPERIMENT_CAPTION, title_justify="left")
-    for i, header in enumerate(experiment_headers(record)):
-        table.add_column(header, justify="left" if i < 2 else "right")
-    for row in record["rows"]:
-        table.add_row(*(Text(cell) for cell in experiment_cells(record, row, separator="\n")))
-    return table
+def _layer_tables(record: dict[str, Any]) -> list[tuple[str, list[str], list[dict[str, Any]], bool]]:
+    """(layer, headers, rows, with invariance columns) per layer: invariance is measured on the embedding only."""
+    out = []
+    for layer in record["layers"]:
+        attributes = layer == "embedding"
+        out.append((layer, experiment_headers(record, attributes), layer_rows(record, layer), attributes))
+    return out
+
+
+def comparison_grid(record: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The paired differences as one line per (row, reference, layer) and one column per task."""
+    lines: dict[tuple, dict[str, str]] = {}
+    for c in record["comparisons"]:
+        key = (c["row"], c["against"], c["layer"])
+        mark = " *" if c["resolved"] else ""
+        lines.setdefault(key, {})[c["task"]] = (
+            f"{c['difference']:+.3f} [{c['interval'][0]:+.3f}, {c['interval'][1]:+.3f}]{mark}"
+        )
+    headers = ["Representation", "Layer", "Against", *record["tasks"]]
+    rows = [
+        [row, layer, against, *(cells.get(task, "-") for task in record["tasks"])]
+        for (row, against, layer), cells in lines.items()
+    ]
+    return headers, rows
+
+
+def experiment_tables(record: dict[str, Any]) -> list[Table]:
+    """The headline tables in the terminal, one per layer, then the paired differences."""
+    tables = []
+    for layer, headers, rows, attributes in _layer_tables(record):
+        table = Table(
+            title=f"{experiment_title(record)} · layer {layer}", caption=EXPERIMENT_CAPTION, title_justify="left"
+        )
+        for i, header in enumerate(headers):
+            table.add_column(header, justify="left" if i < 2 else "right")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in experiment_cells(record, row, "\n", attributes)))
+        tables.append(table)
+    headers, rows = comparison_grid(record)
+    if rows:
+        table = Table(
+            title=f"{experiment_title(record)} · paired differences", caption=COMPARISONS_CAPTION, title_justify="left"
+        )
+        for i, header in enumerate(headers):
+            table.add_column(header, justify="left" if i < 3 else "right")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        tables.append(table)
+    return tables
+
+
+def _markdown_table(headers: list[str], rows: list[list[str]], left: int) -> list[str]:
+    return [
+        "| " + " | ".join(headers) + " |",
+        "| " + " | ".join("---" if i < left else "---:" for i in range(len(headers))) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 def experiment_markdown(record: dict[str, Any]) -> str:
-    headers = experiment_headers(record)
-    lines = [
-        f"### {experiment_title(record)}",
-        "",
-        EXPERIMENT_CAPTION,
-        "",
-        "| " + " | ".join(headers) + " |",
-        "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(headers))) + " |",
-    ]
-    lines += ["| " + " | ".join(experiment_cells(record, row, separator=" ")) + " |" for row in record["rows"]]
+    lines = [f"### {experiment_title(record)}", "", EXPERIMENT_CAPTION]
+    for layer, headers, rows, attributes in _layer_tables(record):
+        lines += ["", f"#### Layer: {layer}", ""]
+        lines += _markdown_table(headers, [experiment_cells(record, row, " ", attributes) for row in rows], 2)
+    headers, rows = comparison_grid(record)
+    if rows:
+        lines += ["", "#### Paired differences", "", COMPARISONS_CAPTION, ""]
+        lines += _markdown_table(headers, rows, 3)
     return "\n".join(lines) + "\n"
 
 
@@ -89,22 +154,37 @@ def experiment_plots(record: dict[str, Any]) -> dict[str, bytes]:
     return plots
 
 
-def _experiment_section(anchor: str, record: dict[str, Any], plots: dict[str, bytes]) -> str:
-    """The headline table, a heat map of it, and (with two or more descriptive fractions) the dose-response plot."""
-    headers = experiment_headers(record)
+def _html_table(headers: list[str], rows: list[list[str]], left: int) -> str:
     table = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>"]
-    for row in record["rows"]:
-        cells = experiment_cells(record, row, separator=" ")
+    for cells in rows:
         table.append(
-            "<tr>" + "".join(f"<td{'' if i < 2 else ' class=num'}>{_e(c)}</td>" for i, c in enumerate(cells)) + "</tr>"
+            "<tr>"
+            + "".join(f"<td{'' if i < left else ' class=num'}>{_e(c)}</td>" for i, c in enumerate(cells))
+            + "</tr>"
         )
-    table.append("</table>")
+    return '<div class="scroll">' + "".join(table) + "</table></div>"
+
+
+def _experiment_section(anchor: str, record: dict[str, Any], plots: dict[str, bytes]) -> str:
+    """The headline tables (one per layer), the paired differences, a heat map, and (with two or more
+    descriptive fractions) the dose-response plot."""
     parts = [
         f'<section id="{anchor}"><h2>{_e(experiment_title(record))}</h2>',
         f'<p class="caption">{_e(EXPERIMENT_CAPTION)}</p>',
-        '<div class="scroll">' + "".join(table) + "</div>",
-        _img(plots["heatmap"], "balanced accuracy per representation and task"),
     ]
+    for layer, headers, rows, attributes in _layer_tables(record):
+        parts += [
+            f"<h3>Layer: {_e(layer)}</h3>",
+            _html_table(headers, [experiment_cells(record, row, " ", attributes) for row in rows], 2),
+        ]
+    headers, rows = comparison_grid(record)
+    if rows:
+        parts += [
+            "<h3>Paired differences</h3>",
+            f'<p class="caption">{_e(COMPARISONS_CAPTION)}</p>',
+            _html_table(headers, rows, 3),
+        ]
+    parts.append(_img(plots["heatmap"], "balanced accuracy per representation and task, one panel per layer"))
     if "dose-response" in plots:
         parts.append(
             _img(
@@ -113,44 +193,41 @@ def _experiment_section(anchor: str, record: dict[str, Any], plots: dict[str, by
         )
         parts.append(
             '<p class="caption">Each pretrained model at its fraction of descriptive captions (salient 0, '
-            "descriptive 1); error bars are the 95 % intervals; the x axis is linear below 0.01 and logarithmic above.</p>"
+            "descriptive 1), on its final embedding: each seed a small dot, their mean with the 95 % interval; the x "
+            "axis is linear below 0.01 and logarithmic above.</p>"
         )
     return "\n".join(parts) + "</section>"
 
 
 def heatmap_png(record: dict[str, Any]) -> bytes:
-    """Balanced accuracy above chance, rows x tasks: 0 (white) at chance, 1 (dark) at perfect; the value in each cell."""
-    rows, tasks = record["rows"], record["tasks"]
-    figure = Figure(figsize=(1.4 + 1.0 * len(tasks) + 2.2, 0.8 + 0.32 * len(rows)), dpi=DPI, layout="constrained")
-    axes = figure.add_subplot()
-    values, shades = [], []
-    for row in rows:
-        line, shade = [], []
-        for task in tasks:
-            result = row["tasks"].get(task)
-            value = None if result is None else result["balanced_accuracy"]
-            line.append(value)
-            shade.append(float("nan") if value is None else (value - result["chance"]) / (1 - result["chance"]))
-        values.append(line)
-        shades.append(shade)
-    axes.imshow(shades, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    for i, line in enumerate(values):
-        for j, value in enumerate(line):
-            if value is not None:
-                axes.text(
-                    j,
-                    i,
-                    f"{value:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if shades[i][j] > 0.6 else "#222",
-                )
-    axes.set_xticks(
-        range(len(tasks)), [plain(t) for t in tasks], rotation=30, ha="right", rotation_mode="anchor", fontsize=8
-    )
-    axes.set_yticks(range(len(rows)), [plain(short(experiment_label(r), 44)) for r in rows], fontsize=8)
-    axes.set_title("balanced accuracy (test); shade: above chance", fontsize=9)
+    """Balanced accuracy above chance, rows x tasks, one panel per layer: 0 (white) at chance, 1 (dark) at perfect;
+    the mean over seeds in each cell."""
+    tasks, panels = record["tasks"], [(layer, layer_rows(record, layer)) for layer in record["layers"]]
+    height = 0.8 * len(panels) + 0.3 * sum(len(rows) for _, rows in panels)
+    figure = Figure(figsize=(1.4 + 1.0 * len(tasks) + 2.2, height), dpi=DPI, layout="constrained")
+    axes_list = figure.subplots(len(panels), 1, squeeze=False, height_ratios=[max(1, len(r)) for _, r in panels])[:, 0]
+    for axes, (layer, rows) in zip(axes_list, panels):
+        values, shades = [], []
+        for row in rows:
+            line, shade = [], []
+            for task in tasks:
+                result = row["tasks"].get(task)
+                value = None if result is None else result["balanced_accuracy"]
+                line.append(value)
+                shade.append(float("nan") if value is None else (value - result["chance"]) / (1 - result["chance"]))
+            values.append(line)
+            shades.append(shade)
+        axes.imshow(shades, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        for i, line in enumerate(values):
+            for j, value in enumerate(line):
+                if value is not None:
+                    color = "white" if shades[i][j] > 0.6 else "#222"
+                    axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
+        axes.set_xticks(
+            range(len(tasks)), [plain(t) for t in tasks], rotation=30, ha="right", rotation_mode="anchor", fontsize=8
+        )
+        axes.set_yticks(range(len(rows)), [plain(short(experiment_label(r), 44)) for r in rows], fontsize=8)
+        axes.set_title(f"layer {layer}: balanced accuracy (test); shade: above chance", fontsize=9)
     return png_bytes(figure)
 
 
@@ -159,19 +236,24 @@ def dose_points(record: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:
     points = [
         (row["descriptive_fraction"], row)
         for row in record["rows"]
-        if row["kind"] == "pretrained" and row["method"] == "linear-probe" and row["descriptive_fraction"] is not None
+        if row["kind"] == "pretrained"
+        and row["method"] == "linear-probe"
+        and row["descriptive_fraction"] is not None
+        and row["layer"] == "embedding"
     ]
     return sorted(points, key=lambda point: point[0])
 
 
-def _accuracy(row: dict[str, Any], task: str) -> tuple[float, list[float] | None] | None:
+def _accuracy(row: dict[str, Any], task: str) -> tuple[float, list[float] | None, list[float]] | None:
     result = row["tasks"].get(task)
-    return None if result is None else (result["balanced_accuracy"], result["interval"])
+    return None if result is None else (result["balanced_accuracy"], result["interval"], result["per_seed"])
 
 
-def _invariance(row: dict[str, Any], attribute: str) -> tuple[float, list[float] | None] | None:
+def _invariance(row: dict[str, Any], attribute: str) -> tuple[float, list[float] | None, list[float]] | None:
     score = (row.get("invariance") or {}).get(attribute)
-    return None if not score or score["score"] is None else (score["score"], score["interval"])
+    if not score or score["score"] is None:
+        return None
+    return score["score"], score.get("interval"), score.get("per_seed") or [score["score"]]
 
 
 def dose_response_png(record: dict[str, Any]) -> bytes:
@@ -195,10 +277,10 @@ def dose_response_png(record: dict[str, Any]) -> bytes:
             if not measured:
                 continue
             xs = [fraction for fraction, _ in measured]
-            values = [value for _, (value, _) in measured]
-            below = [value - (interval or (value, value))[0] for _, (value, interval) in measured]
-            above = [(interval or (value, value))[1] - value for _, (value, interval) in measured]
-            axes.errorbar(
+            values = [value for _, (value, _, _) in measured]
+            below = [value - (interval or (value, value))[0] for _, (value, interval, _) in measured]
+            above = [(interval or (value, value))[1] - value for _, (value, interval, _) in measured]
+            line = axes.errorbar(
                 xs,
                 values,
                 yerr=[[max(b, 0) for b in below], [max(a, 0) for a in above]],
@@ -208,6 +290,16 @@ def dose_response_png(record: dict[str, Any]) -> bytes:
                 lw=1.3,
                 label=plain(name),
             )
+            seeds = [(x, v) for x, (_, _, per_seed) in zip(xs, [m for _, m in measured]) for v in per_seed]
+            if len(seeds) > len(xs):  # several seeds: each one's value, beside their mean
+                axes.scatter(
+                    [x for x, _ in seeds],
+                    [v for _, v in seeds],
+                    s=8,
+                    alpha=0.45,
+                    color=line.lines[0].get_color(),
+                    zorder=3,
+                )
         fractions = sorted({fraction for fraction, _ in points})
         # Linear below 1 %, logarithmic above: 0, 0.01, 0.1 and 1 all get room.
         axes.set_xscale("symlog", linthresh=0.01)
@@ -232,8 +324,8 @@ class CurationView:
     def title(self, record: dict[str, Any]) -> str:
         return experiment_title(record)
 
-    def table(self, record: dict[str, Any]) -> Table:
-        return experiment_table(record)
+    def tables(self, record: dict[str, Any]) -> list[Table]:
+        return experiment_tables(record)
 
     def markdown(self, record: dict[str, Any]) -> str:
         return experiment_markdown(record)

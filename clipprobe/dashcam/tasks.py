@@ -77,33 +77,31 @@ def with_world(task: Task, world: WorldConfig | None) -> Task:
 DASHCAM = DashcamWorld()
 
 
-# Zero-shot prompts per world task, written as a CLIP user would write them, before seeing any result.
-WORLD_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
+# Zero-shot prompts per world task: CLIP's way, several neutral templates around one phrase per class, averaged.
+# Neither the templates nor the phrases copy any caption policy's wording (a test checks it), so that no policy
+# is favoured by the prompts; the words for the classes themselves cannot be avoided.
+ZERO_SHOT_TEMPLATES = (
+    "a photo of {}.",
+    "a picture of {}.",
+    "an image showing {}.",
+    "a blurry photo of {}.",
+    "a street scene with {}.",
+)
+CLASS_PHRASES: dict[str, dict[str, str]] = {
     "traffic-light": {
-        c: (
-            f"a dashcam photo with {'an' if c == 'amber' else 'a'} {c} traffic light",
-            f"the traffic light ahead is {c}",
-        )
-        for c in ATTRIBUTES["light_state"]
+        "red": "a red traffic signal",
+        "amber": "an amber traffic signal",
+        "green": "a green traffic signal",
     },
-    "pedestrian": {
-        "absent": ("a dashcam photo of a road with no pedestrians", "nobody on the pavement"),
-        "present": ("a dashcam photo of a pedestrian by the road", "a person on the pavement"),
-    },
-    "pedestrian-side": {
-        side: (f"a dashcam photo with a pedestrian on the {side}", f"a person on the {side} of the road")
-        for side in ATTRIBUTES["pedestrian_side"]
-    },
-    "car-colour": {c: (f"a dashcam photo of a {c} car", f"a {c} car in front") for c in ATTRIBUTES["car_colour"]},
-    "clouds": {
-        "none": ("a dashcam photo under a clear sky",),
-        "some": ("a dashcam photo with a few clouds in the sky",),
-        "overcast": ("a dashcam photo under an overcast sky",),
-    },
-    "time-of-day": {
-        t: (f"a dashcam photo taken {when}",)
-        for t, when in (("day", "during the day"), ("dusk", "at dusk"), ("night", "at night"))
-    },
+    "pedestrian": {"absent": "an empty sidewalk", "present": "a person walking on the sidewalk"},
+    "pedestrian-side": {"left": "a person walking at the left edge", "right": "a person walking at the right edge"},
+    "car-colour": {c: f"{'an' if c[0] in 'aeiou' else 'a'} {c} vehicle" for c in ATTRIBUTES["car_colour"]},
+    "clouds": {"none": "a cloudless sky", "some": "a partly cloudy sky", "overcast": "a fully clouded sky"},
+    "time-of-day": {"day": "a road in bright daylight", "dusk": "a road at twilight", "night": "a road in darkness"},
+}
+WORLD_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
+    task: {c: tuple(template.format(phrase) for template in ZERO_SHOT_TEMPLATES) for c, phrase in phrases.items()}
+    for task, phrases in CLASS_PHRASES.items()
 }
 
 

@@ -74,3 +74,55 @@ def bootstrap_intervals(
         low, high = np.percentile(values, [tail, 100 - tail])
         intervals[name] = [float(low), float(high)]
     return intervals
+
+
+def _resampled_balanced_accuracy(y: np.ndarray, predicted: np.ndarray, draws: np.ndarray, n_classes: int) -> np.ndarray:
+    """Balanced accuracy on each resample of test examples (`draws`: (R, n) indices into y and predicted)."""
+    cells = np.asarray(y, dtype=np.int64)[draws] * n_classes + np.asarray(predicted, dtype=np.int64)[draws]
+    offsets = np.arange(len(draws))[:, None] * n_classes * n_classes
+    counts = np.bincount((cells + offsets).ravel(), minlength=len(draws) * n_classes * n_classes)
+    return metrics_from_counts(counts.reshape(len(draws), n_classes, n_classes))["balanced_accuracy"]
+
+
+def seed_pooled_statistics(
+    y: np.ndarray,
+    predictions: list[np.ndarray],
+    n_classes: int,
+    against: list[np.ndarray] | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, object]:
+    """Balanced accuracy of one row over several seeds (its test predictions per seed, on the same test images y):
+    the mean over seeds, the sample standard deviation across seeds (None for one seed), and a percentile
+    bootstrap interval of the mean, the test images resampled once per draw and shared by every seed.
+
+    With `against` (another row's predictions per seed, paired with `predictions` seed by seed), the same for the
+    difference of the two means instead: a paired bootstrap, so the variation both rows share (which test images
+    are hard) cancels. `resolved` says whether the interval excludes 0."""
+    y = np.asarray(y)
+    if not predictions or (against is not None and len(against) != len(predictions)):
+        raise ValueError("seed_pooled_statistics needs one prediction array per seed for each row, paired")
+    per_seed = np.array(
+        [metrics_from_counts(confusion_counts(y, p, n_classes))["balanced_accuracy"] for p in predictions]
+    )
+    if against is not None:
+        per_seed = per_seed - np.array(
+            [metrics_from_counts(confusion_counts(y, p, n_classes))["balanced_accuracy"] for p in against]
+        )
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(y), size=(resamples, len(y)))
+    resampled = np.mean([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in predictions], axis=0)
+    if against is not None:
+        resampled = resampled - np.mean([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in against], axis=0)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(resampled, [tail, 100 - tail])
+    stats: dict[str, object] = {
+        "mean": float(per_seed.mean()),
+        "sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None,
+        "per_seed": [float(v) for v in per_seed],
+        "interval": [float(low), float(high)],
+    }
+    if against is not None:
+        stats["resolved"] = bool(low > 0 or high < 0)
+    return stats

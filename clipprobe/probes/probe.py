@@ -15,7 +15,7 @@ from ..features.config import ExtractorConfig
 from ..features.extract import extract_features
 from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, data_section, package_versions, reuse
 from .fit import PROBE_VERSION, SELECTION_METRIC, Probe, get_probe
-from .metrics import score
+from .metrics import score_predictions
 from .shots import Shots, sample_per_class, shortfall
 
 Outcome = tuple[Result, Path]
@@ -101,13 +101,15 @@ def probe(
         grid,
         seed=config.seed,
     )
+    predicted = fit.model.predict(inputs["test"])
     record = Result.build(
         identity,
         key,
         started,
         run,
         **described,
-        metrics=score(fit.model, inputs["test"], labels["test"], task.classes),
+        metrics=score_predictions(labels["test"], predicted, task.classes),
+        predictions=[int(p) for p in predicted],
         selection=Selection(
             metric=SELECTION_METRIC,
             split="validation",

@@ -36,7 +36,9 @@ class Report:
 
     def tables(self) -> list[Table]:
         """The experiments' headline tables, then per task its tables (see clipprobe.report.terminal)."""
-        headline = [get_experiment_view(record["kind"]).table(record) for record in self.experiments]
+        headline = [
+            table for record in self.experiments for table in get_experiment_view(record["kind"]).tables(record)
+        ]
         return headline + task_tables(self.entries, self.aggregates, self.skipped, self.tasks())
 
 
