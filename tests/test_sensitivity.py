@@ -104,7 +104,7 @@ def test_statistics_by_hand():
     assert stats["mean_pair_distance"] == pytest.approx(2)
     constant = invariance_statistics(np.ones((6, 3)), np.ones((6, 3)), seed=0)
     assert constant["score"] == 0.0  # blind to the attribute (and to everything else)
-    moved = invariance_statistics(a, -a, seed=0, values=(["x"] * 10, ["y"] * 10))
+    moved = invariance_statistics(a, -a, seed=0, values=(["x"] * 10, ["x"] * 10))
     assert moved["n_unrelated_differing"] == 0 and moved["score"] is None and "undefined" in moved["error"]
     j = derangement(7, np.random.default_rng(1))
     assert sorted(j) == list(range(7)) and (j != np.arange(7)).all()
