@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 # linearly decodable?), and few-shot curves over 3 seeds on the real traffic-light photos; then the report,
 # headline table first. About 10 minutes on 2 cores from an empty cache.
 demo: $(STAMP)
-	$(BIN)/clipprobe experiment curation --seeds 3
+	$(BIN)/clipprobe experiment curation --seeds 3 --layers embedding,tokens
 	$(BIN)/clipprobe probe --task traffic-light --pretrained dashcam-salient --probe linear,mlp --baselines none
 	$(BIN)/clipprobe probe --task traffic-light --pretrained dashcam-descriptive --probe linear,mlp --baselines none
 	$(BIN)/clipprobe probe --task traffic-light-crops --pretrained dashcam-descriptive --baselines pixels \

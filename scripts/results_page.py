@@ -66,8 +66,14 @@ def page(data: dict[str, Any]) -> str:
 def excerpt(data: dict[str, Any]) -> str:
     """The README's table: the chosen rows of the first experiment's headline table, as Markdown."""
     (record, *_) = data["experiments"]
-    rows = [row for key in EXCERPT for row in record["rows"] if (row["representation"], row["method"]) == key]
-    lines = get_experiment_view(record["kind"]).markdown({**record, "rows": rows}).strip().splitlines()
+    rows = [
+        row
+        for key in EXCERPT
+        for row in record["rows"]
+        if (row["representation"], row["method"]) == key and row.get("layer") in ("embedding", None)
+    ]
+    excerpt_record = {**record, "rows": rows, "layers": ["embedding"], "comparisons": []}
+    lines = get_experiment_view(record["kind"]).markdown(excerpt_record).strip().splitlines()
     table = [line for line in lines if line.startswith("|")]
     return "\n".join(table)
 

@@ -187,3 +187,18 @@ def test_the_report_says_when_rows_saw_different_geometry():
         "--resize crop|squash|pad gives every row the same."
     )
     assert geometry_note(entries[1:], "t") is None
+
+
+def test_inputs_kept_in_memory_give_the_features_that_decoding_gives(tiny_model, tiny_world, tmp_path):
+    """Another layer or model with the same preprocessing reads the kept inputs instead of decoding again."""
+    import clipprobe.features.extractors as extractors
+    from clipprobe.features.cache import FeatureCache
+
+    extractors._INPUTS.clear()
+    config = ExtractorConfig(model=tiny_model, pretrained="random", layer="tokens")
+    decoded = extract_features(tiny_world, config, cache=FeatureCache(tmp_path / "a"))
+    assert len(extractors._INPUTS) == 3  # one entry per split
+    reused = extract_features(tiny_world, config, cache=FeatureCache(tmp_path / "b"))
+    assert reused.computed == ["train", "validation", "test"]
+    for split in ("train", "validation", "test"):
+        np.testing.assert_array_equal(decoded.arrays[split], reused.arrays[split])

@@ -303,7 +303,8 @@ def invariance(
     pedestrian_size: PedestrianSizeOpt = None,
 ):
     """How much a frozen embedding reacts to an attribute: mean cosine distance within counterfactual pairs
-    over that between unrelated images (0 = blind to it, about 1 = as far as another scene), 95% bootstrap interval.
+    over that within unrelated pairs that also differ in it (0 = blind to it, 1 = as sensitive as an embedding of
+    that attribute alone), with a 95% bootstrap interval.
 
     Examples: clipprobe invariance --attribute traffic-light --n 200;
     clipprobe invariance --model ViT-B-32 --pretrained laion2b_s34b_b79k --orbit hflip
@@ -330,7 +331,8 @@ def invariance(
     table = Table(
         title=f"Invariance of {record['representation']}",
         title_justify="left",
-        caption="score = mean cosine distance within pairs / between unrelated images; 0 = blind to the attribute",
+        caption="score = mean cosine distance within pairs / within unrelated pairs that differ in the attribute; "
+        "0 = blind to it, 1 = as sensitive as an embedding of the attribute alone",
     )
     for column in ("Attribute", "Score", "95% interval", "n pairs", "Mean pair distance", "Mean unrelated distance"):
         table.add_column(column, justify="left" if column == "Attribute" else "right", no_wrap=True)

@@ -213,6 +213,10 @@ def run_curation(
 
         reference = ExtractorConfig(model=experiment.recipe.model, seed=seed)
         for baseline, option in baselines:
+            # The seeds are pretraining seeds: a baseline without pretrained weights runs once (the first seed),
+            # except random weights, whose seed is their pretraining.
+            if seed != seeds[0] and not getattr(baseline, "layered", False):
+                continue
             stage = time.perf_counter()
             say(f"Baseline {baseline.name}{':' + option if option else ''}, seed {seed}")
             configure = getattr(baseline, "configure", None)

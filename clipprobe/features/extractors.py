@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -78,17 +79,31 @@ class BatchExtractor:
         transform, forward, input_dtype = self.pipeline()
         rows = split if (start, stop) == (0, len(split)) else split.select(range(start, stop))
         cuda = self.config.device.startswith("cuda")
-        loader = torch.utils.data.DataLoader(
-            _ImageSplit(rows, transform, image_column),
-            batch_size=self.config.batch_size,
-            shuffle=False,
-            num_workers=loader_workers(self.config.workers, len(rows), self.config.batch_size, self.config.device),
-            pin_memory=cuda,  # page-locked batches copy to the GPU asynchronously
-        )
+        key = (getattr(split, "_fingerprint", None), start, stop, image_column, repr(transform))
+        kept = _INPUTS.get(key) if key[0] is not None else None
+        if kept is not None:  # decoded and preprocessed before in this process: the same tensors, without decoding
+            _INPUTS.move_to_end(key)
+            batches = kept.split(self.config.batch_size)
+        else:
+            batches = torch.utils.data.DataLoader(
+                _ImageSplit(rows, transform, image_column),
+                batch_size=self.config.batch_size,
+                shuffle=False,
+                num_workers=loader_workers(self.config.workers, len(rows), self.config.batch_size, self.config.device),
+                pin_memory=cuda,  # page-locked batches copy to the GPU asynchronously
+            )
+        decoded = []
         out: np.ndarray | None = None
         done = 0
         with torch.inference_mode():
-            for images in loader:
+            for images in batches:
+                if kept is None and decoded is not None:
+                    # Kept only when the whole range fits the cache: a large split is not held in memory twice.
+                    fits = images[0].element_size() * images[0].nelement() * len(rows) <= INPUT_CACHE_BYTES
+                    if fits:
+                        decoded.append(images)
+                    else:
+                        decoded = None
                 images = images.to(device=self.config.device, dtype=input_dtype, non_blocking=cuda)
                 features = orbit_average(forward, images, self.group) if self.group is not None else forward(images)
                 batch = features.float().cpu().numpy()
@@ -98,7 +113,26 @@ class BatchExtractor:
                 done += len(batch)
                 if advance is not None:
                     advance(len(batch))
+        if kept is None and key[0] is not None and decoded:
+            _keep_inputs(key, torch.cat(decoded))
         return out if out is not None else np.empty((0, 0), dtype=np.float32)
+
+
+# Preprocessed inputs kept in this process, so that another layer, another model with the same preprocessing or
+# another seed's weights read them without decoding again: (dataset fingerprint, rows, image column, transform)
+# -> the stacked input tensor. The transforms are deterministic, so a kept tensor is what decoding would give.
+_INPUTS: OrderedDict[tuple, Any] = OrderedDict()
+# At most this many bytes are kept (least recently used first out); a larger split is simply decoded each time.
+INPUT_CACHE_BYTES = 1 << 30
+
+
+def _keep_inputs(key: tuple, inputs) -> None:
+    size = inputs.element_size() * inputs.nelement()
+    if size > INPUT_CACHE_BYTES:
+        return
+    _INPUTS[key] = inputs
+    while sum(t.element_size() * t.nelement() for t in _INPUTS.values()) > INPUT_CACHE_BYTES:
+        _INPUTS.popitem(last=False)
 
 
 # Starting a worker process costs about as much as decoding a few batches: below this many batches, decode in-process.

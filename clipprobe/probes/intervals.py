@@ -97,10 +97,13 @@ def seed_pooled_statistics(
     the mean over seeds, the sample standard deviation across seeds (None for one seed), and a percentile
     bootstrap interval of the mean, the test images resampled once per draw and shared by every seed.
 
-    With `against` (another row's predictions per seed, paired with `predictions` seed by seed), the same for the
-    difference of the two means instead: a paired bootstrap, so the variation both rows share (which test images
-    are hard) cancels. `resolved` says whether the interval excludes 0."""
+    With `against` (another row's predictions per seed, paired with `predictions` seed by seed; a row of one seed
+    pairs with every seed), the same for the difference of the two means instead: a paired bootstrap, so the
+    variation both rows share (which test images are hard) cancels. `resolved` says whether the interval
+    excludes 0."""
     y = np.asarray(y)
+    if against is not None and len(against) == 1:
+        against = list(against) * len(predictions)
     if not predictions or (against is not None and len(against) != len(predictions)):
         raise ValueError("seed_pooled_statistics needs one prediction array per seed for each row, paired")
     per_seed = np.array(
