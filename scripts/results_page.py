@@ -59,8 +59,33 @@ def page(data: dict[str, Any]) -> str:
         "[methodology.md](methodology.md).\n\n"
         f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {threads} torch threads, native bf16: "
         f"{machine.get('native_bf16', '?')}; torch {versions.get('torch', '?')}, open_clip "
-        f"{versions.get('open_clip_torch', '?')}, scikit-learn {versions.get('scikit-learn', '?')}.\n" + body
+        f"{versions.get('open_clip_torch', '?')}, scikit-learn {versions.get('scikit-learn', '?')}.\n"
+        + body
+        + "\n"
+        + resolved(data)
     )
+
+
+def resolved(data: dict[str, Any]) -> str:
+    """The paired differences whose interval excludes 0, one line each: what the conclusions may state."""
+    lines = [
+        "## What the paired differences resolve",
+        "",
+        "Each line: row minus reference, balanced accuracy, combined across the seeds, with its 95 % interval "
+        "over the shared test images; listed only where it is resolved (the interval excludes 0 and every seed agrees in "
+        "sign). Every other comparison in the "
+        "paired-differences table above is not resolved by this run.",
+        "",
+    ]
+    for record in data["experiments"]:
+        for c in record.get("comparisons", []):
+            if c["resolved"]:
+                low, high = c["interval"]
+                lines.append(
+                    f"- {c['task']}, layer {c['layer']}: {c['row']} - {c['against']} = "
+                    f"{c['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+                )
+    return "\n".join(lines) + "\n"
 
 
 def excerpt(data: dict[str, Any]) -> str:

@@ -154,6 +154,7 @@ def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_e
     assert len(experiment_tables(record)) == 3
 
 
+@pytest.mark.slow
 def test_the_cli_prints_mean_and_sd_per_layer_and_paired_differences(tiny_model, monkeypatch):
     """The issue's acceptance command, on a tiny world and model (the defaults would pretrain full models)."""
     from typer.testing import CliRunner

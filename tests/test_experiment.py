@@ -89,6 +89,7 @@ def test_experiment_writes_the_headline_table_and_a_rerun_trains_and_extracts_no
     assert len(read_results(tmp_path / "results")) == len(outcomes)
 
 
+@pytest.mark.slow
 def test_one_more_policy_trains_only_that_model(tiny_experiment, tmp_path, monkeypatch):
     import dataclasses
 
@@ -181,6 +182,7 @@ def test_bad_input_is_one_line_and_exit_2_before_any_work(args, message, monkeyp
     assert result.stderr == message
 
 
+@pytest.mark.slow
 def test_other_models_get_rows_of_their_own_from_a_checkpoint_file(tiny_experiment, tmp_path):
     """A real CLIP is one more `--model MODEL@WEIGHTS`: here a checkpoint the test writes, loaded by the real code."""
     import dataclasses

@@ -146,6 +146,7 @@ def seeded(tiny_model, tiny_tasks):
     )
 
 
+@pytest.mark.slow
 def test_seeds_and_shots_make_one_file_per_run_and_the_report_aggregates_them(seeded):
     names = sorted(path.name for _, path in seeded)
     # 2 seeds x 2 probes x 5 (full + 4 shots), and 2 seeds x 3 (full + 2 shots) on pixels

@@ -139,7 +139,9 @@ def test_every_record_says_which_machine_threads_and_code(tiny_model, tiny_tasks
     assert stored["weights"] == {"kind": "random"}
 
 
-@pytest.mark.parametrize("resize", ["crop", "squash", "pad"])
+@pytest.mark.parametrize(
+    "resize", [pytest.param("crop", marks=pytest.mark.slow), pytest.param("squash", marks=pytest.mark.slow), "pad"]
+)
 def test_resize_is_in_the_key_the_row_name_and_every_row_of_a_run(resize, tiny_model, tiny_tasks, tmp_path):
     from clipprobe.runner import compare
 

@@ -388,6 +388,9 @@ def _comparisons(rows: list[_Row], labels: dict[str, np.ndarray], experiment: Cu
             stats = seed_pooled_statistics(
                 labels[task], current.predictions(task), n_classes, against=against.predictions(task)
             )
+            # Resolved: the interval over test images excludes 0 and every seed's difference has the mean's sign
+            # (the interval covers test images, not pretraining seeds: the seeds must agree as well).
+            agree = all(np.sign(d) == np.sign(stats["mean"]) for d in stats["per_seed"])
             out.append(
                 {
                     "task": task,
@@ -397,8 +400,10 @@ def _comparisons(rows: list[_Row], labels: dict[str, np.ndarray], experiment: Cu
                     "against_layer": against.layer,
                     "difference": stats["mean"],
                     "sd": stats["sd"],
+                    "per_seed": stats["per_seed"],
                     "interval": stats["interval"],
-                    "resolved": stats["resolved"],
+                    "seeds_agree": agree,
+                    "resolved": stats["resolved"] and agree,
                     "seeds": len(stats["per_seed"]),
                 }
             )

@@ -26,8 +26,8 @@ EXPERIMENT_CAPTION = (
 )
 COMPARISONS_CAPTION = (
     "Paired differences in balanced accuracy (row minus reference), combined across seeds paired seed by seed, "
-    "with a 95 % bootstrap interval over the shared test images; * marks a resolved difference (the interval "
-    "excludes 0). Only resolved differences support a conclusion."
+    "with a 95 % bootstrap interval over the shared test images; * marks a resolved difference: the interval "
+    "excludes 0 and every seed's difference has the same sign. Only resolved differences support a conclusion."
 )
 
 

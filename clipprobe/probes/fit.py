@@ -55,10 +55,7 @@ def sweep_workers() -> int:
 
 
 def _fit_one(classifier, parameter: str, value: float, train_z, train_y):
-    with warnings.catch_warnings():
-        # At strong regularisation the solver may stop at max_iter; that value then simply scores what it scores.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return clone(classifier).set_params(**{parameter: value}).fit(train_z, train_y)
+    return clone(classifier).set_params(**{parameter: value}).fit(train_z, train_y)
 
 
 def _sweep(classifier, parameter: str, grid: list[float], train_x, train_y, val_x, val_y) -> ProbeFit:
@@ -78,7 +75,14 @@ def _sweep(classifier, parameter: str, grid: list[float], train_x, train_y, val_
     workers = sweep_workers()
     # One BLAS thread per fit: on these small problems extra threads spin against torch's OpenMP pool
     # (a 17-point sweep on 2,000 x 128 features took 75 s with two threads, 7 s with one; benchmarks/probe_sweep.py).
-    with threadpool_limits(limits=1), Parallel(n_jobs=workers, prefer="threads") as parallel:
+    # Warning filters are process-wide: set once here for every thread (a `catch_warnings` per thread would race).
+    # At strong regularisation the solver may stop at max_iter; that value then simply scores what it scores.
+    with (
+        warnings.catch_warnings(),
+        threadpool_limits(limits=1),
+        Parallel(n_jobs=workers, prefer="threads") as parallel,
+    ):
+        warnings.simplefilter("ignore", ConvergenceWarning)
         for start in range(0, len(grid), workers):
             values = grid[start : start + workers]
             models = parallel(delayed(_fit_one)(classifier, parameter, v, train_z, train_y) for v in values)
