@@ -71,6 +71,8 @@ def test_curation_experiment_from_the_command_line_then_again_from_the_cache(def
         "traffic-light",
         "--pairs",
         "20",
+        "--layers",
+        "embedding",
     ]
     # The salient model is the default weights, trained by the test above when it ran first; otherwise here.
     result = runner.invoke(app, args)
