@@ -127,7 +127,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("report", nargs="?", type=Path, help="a results.json written by `clipprobe report`")
     parser.add_argument("--check", action="store_true", help="only check that the pages match docs/results.json")
+    parser.add_argument("--render", action="store_true", help="render the pages again from docs/results.json")
     args = parser.parse_args()
+    if args.render:  # the same run's data, drawn by the current report code
+        data = json.loads(DATA.read_text())
+        PAGE.write_text(page(data))
+        README.write_text(with_excerpt(README.read_text(), excerpt(data)))
+        return
     if args.check:
         drifted = check()
         if drifted:

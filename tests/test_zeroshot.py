@@ -119,8 +119,9 @@ def test_a_task_file_can_carry_prompts(tmp_path):
 
     from clipprobe.data.taskfile import load_task_file
 
-    (tmp_path / "photos" / "red").mkdir(parents=True)
-    Image.new("RGB", (8, 8), (200, 0, 0)).save(tmp_path / "photos" / "red" / "1.png")
+    for colour, rgb in (("red", (200, 0, 0)), ("green", (0, 200, 0))):
+        (tmp_path / "photos" / colour).mkdir(parents=True)
+        Image.new("RGB", (8, 8), rgb).save(tmp_path / "photos" / colour / "1.png")
     Path("lights.toml").write_text('source = "imagefolder:photos"\n[prompts]\nred = ["a red light"]\n')
     assert load_task_file("lights.toml").prompts == {"red": ("a red light",)}
     assert get_baseline("zero-shot").name == "zero-shot"

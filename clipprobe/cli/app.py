@@ -36,7 +36,17 @@ def _command_for(target: typer.Typer):
                     raise
                 err_console.print(f"Error: {exc}", markup=False, highlight=False)
                 raise typer.Exit(exc.exit_code) from None
-            except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            except KeyboardInterrupt:
+                if _state["debug"]:
+                    raise
+                # Chunks, result files and caches are written atomically: what finished is kept.
+                err_console.print(
+                    "Interrupted: every finished chunk and result file is kept; run the same command again to resume",
+                    markup=False,
+                    highlight=False,
+                )
+                raise typer.Exit(130) from None
+            except (typer.Exit, typer.Abort):
                 raise
             except Exception as exc:  # a bug or an environment failure: still one line unless --debug
                 if _state["debug"]:

@@ -105,6 +105,8 @@ class CurationExperiment:
             resolve_weights(*parse_model(spec))
         for attribute in self.attributes:
             COUNTERFACTUALS.get(attribute)
+        if self.seed < 0:
+            raise UsageError(f"--seed must be a whole number 0 or more, got {self.seed}")
         if self.pairs < 2:
             raise UsageError(f"--pairs must be at least 2 (an unrelated pair needs two scenes), got {self.pairs}")
         if self.seeds < 1:

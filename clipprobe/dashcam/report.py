@@ -13,6 +13,7 @@ from rich.text import Text
 from ..report.experiments import EXPERIMENT_VIEWS
 from ..report.html import escape as _e
 from ..report.html import img as _img
+from ..report.markdown import table_line
 from ..report.plots import DPI, plain, png_bytes, short
 
 # What `clipprobe experiment curation` writes: the record's kind, and the version of its shape (bump when it changes).
@@ -130,7 +131,7 @@ def _markdown_table(headers: list[str], rows: list[list[str]], left: int) -> lis
     return [
         "| " + " | ".join(headers) + " |",
         "| " + " | ".join("---" if i < left else "---:" for i in range(len(headers))) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
+        *(table_line(row) for row in rows),
     ]
 
 

@@ -15,6 +15,7 @@ import importlib.util
 import io
 import json
 import math
+import os
 import re
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -32,7 +33,7 @@ from ..core.storage import file_sha256, stable_hash, write_json
 from .task import PROBE_SPLITS
 
 # Bump when listing, checking or splitting changes which rows a source yields, so old features are not reused.
-SOURCE_FORMAT = 1
+SOURCE_FORMAT = 2
 # Unreadable files named in warnings and in the result file (all of them are counted).
 LISTED_BAD_FILES = 5
 
@@ -263,16 +264,22 @@ class UserSource:
             values = {s: d[label] for s, d in data.items()}
         names = self.classes
         if names is None:
-            found = {str(v) for column in values.values() for v in column if v is not None}
+            found = {str(v).strip() for column in values.values() for v in column if not _missing_label(v)}
             names = tuple(sorted(found, key=int) if all(re.fullmatch(r"-?\d+", v) for v in found) else sorted(found))
+        if self.classes is None and len(names) < 2:
+            shown = f"only the class '{names[0]}'" if names else "no labels at all"
+            raise UsageError(f"{self.name} has {shown} in column '{label}'; a probe needs at least two classes")
         index = {n: i for i, n in enumerate(names)}
         out = {}
         for split_name, column in values.items():
             ids = np.empty(len(column), dtype=np.int64)
             for row, value in enumerate(column):
-                if value is None:
-                    raise UsageError(f"{self.name}: {split_name} row {row} has no label in column '{label}'")
-                text = str(value)
+                if _missing_label(value):
+                    raise UsageError(
+                        f"{self.name}: {split_name} row {row} has no label in column '{label}' (got {value!r}); "
+                        "give every image a label, or drop it"
+                    )
+                text = str(value).strip()
                 if text in index:
                     ids[row] = index[text]
                 elif self.classes is not None and _is_index(value) and 0 <= int(value) < len(names):
@@ -319,6 +326,7 @@ class UserSource:
                 "image_column": self.image_column,
                 "splits": self.splits,
                 "used": list(data),
+                "max_pixels": max_image_pixels(),
             }
         )
         cached = paths.home() / "sources" / "checks" / f"{key}.json"
@@ -385,19 +393,46 @@ class UserSource:
         )
 
 
+# Images above this many pixels are refused unread (a decompression bomb decodes a few KB into gigabytes).
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+MAX_PIXELS_VARIABLE = "CLIPPROBE_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int:
+    """The pixel limit: $CLIPPROBE_MAX_IMAGE_PIXELS, else DEFAULT_MAX_IMAGE_PIXELS."""
+    text = os.environ.get(MAX_PIXELS_VARIABLE)
+    if text is None:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"{MAX_PIXELS_VARIABLE} must be a positive number of pixels, got '{text}'")
+    return value
+
+
 def image_problem(value: dict[str, Any]) -> str | None:
     """Why this image (datasets' {"bytes", "path"}) cannot be used, or None if it decodes to RGB."""
     from PIL import Image, UnidentifiedImageError
 
     data, path = value.get("bytes"), value.get("path")
+    cap = max_image_pixels()
     try:
         if data is None:
             if not path:
                 return "no image"
+            if Path(path).exists() and not Path(path).is_file():
+                return "not a regular file"  # a FIFO or a device would block a read forever
             data = Path(path).read_bytes()
         if not data:
             return "empty file"
         with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > cap:  # read from the header: nothing decoded yet
+                return (
+                    f"too large: {image.width}x{image.height} pixels, over the limit of {cap:,} "
+                    f"(set {MAX_PIXELS_VARIABLE} to allow more)"
+                )
             image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale; every byte is still read
             image.load()
             image.convert("RGB")
@@ -445,6 +480,18 @@ def split_by_label(
             raise UsageError(f"Cannot split {source} by label into {'/'.join(parts)}: {exc}") from None
     out["train"] = rows
     return {split: np.sort(out[split]) for split in parts}
+
+
+# Label values that mean "no label" in CSV and parquet files (pandas and spreadsheets write NaN for empty cells).
+MISSING_LABELS = ("", "nan", "none", "null")
+
+
+def _missing_label(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in MISSING_LABELS
 
 
 def _is_index(value: Any) -> bool:

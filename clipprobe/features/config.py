@@ -45,6 +45,10 @@ class ExtractorConfig:
     # resize mode for the weights, usually crop; squash for raw pixels). Part of the cache key and the row name.
     resize: str | None = None
 
+    def __post_init__(self):
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise UsageError(f"--seed must be a whole number 0 or more, got {self.seed!r}")
+
 
 def check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:

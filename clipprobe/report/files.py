@@ -30,6 +30,16 @@ def stable(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != VOLATILE_FIELD}
 
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection advice): prefix a quote.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: object) -> str:
+    """A text cell from a result file, made inert for spreadsheets (numbers are written as numbers)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     """One line per task x row x method x shots x seed (shots empty for full-data rows); low and high bound the
     balanced accuracy (empty without an interval)."""
@@ -40,9 +50,9 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
             low, high = (row.get("intervals") or {}).get("balanced_accuracy") or ("", "")
             writer.writerow(
                 [
-                    row["task"],
-                    row["representation"],
-                    row["method"],
+                    text_cell(row["task"]),
+                    text_cell(row["representation"]),
+                    text_cell(row["method"]),
                     "" if row.get("shots") is None else row["shots"],
                     row["seed"],
                     row["balanced_accuracy"],
@@ -51,8 +61,8 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
                     row["accuracy"],
                     row["macro_f1"],
                     row["n_test"],
-                    row["selected"] or "",
-                    row.get("incomplete") or "",
+                    text_cell(row["selected"]),
+                    text_cell(row.get("incomplete")),
                 ]
             )
     return Path(path)

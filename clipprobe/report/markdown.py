@@ -24,6 +24,16 @@ from .tables import (
 )
 
 
+def md(text: object) -> str:
+    """Text from result files made inert in Markdown: no table cell split by `|`, no raw HTML, one line."""
+    escaped = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;")
+    return " ".join(escaped.replace("<", "&lt;").replace(">", "&gt;").split())
+
+
+def table_line(cells: list[object]) -> str:
+    return "| " + " | ".join(md(c) for c in cells) + " |"
+
+
 def markdown(rows: list[dict[str, Any]], experiments: list[str] = (), skipped: list[dict[str, Any]] = ()) -> str:
     """report.md (also the GitHub job summary): the experiments' tables (already Markdown), then per task its table,
     the means across seeds and the few-shot grid."""
@@ -35,16 +45,16 @@ def markdown(rows: list[dict[str, Any]], experiments: list[str] = (), skipped: l
     for task in dict.fromkeys(row["task"] for row in [*rows, *skipped]):
         task_rows = [row for row in full_data(rows) if row["task"] == task]
         shown = columns(task_rows)
-        lines += ["", f"### {task}"]
+        lines += ["", f"### {md(task)}"]
         if task_rows:
             lines += [
                 "",
                 "| " + " | ".join(HEADERS[c] for c in shown) + " |",
                 "| " + " | ".join("---:" if c in NUMERIC else "---" for c in shown) + " |",
             ]
-            lines += ["| " + " | ".join(cell(c, row) for c in shown) + " |" for row in task_rows]
+            lines += [table_line([cell(c, row) for c in shown]) for row in task_rows]
             if note := geometry_note(task_rows, task):
-                lines += ["", note]
+                lines += ["", md(note)]
         lines += markdown_sections(entries, list(skipped), task)
     return "\n".join(lines) + "\n"
 
@@ -55,28 +65,26 @@ def markdown_sections(entries: list[dict[str, Any]], skipped: list[dict[str, Any
     if has_several_seeds(entries, task) and (rows := seeds_rows(entries, task)):
         lines += [
             "",
-            f"#### {task}: across seeds",
+            f"#### {md(task)}: across seeds",
             "",
             SEEDS_CAPTION,
             "",
             "| " + " | ".join(SEEDS_HEADERS) + " |",
             "| --- | --- | ---: | ---: | ---: | ---: |",
         ]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += [table_line(row) for row in rows]
     columns, grid = few_shot_grid(entries, skipped, task)
     if grid:
         lines += [
             "",
-            f"#### {task}: few-shot balanced accuracy",
+            f"#### {md(task)}: few-shot balanced accuracy",
             "",
             FEW_SHOT_CAPTION,
             "",
             "| Representation | Method | " + " | ".join(f"{k}-shot" for k in columns) + " |",
             "| --- | --- | " + " | ".join("---:" for _ in columns) + " |",
         ]
-        lines += [
-            "| " + " | ".join([row, method, *few_shot_cells(cells, columns)]) + " |" for row, method, cells in grid
-        ]
+        lines += [table_line([row, method, *few_shot_cells(cells, columns)]) for row, method, cells in grid]
         if notes := skipped_notes(skipped, task):
-            lines += ["", *(f"- {note}" for note in notes)]
+            lines += ["", *(f"- {md(note)}" for note in notes)]
     return lines

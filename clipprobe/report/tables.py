@@ -4,6 +4,7 @@ renderers all draw from here."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -204,8 +205,10 @@ def geometry_note(entries: list[dict[str, Any]], task: str) -> str | None:
     for entry in entries:
         if entry["task"] == task and entry.get("geometry"):
             names = groups.setdefault(entry["geometry"], [])
-            if entry["representation"] not in names:
-                names.append(entry["representation"])
+            # One name per model: without its seed's weights tag (@...) or its layer ([...]).
+            name = re.sub(r"@\w+| \[.*\]$", "", entry["representation"])
+            if name not in names:
+                names.append(name)
     if len(groups) < 2:
         return None
     listed = "; ".join(f"{mode}: {', '.join(names)}" for mode, names in sorted(groups.items()))
