@@ -154,3 +154,29 @@ def test_ctrl_c_says_what_is_kept_and_exits_130(monkeypatch):
     assert one_line_error(result) == (
         "Interrupted: every finished chunk and result file is kept; run the same command again to resume"
     )
+
+
+def test_a_class_whose_every_image_is_unreadable_is_an_error_not_a_dropped_class(tmp_path):
+    for label, n in (("red", 8), ("green", 8), ("amber", 3)):
+        folder = tmp_path / "photos" / label
+        folder.mkdir(parents=True)
+        for i in range(n):
+            if label == "amber":
+                (folder / f"{i}.png").write_bytes(b"not a png")
+            else:
+                Image.new("RGB", (8, 8), (10 * i, 100, 30)).save(folder / f"{i}.png")
+    with pytest.raises(UsageError, match=r"all 3 images of class 'amber' are unreadable \(e\.g\. amber/\d\.png: "):
+        parse_dataset(f"imagefolder:{tmp_path / 'photos'}").load()
+
+
+@pytest.mark.parametrize("value", ['"0.5"', "NaN", "true"])
+def test_a_reference_file_with_a_value_that_is_not_a_number_is_refused_up_front(value):
+    entry = '{"task": "t", "representation": "r", "method": "m", "shots": null, "seed": 0, "balanced_accuracy": %s}'
+    Path("reference.json").write_text('{"entries": [' + entry % value + "]}")
+    Path("results").mkdir()
+    result = runner.invoke(app, ["report", "--compare", "reference.json"])
+    assert result.exit_code == 2
+    assert one_line_error(result).startswith(
+        "Error: Reference file reference.json is not a results.json written by `clipprobe report` (ValueError: "
+        "balanced_accuracy "
+    )

@@ -299,10 +299,20 @@ class UserSource:
     def _build(self, listing: _Listing) -> _Prepared:
         data, classes, plan = self._normalise(listing)
         bad = self._check(listing, data)
+        before, original = self._class_counts(data, classes), dict(data)
         for split_name in data:
             drop = [b["index"] for b in bad if b["split"] == split_name]
             if drop:
                 data[split_name] = data[split_name].select(np.setdiff1d(np.arange(len(data[split_name])), drop))
+        after = self._class_counts(data, classes)
+        for name, count in before.items():
+            if count and not after[name]:  # never a task silently trained and reported without one of its classes
+                index = classes.index(name)
+                example = next((b for b in bad if original[b["split"]][self.label][b["index"]] == index), bad[0])
+                raise UsageError(
+                    f"{self.name}: all {count} images of class '{name}' are unreadable (e.g. {example['file']}: "
+                    f"{example['reason']}); fix or remove them, or leave the class out of the data"
+                )
         if plan[0] == "keep":
             splits = {s: data[s] for s in PROBE_SPLITS}
         elif plan[0] == "carve":
@@ -316,6 +326,15 @@ class UserSource:
             parts = split_by_label(np.asarray(pool[self.label]), PROBE_SPLITS, self.fractions, classes, self.name)
             splits = {s: pool.select(idx) for s, idx in parts.items()}
         return _Prepared(datasets.DatasetDict({s: splits[s] for s in PROBE_SPLITS}), classes, bad)
+
+    def _class_counts(self, data: dict[str, datasets.Dataset], classes: tuple[str, ...]) -> dict[str, int]:
+        """Images per class over every used split (none counted for data without a label column)."""
+        if self.label is None or not classes:
+            return {}
+        counts = sum(
+            np.bincount(np.asarray(d[self.label], dtype=np.int64), minlength=len(classes)) for d in data.values()
+        )
+        return {name: int(n) for name, n in zip(classes, counts)}
 
     def _check(self, listing: _Listing, data: dict[str, datasets.Dataset]) -> list[dict[str, Any]]:
         """Decode every image once (as extraction will); the verdicts are cached by content."""

@@ -154,7 +154,10 @@ def load_reference(path: Path) -> list[dict[str, Any]]:
     try:
         entries = json.loads(path.read_text())["entries"]
         for entry in entries:
-            _key(entry), float(entry["balanced_accuracy"])
+            _key(entry)
+            value = entry["balanced_accuracy"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"balanced_accuracy {value!r} of {_where(entry)} is not a number")
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(
             f"Reference file {path} is not a results.json written by `clipprobe report` ({type(exc).__name__}: {exc})"
