@@ -12,6 +12,7 @@ Invariance scores and experiment tables are documents of their own (clipprobe.da
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import platform
 import time
@@ -35,7 +36,12 @@ EXPERIMENTS_FOLDER = "experiments"
 
 
 def package_versions() -> dict[str, str]:
-    """The versions of the packages that decide a result's numbers."""
+    """The versions of the packages that decide a result's numbers (looked up once per process)."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version()}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ..core.errors import UsageError
-from ..features.config import DEFAULT_LAYER
 from ..features.precision import PRECISIONS
 
 if TYPE_CHECKING:
@@ -144,38 +143,12 @@ LayerOpt = Annotated[
 ]
 
 
-def extractor_config(
-    *,
-    model: str = "mini-clip",
-    pretrained: str | None = None,
-    device: str = "cpu",
-    batch_size: int = 64,
-    precision: str = "fp32",
-    seed: int = 0,
-    extractor: str = "open_clip",
-    orbit: str | None = None,
-    layer: str = DEFAULT_LAYER,
-    workers: int | None = None,
-    channels_last: bool = False,
-    resize: str | None = None,
-) -> ExtractorConfig:
-    """The feature options of a command, as the library's ExtractorConfig."""
+def extractor_config(*, precision: str = "fp32", **options: Any) -> ExtractorConfig:
+    """The feature options of a command (named as ExtractorConfig's fields), as the library's ExtractorConfig;
+    the defaults are the library's own."""
     from ..features.config import ExtractorConfig
 
-    return ExtractorConfig(
-        model=model,
-        pretrained=pretrained,
-        device=device,
-        batch_size=batch_size,
-        precision=Precision(precision).value,
-        seed=seed,
-        extractor=extractor,
-        orbit=orbit,
-        layer=layer,
-        workers=workers,
-        channels_last=channels_last,
-        resize=resize,
-    )
+    return ExtractorConfig(precision=Precision(precision).value, **options)
 
 
 def choose_task(

@@ -248,7 +248,7 @@ def run_curation(
                     )
             timings[f"baseline {baseline.name} seed {seed}"] = round(time.perf_counter() - stage, 2)
 
-    summaries = [r.summary(labels, len(seeds)) for r in rows]
+    summaries = [r.summary(labels) for r in rows]
     record = {
         "kind": EXPERIMENT_KIND,
         "name": experiment.name(),
@@ -313,7 +313,7 @@ class _Row:
     def predictions(self, task: str) -> list[np.ndarray]:
         return [np.asarray(record.predictions) for record, _ in self.outcomes[task]]
 
-    def summary(self, labels: dict[str, np.ndarray], seeds: int) -> dict[str, Any]:
+    def summary(self, labels: dict[str, np.ndarray]) -> dict[str, Any]:
         """The row as the record stores it: per task the mean over seeds, their standard deviation, the interval
         pooled over seeds (test images resampled), each seed's value and result file; invariance likewise."""
         tasks = {}

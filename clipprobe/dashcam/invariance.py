@@ -180,7 +180,15 @@ def embed_pairs(
             array = extractor.encode(pairs, f"Embedding {attribute} pairs ({column})", column)
             cache.save(keys[column], array, {**meta, "split": column})
     a, b = (np.asarray(cache.load(keys[column])) for column in PAIR_COLUMNS)
-    meta = {"pairs": fingerprint, "cache_keys": keys, "computed": missing, "path": str(path), "dim": int(a.shape[1])}
+    meta = {
+        "pairs": fingerprint,
+        "cache_keys": keys,
+        "computed": missing,
+        "path": str(path),
+        "dim": int(a.shape[1]),
+        # The attribute's value in image_a and image_b of each pair (the score's reference pairs differ in it).
+        "values": (pairs["value_a"], pairs["value_b"]),
+    }
     return a, b, meta
 
 
@@ -205,8 +213,7 @@ def invariance_score(
     if resamples < 1:
         raise UsageError(f"--resamples must be at least 1, got {resamples}")
     a, b, meta = embed_pairs(attribute, config, n=n, world=world, cache=cache, refresh=refresh, extractor=extractor)
-    _, pairs = _pairs(attribute, n, world)
-    values = (pairs["value_a"], pairs["value_b"])
+    values = meta.pop("values")
     return {**invariance_statistics(a, b, seed=seed, resamples=resamples, values=values), "embedding": meta}
 
 
