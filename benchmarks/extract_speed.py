@@ -1,15 +1,19 @@
 """clipprobe's end-to-end extraction against the model's own speed and against the plain loop (run: make bench).
 
 Three ways through the same images (dashcam scenes written as PNG files), the same model, weights, batch size
-and threads, timed side by side in one process:
+and threads, timed side by side in one process (ceiling and anchor half before clipprobe and half after, so that
+drift in a shared machine's load weighs on all three alike):
 
 - ceiling: `model.encode_image` on tensors preprocessed beforehand (the forward pass alone), at clipprobe's
-  settings (precision, --channels-last);
+  settings (the precision `auto` resolved to, --channels-last);
 - anchor: the loop most tools use: PIL open -> open_clip preprocess -> stack a batch -> fp32 encode_image;
 - clipprobe: `extract_features` end to end at the chosen settings: build the model, decode + preprocess +
   forward + write the chunked cache (the model's build time, measured on the first build, is also reported apart).
 
-It prints and saves images per second for each and the ratios clipprobe / ceiling and clipprobe / anchor."""
+`--precision auto` (the command line's default) is resolved first, as `extract` resolves it: on a CPU with native
+bf16 it runs bf16's check against fp32 once per model and machine (its verdict is cached under $CLIPPROBE_HOME;
+the time of a first check is reported apart, as a download would be). It prints and saves images per second for
+each and the ratios clipprobe / ceiling and clipprobe / anchor, each against its target."""
 
 from __future__ import annotations
 
@@ -25,7 +29,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clipprobe.features.precision import PRECISIONS, with_autocast, with_channels_last
+from clipprobe.features.precision import PRECISION_CHOICES, with_autocast, with_channels_last
+
+# Targets (issue 19): clipprobe end to end against the plain fp32 loop and against the model's own speed.
+ANCHOR_TARGET = 2.0
+CEILING_TARGET = 0.9
+# On a CPU with native bf16, where `auto` picks bf16: clipprobe against the fp32 plain loop.
+BF16_ANCHOR_TARGET = 1.4
 
 
 def write_images(folder: Path, n: int) -> list[Path]:
@@ -48,7 +58,8 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-32")
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (benchmarks/gpu.sh)")
     parser.add_argument(
         "--workers", type=int, default=None, help="clipprobe's DataLoader workers (default: its own choice)"
     )
@@ -56,6 +67,12 @@ def main() -> None:
         "--channels-last",
         action="store_true",
         help="clipprobe (and the ceiling) on NHWC tensors, as `extract --channels-last`; the anchor stays the plain loop",
+    )
+    parser.add_argument(
+        "--anchor-target",
+        type=float,
+        default=ANCHOR_TARGET,
+        help=f"the target of clipprobe / anchor (the issue's: {ANCHOR_TARGET:g}; {BF16_ANCHOR_TARGET:g} for ViT-B-32 on a bf16 CPU)",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/extract_speed.json"))
     args = parser.parse_args()
@@ -66,28 +83,38 @@ def main() -> None:
     from clipprobe.features.cache import FeatureCache
     from clipprobe.features.config import ExtractorConfig
     from clipprobe.features.extract import extract_features
+    from clipprobe.features.extractors import resolve_precision
     from clipprobe.features.weights import create_model, resolve_weights
 
-    config = ExtractorConfig(
-        model=args.model,
-        pretrained="random",
-        batch_size=args.batch_size,
-        precision=args.precision,
-        workers=args.workers,
-        channels_last=args.channels_last,
-    )
     started = time.perf_counter()
-    model, preprocess = create_model(resolve_weights(args.model, "random"), precision=args.precision, seed=config.seed)
+    config = resolve_precision(
+        ExtractorConfig(
+            model=args.model,
+            pretrained="random",
+            batch_size=args.batch_size,
+            precision=args.precision,
+            workers=args.workers,
+            channels_last=args.channels_last,
+            device=args.device,
+        )
+    )
+    check_s = time.perf_counter() - started
+    precision = config.precision
+    started = time.perf_counter()
+    device = args.device
+    model, preprocess = create_model(
+        resolve_weights(args.model, "random"), device=device, precision=precision, seed=config.seed
+    )
     build_s = time.perf_counter() - started  # clipprobe's extract builds its own model: part of its time
     # The anchor is the plain loop: fp32, contiguous tensors, whatever clipprobe is set to.
-    anchor_model = create_model(resolve_weights(args.model, "random"), seed=config.seed)[0]
+    anchor_model = create_model(resolve_weights(args.model, "random"), device=device, seed=config.seed)[0]
     # The ceiling is the model's own speed at clipprobe's settings: the same wrappers `extract` applies.
     forward = model.encode_image
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
         forward = with_channels_last(forward)
-    forward = with_autocast(forward, args.precision, "cpu")
-    dtype = open_clip.get_input_dtype(args.precision)
+    forward = with_autocast(forward, precision, device)
+    dtype = open_clip.get_input_dtype(precision)
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_images(Path(tmp) / "images", args.images)
         batches = [paths[i : i + args.batch_size] for i in range(0, len(paths), args.batch_size)]
@@ -95,31 +122,43 @@ def main() -> None:
         # Warm-up: one batch through each model (first-call allocations are nobody's steady state).
         with torch.inference_mode():
             first = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in batches[0]])
-            forward(first.to(dtype))
-            anchor_model.encode_image(first)
+            forward(first.to(device=device, dtype=dtype))
+            anchor_model.encode_image(first.to(device))
+        synchronize(device)
 
-        tensors = [
-            torch.stack([preprocess(Image.open(p).convert("RGB")) for p in batch]).to(dtype) for batch in batches
-        ]
-        started = time.perf_counter()
-        with torch.inference_mode():
-            for batch in tensors:
-                forward(batch)
-        ceiling_s = time.perf_counter() - started
-        del tensors
+        def ceiling(part: list) -> float:
+            """Seconds of the forward pass alone over these batches (preprocessed beforehand, on the device)."""
+            tensors = [
+                torch.stack([preprocess(Image.open(p).convert("RGB")) for p in batch]).to(device=device, dtype=dtype)
+                for batch in part
+            ]
+            started = time.perf_counter()
+            with torch.inference_mode():
+                for batch in tensors:
+                    forward(batch)
+            synchronize(device)
+            return time.perf_counter() - started
 
-        started = time.perf_counter()
-        with torch.no_grad():
-            for batch in batches:
-                images = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in batch])
-                anchor_model.encode_image(images).numpy()
-        anchor_s = time.perf_counter() - started
+        def anchor(part: list) -> float:
+            started = time.perf_counter()
+            with torch.no_grad():
+                for batch in part:
+                    images = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in batch])
+                    anchor_model.encode_image(images.to(device)).cpu().numpy()
+            return time.perf_counter() - started
+
+        # Ceiling and anchor each run half their batches before clipprobe and half after, in mirror order, so
+        # that a machine getting busier or quieter during the run (a shared one does) weighs on all three alike.
+        first, second = batches[: len(batches) // 2], batches[len(batches) // 2 :]
+        ceiling_s, anchor_s = ceiling(first), anchor(first)
 
         source = ImageFolderSource(root=str(Path(tmp) / "images"))
         source.load()  # the folder's index is built once, as a listing of files is for the anchor
         started = time.perf_counter()
         features = extract_features(source, config, cache=FeatureCache(Path(tmp) / "cache"))
         clipprobe_s = time.perf_counter() - started
+        anchor_s += anchor(second)
+        ceiling_s += ceiling(second)
         rows = sum(np.asarray(a).shape[0] for a in features.arrays.values())
     assert rows == args.images, (rows, args.images)
 
@@ -129,7 +168,11 @@ def main() -> None:
     }
     row = {
         "model": args.model,
-        "precision": args.precision,
+        "device": device,
+        "precision": precision,
+        "precision_requested": args.precision,
+        "precision_reason": config.precision_reason,
+        "precision_check_s": round(check_s, 1),
         "channels_last": args.channels_last,
         "workers": config.workers,
         "batch_size": args.batch_size,
@@ -139,26 +182,45 @@ def main() -> None:
         "clipprobe_after_build_images_per_s": round(args.images / (clipprobe_s - build_s), 2),
         "ceiling_ratio": round(speed["clipprobe"] / speed["ceiling"], 3),
         "anchor_ratio": round(speed["clipprobe"] / speed["anchor"], 3),
+        "targets": {"ceiling": CEILING_TARGET, "anchor": args.anchor_target},
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor(),
             "torch_threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
         },
     }
     print(
         f"{args.model} {settings(row)}, {args.images} images: ceiling {speed['ceiling']} img/s, "
-        f"anchor {speed['anchor']} img/s, clipprobe {speed['clipprobe']} img/s; clipprobe / ceiling "
-        f"{row['ceiling_ratio']:.2f} (target >= 0.9), clipprobe / anchor {row['anchor_ratio']:.2f}x (target >= 2); "
+        f"anchor (fp32 plain loop) {speed['anchor']} img/s, clipprobe {speed['clipprobe']} img/s; "
+        f"clipprobe / ceiling {row['ceiling_ratio']:.2f} ({verdict(row['ceiling_ratio'], CEILING_TARGET)}), "
+        f"clipprobe / anchor {row['anchor_ratio']:.2f}x ({verdict(row['anchor_ratio'], args.anchor_target, 'x')}); "
         f"clipprobe builds the model in about {build_s:.1f} s of that, "
         f"{row['clipprobe_after_build_images_per_s']} img/s without it"
+        + (
+            f"; precision {precision}: {config.precision_reason} (resolved in {check_s:.1f} s)"
+            if args.precision == "auto"
+            else ""
+        )
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(row, indent=2) + "\n")
 
 
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def verdict(ratio: float, target: float, unit: str = "") -> str:
+    return f"target >= {target:g}{unit}: {'ok' if ratio >= target else 'BELOW'}"
+
+
 def settings(row: dict) -> str:
     """clipprobe's settings in a record, as the summary names them: "fp32 batch 64, channels-last, 2 workers"."""
-    parts = [f"{row['precision']} batch {row['batch_size']}"]
+    auto = " (auto)" if row.get("precision_requested") == "auto" else ""
+    parts = [f"{row['precision']}{auto} batch {row['batch_size']}"]
+    parts += [row["device"]] if row.get("device", "cpu") != "cpu" else []
     parts += ["channels-last"] if row.get("channels_last") else []
     parts += [f"{row['workers']} workers"] if row.get("workers") is not None else []
     return ", ".join(parts)

@@ -2,9 +2,10 @@
 
 The textbook sweep, as most probing code writes it: for each C, a fresh StandardScaler + LogisticRegression
 pipeline fitted from zero, float64, with the BLAS thread pool left at its default. clipprobe's
-`fit_probe`: standardised once, float32, warm-started along the C path, one BLAS thread. Both sweep the
-same 17-point grid, choose C on validation, refit on train + validation; the script prints the wall-clock
-ratio and both test balanced accuracies (which should agree within noise), and writes a JSON record.
+`fit_probe`: standardised once, float32, its own L-BFGS warm-started along two chains of the C grid (every C
+converged to its own optimum), one BLAS thread per chain. Both sweep the same 17-point grid and choose C on
+validation; the textbook sweep then refits on train + validation, clipprobe does not. The script prints the
+wall-clock ratio and both test balanced accuracies (which should agree within noise), and writes a JSON record.
 
 The features are those of a random-weights mini-clip on the traffic-light task (real, correlated features,
 as probes meet them) and synthetic Gaussian classes with overlapping means.

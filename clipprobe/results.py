@@ -16,12 +16,14 @@ import functools
 import json
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .core.errors import RunError
+from .core.errors import RunError, UsageError
+from .core.locks import exclusive
 from .core.machine import machine
 from .core.paths import slug
 from .core.storage import stable_hash, write_json
@@ -75,12 +77,40 @@ def data_section(task: Any, sizes: dict[str, int]) -> dict[str, Any]:
 
     return {
         "source": task.source.name,
+        "location": source_location(task.source),
         "fingerprint": task.source.fingerprint(),
         "label": task.label,
         "where": [list(condition) for condition in task.where],
         "sizes": {split: int(n) for split, n in sizes.items()},
         "skipped": skipped_files(task.source),
     }
+
+
+def source_location(source: Any) -> str:
+    """Where a source's data lives (scheme and absolute path, for users' data), else its name."""
+    location = getattr(source, "location", None)
+    return location() if callable(location) else source.name
+
+
+def check_results_folder(task: Any, results_dir: Path = DEFAULT_RESULTS_DIR) -> None:
+    """A task's results folder holds the results of one data source: a run of the same task name over data that
+    lives elsewhere is a UsageError (its results would replace the others', and the report would mix both)."""
+    folder = Path(results_dir) / slug(task.name)
+    if not folder.is_dir():
+        return
+    mine = source_location(task.source)
+    for path in sorted(folder.glob("*.json")):
+        try:
+            theirs = json.loads(path.read_text())["data"]["location"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if theirs != mine:
+            raise UsageError(
+                f"{folder} holds results of {theirs}, but this run's task '{task.name}' reads {mine}: two data "
+                "sets under one task name would overwrite each other. Name this one with --name NAME (in a task "
+                "file: name = ...), or use another --results folder"
+            )
+        return
 
 
 @dataclass(frozen=True)
@@ -231,6 +261,17 @@ def reuse(identity: Identity, key: str, results_dir: Path = DEFAULT_RESULTS_DIR)
         return None
     stored.run = {**stored.run, "reused": True}
     return stored, path
+
+
+@contextmanager
+def claim(identity: Identity, key: str, results_dir: Path = DEFAULT_RESULTS_DIR, refresh: bool = False):
+    """Hold the lock of `identity`'s result file; yields the stored result that answers (`reuse`), or None.
+
+    A second process that runs the same thing waits here for the first, then reuses what it wrote; with
+    `refresh` it runs again after it (one at a time, so the file is never written twice at once)."""
+    path = identity.path(results_dir)
+    with exclusive(path, f"writing {path}"):
+        yield None if refresh else reuse(identity, key, results_dir)
 
 
 def read_results(results_dir: Path = DEFAULT_RESULTS_DIR) -> list[Result]:

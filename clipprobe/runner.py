@@ -26,7 +26,7 @@ from .features.config import ExtractorConfig
 from .probes.fit import DEFAULT_PROBES, Probe, parse_probes
 from .probes.probe import Outcome, probe
 from .probes.shots import Shots, parse_shots
-from .results import DEFAULT_RESULTS_DIR, Result
+from .results import DEFAULT_RESULTS_DIR, Result, check_results_folder
 
 # The task whose data `extract` reads when given none: the dashcam world, which all its tasks share.
 DEFAULT_EXTRACT_TASK = "traffic-light"
@@ -77,12 +77,13 @@ def merge(
 class RunPlan:
     """One `clipprobe probe` run, every part of it checked: build it with `RunPlan.build`, run it with `run`.
 
-    Each task gets every probe kind on the model's features (and on those of the baselines that are probes
+    Each task gets every probe kind on each model's features (and on those of the baselines that are probes
     themselves: pixels, random weights), for the whole train split and each few-shot k, and every other
-    baseline; all of it for each seed config.seed, config.seed + 1, ... (`seeds` of them)."""
+    baseline; all of it for each seed config.seed, config.seed + 1, ... (`seeds` of them). A baseline whose
+    row does not depend on the model (`uses_model` False: cnn, pixels) runs once, not once per model."""
 
     tasks: tuple[Task, ...]
-    config: ExtractorConfig
+    configs: tuple[ExtractorConfig, ...]  # one per model probed, in order
     probes: tuple[Probe, ...]
     baselines: tuple[tuple[Baseline, str | None], ...]
     budget: dict[str, Any]
@@ -95,7 +96,7 @@ class RunPlan:
     def build(
         cls,
         tasks: str | Task | Sequence[str | Task],
-        config: ExtractorConfig | None = None,
+        config: ExtractorConfig | Sequence[ExtractorConfig] | None = None,
         probes: str | Sequence[str] = DEFAULT_PROBES,
         baselines: str | Sequence[str] = DEFAULT_BASELINES,
         budget: str | dict[str, Any] | None = None,
@@ -107,7 +108,8 @@ class RunPlan:
     ) -> RunPlan:
         """Check and resolve everything (a typo in the last option fails before any work is done).
 
-        `tasks`: names, task files or Tasks; `baselines` a spec such as "cnn,orbit-cnn:hflip,pixels" ("none":
+        `tasks`: names, task files or Tasks; `config` one extractor config or several (several models in one
+        run, e.g. from `read_models_file`); `baselines` a spec such as "cnn,orbit-cnn:hflip,pixels" ("none":
         the probes alone); `budget` overrides fields of the trained baselines' own budgets ("epochs=40" or a
         dict; see clipprobe.baselines.training.Budget); `probes` "linear,mlp"; `shots` "1,2,4,8,16,all";
         `strict`: the first unreadable image is an error instead of being skipped and counted."""
@@ -121,9 +123,16 @@ class RunPlan:
         if not tasks:
             raise UsageError("Give at least one task")
         resolved = tuple(resolve_task(task, strict) for task in tasks)
+        for task in resolved:
+            if strict:  # before anything is reused: a stored result from a lenient run must not answer
+                skipped_files(task.source)
+            check_results_folder(task, Path(results_dir))
+        configs = (config or ExtractorConfig(),) if not isinstance(config, Sequence) else tuple(config)
+        if not configs:
+            raise UsageError("Give at least one model")
         return cls(
             resolved,
-            config or ExtractorConfig(),
+            configs,
             kinds,
             chosen,
             overrides,
@@ -137,25 +146,38 @@ class RunPlan:
         """Every probe and baseline of the plan, in order (probes first), as calls that write one result each."""
         steps: list[Callable[[], Outcome]] = []
         for task in self.tasks:
-            for seed in range(self.config.seed, self.config.seed + self.seeds):
-                seeded = dataclasses.replace(self.config, seed=seed)
-                steps += self._probes(task, seeded)
-                for baseline, option in self.baselines:
-                    configure = getattr(baseline, "configure", None)
-                    if configure is not None:  # a probe on other features: every probe kind and shot, as above
-                        steps += self._probes(task, configure(seeded))
-                    else:
-                        steps.append(
-                            functools.partial(
-                                baseline.run,
-                                task,
-                                seeded,
-                                self.results_dir,
-                                option=option,
-                                budget=self.budget,
-                                refresh=self.refresh,
-                            )
+            for index, config in enumerate(self.configs):
+                steps += self._model_steps(task, config, first=index == 0)
+        return steps
+
+    @property
+    def config(self) -> ExtractorConfig:
+        """The first model's config."""
+        return self.configs[0]
+
+    def _model_steps(self, task: Task, config: ExtractorConfig, first: bool) -> list[Callable[[], Outcome]]:
+        steps: list[Callable[[], Outcome]] = []
+        for seed in range(config.seed, config.seed + self.seeds):
+            seeded = dataclasses.replace(config, seed=seed)
+            steps += self._probes(task, seeded)
+            for baseline, option in self.baselines:
+                if not first and not baseline.uses_model:
+                    continue  # the same row for every model: run with the first
+                configure = getattr(baseline, "configure", None)
+                if configure is not None:  # a probe on other features: every probe kind and shot, as above
+                    steps += self._probes(task, configure(seeded))
+                else:
+                    steps.append(
+                        functools.partial(
+                            baseline.run,
+                            task,
+                            seeded,
+                            self.results_dir,
+                            option=option,
+                            budget=self.budget,
+                            refresh=self.refresh,
                         )
+                    )
         return steps
 
     def _probes(self, task: Task, config: ExtractorConfig) -> list[Callable[[], Outcome]]:

@@ -106,3 +106,27 @@ def tiny_towers(tiny_model, tmp_path_factory):
     (folder / "tiny-timm.json").write_text(json.dumps(TINY_TIMM))
     open_clip.add_model_config(folder)
     return {"vit": tiny_model, "resnet": "tiny-resnet", "timm": "tiny-timm"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` run only where torch sees a CUDA device (benchmarks/gpu.sh runs them there)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def cpu_without_native_bf16():
+    """`--precision auto`, the command line's default, picks bf16 on a CPU with native bf16: every test sees a CPU
+    without it, so that results and row names are the same on every machine. Tests of `auto` patch it back.
+    Its own MonkeyPatch: a test's `monkeypatch.undo()` must not undo it."""
+    import clipprobe.core.machine as machine
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(machine, "native_bf16", lambda: False)
+        yield

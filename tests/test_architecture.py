@@ -4,6 +4,7 @@ import only downwards, the library apart from the dashcam application, and a CLI
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,21 @@ def test_help_does_not_load_the_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+def test_tasks_answers_from_metadata(tmp_path):
+    """`clipprobe tasks` on a cold cache renders nothing and loads no torch: it answers in a moment."""
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom clipprobe.cli import app\n"
+        "result = CliRunner().invoke(app, ['tasks'])\nassert result.exit_code == 0, result.output\n"
+        "assert '≤ 1000' in result.output and 'rendered on first use' in result.output, result.output\n"
+        "print(sorted(m for m in ('torch', 'open_clip', 'matplotlib') if m in sys.modules))"
+    )
+    env = {**os.environ, "CLIPPROBE_HOME": str(tmp_path), "COLUMNS": "200"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+    assert not (tmp_path / "worlds").exists()
 
 
 def test_the_cli_reference_matches_the_help():

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+import typer.main
+from PIL import Image
 from typer.testing import CliRunner
 
 from clipprobe.cli.app import app
@@ -36,11 +40,12 @@ def test_unknown_task_is_a_usage_error():
 
 
 def test_unknown_model_is_a_usage_error():
-    result = invoke("extract", "--model", "ViT-Q-99")
+    result = invoke("extract", "--model", "ViT-B32")
     assert result.exit_code == 2
     line = error_line(result)
-    assert line.startswith("Error: Unknown model 'ViT-Q-99'. Available: ")
-    assert "mini-clip" in line and "ViT-B-32" in line
+    assert line.startswith("Error: Unknown model 'ViT-B32'. Did you mean ViT-B-32, ")
+    assert line.endswith("open_clip architectures; or give hf-hub:ORG/NAME or local-dir:PATH")
+    assert len(line) < 250  # close matches, not every name
 
 
 def test_unknown_pretrained_tag_lists_the_tags():
@@ -223,6 +228,10 @@ def test_data_pairs_and_bad_attribute(home):
     import datasets
 
     assert len(datasets.load_from_disk("pairs")) == 4
+    sheet = Image.open("reports/pairs-sheet.png")  # beside the dataset, a sheet a person can look at
+    assert sheet.size == (2 * (2 * 224 + 8), 2 * (224 + 2 * 13 + 8))
+    pixels = np.asarray(sheet)
+    assert (pixels == (255, 0, 0)).all(axis=-1).any()  # the changed region is outlined
     result = invoke("data", "pairs", "--attribute", "weather")
     assert result.exit_code == 2
     assert error_line(result) == (
@@ -387,3 +396,83 @@ def test_a_time_limited_run_is_marked_incomplete_everywhere_and_the_gate_refuses
         f"Incomplete: tiny-light | cnn/from-scratch | supervised-cnn | seed 0: {note}; an incomplete result cannot pass "
         "the gate (--fail-under tiny-light:*:balanced_accuracy=0)"
     ]
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+@pytest.mark.parametrize("path", list(_commands(typer.main.get_command(app))), ids=" ".join)
+def test_help_reads_whole_at_80_columns(path, monkeypatch):
+    """Every option's help complete at 80 columns: no value or default cut with an ellipsis, no Python types."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(app, [*path, "--help"], terminal_width=80)
+    assert result.exit_code == 0
+    assert "…" not in result.output, result.output
+    assert not re.search(r"<(bool|str|int|float|path|list\[str\])>", result.output), result.output
+    assert all(len(line) <= 80 for line in result.output.splitlines())
+
+
+def test_help_groups_the_options_of_probe_in_panels():
+    result = runner.invoke(app, ["probe", "--help"], terminal_width=80)
+    titles = re.findall(r"╭─ (\w+) ─", result.output)
+    assert titles == ["Options", "Data", "Model", "Probe", "Baselines", "Output", "Execution"]
+
+
+def test_version():
+    from clipprobe import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"clipprobe {__version__}\n"
+
+
+def test_several_models_in_one_run_give_one_row_each(tiny_towers, tiny_tasks, tmp_path):
+    """`--models FILE` (CLIP_benchmark's format) and repeated `--model MODEL@PRETRAINED`: one row per model."""
+    tiny_model = tiny_towers["vit"]
+    (tmp_path / "models.txt").write_text(f"# models\n{tiny_towers['resnet']},random\n\n")
+    result = runner.invoke(
+        app,
+        ["probe", "--task", "tiny-light", "--models", "models.txt", "--model", "pixels@none", "--baselines", "pixels"],
+    )
+    assert result.exit_code == 2
+    assert error_line(result).startswith("Error: Unknown model 'pixels'.")  # every model checked before any work
+    assert not Path("results").exists()
+    result = runner.invoke(
+        app,
+        ["probe", "--task", "tiny-light", "--models", "models.txt", "--model", f"{tiny_model}@random", "--seeds", "1"]
+        + ["--baselines", "pixels", "--layer", "tokens", "--precision", "fp32"],
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in Path("results/tiny-light").glob("*.json"))
+    # one row per model and one per model with random weights (here the same), pixels once: it has no model
+    assert names == [
+        "pixels-32px__linear-probe__seed0.json",
+        "tiny-clip-random-tokens__linear-probe__seed0.json",
+        "tiny-resnet-random-tokens__linear-probe__seed0.json",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ViT-B-32,openai,extra\n", "models.txt line 1: expected MODEL,PRETRAINED (e.g. ViT-B-32,openai), got"),
+        ("# nothing\n\n", "Models file models.txt lists no model (one MODEL,PRETRAINED per line)"),
+    ],
+)
+def test_a_bad_models_file_is_a_usage_error(text, message, tmp_path):
+    (tmp_path / "models.txt").write_text(text)
+    result = runner.invoke(app, ["probe", "--task", "traffic-light", "--models", "models.txt", "--baselines", "none"])
+    assert result.exit_code == 2
+    assert error_line(result).startswith(f"Error: {message}")
+
+
+def test_weights_given_twice_is_a_usage_error():
+    result = runner.invoke(app, ["extract", "--model", "ViT-B-32@openai", "--pretrained", "openai"])
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: Give the weights once: --model ViT-B-32@openai or --pretrained"

@@ -108,7 +108,9 @@ def test_killed_run_leaves_no_trusted_entry(config, tiny_world, monkeypatch):
 
 
 def test_bad_choices_are_usage_errors(tiny_model):
-    with pytest.raises(UsageError, match=r"^Unknown precision 'fp8'\. Available: fp32, bf16, fp16, amp, amp_bf16$"):
+    with pytest.raises(
+        UsageError, match=r"^Unknown precision 'fp8'\. Available: auto, fp32, bf16, fp16, amp, amp_bf16$"
+    ):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", precision="fp8"))
     with pytest.raises(UsageError, match=r"^Device 'cuda:7' is not available on this machine\. Available: cpu"):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", device="cuda:7"))
@@ -217,3 +219,13 @@ def test_decode_workers_take_only_the_cores_the_forward_pass_leaves(monkeypatch)
     assert loader_workers(3, 100, 64, "cpu") == 3
     with pytest.raises(UsageError, match=r"^--workers must be 0 or more, got -1$"):
         loader_workers(-1, 100, 64)
+
+
+def test_device_auto_takes_cuda_then_mps_then_cpu(monkeypatch):
+    from clipprobe.features import devices
+
+    for available, expected in ((["cpu", "cuda", "cuda:0", "mps"], "cuda"), (["cpu", "mps"], "mps"), (["cpu"], "cpu")):
+        monkeypatch.setattr(devices, "available_devices", lambda available=available: available)
+        assert ExtractorConfig(device="auto").device == expected
+        assert ExtractorConfig().device == expected  # the default
+    assert ExtractorConfig(device="cpu").device == "cpu"

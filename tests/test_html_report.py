@@ -1,6 +1,9 @@
 """`clipprobe report` writes report.html: self-contained, one section per task, plots as PNG data URIs, escaped, stable."""
 
 import base64
+import dataclasses
+import html
+import io
 import json
 import re
 import zlib
@@ -34,7 +37,13 @@ def add_result(task, row, accuracy, method="linear-probe", seed=0, n=120, interv
     if selection is None:
         curve = [{"C": c, "balanced_accuracy": accuracy - abs(np.log10(c)) / 20} for c in (0.01, 0.1, 1.0, 10.0, 100.0)]
         selection = Selection("balanced_accuracy", "validation", "C", 1.0, curve=curve)
-    return stored_result(task, row, method, seed, CLASSES, metrics, selection).write(Path("results"))
+    record = stored_result(task, row, method, seed, CLASSES, metrics, selection)
+    # What the record says about its weights decides its kind of row (and colour).
+    if method == "cnn":
+        record = dataclasses.replace(record, weights={"kind": "trained-on-task"}, training={"resize": "squash"})
+    elif row.endswith("/random"):
+        record = dataclasses.replace(record, weights={"kind": "random"})
+    return record.write(Path("results"))
 
 
 EPOCHS = Selection(
@@ -59,7 +68,11 @@ def results():
 
 def sections(page: str) -> dict[str, str]:
     """Task name -> the HTML of its <section>."""
-    found = re.findall(r'<section id="[^"]+">\n<h2>(.*?)</h2>\n(.*?)</section>', page, flags=re.DOTALL)
+    found = re.findall(
+        r'<section id="task-[^"]+">\n<h2>(.*?)<a class="top" href="#contents">&uarr; contents</a></h2>\n(.*?)</section>',
+        page,
+        flags=re.DOTALL,
+    )
     return {name: body for name, body in found}
 
 
@@ -83,18 +96,19 @@ def test_one_section_per_task_with_its_table_and_plots(results):
     by_task = sections(page)
     assert list(by_task) == ["pedestrian", "traffic-light"]  # the report's order
     traffic = by_task["traffic-light"]
-    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td>", traffic)
+    table = traffic[: traffic.index("<figure>")]
+    rows = re.findall(r'<tr class="kind-([a-z-]+)"><td>(.*?)</td><td>(.*?)</td>', table)
     assert rows == [
-        ("cnn/from-scratch", "cnn"),
-        ("mini-clip/random", "linear-probe"),
-        ("mini-clip/zero-shot", "zero-shot"),
-        ("mini-clip/dashcam-salient", "linear-probe"),
+        ("trained", "cnn/from-scratch", "cnn"),
+        ("control", "mini-clip/random", "linear-probe"),
+        ("zero-shot", "mini-clip/zero-shot", "zero-shot"),
+        ("probe", "mini-clip/dashcam-salient", "linear-probe"),
     ]
     # The same columns as report.md, numbers with their intervals.
     assert "<th>Representation</th><th>Method</th><th>Balanced acc.</th>" in traffic
     assert re.search(r'<td class="num">0\.900 \[0\.\d{3}, 0\.\d{3}\]</td>', traffic)
     assert "<td>epoch 3</td>" in traffic and "<td>C=1</td>" in traffic
-    assert "dashed line: chance, 1/3 = 0.333" in traffic
+    assert "dashed line: chance, 1/3 = 0.333" in traffic and "Chance: 0.333 (1/3 classes)." in traffic
     # One bar chart, then per row a confusion matrix and (except zero-shot) a validation curve.
     assert len(images(traffic)) == 1 + 4 + 3
     assert len(images(by_task["pedestrian"])) == 1 + 1 + 1
@@ -152,3 +166,93 @@ def test_a_one_point_curve_draws_without_warnings(point):
         warnings.simplefilter("error")
         png = curve_png([point], {"parameter": axis, "chosen": point[axis]}, f"{axis} = {point[axis]}")
     assert png.startswith(b"\x89PNG")
+
+
+# --- navigation, kinds of row, fixed axes, the gate ------------------------------------------------------------
+
+
+def test_contents_group_the_tasks_and_every_task_links_back(results):
+    add_result("my-photos", "mini-clip/dashcam-salient", 0.8)
+    page = build_report(results, Path("reports")).files["html"].read_text(encoding="utf-8")
+    nav = page[page.index('<nav id="contents">') : page.index("</nav>")]
+    groups = re.findall(r"<h3>(.*?)</h3>\n<ul>(.*?)</ul>", nav)
+    assert [(title, re.findall(r">([^<]+)</a>", links)) for title, links in groups] == [
+        ("Built-in tasks", ["pedestrian", "traffic-light"]),
+        ("Your data", ["my-photos"]),
+    ]
+    assert list(sections(page)) == ["pedestrian", "traffic-light", "my-photos"]  # the contents' order
+    for anchor in re.findall(r'href="#(task-[^"]+)"', nav):
+        assert f'<section id="{anchor}">' in page
+    assert page.count('<a class="top" href="#contents">&uarr; contents</a>') == 3
+    assert '<h1 id="top">' in page and '<a class="to-top" href="#top">' in page  # always one click from the top
+
+
+def test_a_legend_says_what_each_kind_of_row_is(results):
+    from clipprobe.report.plots import KIND_COLOURS
+    from clipprobe.report.tables import ROW_KINDS
+
+    page = build_report(results, Path("reports")).files["html"].read_text(encoding="utf-8")
+    legend = page[page.index('<div class="legend">') :]
+    legend = legend[: legend.index("</div>")]
+    for kind, (name, what) in ROW_KINDS.items():
+        assert f'background: {KIND_COLOURS[kind]}"></span><b>{name}</b>: {html.escape(what)}' in legend
+    assert "<b>chance</b>" in legend
+    # Each card carries its kind (its colour), as each table row does.
+    assert re.findall(r'<div class="card kind-([a-z-]+)">', sections(page)["traffic-light"]) == [
+        "trained",
+        "control",
+        "zero-shot",
+        "probe",
+    ]
+
+
+def test_bars_are_coloured_by_kind_of_row():
+    from PIL import Image
+
+    from clipprobe.report.plots import KIND_COLOURS, bar_chart_png
+
+    rows = [
+        {"balanced_accuracy": 0.9, "kind": "trained"},
+        {"balanced_accuracy": 0.7, "kind": "probe"},
+        {"balanced_accuracy": 0.5, "kind": "control"},
+    ]
+    image = Image.open(io.BytesIO(bar_chart_png(["a", "b", "c"], rows, 1 / 3))).convert("RGB")
+    pixels = {tuple(int(v) for v in pixel) for pixel in np.asarray(image).reshape(-1, 3)}
+
+    def rgb(colour: str) -> tuple[int, ...]:
+        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+    assert {rgb(KIND_COLOURS[k]) for k in ("trained", "probe", "control")} <= pixels
+    assert rgb(KIND_COLOURS["zero-shot"]) not in pixels
+
+
+@pytest.mark.parametrize("values", [(0.35, 0.40), (0.90, 0.99)])
+def test_validation_curves_share_one_fixed_axis_with_chance_drawn(values):
+    from clipprobe.report.plots import curve_figure
+
+    curve = [{"C": c, "balanced_accuracy": v} for c, v in zip((0.1, 1.0), values)]
+    figure = curve_figure(curve, {"parameter": "C", "chosen": 1.0}, "C=1", chance=1 / 3)
+    (axes,) = figure.axes
+    assert axes.get_ylim() == (0, 1.02)  # never autoscaled to the curve's own range
+    assert any(list(line.get_ydata()) == [1 / 3, 1 / 3] for line in axes.get_lines())
+
+
+def test_the_gate_and_each_rows_provenance_are_on_the_page(results):
+    from clipprobe.report.gate import Gate
+
+    gate = Gate.from_options(["traffic-light:*:balanced_accuracy=0.5"])
+    report = build_report(results, Path("reports"), gate=gate)
+    assert not report.gate.passed
+    page = report.files["html"].read_text(encoding="utf-8")
+    section = page[page.index('<section id="gate"') : page.index("</section>")]
+    assert '<section id="gate" class="gate failed">' in section and "<h2>CI gate: FAILED (1 problem)</h2>" in section
+    assert (
+        "<tr><td>--fail-under traffic-light:*:balanced_accuracy=0.5</td><td class=num>4</td>"
+        "<td>1 below the floor</td></tr>"
+    ) in section
+    assert "<li>Below floor: traffic-light | mini-clip/dashcam-salient | linear-probe | seed 0:" in section
+    assert page.index('<section id="gate"') < page.index('<nav id="contents">')  # the first thing on the page
+    traffic = sections(page)["traffic-light"]
+    provenance = traffic[traffic.index("<details>") : traffic.index("</details>")]
+    assert "<th>Model</th><th>Pretrained</th><th>Weights</th><th>Weights sha256</th><th>Layer</th>" in provenance
+    assert '<tr class="kind-trained"><td>cnn/from-scratch</td><td>trained</td><td>cnn</td>' in provenance

@@ -53,9 +53,13 @@ def _features(model, layer, **kwargs):
 
 
 def _fresh_model_and_test_images(model):
-    """The same random weights as the extractor's (same seed), and the test split preprocessed as one batch."""
+    """The same random weights as the extractor's (same seed), and the test split preprocessed as one batch, as
+    extraction preprocesses it (open_clip's steps on uint8 tensors: tests/test_decode.py pins them to open_clip's)."""
+    from clipprobe.features.decode import Uint8Preprocess
+
     built, preprocess = create_model(resolve_weights(model, "random"), seed=0)
-    images = torch.stack([preprocess(image.convert("RGB")) for image in Noise().load()["test"]["image"]])
+    fast = Uint8Preprocess.from_transform(preprocess)
+    images = fast.normalize(torch.stack([fast(image) for image in Noise().load()["test"]["image"]]))
     return built, images
 
 

@@ -41,9 +41,12 @@ def test_saved_checkpoint_loads_through_pretrained_path_with_identical_features(
 
     # The same through the CLI-facing path, with the folder instead of the file.
     features = extract_features(tiny_world, ExtractorConfig(model=tiny_pretrain.model, pretrained=str(folder)))
+    from clipprobe.features.decode import Uint8Preprocess  # extraction's preprocessing (pinned in test_decode.py)
+
+    fast = Uint8Preprocess.from_transform(preprocess)
     with torch.inference_mode():
         expected = trained.model.encode_image(
-            torch.stack([preprocess(r["image"].convert("RGB")) for r in tiny_world.load()["test"]])
+            fast.normalize(torch.stack([fast(r["image"]) for r in tiny_world.load()["test"]]))
         ).numpy()
     np.testing.assert_allclose(features.arrays["test"], expected, rtol=0, atol=1e-6)
 
@@ -79,7 +82,8 @@ def test_local_dir_schema_loads_the_same_folder(tiny_pretrain, tmp_path):
 
 def test_unknown_model_tag_and_missing_file(tiny_model):
     with pytest.raises(
-        UsageError, match=r"^Unknown model 'ViT-Q-99'\. Available: .*ViT-B-32.*, or hf-hub:ORG/NAME, local-dir:PATH$"
+        UsageError,
+        match=r"^Unknown model 'ViT-Q-99'\. (Did you mean .*\? )?`clipprobe models` lists the \d+ open_clip architectures; or give",
     ):
         resolve_weights("ViT-Q-99", None)
     with pytest.raises(
@@ -165,3 +169,27 @@ def test_a_bad_scale_is_a_usage_error(tiny_pretrain):
 
     with pytest.raises(UsageError, match="^--image-size must be a positive number of pixels, got 0$"):
         train(dataclasses.replace(tiny_pretrain, image_size=0))
+
+
+def test_models_says_which_tags_load_offline(monkeypatch, tmp_path):
+    """A tag whose weights are in the Hugging Face cache is marked (offline); built-in weights say if trained."""
+    cache = tmp_path / "hf"
+    snapshot = cache / "models--timm--vit_base_patch32_clip_224.openai" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"weights")
+    (cache / "models--timm--vit_base_patch32_clip_224.openai" / "refs").mkdir()
+    (cache / "models--timm--vit_base_patch32_clip_224.openai" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.file_download.HF_HUB_CACHE", str(cache), raising=False)
+    from clipprobe.features.weights import tag_available_offline
+
+    assert tag_available_offline("ViT-B-32", "openai")
+    assert not tag_available_offline("ViT-B-32", "laion2b_s34b_b79k")
+    from typer.testing import CliRunner
+
+    from clipprobe.cli.app import app
+
+    result = CliRunner().invoke(app, ["models", "ViT-B-32"])
+    assert result.exit_code == 0
+    assert "  ViT-B-32  tags: openai (offline), laion400m_e31," in result.output
+    assert "  mini-clip@dashcam-salient  (trained on first use, about a minute, the default)" in result.output

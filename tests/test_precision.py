@@ -1,6 +1,7 @@
 """`--precision` (weights in bf16/fp16, or fp32 weights under torch.autocast) and `--channels-last`, on tiny real towers."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +28,8 @@ def _cosines(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-def test_the_cli_offers_every_precision():
-    assert [p.value for p in Precision] == list(PRECISIONS) == ["fp32", "bf16", "fp16", "amp", "amp_bf16"]
+def test_the_cli_offers_every_precision_and_auto_first():
+    assert [p.value for p in Precision] == ["auto", *PRECISIONS] == ["auto", "fp32", "bf16", "fp16", "amp", "amp_bf16"]
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "amp", "amp_bf16"])
@@ -103,3 +104,104 @@ def test_cli_extracts_with_autocast_and_channels_last(conv_model, tiny_tasks):
     again = CliRunner().invoke(app, [*args, "--precision", "amp_bf16"])  # the same entry, whatever the layout
     assert again.exit_code == 0, again.output
     assert f"{conv_model}/random [amp_bf16] train: 60 x 16 (cached)" in again.output
+
+
+# --precision auto: bf16 where the device computes it natively and bf16 agrees with fp32 for the model; else fp32.
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """A CPU with AVX512-BF16, whatever this machine is (conftest pins every other test to a CPU without)."""
+    import clipprobe.core.machine as machine
+
+    monkeypatch.setattr(machine, "native_bf16", lambda: True)
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+
+
+def test_auto_picks_bf16_on_a_cpu_with_native_bf16_and_says_why(tiny_model, tiny_tasks, native_bf16):
+    import json
+
+    args = ["extract", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random"]
+    result = CliRunner().invoke(app, args)  # --precision auto is the default
+    assert result.exit_code == 0, result.output
+    assert f"{tiny_model}/random [bf16] train: 60 x 16 (extracted)" in result.output
+    # The same entry as an explicit bf16: auto is resolved before the key exists.
+    again = CliRunner().invoke(app, [*args, "--precision", "bf16"])
+    assert f"{tiny_model}/random [bf16] train: 60 x 16 (cached)" in again.output
+    probed = CliRunner().invoke(
+        app, ["probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--baselines", "none"]
+    )
+    assert probed.exit_code == 0, probed.output
+    (path,) = Path("results/tiny-light").glob("*linear-probe*.json")
+    features = json.loads(path.read_text())["features"]
+    assert features["precision"] == "bf16"
+    assert features["precision_reason"].startswith("auto: bf16, since the CPU computes bf16 natively (avx512_bf16)")
+    assert "bf16 agreed with fp32 on 72 check images" in features["precision_reason"]
+
+
+def test_auto_picks_fp32_on_a_cpu_without_native_bf16_and_says_why(tiny_model, tiny_tasks):
+    import clipprobe.features.extractors as extractors
+
+    result = CliRunner().invoke(
+        app, ["extract", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{tiny_model}/random train: 60 x 16 (extracted)" in result.output  # fp32: no tag
+    config = extractors.resolve_precision(ExtractorConfig(model=tiny_model, pretrained="random", precision="auto"))
+    assert config.precision == "fp32"
+    assert config.precision_reason == (
+        "auto: fp32, since the CPU has no native bf16 (no AVX512-BF16, AMX or Arm BF16 flag; bf16 would be emulated)"
+    )
+
+
+def test_auto_checks_bf16_once_per_model_and_machine_and_remembers_the_verdict(tiny_model, native_bf16, monkeypatch):
+    import clipprobe.features.extractors as extractors
+
+    checks = []
+    real = extractors._check_bf16
+    monkeypatch.setattr(extractors, "_check_bf16", lambda config: checks.append(config.model) or real(config))
+    config = ExtractorConfig(model=tiny_model, pretrained="random", precision="auto")
+    first = extractors.resolve_precision(config)
+    second = extractors.resolve_precision(dataclasses.replace(config, layer="tokens", batch_size=7))
+    assert first.precision == second.precision == "bf16" and checks == [tiny_model]
+    assert first == dataclasses.replace(config, precision="bf16")  # the reason is not part of the comparison
+    verdict = extractors.bf16_verdict(config)
+    assert verdict["agrees"] and verdict["cosine"]["min"] >= extractors.CHECK_MIN_COSINE
+    assert verdict["probe"]["inside"] and verdict["images"] == 72
+
+
+def test_auto_falls_back_to_fp32_with_a_warning_when_bf16_disagrees(tiny_model, native_bf16, monkeypatch):
+    import clipprobe.features.extractors as extractors
+
+    monkeypatch.setattr(extractors, "CHECK_MIN_COSINE", 1.01)  # no bf16 embedding can meet it
+    with pytest.warns(RuntimeWarning, match="falls back to fp32: bf16 disagreed with fp32"):
+        config = extractors.resolve_precision(ExtractorConfig(model=tiny_model, pretrained="random", precision="auto"))
+    assert config.precision == "fp32" and "but bf16 disagreed with fp32" in config.precision_reason
+
+
+def test_auto_in_the_library_resolves_before_the_cache_key(tiny_model, tiny_world, native_bf16):
+    config = ExtractorConfig(model=tiny_model, pretrained="random", precision="auto")
+    auto = extract_features(tiny_world, config)
+    explicit = extract_features(tiny_world, dataclasses.replace(config, precision="bf16"))
+    assert explicit.computed == [] and auto.meta["keys"] == explicit.meta["keys"]
+    assert auto.meta["identity"]["precision"] == "bf16" and auto.meta["representation"] == f"{tiny_model}/random [bf16]"
+    assert (
+        auto.meta["precision_reason"].startswith("auto: bf16")
+        and explicit.meta["precision_reason"] == "asked for (bf16)"
+    )
+
+
+def test_native_bf16_on_cuda_means_ampere_or_later(monkeypatch):
+    import torch
+
+    from clipprobe.features.precision import native_bf16_device
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert native_bf16_device("cuda:0") == (True, "NVIDIA A100 (compute capability 8.0) computes bf16 natively")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    assert native_bf16_device("cuda") == (
+        False,
+        "Tesla V100 (compute capability 7.0, before Ampere) has no native bf16",
+    )

@@ -183,7 +183,7 @@ TINY_BUDGET = {"epochs": 2, "batch_size": 16, "image_size": 16, "learning_rate":
 @pytest.mark.parametrize("name", sorted(BASELINES.names()))
 def test_every_baseline_writes_a_result_record(name, tiny_model, tiny_tasks, tmp_path):
     baseline = BASELINES.get(name)
-    assert baseline.name == name and baseline.description
+    assert baseline.name == name and baseline.description and isinstance(baseline.uses_model, bool)
     config = ExtractorConfig(model=tiny_model, pretrained="random")
     option = "hflip" if name == "orbit-cnn" else None
     budget = TINY_BUDGET if hasattr(baseline, "budget") else None

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import shutil
 import zlib
 from pathlib import Path
@@ -16,7 +17,17 @@ from clipprobe.core.errors import UsageError
 from clipprobe.probes.metrics import score_predictions
 from clipprobe.report.build import build_report
 from clipprobe.report.gate import check_floors, load_reference, parse_floor, regressions
-from clipprobe.report.tables import aggregate, cell, selected
+from clipprobe.report.tables import (
+    aggregate,
+    cell,
+    chance_level,
+    interval_text,
+    order_tasks,
+    row_kind,
+    selected,
+    source_scheme_path,
+    task_group,
+)
 from clipprobe.results import Selection
 
 runner = CliRunner()
@@ -94,6 +105,7 @@ def test_results_csv_has_one_row_per_task_row_method(results):
     assert list(lines[0]) == [
         "task",
         "representation",
+        "kind",
         "method",
         "shots",
         "seed",
@@ -105,6 +117,17 @@ def test_results_csv_has_one_row_per_task_row_method(results):
         "n_test",
         "selected",
         "incomplete",
+        "model",
+        "pretrained",
+        "weights_kind",
+        "weights_sha256",
+        "source",
+        "source_scheme",
+        "source_path",
+        "source_fingerprint",
+        "layer",
+        "precision",
+        "resize",
     ]
     assert [(r["task"], r["representation"], r["method"]) for r in lines] == [
         ("pedestrian", "mini-clip/random", "linear-probe"),
@@ -158,11 +181,11 @@ def test_floor_on_a_row_name_with_colons(results):
 def test_floor_that_matches_no_row_is_a_usage_error(results):
     result = invoke("report", "--fail-under", "trafic-light:*:accuracy=0.5")
     assert result.exit_code == 2
-    # Only stderr: the tables went to stdout before the spec could be checked against the rows.
-    assert error_line(result.stderr) == (
+    assert error_line(result.output) == (
         "Error: --fail-under 'trafic-light:*:accuracy=0.5' matches no entry. Available: pedestrian: mini-clip/random; "
         "traffic-light: orbit-cnn/translate:4+hflip, mini-clip/random, mini-clip/dashcam-salient"
     )
+    assert not Path("reports").exists()  # decided before any file is written: a typo leaves no passing report
 
 
 @pytest.mark.parametrize(
@@ -311,3 +334,296 @@ def test_means_across_seeds_use_the_sample_standard_deviation():
     assert summary["seeds"] == [0, 1] and summary["balanced_accuracy"]["mean"] == pytest.approx(0.6)
     assert summary["balanced_accuracy"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert aggregate(entries[:1])[0]["balanced_accuracy"]["std"] is None
+
+
+# --- provenance: separate fields for where each row comes from (JSON, CSV) -------------------------------------
+
+
+def add_described(task, row, accuracy, **fields):
+    """add_result, with the sections a real record has: the model, its weights, the data and the features."""
+    path = add_result(task, row, accuracy, method=fields.pop("method", "linear-probe"))
+    record = json.loads(path.read_text())
+    record.update(fields)
+    path.write_text(json.dumps(record))
+    return path
+
+
+PHOTOS = {
+    "source": "photos",
+    "location": "imagefolder:/data/photos",
+    "fingerprint": "imagefolder-98926cc7886f11b2",
+    "label": "label",
+    "where": [],
+    "sizes": {},
+    "skipped": {"count": 0, "files": []},
+}
+
+
+def test_results_csv_and_json_give_each_part_of_a_rows_provenance_its_own_field():
+    add_described(
+        "photos",
+        "RN50/rn50_finetuned-1a2b3c4d [tokens, bf16]",
+        0.8,
+        model="RN50",
+        pretrained="rn50_finetuned-1a2b3c4d",
+        weights={"kind": "file", "sha256": "1a2b3c4d" + "0" * 56, "preprocess": {}, "quick_gelu": False},
+        data=PHOTOS,
+        features={"dim": 16, "layer": "tokens", "precision": "bf16", "preprocess": {"resize_mode": "squash"}},
+    )
+    add_described(
+        "photos",
+        "cnn/from-scratch",
+        0.9,
+        method="supervised-cnn",
+        model="resnet10-w16",
+        weights={"kind": "trained-on-task"},
+        data=PHOTOS,
+        training={"resize": "squash"},
+    )
+    assert invoke("report").exit_code == 0
+    with open("reports/results.csv", newline="") as f:
+        trained, probed = list(csv.DictReader(f))
+    assert {k: probed[k] for k in ("representation", "kind", "model", "pretrained", "weights_kind")} == {
+        "representation": "RN50/rn50_finetuned-1a2b3c4d [tokens, bf16]",
+        "kind": "probe",
+        "model": "RN50",
+        "pretrained": "rn50_finetuned-1a2b3c4d",
+        "weights_kind": "file",
+    }
+    assert probed["weights_sha256"] == "1a2b3c4d" + "0" * 56
+    assert (probed["source"], probed["source_scheme"], probed["source_path"]) == (
+        "photos",
+        "imagefolder",
+        "/data/photos",
+    )
+    assert probed["source_fingerprint"] == "imagefolder-98926cc7886f11b2"
+    assert (probed["layer"], probed["precision"], probed["resize"]) == ("tokens", "bf16", "squash")
+    # A CNN trained on the labels: no layer, precision or pretrained weights, and the cells say so by being empty.
+    assert (trained["kind"], trained["model"], trained["weights_kind"]) == (
+        "trained",
+        "resnet10-w16",
+        "trained-on-task",
+    )
+    assert trained["layer"] == trained["precision"] == trained["pretrained"] == trained["weights_sha256"] == ""
+    entry = next(e for e in json.loads(Path("reports/results.json").read_text())["entries"] if e["kind"] == "probe")
+    assert (entry["model"], entry["weights_sha256"][:8], entry["source_path"]) == ("RN50", "1a2b3c4d", "/data/photos")
+    markdown = Path("reports/report.md").read_text()
+    assert (
+        "Data: photos (imagefolder:/data/photos), fingerprint imagefolder-98926cc7886f11b2. "
+        "Chance: 0.333 (1/3 classes)." in markdown
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "kind"),
+    [
+        ({"method": "linear-probe", "model": "ViT-B-32", "weights": {"kind": "open_clip-tag"}}, "probe"),
+        ({"method": "mlp-probe", "model": "mini-clip", "weights": {"kind": "file", "tag": "dashcam-salient"}}, "probe"),
+        ({"method": "linear-probe", "model": "mini-clip", "weights": {"kind": "random"}}, "control"),
+        ({"method": "linear-probe", "model": "pixels", "weights": {"kind": "none"}}, "control"),
+        ({"method": "supervised-cnn", "model": "resnet10-w16", "weights": {"kind": "trained-on-task"}}, "trained"),
+        ({"method": "orbit-cnn", "training": {"group": "hflip"}}, "trained"),
+        ({"method": "zero-shot", "model": "mini-clip", "weights": {"kind": "file"}}, "zero-shot"),
+    ],
+)
+def test_each_row_has_a_kind(record, kind):
+    assert row_kind(record) == kind
+
+
+@pytest.mark.parametrize(
+    ("data", "scheme_path"),
+    [
+        ({"location": "imagefolder:/data/photos", "fingerprint": "imagefolder-1"}, ("imagefolder", "/data/photos")),
+        ({"location": "hf:/cache/lights:default", "fingerprint": "hf-1"}, ("hf", "/cache/lights:default")),
+        ({"source": "dashcam", "location": "dashcam", "fingerprint": "dashcam-0647c51e"}, ("dashcam", None)),
+        ({}, (None, None)),
+    ],
+)
+def test_a_data_source_splits_into_scheme_and_path(data, scheme_path):
+    assert source_scheme_path(data) == scheme_path
+
+
+# --- task order, chance levels and the gate in report.md ------------------------------------------------------
+
+
+def test_tasks_in_order_the_experiments_then_the_other_built_in_ones_then_the_users_data():
+    tasks = ["clouds", "my-photos", "car-colour", "traffic-light", "a-survey", "pedestrian", "traffic-light-crops"]
+    assert order_tasks(tasks) == [
+        "car-colour",
+        "clouds",
+        "pedestrian",
+        "traffic-light",
+        "traffic-light-crops",
+        "a-survey",
+        "my-photos",
+    ]
+    experiment = {"tasks": ["traffic-light", "pedestrian", "pedestrian-side", "car-colour", "clouds"]}
+    assert order_tasks(tasks, [experiment]) == [
+        "traffic-light",
+        "pedestrian",
+        "car-colour",
+        "clouds",
+        "traffic-light-crops",
+        "a-survey",
+        "my-photos",
+    ]
+    assert task_group("traffic-light[seed=1]") == "Built-in tasks" and task_group("my-photos") == "Your data"
+
+
+def test_report_md_orders_tasks_and_states_each_chance_level():
+    add_result("my-photos", "mini-clip/random", 0.5)
+    add_result("traffic-light", "mini-clip/random", 0.6)
+    add_result("car-colour", "mini-clip/random", 0.6)
+    assert invoke("report").exit_code == 0
+    markdown = Path("reports/report.md").read_text()
+    assert [line for line in markdown.splitlines() if line.startswith("### ")] == [
+        "### car-colour",
+        "### traffic-light",
+        "### my-photos",
+    ]
+    assert markdown.count("Chance: 0.333 (1/3 classes).") == 3
+    assert chance_level([{"task": "t", "per_class_recall": {"a": 1.0, "b": 0.0}}], "t") == (0.5, 2)
+    assert chance_level([{"task": "t", "per_class_recall": {}}], "t") is None
+
+
+def test_report_md_shows_the_gates_outcome(results):
+    result = invoke(
+        "report", "--fail-under", "traffic-light:*:balanced_accuracy=0.5", "--fail-under", "*:*:accuracy=0.3"
+    )
+    assert result.exit_code == 1
+    markdown = Path("reports/report.md").read_text()
+    gate = markdown[markdown.index("### CI gate") : markdown.index("### pedestrian")]
+    assert gate.splitlines() == [
+        "### CI gate: FAILED (1 problem)",
+        "",
+        "| Check | Entries | Outcome |",
+        "| --- | ---: | --- |",
+        "| `--fail-under traffic-light:*:balanced_accuracy=0.5` | 3 | 1 below the floor |",
+        "| `--fail-under *:*:accuracy=0.3` | 4 | held |",
+        "",
+        "- `Below floor: traffic-light | mini-clip/dashcam-salient | linear-probe | seed 0: balanced_accuracy 0.4000 "
+        "< 0.5 (--fail-under traffic-light:*:balanced_accuracy=0.5)`",
+        "",
+        "Test split; every choice (probe C, training epoch) made on the validation split.",
+        "",
+    ]
+    gate_json = json.loads(Path("reports/results.json").read_text())["gate"]
+    assert gate_json["passed"] is False and gate_json["floors"][0] == {
+        "spec": "traffic-light:*:balanced_accuracy=0.5",
+        "matched": 3,
+        "failed": 1,
+    }
+
+    reference = make_reference(results)
+    assert invoke("report", "--compare", reference, "--fail-under", "*:*:accuracy=0.3").exit_code == 0
+    markdown = Path("reports/report.md").read_text()
+    assert "### CI gate: passed" in markdown
+    assert f"| `--compare {reference} --max-drop 0.02` | 4 matched | no regression; 0 added, 0 removed |" in markdown
+    # Without a gate there is no gate section.
+    assert invoke("report").exit_code == 0
+    assert "CI gate" not in Path("reports/report.md").read_text()
+    assert json.loads(Path("reports/results.json").read_text())["gate"] is None
+
+
+def test_a_negative_max_drop_stops_before_anything_is_read(results):
+    result = invoke("report", "--compare", make_reference(results), "--max-drop", "-0.1")
+    assert result.exit_code == 2
+    assert error_line(result.output) == "Error: --max-drop must be a number >= 0, got -0.1"
+    assert not Path("reports").exists()
+
+
+def test_intervals_are_written_one_way():
+    assert interval_text([0.9621, 0.9833]) == "[0.962, 0.983]"
+    assert interval_text((-0.0974, -0.0483), signed=True) == "[-0.097, -0.048]"
+    assert interval_text((0.012, 0.04), signed=True) == "[+0.012, +0.040]"
+    assert interval_text(None) == "[-]"
+
+
+# --- row labels: from the model and the weights' identity, never from the path typed ----------------------------
+
+
+SHA = "1a2b3c4d" + "e" * 56
+
+
+@pytest.mark.parametrize(
+    ("model", "pretrained", "load_arg", "identity", "names"),
+    [
+        ("ViT-B-32", "openai", "openai", {"kind": "open_clip-tag", "tag": "openai"}, ("ViT-B-32", "openai")),
+        ("mini-clip", "random", None, {"kind": "random"}, ("mini-clip", "random")),
+        (
+            "mini-clip",
+            "dashcam-salient@702186d3",
+            "/home/u/.cache/clipprobe/weights/x/open_clip_model.safetensors",
+            {"kind": "file", "tag": "dashcam-salient@702186d3", "sha256": SHA},
+            ("mini-clip", "dashcam-salient@702186d3"),
+        ),
+        (
+            "RN50",
+            "models/rn50_random.pt",
+            "models/rn50_random.pt",
+            {"kind": "file", "sha256": SHA},
+            ("RN50", "rn50_random-1a2b3c4d"),
+        ),
+        (
+            "RN50",
+            "./models/../models/rn50_random.pt",
+            "./models/../models/rn50_random.pt",
+            {"kind": "file", "sha256": SHA},
+            ("RN50", "rn50_random-1a2b3c4d"),
+        ),
+        (
+            "ViT-B-32",
+            "/models/vit-b-32-laion/open_clip_pytorch_model.bin",
+            "/models/vit-b-32-laion/open_clip_pytorch_model.bin",
+            {"kind": "file", "sha256": SHA},
+            ("ViT-B-32", "vit-b-32-laion-1a2b3c4d"),
+        ),
+        (
+            "hf-hub:laion/CLIP-ViT-B-32",
+            None,
+            None,
+            {"kind": "hf-hub", "repo": "laion/CLIP-ViT-B-32"},
+            ("hf-hub:laion/CLIP-ViT-B-32",) * 2,
+        ),
+        (
+            "local-dir:models/tiny-vit",
+            None,
+            None,
+            {"kind": "local-dir", "config": "c", "sha256": SHA},
+            ("local-dir:tiny-vit", "1a2b3c4d"),
+        ),
+        (
+            "local-dir:./models/tiny-vit/",
+            None,
+            None,
+            {"kind": "local-dir", "config": "c", "sha256": SHA},
+            ("local-dir:tiny-vit", "1a2b3c4d"),
+        ),
+    ],
+)
+def test_row_labels_name_the_model_and_the_weights_identity_not_the_path(model, pretrained, load_arg, identity, names):
+    from clipprobe.features.extractors import weights_names
+    from clipprobe.features.weights import WeightsSpec
+
+    assert weights_names(model, WeightsSpec(model, pretrained, load_arg, identity)) == names
+
+
+def test_a_checkpoint_through_two_paths_is_one_row(tiny_model, tmp_path, monkeypatch):
+    """The same weights typed as a relative and as an absolute path (or copied elsewhere under the same name)
+    are one row: model name, file name and content hash."""
+    import torch
+
+    from clipprobe.features.config import ExtractorConfig
+    from clipprobe.features.extractors import make_extractor
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "copy").mkdir()
+    torch.save({"w": torch.zeros(2)}, tmp_path / "models" / "tiny_ft.pt")
+    (tmp_path / "copy" / "tiny_ft.pt").write_bytes((tmp_path / "models" / "tiny_ft.pt").read_bytes())
+    names = {
+        make_extractor(ExtractorConfig(model=tiny_model, pretrained=path)).describe()["representation"]
+        for path in ("models/tiny_ft.pt", str(tmp_path / "models" / "tiny_ft.pt"), "copy/tiny_ft.pt")
+    }
+    (name,) = names
+    assert re.fullmatch(rf"{tiny_model}/tiny_ft-[0-9a-f]{{8}}", name)

@@ -278,7 +278,7 @@ def test_task_file_works_like_a_built_in_task(tmp_path, model_args):
     [
         (
             'source = "imagefolder:photos"\nlables = "x"\n',
-            "Task file {path}: unknown key 'lables'. Keys: auto_split, classes, description, image_column, label, name, prompts, source, splits",
+            "Task file {path}: unknown key 'lables'. Keys: allow_outside_root, auto_split, classes, description, image_column, label, name, prompts, source, splits",
         ),
         ('label = "x"\n', 'Task file {path} has no source, e.g. source = "imagefolder:photos"'),
         (
@@ -329,7 +329,7 @@ def test_task_or_dataset(tmp_path):
     assert error_line(result) == "Error: Give --task or --dataset, not both"
     result = invoke("probe", "--baselines", "none", "--task", "traffic-light", "--label", "colour")
     assert result.exit_code == 2
-    assert error_line(result) == "Error: --label and --image-column go with --dataset (a task sets its own columns)"
+    assert error_line(result) == "Error: --label goes with --dataset (a task file sets its own name, columns and rules)"
 
 
 # --- csv, parquet, hf -----------------------------------------------------------------------------------

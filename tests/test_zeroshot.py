@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from clipprobe.baselines.registry import get_baseline
-from clipprobe.baselines.zeroshot import class_embeddings, zero_shot
+from clipprobe.baselines.zeroshot import class_embeddings, task_prompts, zero_shot
 from clipprobe.cli.app import app
 from clipprobe.core.errors import UsageError
 from clipprobe.data.task import get_task
@@ -77,10 +77,20 @@ def test_every_world_task_ships_prompts_for_every_class():
         assert all(task.prompts[c] for c in task.classes)
 
 
+def test_a_task_without_prompts_gets_clip_template_ensemble(tiny_model, tiny_tasks):
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    task = dataclasses.replace(tiny_tasks["tiny-light"], classes=("red", "amber_light", "green"))
+    chosen = task_prompts(task)
+    assert list(chosen) == ["red", "amber_light", "green"]
+    assert len(chosen["amber_light"]) == len(OPENAI_IMAGENET_TEMPLATES) == 80
+    assert chosen["amber_light"][0] == OPENAI_IMAGENET_TEMPLATES[0]("amber light")
+    record, _ = zero_shot(tiny_tasks["tiny-light"], ExtractorConfig(model=tiny_model, pretrained="random"))
+    assert record.prompts["red"][:2] == [t("red") for t in OPENAI_IMAGENET_TEMPLATES[:2]]
+
+
 def test_zero_shot_errors_name_the_problem(tiny_model, tiny_tasks):
     task = tiny_tasks["tiny-light"]
-    with pytest.raises(UsageError, match=r"^Task 'tiny-light' has no zero-shot prompts; add a \[prompts\] table"):
-        zero_shot(task, ExtractorConfig(model=tiny_model, pretrained="random"))
     with pytest.raises(
         UsageError,
         match=r"^Zero-shot prompts for task 'tiny-light' lack the classes amber; classes: red, amber, green$",

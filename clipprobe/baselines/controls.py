@@ -24,6 +24,7 @@ class ProbeControl:
     configure: Callable[[ExtractorConfig], ExtractorConfig]
     # Whether its features have layers (an architecture with random weights does; raw pixels do not).
     layered: bool = False
+    uses_model: bool = False  # see Baseline.uses_model
 
     def check_option(self, option: str | None, budget: dict[str, Any] | None = None) -> None:
         if option is not None:
@@ -58,6 +59,7 @@ BASELINES.register(
         "random",
         "Linear probe on the probed architecture with random weights: what the architecture gives without pretraining",
         lambda config: dataclasses.replace(config, extractor="open_clip", pretrained="random"),
+        uses_model=True,
         layered=True,
     ),
 )

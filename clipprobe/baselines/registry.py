@@ -22,6 +22,9 @@ class Baseline(Protocol):
 
     name: str
     description: str
+    # Whether its row depends on the probed model (zero-shot: the model's text tower; random: its architecture).
+    # One that does not runs once per task and seed however many models a run probes.
+    uses_model: bool
 
     def check_option(self, option: str | None, budget: dict[str, Any] | None = None) -> None:
         """Raise UsageError when `option` (the text after NAME:) or the budget overrides do not fit this baseline."""

@@ -23,7 +23,7 @@ from ..features.orbits import Group, get_group
 from ..probes.fit import SELECTION_METRIC
 from ..probes.metrics import score_predictions
 from ..probes.probe import Outcome
-from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, data_section, reuse
+from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, claim, data_section
 from .images import split_images
 from .nets import ARCHITECTURE, CNN, OrbitCNN, Standardise, parameter_count
 from .registry import BASELINES, get_baseline
@@ -44,6 +44,7 @@ class ScratchBaseline:
     build: Callable[[int, Standardise, Group | None, Budget], torch.nn.Module]
     default_group: str | None = None  # orbit baselines: the group averaged over (run_baseline's `group`)
     budget: Budget = Budget()  # what run_baseline uses when it is given no budget
+    uses_model: bool = False  # trained on the labels, whatever model is probed (see Baseline.uses_model)
 
     def row(self, group: str | None, budget: Budget, resize: str | None = None) -> str:
         row = f"{self.name}/{group}" if self.default_group is not None else f"{self.name}/from-scratch"
@@ -257,61 +258,63 @@ def run_baseline(
             "data": [task.source.fingerprint(), task.label, list(task.classes), [list(c) for c in task.where]],
         }
     )
-    if not refresh and (stored := reuse(identity, key, results_dir)) is not None:
-        return stored
-    trained = train_baseline(name, task, seed=seed, budget=budget, group=group, resize=resize)
-    task, budget, fitted = trained.task, trained.budget, trained.fit
-    # The model is fixed and its test predictions made: only now are the test labels read, once.
-    test_labels = task.labels(task.source.load()["test"])
-    record = Result.build(
-        identity,
-        key,
-        started,
-        {
-            "decode_seconds": round(trained.decode_seconds, 3),
-            "seconds_per_epoch": [round(s, 3) for s in fitted.seconds_per_epoch],
-            "threads": torch.get_num_threads(),
-        },
-        model=ARCHITECTURE,
-        pretrained=None,
-        weights={"kind": "trained-on-task"},
-        classes=list(task.classes),
-        metrics=score_predictions(test_labels, trained.test_predictions, task.classes),
-        predictions=[int(p) for p in trained.test_predictions],
-        selection=Selection(
-            metric=SELECTION_METRIC,
-            split="validation",
-            parameter="epoch",
-            chosen=fitted.chosen_epoch,
-            curve=fitted.curve,
-        ),
-        data=data_section(task, trained.sizes),
-        training={
-            "baseline": trained.baseline.name,
-            "architecture": ARCHITECTURE,
-            "parameters": parameter_count(trained.model),
-            "group": trained.group.spec if trained.group is not None else None,
-            "group_size": len(trained.group) if trained.group is not None else None,
-            "budget": asdict(budget),
-            "augment": trained.augment,
-            "optimiser": "AdamW, one-cycle learning rate",
-            "loss": "class-weighted cross-entropy (weights from train label counts)",
-            "resize": resize or "squash",
-            "input": f"{ {'squash': 'squashed', 'crop': 'centre-cropped', 'pad': 'padded'}[resize or 'squash'] } to "
-            f"{budget.image_size}x{budget.image_size} px, "
-            "standardised with the train split's channel statistics",
-            "epochs_run": fitted.epochs_run,
-        },
-        incomplete=None
-        if fitted.stopped_by is None
-        else {
-            "reached": fitted.epochs_run,
-            "planned": budget.epochs,
-            "unit": "epochs",
-            "reason": fitted.stopped_by,
-        },
-    )
-    return record, record.write(results_dir)
+    # Another process running the same thing: wait for it, then reuse what it wrote.
+    with claim(identity, key, results_dir, refresh) as stored:
+        if stored is not None:
+            return stored
+        trained = train_baseline(name, task, seed=seed, budget=budget, group=group, resize=resize)
+        task, budget, fitted = trained.task, trained.budget, trained.fit
+        # The model is fixed and its test predictions made: only now are the test labels read, once.
+        test_labels = task.labels(task.source.load()["test"])
+        record = Result.build(
+            identity,
+            key,
+            started,
+            {
+                "decode_seconds": round(trained.decode_seconds, 3),
+                "seconds_per_epoch": [round(s, 3) for s in fitted.seconds_per_epoch],
+                "threads": torch.get_num_threads(),
+            },
+            model=ARCHITECTURE,
+            pretrained=None,
+            weights={"kind": "trained-on-task"},
+            classes=list(task.classes),
+            metrics=score_predictions(test_labels, trained.test_predictions, task.classes),
+            predictions=[int(p) for p in trained.test_predictions],
+            selection=Selection(
+                metric=SELECTION_METRIC,
+                split="validation",
+                parameter="epoch",
+                chosen=fitted.chosen_epoch,
+                curve=fitted.curve,
+            ),
+            data=data_section(task, trained.sizes),
+            training={
+                "baseline": trained.baseline.name,
+                "architecture": ARCHITECTURE,
+                "parameters": parameter_count(trained.model),
+                "group": trained.group.spec if trained.group is not None else None,
+                "group_size": len(trained.group) if trained.group is not None else None,
+                "budget": asdict(budget),
+                "augment": trained.augment,
+                "optimiser": "AdamW, one-cycle learning rate",
+                "loss": "class-weighted cross-entropy (weights from train label counts)",
+                "resize": resize or "squash",
+                "input": f"{ {'squash': 'squashed', 'crop': 'centre-cropped', 'pad': 'padded'}[resize or 'squash'] } to "
+                f"{budget.image_size}x{budget.image_size} px, "
+                "standardised with the train split's channel statistics",
+                "epochs_run": fitted.epochs_run,
+            },
+            incomplete=None
+            if fitted.stopped_by is None
+            else {
+                "reached": fitted.epochs_run,
+                "planned": budget.epochs,
+                "unit": "epochs",
+                "reason": fitted.stopped_by,
+            },
+        )
+        return record, record.write(results_dir)
 
 
 def _version(name: str) -> str:

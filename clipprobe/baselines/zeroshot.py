@@ -16,9 +16,10 @@ from ..data.task import Task
 from ..data.taskfile import read_prompt_file
 from ..features.config import ExtractorConfig
 from ..features.extract import extract_features
+from ..features.extractors import resolve_precision
 from ..probes.metrics import score_predictions
 from ..probes.probe import Outcome
-from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, data_section, reuse
+from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, claim, data_section
 from .registry import BASELINES
 
 # Bump when zero-shot scoring changes, so that stored results are not reused.
@@ -26,13 +27,11 @@ ZERO_SHOT_VERSION = 2
 
 
 def task_prompts(task: Task, prompts: Mapping[str, list[str] | tuple[str, ...]] | None = None) -> dict[str, list[str]]:
-    """The prompts per class: `prompts` if given, else the task's own; every class needs at least one."""
+    """The prompts per class: `prompts` if given, else the task's own, else `default_prompts` (CLIP's template
+    ensemble filled with the class names); every class needs at least one."""
     chosen = prompts if prompts is not None else task.prompts
     if not chosen:
-        raise UsageError(
-            f"Task '{task.name}' has no zero-shot prompts; add a [prompts] table to its task file "
-            '(class = ["a photo of ..."]) or pass prompts'
-        )
+        chosen = default_prompts(task.classes)
     missing = [name for name in task.classes if not chosen.get(name)]
     if missing:
         raise UsageError(
@@ -40,6 +39,14 @@ def task_prompts(task: Task, prompts: Mapping[str, list[str] | tuple[str, ...]] 
             f"classes: {', '.join(task.classes)}"
         )
     return {name: list(chosen[name]) for name in task.classes}
+
+
+def default_prompts(classes: tuple[str, ...] | list[str]) -> dict[str, list[str]]:
+    """CLIP's standard prompt ensemble for a task without prompts of its own: open_clip's 80 OpenAI ImageNet
+    templates ("a bad photo of a {}.", ...) with each class name (underscores read as spaces)."""
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    return {name: [template(name.replace("_", " ")) for template in OPENAI_IMAGENET_TEMPLATES] for name in classes}
 
 
 def class_embeddings(config: ExtractorConfig, prompts: dict[str, list[str]]) -> np.ndarray:
@@ -74,7 +81,7 @@ def zero_shot(
 ) -> Outcome:
     """Score `task`'s test images by their most similar class prompt; nothing is fitted or chosen, so no
     labels other than the test labels (for the score) are read. Returns (record, path)."""
-    config = config or ExtractorConfig()
+    config = resolve_precision(config or ExtractorConfig())  # `auto` made concrete, as extraction does
     if config.extractor != "open_clip" or config.layer != "embedding":
         raise UsageError(
             "Zero-shot needs an open_clip model's final embedding (--extractor open_clip, --layer embedding), "
@@ -93,43 +100,46 @@ def zero_shot(
             "where": [list(c) for c in task.where],
         }
     )
-    if not refresh and (stored := reuse(identity, key, results_dir)) is not None:
-        return stored
+    # Another process running the same thing: wait for it, then reuse what it wrote.
+    with claim(identity, key, results_dir, refresh) as stored:
+        if stored is not None:
+            return stored
 
-    test = task.source.load()["test"]
-    images = np.asarray(features.arrays["test"], dtype=np.float32)[task.rows(test)]
-    images /= np.linalg.norm(images, axis=1, keepdims=True).clip(min=1e-12)
-    similarity = images @ class_embeddings(config, chosen).T
-    labels = task.labels(test)
-    record = Result.build(
-        identity,
-        key,
-        started,
-        {"extracted_splits": features.computed},
-        model=features.meta["model"],
-        pretrained=features.meta["pretrained"],
-        weights=features.meta["identity"].get("weights", {"kind": "none"}),
-        classes=list(task.classes),
-        metrics=score_predictions(labels, similarity.argmax(axis=1), task.classes),
-        predictions=[int(p) for p in similarity.argmax(axis=1)],
-        selection=Selection(
-            metric=None,
-            split=None,
-            parameter=None,
-            chosen=None,
-            note="nothing is chosen: the prompts are fixed before any data is seen",
-        ),
-        prompts=chosen,
-        data=data_section(task, {"test": len(labels)}),
-        features={
-            "dim": int(images.shape[1]),
-            "layer": config.layer,
-            "precision": config.precision,
-            "preprocess": features.meta.get("preprocess"),
-            "cache_keys": features.meta["keys"],
-        },
-    )
-    return record, record.write(results_dir)
+        test = task.source.load()["test"]
+        images = np.asarray(features.arrays["test"], dtype=np.float32)[task.rows(test)]
+        images /= np.linalg.norm(images, axis=1, keepdims=True).clip(min=1e-12)
+        similarity = images @ class_embeddings(config, chosen).T
+        labels = task.labels(test)
+        record = Result.build(
+            identity,
+            key,
+            started,
+            {"extracted_splits": features.computed},
+            model=features.meta["model"],
+            pretrained=features.meta["pretrained"],
+            weights=features.meta["identity"].get("weights", {"kind": "none"}),
+            classes=list(task.classes),
+            metrics=score_predictions(labels, similarity.argmax(axis=1), task.classes),
+            predictions=[int(p) for p in similarity.argmax(axis=1)],
+            selection=Selection(
+                metric=None,
+                split=None,
+                parameter=None,
+                chosen=None,
+                note="nothing is chosen: the prompts are fixed before any data is seen",
+            ),
+            prompts=chosen,
+            data=data_section(task, {"test": len(labels)}),
+            features={
+                "dim": int(images.shape[1]),
+                "layer": config.layer,
+                "precision": config.precision,
+                "device": config.device,
+                "preprocess": features.meta.get("preprocess"),
+                "cache_keys": features.meta["keys"],
+            },
+        )
+        return record, record.write(results_dir)
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,7 @@ class ZeroShotBaseline:
     """The registry's face of `zero_shot`: the probed model itself, used as CLIP users use it."""
 
     name: str = "zero-shot"
+    uses_model: bool = True  # the probed model's own text tower
     description: str = (
         "Zero-shot classification by the probed model's own text tower: each test image gets the class "
         "whose prompts it is most similar to (no training; prompts from the task, or zero-shot:FILE.toml)"

@@ -22,7 +22,6 @@ from .options import (
     PrecisionOpt,
     PretrainedOpt,
     ResultsOpt,
-    SeedOpt,
     extractor_config,
 )
 from .tool import print_outcome
@@ -76,8 +75,8 @@ def pretrain(
         Optional[int],
         typer.Option("--image-size", help="Input size of the image tower in pixels (default: the model config's)."),
     ] = None,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
+    seed: Annotated[int, typer.Option(help="Pretraining seed: initialisation, batch order and caption draws.")] = 0,
+    device: DeviceOpt = "auto",
 ):
     """Pretrain a small CLIP-style model on the dashcam world under a caption policy.
 
@@ -86,9 +85,10 @@ def pretrain(
     """
     from ..dashcam.pretrain import PretrainConfig
     from ..dashcam.pretrain import pretrain as run_pretrain
-    from ..features.devices import check_device
+    from ..features.devices import check_device, resolve_device
 
     library()
+    device = resolve_device(device)
     check_device(device)
     chosen = {"steps": steps, "batch_size": batch_size, "width": width, "image_size": image_size}
     config = PretrainConfig(
@@ -155,7 +155,9 @@ def curation(
         str,
         typer.Option(
             "--layers",
-            help="Where to probe each frozen tower, comma-separated: embedding, pre-projection, tokens, grid.",
+            help="Where to probe each frozen tower, comma-separated: embedding, pre-projection, tokens, grid. "
+            "Default: embedding, pre-projection, tokens.",
+            show_default=False,
         ),
     ] = "embedding,pre-projection,tokens",
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
@@ -228,7 +230,7 @@ def show(
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("reports/contact-sheet.png"),
     n: Annotated[int, typer.Option("--n", help="Number of images.")] = 12,
     split: Annotated[str, typer.Option(help="Split to sample from.")] = "train",
-    seed: SeedOpt = 0,
+    seed: Annotated[int, typer.Option(help="Seed for which images are drawn.")] = 0,
     world_seed: WorldSeedOpt = None,
     image_size: ImageSizeOpt = None,
     light_size: LightSizeOpt = None,
@@ -255,6 +257,9 @@ def pairs(
     ],
     n: Annotated[int, typer.Option("--n", help="Number of pairs.")] = 200,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the pairs dataset (default: in the cache).")] = None,
+    sheet: Annotated[
+        Path, typer.Option("--sheet", help="PNG of the first pairs side by side, the changed region outlined.")
+    ] = Path("reports/pairs-sheet.png"),
     world_seed: WorldSeedOpt = None,
     image_size: ImageSizeOpt = None,
     light_size: LightSizeOpt = None,
@@ -265,6 +270,7 @@ def pairs(
     Example: clipprobe data pairs --attribute traffic-light --n 200
     """
     from ..dashcam.pairs import make_pairs
+    from ..dashcam.sheets import pairs_sheet
     from ..dashcam.world import WorldConfig
 
     library()
@@ -273,6 +279,7 @@ def pairs(
     console.print(
         f"Wrote {n} {attribute} pairs to {path} (a datasets.Dataset: image_a, image_b, value_a, value_b, index, region)"
     )
+    console.print(f"Wrote {pairs_sheet(path, sheet)} (the first pairs side by side)")
 
 
 @command
@@ -286,9 +293,9 @@ def invariance(
     n: Annotated[int, typer.Option("--n", help="Pairs per attribute.")] = 200,
     model: ModelOpt = "mini-clip",
     pretrained: PretrainedOpt = None,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     batch_size: BatchOpt = 64,
-    precision: PrecisionOpt = Precision.fp32,
+    precision: PrecisionOpt = Precision.auto,
     seed: Annotated[int, typer.Option(help="Seed for the unrelated pairs, the bootstrap and random weights.")] = 0,
     resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples for the 95% interval.")] = 1000,
     results: Annotated[
@@ -296,7 +303,9 @@ def invariance(
     ] = DEFAULT_INVARIANCE_DIR,
     extractor: ExtractorOpt = "open_clip",
     orbit: OrbitOpt = None,
-    refresh: Annotated[bool, typer.Option(help="Re-embed the pairs even when cached embeddings exist.")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Re-embed the pairs even when cached embeddings exist.")
+    ] = False,
     world_seed: WorldSeedOpt = None,
     image_size: ImageSizeOpt = None,
     light_size: LightSizeOpt = None,
@@ -338,7 +347,7 @@ def invariance(
         table.add_column(column, justify="left" if column == "Attribute" else "right", no_wrap=True)
     for name, stats in record["scores"].items():
         score = "undefined" if stats["score"] is None else f"{stats['score']:.3f}"
-        interval = "-" if stats["interval"] is None else f"{stats['interval'][0]:.3f} – {stats['interval'][1]:.3f}"
+        interval = "[-]" if stats["interval"] is None else f"[{stats['interval'][0]:.3f}, {stats['interval'][1]:.3f}]"
         table.add_row(
             name,
             score,

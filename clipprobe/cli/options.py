@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from ..core.errors import UsageError
-from ..features.precision import PRECISIONS
+from ..features.precision import CLI_DEFAULT_PRECISION, PRECISION_CHOICES
 
 if TYPE_CHECKING:
     from ..data.task import Task
@@ -19,13 +19,41 @@ DEFAULT_RESULTS_DIR = Path("results")
 DEFAULT_REPORTS_DIR = Path("reports")
 
 
-# open_clip's precision names (clipprobe.features.precision says what each one is for).
-Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
+# auto, then open_clip's precision names (clipprobe.features.precision says what each one is for).
+Precision = Enum("Precision", {name: name for name in PRECISION_CHOICES}, type=str)
 
 
 # Options shared by every command that builds features: defined once, reused.
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="open_clip model name, hf-hub:ORG/NAME or local-dir:PATH.")
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="open_clip model name, hf-hub:ORG/NAME or local-dir:PATH; MODEL@PRETRAINED gives its weights too.",
+    ),
+]
+
+
+ModelsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--model",
+        "-m",
+        help="open_clip model name, hf-hub:ORG/NAME or local-dir:PATH, or MODEL@PRETRAINED (e.g. ViT-B-32@openai); "
+        "repeat for several models in one run and one report. Default: mini-clip.",
+        show_default=False,
+    ),
+]
+
+
+ModelsFileOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--models",
+        metavar="FILE",
+        help="A file of models to probe, one MODEL,PRETRAINED per line (CLIP_benchmark's models.txt format); "
+        "with --model, both.",
+    ),
 ]
 
 
@@ -40,7 +68,10 @@ PretrainedOpt = Annotated[
 ]
 
 
-DeviceOpt = Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(help="Torch device: auto (CUDA, then MPS, then the CPU; the one used is in the results), cpu, cuda."),
+]
 
 
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")]
@@ -49,9 +80,10 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Images per forward 
 PrecisionOpt = Annotated[
     Precision,
     typer.Option(
-        help="Model precision: fp32 (the reference; fastest on CPUs without native "
-        "bf16), bf16 or fp16 weights, amp or amp_bf16 (fp32 weights under torch.autocast: "
-        "the usual GPU setting is amp)."
+        help="Model precision: auto (bf16 where the device computes it natively, CUDA from Ampere on or a CPU "
+        "with AVX512-BF16 or AMX, once bf16's features are checked against fp32's for the model; fp32 elsewhere; "
+        "results say which and why), fp32 (the reference), bf16 or fp16 weights, amp or amp_bf16 (fp32 weights "
+        "under torch.autocast: the usual GPU setting is amp)."
     ),
 ]
 
@@ -127,6 +159,25 @@ WorkersOpt = Annotated[
 ]
 
 
+NameOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--name",
+        help="Task name for --dataset (default: the folder or file name); results go to RESULTS/NAME/. Two data "
+        "sets with the same folder name need different names.",
+    ),
+]
+
+
+AllowOutsideRootOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-root",
+        help="Let a CSV manifest name images outside its own folder (../ or absolute paths); refused by default.",
+    ),
+]
+
+
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Stop at the first unreadable image instead of skipping and counting it.")
 ]
@@ -143,12 +194,39 @@ LayerOpt = Annotated[
 ]
 
 
-def extractor_config(*, precision: str = "fp32", **options: Any) -> ExtractorConfig:
+def extractor_config(*, precision: str = CLI_DEFAULT_PRECISION, **options: Any) -> ExtractorConfig:
     """The feature options of a command (named as ExtractorConfig's fields), as the library's ExtractorConfig;
-    the defaults are the library's own."""
+    the defaults are the library's own, but for the precision: `auto`, resolved here to bf16 or fp32 (with the
+    reason) before any work, so every row, key and record of the command carries the concrete one."""
     from ..features.config import ExtractorConfig
+    from ..features.extractors import resolve_precision
 
-    return ExtractorConfig(precision=Precision(precision).value, **options)
+    if "@" in options.get("model", ""):  # MODEL@PRETRAINED, as everywhere
+        from ..features.weights import parse_model_spec
+
+        options["model"], weights = parse_model_spec(options["model"])
+        if options.get("pretrained") is not None and weights is not None:
+            raise UsageError(f"Give the weights once: --model {options['model']}@{weights} or --pretrained")
+        options["pretrained"] = weights or options.get("pretrained")
+    return resolve_precision(ExtractorConfig(precision=Precision(precision).value, **options))
+
+
+def model_configs(
+    models: list[str] | None, models_file: Path | None, pretrained: str | None, **options: Any
+) -> list[ExtractorConfig]:
+    """Every model of a run: repeated `--model MODEL[@PRETRAINED]` and a `--models FILE` (CLIP_benchmark's
+    `model,pretrained` lines), checked before any work; `--pretrained` goes to each --model given without @."""
+    from ..features.weights import check_weights, read_models_file
+
+    specs = [(model, pretrained) for model in models or []]
+    if models_file is not None:
+        specs += read_models_file(models_file)
+    specs = specs or [("mini-clip", pretrained)]
+    configs = [extractor_config(model=model, pretrained=weights, **options) for model, weights in specs]
+    for config in configs:
+        if config.extractor == "open_clip":
+            check_weights(config.model, config.pretrained)
+    return configs
 
 
 def choose_task(
@@ -157,16 +235,26 @@ def choose_task(
     label: str | None = None,
     image_column: str | None = None,
     required: bool = False,
+    name: str | None = None,
+    allow_outside_root: bool = False,
 ) -> str | Task | None:
-    """The command line's `--task NAME|FILE.toml` or `--dataset SCHEME:PATH [--label] [--image-column]`."""
+    """The command line's `--task NAME|FILE.toml` or `--dataset SCHEME:PATH [--label] [--image-column] [--name]`."""
     if task is not None and dataset is not None:
         raise UsageError("Give --task or --dataset, not both")
-    if dataset is None and (label is not None or image_column is not None):
-        raise UsageError("--label and --image-column go with --dataset (a task sets its own columns)")
+    given = [flag for flag, value in (("--label", label), ("--image-column", image_column), ("--name", name)) if value]
+    if dataset is None and (given or allow_outside_root):
+        flag = given[0] if given else "--allow-outside-root"
+        raise UsageError(f"{flag} goes with --dataset (a task file sets its own name, columns and rules)")
     if dataset is not None:
         from ..data.taskfile import dataset_task
 
-        return dataset_task(dataset, label=label or "label", image_column=image_column or "image")
+        return dataset_task(
+            dataset,
+            label=label,
+            image_column=image_column or "image",
+            name=name,
+            allow_outside_root=allow_outside_root,
+        )
     if task is None and required:
         raise UsageError("Give --task TASK (see `clipprobe tasks`), --task FILE.toml or --dataset SCHEME:PATH")
     return task

@@ -16,6 +16,7 @@ from .app import command, library
 from .options import (
     DEFAULT_REPORTS_DIR,
     DEFAULT_RESULTS_DIR,
+    AllowOutsideRootOpt,
     BatchOpt,
     ChannelsLastOpt,
     DatasetOpt,
@@ -25,6 +26,9 @@ from .options import (
     LabelOpt,
     LayerOpt,
     ModelOpt,
+    ModelsFileOpt,
+    ModelsOpt,
+    NameOpt,
     OrbitOpt,
     Precision,
     PrecisionOpt,
@@ -36,6 +40,7 @@ from .options import (
     WorkersOpt,
     choose_task,
     extractor_config,
+    model_configs,
 )
 
 
@@ -47,33 +52,47 @@ def tasks():
     """
     from rich.table import Table
 
-    from ..data.task import get_task, list_tasks
+    from ..data.task import get_task, list_tasks, overview
 
-    library()
+    library(tasks_only=True)  # answers from metadata, without torch
 
     table = Table(title="clipprobe tasks")
     for column in ("Task", "Classes", "train", "validation", "test", "Test class counts", "Description"):
         table.add_column(column)
+    pending = False
     for name in list_tasks():
         try:
-            info = get_task(name).summary()
+            info = overview(get_task(name))
         except ClipProbeError as exc:  # e.g. a task whose data package is missing: still list the others
             table.add_row(name, "-", "-", "-", "-", "-", f"unavailable: {exc}")
             continue
-        counts = " · ".join(f"{k} {v}" for k, v in info["class_counts"]["test"].items())
+        if info["class_counts"] is None:
+            pending = True
+            counts = "after rendering *"
+        else:
+            counts = " · ".join(f"{k} {v}" for k, v in info["class_counts"]["test"].items())
+        bound = "" if info["exact"] else "≤ "
         table.add_row(
             name,
             ", ".join(info["classes"]),
-            *(str(info["splits"][s]) for s in ("train", "validation", "test")),
+            *(f"{bound}{info['splits'][s]}" for s in ("train", "validation", "test")),
             counts,
             info["description"],
         )
     console.print(table)
+    if pending:
+        console.print(
+            "* The dashcam world is rendered on first use (by the first probe, extract or `clipprobe data show`); "
+            "until then its split sizes are the generator's, and '≤' marks tasks that keep only some scenes."
+        )
 
 
 @command
 def models(pattern: Annotated[Optional[str], typer.Argument(help="Wildcard filter, e.g. '*ViT-B*'.")] = None):
-    """List open_clip architectures and the built-in weights clipprobe can train offline.
+    """List the built-in weights and the open_clip architectures with their tags, saying which load offline.
+
+    Built-in weights are trained by clipprobe on first use (no network); an open_clip tag marked (offline) is in
+    the local cache already, the others download on first use.
 
     Example: clipprobe models 'ViT-B*'
     """
@@ -81,15 +100,24 @@ def models(pattern: Annotated[Optional[str], typer.Argument(help="Wildcard filte
 
     import open_clip
 
-    from ..features.weights import builtin_weights
+    from ..features.weights import BUILTIN_FAMILIES, builtin_weights, tag_available_offline
 
     library()
+    console.print("Built-in weights (trained by clipprobe, no network needed):")
     for _, weights in builtin_weights().items():
-        console.print(f"{weights.model} --pretrained {weights.tag}  (built in: {weights.description})")
+        state = "trained, cached" if weights.trained() else "trained on first use, about a minute"
+        default = ", the default" if weights.default else ""
+        console.print(f"  {weights.model}@{weights.tag}  ({state}{default}): {weights.description}")
+    for model, prefix in BUILTIN_FAMILIES:
+        console.print(f"  {model}@{prefix}POLICY  (any caption policy, trained on first use)")
+    console.print("open_clip architectures and tags ((offline): in the local cache; the others download on first use):")
     for name in open_clip.list_models():
         if pattern is None or fnmatch.fnmatch(name, pattern):
-            tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "-"
-            console.print(f"{name}  tags: {tags}")
+            tags = [
+                f"{tag} (offline)" if tag_available_offline(name, tag) else tag
+                for tag in open_clip.list_pretrained_tags_by_model(name)
+            ]
+            console.print(f"  {name}  tags: {', '.join(tags) or '-'}")
 
 
 @command
@@ -103,17 +131,19 @@ def extract(
     ] = None,
     model: ModelOpt = "mini-clip",
     pretrained: PretrainedOpt = None,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     batch_size: BatchOpt = 64,
-    precision: PrecisionOpt = Precision.fp32,
+    precision: PrecisionOpt = Precision.auto,
     seed: SeedOpt = 0,
-    refresh: Annotated[bool, typer.Option(help="Recompute even when cached features exist.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Recompute even when cached features exist.")] = False,
     extractor: ExtractorOpt = "open_clip",
     orbit: OrbitOpt = None,
     layer: LayerOpt = "embedding",
     dataset: DatasetOpt = None,
     label: LabelOpt = None,
     image_column: ImageColumnOpt = None,
+    name: NameOpt = None,
+    allow_outside_root: AllowOutsideRootOpt = False,
     strict: StrictOpt = False,
     shard: Annotated[
         Optional[str],
@@ -150,7 +180,11 @@ def extract(
     from ..features.chunks import parse_shard
 
     library()
-    chosen = resolve_task(choose_task(task, dataset, label, image_column) or runner.DEFAULT_EXTRACT_TASK, strict)
+    chosen = resolve_task(
+        choose_task(task, dataset, label, image_column, name=name, allow_outside_root=allow_outside_root)
+        or runner.DEFAULT_EXTRACT_TASK,
+        strict,
+    )
     config = extractor_config(
         model=model,
         pretrained=pretrained,
@@ -191,11 +225,12 @@ def probe(
         Optional[list[str]],
         typer.Option(help="Task to probe: a name (see `clipprobe tasks`) or a task file (.toml). Repeat for several."),
     ] = None,
-    model: ModelOpt = "mini-clip",
+    model: ModelsOpt = None,
+    models_file: ModelsFileOpt = None,
     pretrained: PretrainedOpt = None,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     batch_size: BatchOpt = 64,
-    precision: PrecisionOpt = Precision.fp32,
+    precision: PrecisionOpt = Precision.auto,
     seed: SeedOpt = 0,
     results: ResultsOpt = DEFAULT_RESULTS_DIR,
     extractor: ExtractorOpt = "open_clip",
@@ -204,6 +239,8 @@ def probe(
     dataset: DatasetOpt = None,
     label: LabelOpt = None,
     image_column: ImageColumnOpt = None,
+    name: NameOpt = None,
+    allow_outside_root: AllowOutsideRootOpt = False,
     strict: StrictOpt = False,
     baselines: Annotated[
         str,
@@ -222,7 +259,7 @@ def probe(
         ),
     ] = None,
     refresh: Annotated[
-        bool, typer.Option(help="Re-fit and re-train even when a stored result answers the same run.")
+        bool, typer.Option("--refresh", help="Re-fit and re-train even when a stored result answers the same run.")
     ] = False,
     probe_kinds: Annotated[
         str,
@@ -257,14 +294,16 @@ def probe(
     Examples: clipprobe probe --task traffic-light; clipprobe probe --task pedestrian --baselines none;
     clipprobe probe --task traffic-light --shots 1,2,4,8,16,all --seeds 5 --probe linear,mlp;
     clipprobe probe --task my_task.toml --baselines cnn --budget epochs=40;
+    clipprobe probe --task traffic-light --models models.txt --model ViT-B-32@openai --baselines none;
     clipprobe probe --dataset imagefolder:photos --strict
     """
     from .. import runner
 
     library()
-    config = extractor_config(
-        model=model,
-        pretrained=pretrained,
+    configs = model_configs(
+        model,
+        models_file,
+        pretrained,
         device=device,
         batch_size=batch_size,
         precision=precision,
@@ -278,8 +317,8 @@ def probe(
     )
     # Every task, baseline, budget, probe and shot is checked here, so a typo in the last one fails before any work.
     plan = runner.RunPlan.build(
-        [choose_task(name, dataset, label, image_column, required=True) for name in (task or [None])],
-        config,
+        [choose_task(t, dataset, label, image_column, True, name, allow_outside_root) for t in (task or [None])],
+        configs,
         probes=probe_kinds,
         baselines=baselines,
         budget=budget,
@@ -402,28 +441,22 @@ def report(
     Exit code 2: bad input: a malformed or unmatched --fail-under, a missing or invalid --compare file.
     """
     from ..report.build import build_report
-    from ..report.gate import check_floors, load_reference, parse_floor, regressions
+    from ..report.gate import Gate
 
     library()
-    floors = [parse_floor(spec) for spec in fail_under or []]
-    if max_drop is not None and reference is None:
-        raise UsageError("--max-drop needs --compare REFERENCE.json")
-    reference_entries = load_reference(reference) if reference is not None else None
-    built = build_report(results, out)
+    gate = Gate.from_options(fail_under, reference, max_drop)  # bad input stops here, before anything is read
+    built = build_report(results, out, gate=gate)  # the gate's outcome is in report.md and report.html
     for table in built.tables():
         console.print(table)
     *first, last = (str(path) for path in built.files.values())
     console.print(f"Wrote {', '.join(first)} and {last}")
-    failures = check_floors(built.entries, floors)
-    if reference_entries is not None:
-        comparison = regressions(built.entries, reference_entries, 0.02 if max_drop is None else max_drop)
-        for note in comparison.notes():
+    if built.gate is not None:
+        for note in built.gate.notes:
             console.print(note)
-        failures += comparison.failures()
-    for failure in failures:
-        err_console.print(failure, highlight=False)
-    if failures:
-        raise typer.Exit(1)
+        for failure in built.gate.failures:
+            err_console.print(failure, highlight=False)
+        if not built.gate.passed:
+            raise typer.Exit(1)
 
 
 @command

@@ -23,7 +23,7 @@ from ..core.errors import UsageError
 from ..core.paths import slug
 from ..data.task import get_task
 from ..features.config import LAYERS, ExtractorConfig, check_choice
-from ..features.weights import resolve_weights
+from ..features.weights import check_weights, parse_model_spec
 from ..probes.intervals import seed_pooled_statistics
 from ..probes.probe import Outcome, probe
 from ..results import DEFAULT_RESULTS_DIR, EXPERIMENTS_FOLDER, provenance, write_document
@@ -102,7 +102,7 @@ class CurationExperiment:
                 )
         parse_baselines(self.baselines, self.budget)
         for spec in self.models:
-            resolve_weights(*parse_model(spec))
+            check_weights(*parse_model_spec(spec))
         for attribute in self.attributes:
             COUNTERFACTUALS.get(attribute)
         if self.seed < 0:
@@ -139,12 +139,6 @@ class CurationExperiment:
             "seeds": self.seeds,
             "layers": list(self.layers),
         }
-
-
-def parse_model(spec: str) -> tuple[str, str | None]:
-    """`ViT-B-32@openai` -> ("ViT-B-32", "openai"); `hf-hub:ORG/NAME` -> (spec, None): the model's own default weights."""
-    model, _, weights = spec.partition("@")
-    return model, weights or None
 
 
 def run_curation(
@@ -209,7 +203,7 @@ def run_curation(
         for spec in experiment.models:
             stage = time.perf_counter()
             say(f"Model {spec}, seed {seed}")
-            model, weights = parse_model(spec)
+            model, weights = parse_model_spec(spec)
             embedding_rows(ExtractorConfig(model=model, pretrained=weights, seed=seed), spec, "model", None)
             timings[f"model {spec} seed {seed}"] = round(time.perf_counter() - stage, 2)
 

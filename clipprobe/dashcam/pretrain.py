@@ -12,8 +12,9 @@ import numpy as np
 
 from ..core import paths
 from ..core.errors import RunError, UsageError
+from ..core.locks import exclusive
 from ..core.paths import slug
-from ..core.progress import progress_bar
+from ..core.progress import err_console, progress_bar
 from ..core.storage import atomic_dir, stable_hash, write_json
 from ..features.weights import BUILTIN_FAMILIES, OPEN_CLIP_CONFIG, BuiltinWeights, register_builtin_weights
 from .captions import caption_for, get_caption_policy
@@ -250,7 +251,14 @@ def policy_weights(config: PretrainConfig) -> BuiltinWeights:
     def materialise() -> Path:
         folder = builtin_weights_dir(config)
         if not (folder / WEIGHTS_FILE).exists():
-            pretrain(config, folder)
+            with exclusive(folder, f"pretraining {config.model}/{policy_tag(config)}"):  # then it loads them
+                if not (folder / WEIGHTS_FILE).exists():
+                    err_console.print(
+                        f"Pretraining {config.model}/{policy_tag(config)} on first use: {config.steps} steps on the "
+                        f"dashcam world with {config.captions} captions, about a minute on 2 CPU cores; kept in {folder}",
+                        highlight=False,
+                    )
+                    pretrain(config, folder)
         return folder
 
     return register_builtin_weights(
@@ -261,6 +269,7 @@ def policy_weights(config: PretrainConfig) -> BuiltinWeights:
             materialise=materialise,
             # The essay's case: web captions that name only the salient object.
             default=config == PretrainConfig(),
+            trained=lambda: (builtin_weights_dir(config) / WEIGHTS_FILE).exists(),
         ),
         replace=True,
     )

@@ -51,3 +51,34 @@ def contact_sheet(task: Task, out: Path, n: int = 12, split: str = "train", seed
     with atomic_path(Path(out)) as tmp:
         sheet.save(tmp, format="PNG")
     return Path(out)
+
+
+def pairs_sheet(pairs: Path, out: Path, n: int = 8, columns: int = 2) -> Path:
+    """Write a PNG of the first `n` counterfactual pairs in the folder `pairs` (from `make_pairs`): each pair side
+    by side, the changed region outlined, with the attribute's value in each image."""
+    import datasets
+
+    if n < 1:
+        raise UsageError(f"--n must be at least 1, got {n}")
+    data = datasets.load_from_disk(str(pairs))
+    chosen = range(min(n, len(data)))
+    font = ImageFont.load_default(size=11)
+    tile, label = TILE // 2 * 2, 2 * LINE_HEIGHT
+    width, height = 2 * tile + 8, tile + label + 8
+    rows_needed = -(-len(chosen) // columns)
+    sheet = Image.new("RGB", (columns * width, rows_needed * height), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k in chosen:
+        row = data[k]
+        x, y = (k % columns) * width, (k // columns) * height
+        for side, (image, value) in enumerate(((row["image_a"], row["value_a"]), (row["image_b"], row["value_b"]))):
+            image = image.convert("RGB").resize((tile, tile))
+            left = x + side * tile
+            sheet.paste(image, (left, y))
+            x0, y0, x1, y1 = (float(v) * tile for v in row["region"])
+            draw.rectangle((left + x0, y + y0, left + x1, y + y1), outline="red", width=2)
+            draw.text((left + 4, y + tile + 3), f"{'ab'[side]}: {value}", fill="black", font=font)
+        draw.text((x + 4, y + tile + 3 + LINE_HEIGHT), f"scene {row['index']}", fill="gray", font=font)
+    with atomic_path(Path(out)) as tmp:
+        sheet.save(tmp, format="PNG")
+    return Path(out)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.errors import UsageError
-from ..data.task import Task, register_task
+from ..data.task import PROBE_SPLITS, Task, register_task
 from .scene import ATTRIBUTES
-from .world import WorldConfig, load_world
+from .world import WorldConfig, load_world, world_path
 
 if TYPE_CHECKING:
     import datasets
@@ -30,6 +30,14 @@ class DashcamWorld:
     def fingerprint(self) -> str:
         # The generator is deterministic, so its config (and version) identify the pixels.
         return f"{self.name}-{self.config.fingerprint()}"
+
+    def ready(self) -> bool:
+        """Whether the world is rendered (listing its tasks' counts is then instant)."""
+        return (world_path(self.config) / "dataset_dict.json").exists()
+
+    def planned_sizes(self) -> dict[str, int]:
+        """The split sizes the generator will render, known without rendering."""
+        return {split: self.config.sizes[split] for split in PROBE_SPLITS}
 
 
 def world_config(

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..core import paths
 from ..core.errors import RunError
-from ..core.progress import progress_bar
+from ..core.locks import exclusive
+from ..core.progress import err_console, progress_bar
 from ..core.storage import atomic_dir, atomic_path, stable_hash, write_json
 from .captions import caption_for, policy_card
 from .scene import ATTRIBUTES, Knobs, Scene, render_scene, sample_scene, scene_rng
@@ -95,7 +96,14 @@ def load_world(config: WorldConfig | None = None) -> datasets.DatasetDict:
         raise RunError(f"Unknown world split(s) {sorted(unknown)}. Available: {', '.join(SPLIT_STREAMS)}")
     path = world_path(config)
     if not (path / "dataset_dict.json").exists():
-        _generate(config, path)
+        with exclusive(path, "rendering the same dashcam world"):  # the second process waits, then loads it
+            if not (path / "dataset_dict.json").exists():
+                err_console.print(
+                    f"Rendering the dashcam world on first use: {sum(config.sizes.values())} images, about a "
+                    f"minute per 5,000 on 2 CPU cores; kept in {path}",
+                    highlight=False,
+                )
+                _generate(config, path)
     try:
         return datasets.load_from_disk(str(path))
     except Exception as exc:  # a damaged folder: say which and how to recover

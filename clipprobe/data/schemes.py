@@ -100,6 +100,7 @@ class UserSource:
 
     scheme: ClassVar[str] = ""
     labelled: ClassVar[bool] = False  # the scheme itself makes the label column (named "label" unless given)
+    label_column: ClassVar[bool] = True  # the data has label columns to choose from (not so for class folders)
 
     name: str = ""
     image_column: str = "image"
@@ -108,6 +109,8 @@ class UserSource:
     splits: tuple[tuple[str, str], ...] = ()
     fractions: SplitFractions = SplitFractions()
     strict: bool = False
+    # A manifest's image paths must lie inside its folder (no ../ or absolute path out of it) unless this is set.
+    allow_outside_root: bool = False
 
     def __post_init__(self):
         if self.label is None and self.labelled:
@@ -169,7 +172,20 @@ class UserSource:
             "files": [{"file": b["file"], "reason": b["reason"]} for b in bad[:LISTED_BAD_FILES]],
         }
 
+    def location(self) -> str:
+        """Where the data lives (scheme and absolute location): two sources at one location are the same data."""
+        return f"{self.scheme}:{self._read().where}"
+
     # --- shared machinery ----------------------------------------------------------------------------
+
+    def _check_inside(self, file: Path, root: Path, where: str) -> None:
+        """The rule for manifests: the images they name lie inside their folder, unless allow_outside_root."""
+        if self.allow_outside_root or file.resolve().is_relative_to(root.resolve()):
+            return
+        raise UsageError(
+            f"{where}: image {file} lies outside the manifest's folder {root}; move it inside, or allow this "
+            "with --allow-outside-root (in a task file: allow_outside_root = true)"
+        )
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -563,6 +579,7 @@ class ImageFolderSource(UserSource):
 
     scheme: ClassVar[str] = "imagefolder"
     labelled: ClassVar[bool] = True
+    label_column: ClassVar[bool] = False
     root: str
 
     @classmethod
@@ -672,8 +689,9 @@ class CsvSource(UserSource):
         base = manifest.parent
         by_split: dict[str, tuple[list[Path], list[str]]] = {}
         content: list[Any] = [_file_hash(manifest)]
-        for row in rows:
+        for number, row in enumerate(rows, start=2):  # line 1 is the header
             file = base / (row[path_column] or "").strip()
+            self._check_inside(file, base, f"{self.path} line {number}")
             split = (row.get("split") or "").strip() or "all"
             files, labels = by_split.setdefault(split, ([], []))
             files.append(file)

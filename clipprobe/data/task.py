@@ -79,6 +79,24 @@ class Task:
         }
 
 
+def overview(task: Task) -> dict[str, Any]:
+    """What `clipprobe tasks` lists, without rendering or decoding anything: the task's summary when its data is at
+    hand; for data still to be generated, the sizes the generator will make (`exact` False when the task keeps only
+    some of those rows) and no class counts."""
+    ready = getattr(task.source, "ready", None)
+    if not callable(ready) or ready():
+        return {**task.summary(), "exact": True}
+    return {
+        "task": task.name,
+        "description": task.description,
+        "source": task.source.name,
+        "classes": list(task.classes),
+        "splits": task.source.planned_sizes(),
+        "class_counts": None,
+        "exact": not task.where,
+    }
+
+
 TASKS: Registry[Task] = Registry("task")
 # NAME[key=value,...]: a registered task with options (see Task.variant).
 _WITH_OPTIONS = re.compile(r"(?P<name>[^\[\]]+)\[(?P<options>[^\[\]]*)\]")

@@ -3,6 +3,7 @@ a task given as a name, a file or a Task."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ else:  # pragma: no cover
 
 
 TASK_FILE_KEYS = (
+    "allow_outside_root",
     "auto_split",
     "classes",
     "description",
@@ -40,10 +42,27 @@ def parse_dataset(spec: str, base: Path | None = None, **options) -> UserSource:
     return SCHEMES.get(scheme).from_spec(rest, base=base, name=spec, **options)
 
 
-def dataset_task(spec: str, label: str = "label", image_column: str = "image") -> Task:
-    """A task over a dataset named on the command line, named after its path."""
-    source = parse_dataset(spec, image_column=image_column, label=label)
-    return Task(source.task_name(), f"{label} of {spec}", source, label, source.class_names())
+def dataset_task(
+    spec: str,
+    label: str | None = None,
+    image_column: str = "image",
+    name: str | None = None,
+    allow_outside_root: bool = False,
+) -> Task:
+    """A task over a dataset named on the command line, named `name` or after its path.
+
+    `label` names the label column (default "label"); a scheme whose labels are folder names takes none."""
+    source = parse_dataset(spec, image_column=image_column, allow_outside_root=allow_outside_root)
+    if label is not None and not source.label_column:
+        raise UsageError(
+            f"{spec}: {source.scheme} data takes its labels from its class folders' names, so --label does not "
+            "apply (it names the label column of csv, parquet or hf data)"
+        )
+    label = label or "label"
+    source = dataclasses.replace(source, label=label)
+    if name is not None and not name.strip():
+        raise UsageError("--name must not be empty")
+    return Task(name or source.task_name(), f"{label} of {spec}", source, label, source.class_names())
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -93,6 +112,7 @@ def load_task_file(path: str | Path) -> Task:
         classes=tuple(classes) if classes else None,
         splits=splits,
         fractions=SplitFractions(**auto),
+        allow_outside_root=get("allow_outside_root", bool, False),
     )
     name = get("name", str, path.stem)
     description = get("description", str, f"{label} of {source_spec}")
@@ -119,7 +139,7 @@ def read_prompt_file(path: str | Path) -> dict[str, tuple[str, ...]]:
 
 
 def _kind_name(kind: type) -> str:
-    return {str: "string", list: "list", dict: "table"}.get(kind, kind.__name__)
+    return {str: "string", list: "list", dict: "table", bool: "boolean (true or false)"}.get(kind, kind.__name__)
 
 
 def resolve_task(task: str | Task, strict: bool = False) -> Task:

@@ -15,7 +15,8 @@ from ..core.storage import atomic_path, file_sha256, stable_hash, write_json
 from .chunks import ChunkStore
 
 # Bump when the extraction code changes what it stores, so old cache entries are not reused.
-CACHE_FORMAT = 2
+# 3: images decoded and resized in uint8 by torchvision (clipprobe.features.decode), no longer through PIL.
+CACHE_FORMAT = 3
 
 
 class FeatureCache:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..core.errors import UsageError
+from .devices import AUTO, resolve_device
 from .precision import DEFAULT_PRECISION
 
 # Which features of the image tower are read (see `layer_forward`); "embedding" is what CLIP users get.
@@ -24,10 +25,13 @@ class ExtractorConfig:
 
     model: str = "mini-clip"
     pretrained: str | None = None
+    # One of clipprobe.features.precision.PRECISION_CHOICES: fp32 (the default here), bf16, fp16, amp, amp_bf16, or
+    # auto, which `resolve_precision` turns into bf16 or fp32 for this device and model before anything is keyed.
     precision: str = DEFAULT_PRECISION
     # One of LAYERS: embedding (the projected embedding), pre-projection, tokens or grid (see `layer_forward`).
     layer: str = DEFAULT_LAYER
-    device: str = "cpu"
+    # A torch device, or "auto" (CUDA, then MPS, then the CPU), resolved when the config is made: records say which.
+    device: str = "auto"
     batch_size: int = 64
     seed: int = 0
     extractor: str = "open_clip"
@@ -44,10 +48,15 @@ class ExtractorConfig:
     # (resize both sides) or pad (resize the long side, pad); None: the model's own preprocessing (open_clip's
     # resize mode for the weights, usually crop; squash for raw pixels). Part of the cache key and the row name.
     resize: str | None = None
+    # Why `precision` is what it is, when `auto` chose it (resolve_precision); recorded with the features and in
+    # each result. Not part of any key or comparison: the features depend on the precision, not on the reason.
+    precision_reason: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.seed, int) or self.seed < 0:
             raise UsageError(f"--seed must be a whole number 0 or more, got {self.seed!r}")
+        if self.device == AUTO:
+            object.__setattr__(self, "device", resolve_device(self.device))
 
 
 def check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:

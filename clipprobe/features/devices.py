@@ -16,6 +16,19 @@ def available_devices() -> list[str]:
     return devices
 
 
+# The default device: the fastest this machine has.
+AUTO = "auto"
+AUTO_ORDER = ("cuda", "mps", "cpu")
+
+
+def resolve_device(device: str) -> str:
+    """`auto`: CUDA if torch sees a GPU, else Apple's MPS, else the CPU; any other name is returned as it is."""
+    if device != AUTO:
+        return device
+    available = available_devices()
+    return next(name for name in AUTO_ORDER if name in available)
+
+
 def check_device(device: str) -> None:
     if device not in available_devices():
         raise UsageError(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
 from ..core.errors import UsageError
+from ..core.locks import exclusive
 from ..core.progress import progress_bar
+from ..core.storage import stable_hash
 from ..data.task import PROBE_SPLITS, DataSource
 from .cache import FeatureCache, FeatureSet
 from .chunks import DEFAULT_CHUNK_ROWS, Shard, encode_chunks, shard_plan
@@ -31,12 +34,17 @@ def extract_features(
     config = config or ExtractorConfig()
     cache = cache or FeatureCache()
     extractor = make_extractor(config)
-    keys, missing, data, stores, meta = _prepare(source, config, extractor, splits, cache, refresh, chunk_rows)
-    if missing:
-        _compute(source, extractor, data, stores, shard_plan(stores.items(), None))
-        for split in missing:
-            cache.save_chunks(keys[split], stores[split], {**meta, "split": split})
-    return _feature_set(cache, keys, splits, missing)
+    keys = _keys(source, extractor, splits, cache)
+    if not refresh and all(cache.has(key) for key in keys.values()):
+        return _feature_set(cache, keys, splits, [], extractor)
+    # Another process extracting the same entry: wait for it, then use what it stored.
+    with exclusive(_lock_target(cache, keys), f"extracting {source.name} with {config.model}"):
+        keys, missing, data, stores, meta = _prepare(source, config, extractor, splits, cache, refresh, chunk_rows)
+        if missing:
+            _compute(source, extractor, data, stores, shard_plan(stores.items(), None))
+            for split in missing:
+                cache.save_chunks(keys[split], stores[split], {**meta, "split": split})
+        return _feature_set(cache, keys, splits, missing, extractor)
 
 
 def extract_shard(
@@ -72,19 +80,35 @@ def merge_features(
     config = config or ExtractorConfig()
     cache = cache or FeatureCache()
     extractor = make_extractor(config)
-    keys, missing, _, stores, meta = _prepare(source, config, extractor, splits, cache, False, chunk_rows)
-    for split in missing:
-        stores[split].check()
-    for split in missing:
-        cache.save_chunks(keys[split], stores[split], {**meta, "split": split})
-    return _feature_set(cache, keys, splits, missing)
+    with exclusive(_lock_target(cache, _keys(source, extractor, splits, cache)), f"assembling {source.name}"):
+        keys, missing, _, stores, meta = _prepare(source, config, extractor, splits, cache, False, chunk_rows)
+        for split in missing:
+            stores[split].check()
+        for split in missing:
+            cache.save_chunks(keys[split], stores[split], {**meta, "split": split})
+        return _feature_set(cache, keys, splits, missing, extractor)
+
+
+def _fingerprint(source) -> str:
+    # The same dataset read through another image column is other data.
+    return f"{source.fingerprint()}:{source.image_column}"
+
+
+def _keys(source, extractor, splits, cache) -> dict[str, str]:
+    fingerprint = _fingerprint(source)
+    identity = extractor.identity()
+    return {split: cache.key(identity, fingerprint, split) for split in splits}
+
+
+def _lock_target(cache: FeatureCache, keys: dict[str, str]) -> Path:
+    """One lock for the entries of the splits of one extractor and data source, in the cache folder."""
+    return cache.root / stable_hash(sorted(keys.values()), 32)
 
 
 def _prepare(source, config, extractor, splits, cache, refresh, chunk_rows):
     """Cache keys, the missing splits, and for those the data, their chunk stores and the entry's metadata."""
     identity = extractor.identity()
-    # The same dataset read through another image column is other data.
-    fingerprint = f"{source.fingerprint()}:{source.image_column}"
+    fingerprint = _fingerprint(source)
     keys = {split: cache.key(identity, fingerprint, split) for split in splits}
     missing = [s for s in splits if refresh or not cache.has(keys[s])]
     if not missing:
@@ -125,9 +149,12 @@ def _compute(source, extractor, data, stores, plan, suffix: str = "") -> None:
         encode_chunks(plan, stores, encode)
 
 
-def _feature_set(cache, keys, splits, computed) -> FeatureSet:
+def _feature_set(cache, keys, splits, computed, extractor) -> FeatureSet:
     arrays = {split: cache.load(keys[split]) for split in splits}
     stored = cache.meta(keys[splits[0]])
     meta = {k: stored[k] for k in ("identity", "representation", "model", "pretrained", "data", "preprocess", "config")}
+    # How rows are named comes from this code, not from the entry: the key holds everything that decides the
+    # numbers, and an entry stored under an older naming (or reached through another path) keeps its features.
+    meta.update(extractor.describe())
     meta["keys"] = keys
     return FeatureSet(arrays=arrays, meta=meta, computed=list(computed))

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections import OrderedDict
+import threading
+import time
+import warnings
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import datasets
 import numpy as np
 
 from ..core.errors import UsageError
+from ..core.machine import cores
 from ..core.progress import progress_bar
 from ..core.registry import Registry
 from .config import DEFAULT_LAYER, LAYERS, ExtractorConfig, check_choice
-from .devices import check_device
+from .devices import check_device, resolve_device
 from .geometry import RESIZE_MODES, check_resize, tensor_transform
 from .layers import layer_forward, layer_identity
-from .precision import DEFAULT_PRECISION, PRECISIONS, with_autocast, with_channels_last
+from .precision import AUTO, DEFAULT_PRECISION, PRECISION_CHOICES, native_bf16_device, with_autocast, with_channels_last
 
 
 class Extractor(Protocol):
@@ -54,7 +62,9 @@ class BatchExtractor:
         self.group = parse_orbit(config.orbit)
 
     def pipeline(self):
-        """(transform from PIL image to tensor, forward from batch to features, input dtype)."""
+        """(transform from PIL image to tensor, forward from batch to features, input dtype). A transform with a
+        `normalize` method (clipprobe.features.decode.Uint8Preprocess) gives uint8 tensors, decodes encoded bytes
+        (`decode`) and turns each uint8 batch into the model's input on the device."""
         raise NotImplementedError
 
     def encode(self, split: datasets.Dataset, description: str, image_column: str = "image") -> np.ndarray:
@@ -77,34 +87,50 @@ class BatchExtractor:
         from .orbits import orbit_average
 
         transform, forward, input_dtype = self.pipeline()
-        rows = split if (start, stop) == (0, len(split)) else split.select(range(start, stop))
+        normalize = getattr(transform, "normalize", None)
+        whole = (start, stop) == (0, len(split))
+        rows = split if whole else split.select(range(start, stop))
         cuda = self.config.device.startswith("cuda")
         key = (getattr(split, "_fingerprint", None), start, stop, image_column, repr(transform))
         kept = _INPUTS.get(key) if key[0] is not None else None
+        workers = 0
         if kept is not None:  # decoded and preprocessed before in this process: the same tensors, without decoding
             _INPUTS.move_to_end(key)
             batches = kept.split(self.config.batch_size)
         else:
-            batches = torch.utils.data.DataLoader(
-                _ImageSplit(rows, transform, image_column),
-                batch_size=self.config.batch_size,
-                shuffle=False,
-                num_workers=loader_workers(self.config.workers, len(rows), self.config.batch_size, self.config.device),
-                pin_memory=cuda,  # page-locked batches copy to the GPU asynchronously
-            )
+            workers = loader_workers(self.config.workers, len(rows), self.config.batch_size, self.config.device)
+            images = _ImageSplit(rows, transform, image_column)
+            if images.raw is not None:  # uint8 decoding releases the GIL: threads, no process to start or feed
+                threads = decode_threads(self.config.workers, len(rows), self.config.batch_size, self.config.device)
+                batches = _threaded_batches(images, self.config.batch_size, threads, pin=cuda)
+                # Only threads asked for take cores from the forward pass; the default one decodes in its gaps.
+                workers = workers if self.config.workers is not None else 0
+            else:
+                batches = torch.utils.data.DataLoader(
+                    images,
+                    batch_size=self.config.batch_size,
+                    shuffle=False,
+                    num_workers=workers,
+                    pin_memory=cuda,  # page-locked batches copy to the GPU asynchronously
+                )
         decoded = []
         out: np.ndarray | None = None
         done = 0
-        with torch.inference_mode():
+        with torch.inference_mode(), _forward_threads(workers, self.config.device):
             for images in batches:
                 if kept is None and decoded is not None:
-                    # Kept only when the whole range fits the cache: a large split is not held in memory twice.
-                    fits = images[0].element_size() * images[0].nelement() * len(rows) <= INPUT_CACHE_BYTES
+                    # Kept only for a whole split (one chunk) that fits the cache: a split large enough to be
+                    # extracted in chunks is not held in memory, so peak memory does not grow with the data.
+                    fits = whole and images[0].element_size() * images[0].nelement() * len(rows) <= INPUT_CACHE_BYTES
                     if fits:
                         decoded.append(images)
                     else:
                         decoded = None
-                images = images.to(device=self.config.device, dtype=input_dtype, non_blocking=cuda)
+                images = images.to(device=self.config.device, non_blocking=cuda)
+                if normalize is not None:  # uint8 batches: converted and normalised here, on the device
+                    images = normalize(images)
+                if input_dtype is not None:
+                    images = images.to(dtype=input_dtype)
                 features = orbit_average(forward, images, self.group) if self.group is not None else forward(images)
                 batch = features.float().cpu().numpy()
                 if out is None:
@@ -123,7 +149,8 @@ class BatchExtractor:
 # -> the stacked input tensor. The transforms are deterministic, so a kept tensor is what decoding would give.
 _INPUTS: OrderedDict[tuple, Any] = OrderedDict()
 # At most this many bytes are kept (least recently used first out); a larger split is simply decoded each time.
-INPUT_CACHE_BYTES = 1 << 30
+# uint8 inputs (clipprobe.features.decode) take a quarter of float32's: 256 MB holds what 1 GB held before.
+INPUT_CACHE_BYTES = 256 << 20
 
 
 def _keep_inputs(key: tuple, inputs) -> None:
@@ -135,11 +162,40 @@ def _keep_inputs(key: tuple, inputs) -> None:
         _INPUTS.popitem(last=False)
 
 
+@contextmanager
+def _forward_threads(workers: int, device: str):
+    """On a CPU with decode workers, the forward pass runs on the cores they leave (at least one) and gives the
+    rest back afterwards: torch's threads would otherwise spin against the workers for the same cores
+    (mini-clip, 2 cores, 2 workers: 897 img/s with one forward thread, 625 with two)."""
+    import torch
+
+    if workers == 0 or not device.startswith("cpu"):
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(threads, cores() - workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 # Starting a worker process costs about as much as decoding a few batches: below this many batches, decode in-process.
 MIN_BATCHES_FOR_WORKER = 4
 
 
 MAX_AUTO_WORKERS = 4
+
+
+def decode_threads(requested: int | None, rows: int, batch_size: int, device: str = "cpu") -> int:
+    """Threads that decode uint8 batches (clipprobe.features.decode) ahead of the forward pass: `requested` if
+    given; on a GPU, as many as `loader_workers` would start processes; on a CPU, one for a split of more than
+    one batch. That one overlaps decoding with the forward pass without taking a core from it: a compute-bound
+    tower (ViT-B-32) decodes in about 4 % of its time, which the thread fills; a decode-bound small tower gains
+    more from `--workers 2`, whose threads do take cores (the forward pass keeps the rest, at least one)."""
+    if requested is not None or device.startswith("cuda"):
+        return loader_workers(requested, rows, batch_size, device)
+    return 1 if rows > batch_size else 0
 
 
 def loader_workers(requested: int | None, rows: int, batch_size: int, device: str = "cpu") -> int:
@@ -171,6 +227,31 @@ def parse_orbit(spec: str | None):
     return get_group(spec)
 
 
+# Checkpoint file names that say nothing about the weights (open_clip's, the hub's): such a file is named after its folder.
+GENERIC_CHECKPOINT_NAMES = ("open_clip_model", "open_clip_pytorch_model", "pytorch_model", "model", "checkpoint")
+
+
+def weights_names(model: str, weights: Any) -> tuple[str, str]:
+    """(model, pretrained) as result tables name them: from the model's name and the weights' identity, never
+    from the path typed, so the same weights reached through another path are the same row. A tag names itself
+    (`openai`, `dashcam-salient`, `random`); a checkpoint file is its name and the start of its content hash
+    (`rn50_random-1a2b3c4d`; a file named like `open_clip_model.safetensors` takes its folder's name); a hub model
+    is its id (`hf-hub:ORG/NAME` for both); a `local-dir:` folder is `local-dir:FOLDER-NAME` with its checkpoint's
+    hash as the weights."""
+    identity = weights.identity
+    kind = identity.get("kind")
+    if kind == "hf-hub":
+        return model, model
+    if kind == "local-dir":
+        folder = Path(model[len("local-dir:") :]).expanduser()
+        return f"local-dir:{folder.resolve().name or folder}", identity["sha256"][:8]
+    if identity.get("tag") or kind == "random" or not identity.get("sha256") or weights.load_arg is None:
+        return model, weights.label
+    checkpoint = Path(weights.load_arg)
+    name = checkpoint.parent.resolve().name if checkpoint.stem in GENERIC_CHECKPOINT_NAMES else checkpoint.stem
+    return model, f"{name or checkpoint.stem}-{identity['sha256'][:8]}"
+
+
 @EXTRACTORS.register("open_clip")
 class OpenClipExtractor(BatchExtractor):
     """Image features from any open_clip model; the model is built only when a split is missing."""
@@ -178,9 +259,11 @@ class OpenClipExtractor(BatchExtractor):
     def __init__(self, config: ExtractorConfig):
         from .weights import resolve_weights
 
-        check_choice("precision", config.precision, tuple(PRECISIONS))
+        check_choice("precision", config.precision, PRECISION_CHOICES)
         check_choice("layer", config.layer, LAYERS)
         super().__init__(config)
+        # `auto` becomes a concrete precision here, before the identity (hence the cache key) or the row name exists.
+        self.config = config = resolve_precision(config)
         self.weights = resolve_weights(config.model, config.pretrained)
         self._model = None
         self._preprocess = None
@@ -211,6 +294,10 @@ class OpenClipExtractor(BatchExtractor):
             identity["orbit"] = self.config.orbit
         return identity
 
+    @property
+    def precision_reason(self) -> str:
+        return self.config.precision_reason or f"asked for ({self.config.precision})"
+
     def describe(self) -> dict[str, str]:
         """How result tables name this representation."""
         # A non-default layer is another representation: its own row (and result file), e.g. "ViT-B-32/openai [tokens]".
@@ -219,8 +306,16 @@ class OpenClipExtractor(BatchExtractor):
         tags += [self.config.precision] if self.config.precision != DEFAULT_PRECISION else []
         tags += [f"orbit:{self.config.orbit}"] if self.config.orbit else []
         tags += [f"resize={self.config.resize}"] if self.config.resize else []
-        row = f"{self.config.model}/{self.weights.label}" + (f" [{', '.join(tags)}]" if tags else "")
-        return {"representation": row, "model": self.config.model, "pretrained": self.weights.label}
+        model, pretrained = weights_names(self.config.model, self.weights)
+        name = model if model == pretrained else f"{model}/{pretrained}"
+        row = name + (f" [{', '.join(tags)}]" if tags else "")
+        # Why this precision (what `auto` saw, or "asked for"): it travels with the features into each result.
+        return {
+            "representation": row,
+            "model": model,
+            "pretrained": pretrained,
+            "precision_reason": self.precision_reason,
+        }
 
     def _load(self):
         if self._model is None:
@@ -253,8 +348,167 @@ class OpenClipExtractor(BatchExtractor):
     def pipeline(self):
         import open_clip
 
+        from .decode import Uint8Preprocess
+
         _, preprocess = self._load()
-        return preprocess, self._forward, open_clip.get_input_dtype(self.config.precision)
+        # open_clip's own steps on uint8 tensors when it recognises them (decode.py), else open_clip's PIL transform.
+        transform = Uint8Preprocess.from_transform(preprocess) or preprocess
+        return transform, self._forward, open_clip.get_input_dtype(self.config.precision)
+
+
+def resolve_precision(config: ExtractorConfig) -> ExtractorConfig:
+    """`config` with a concrete precision: `auto` becomes bf16 where the device computes bf16 natively and bf16's
+    features agree with fp32's for this model and weights (`bf16_verdict`, run once per model, weights, device and
+    machine, then read from the cache folder), fp32 elsewhere; `precision_reason` says which test decided.
+    A concrete precision is returned as it is."""
+    if config.precision != AUTO:
+        return config
+    if config.extractor != "open_clip":
+        return dataclasses.replace(
+            config, precision=DEFAULT_PRECISION, precision_reason=f"auto: the {config.extractor} extractor is float32"
+        )
+    device = resolve_device(config.device)
+    check_device(device)  # an unknown device is named as such, before any probing of it
+    native, why = native_bf16_device(device)
+    if not native:
+        return dataclasses.replace(config, precision="fp32", precision_reason=f"auto: fp32, since {why}")
+    verdict = bf16_verdict(dataclasses.replace(config, device=device))
+    if verdict["agrees"]:
+        return dataclasses.replace(
+            config, precision="bf16", precision_reason=f"auto: bf16, since {why} and {verdict['summary']}"
+        )
+    warnings.warn(
+        f"--precision auto: {config.model}/{config.pretrained or 'default'} falls back to fp32: {verdict['summary']}",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return dataclasses.replace(
+        config, precision="fp32", precision_reason=f"auto: fp32, since {why} but {verdict['summary']}"
+    )
+
+
+# The check that stands between native bf16 and trusting it for a model: CHECK_CLASSES x CHECK_PER_CLASS generated
+# images (a coloured disc on a graded background, the class its dominant channel), encoded in fp32 and in bf16.
+# bf16 is trusted when every image's embedding points where fp32's does (cosine >= CHECK_MIN_COSINE) and a linear
+# probe on bf16's features scores inside the 95 % bootstrap interval of the same probe on fp32's (trained on half
+# the images, scored on the other half). Bump CHECK_VERSION when the check changes: verdicts are cached under it.
+CHECK_VERSION = 1
+CHECK_CLASSES = 3
+CHECK_PER_CLASS = 24
+CHECK_MIN_COSINE = 0.99
+CHECK_RESAMPLES = 1000
+
+
+def bf16_verdict(config: ExtractorConfig) -> dict[str, Any]:
+    """Whether bf16 features of `config`'s model agree with fp32's (see CHECK_*); cached as JSON under
+    $CLIPPROBE_HOME/precision, keyed by model, weights, device and machine, so that it runs once."""
+    import torch
+
+    from ..core import machine, paths
+    from ..core.storage import stable_hash, write_json
+    from .weights import model_config, resolve_weights
+
+    weights = resolve_weights(config.model, config.pretrained)
+    device = config.device
+    device_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else machine.cpu_model()
+    key = {
+        "check": CHECK_VERSION,
+        "model": config.model,
+        "model_config": model_config(config.model),
+        "weights": weights.identity,
+        "device": [device, device_name, sorted(machine.cpu_flags() & set(machine.BF16_FLAGS))],
+        "torch": torch.__version__,
+    }
+    path = paths.home() / "precision" / f"{paths.slug(config.model)}-{stable_hash(key, 16)}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())["verdict"]
+        except (ValueError, KeyError):
+            pass  # a damaged verdict is simply computed again
+    started = time.perf_counter()
+    verdict = _check_bf16(config)
+    verdict["seconds"] = round(time.perf_counter() - started, 1)
+    write_json(path, {"key": key, "verdict": verdict})
+    return verdict
+
+
+def check_images() -> tuple[list, np.ndarray]:
+    """The check's images (224 px, deterministic) and their labels."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    size = 224
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    images, labels = [], []
+    for i in range(CHECK_CLASSES * CHECK_PER_CLASS):
+        label = i % CHECK_CLASSES
+        pixels = (
+            rng.uniform(0.2, 0.8, 3)
+            + xx[..., None] * rng.uniform(-0.3, 0.3, 3)
+            + yy[..., None] * rng.uniform(-0.3, 0.3, 3)
+        )
+        (cx, cy), radius = rng.uniform(0.25, 0.75, 2), rng.uniform(0.1, 0.25)
+        colour = rng.uniform(0.1, 0.5, 3)
+        colour[label] += rng.uniform(0.2, 0.5)
+        pixels[(xx - cx) ** 2 + (yy - cy) ** 2 < radius**2] = colour
+        pixels += rng.normal(0, 0.05, pixels.shape)
+        images.append(Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)))
+        labels.append(label)
+    return images, np.array(labels)
+
+
+def _check_bf16(config: ExtractorConfig) -> dict[str, Any]:
+    """Encode the check's images in fp32 and bf16 (the final embedding) and compare them."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.preprocessing import StandardScaler
+
+    images, labels = check_images()
+    base = dataclasses.replace(
+        config, layer=DEFAULT_LAYER, orbit=None, resize=None, channels_last=False, precision_reason=None
+    )
+    features = {}
+    for precision in ("fp32", "bf16"):
+        transform, forward, dtype = OpenClipExtractor(dataclasses.replace(base, precision=precision)).pipeline()
+        inputs = torch.stack([transform(image) for image in images])
+        if hasattr(transform, "normalize"):  # uint8 inputs (decode.Uint8Preprocess)
+            inputs = transform.normalize(inputs)
+        with torch.inference_mode():
+            batches = inputs.split(config.batch_size)
+            out = [forward(b.to(device=config.device, dtype=dtype)).float().cpu() for b in batches]
+        features[precision] = torch.cat(out).double().numpy()
+    a, b = features["fp32"], features["bf16"]
+    cosine = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    train, held_out = np.arange(0, len(labels), 2), np.arange(1, len(labels), 2)
+    predicted = {}
+    for precision, x in features.items():
+        scaler = StandardScaler().fit(x[train])
+        probe = LogisticRegression(max_iter=1000).fit(scaler.transform(x[train]), labels[train])
+        predicted[precision] = probe.predict(scaler.transform(x[held_out]))
+    y = labels[held_out]
+    scores = {p: float(balanced_accuracy_score(y, predicted[p])) for p in predicted}
+    rng = np.random.default_rng(0)
+    resampled = []
+    for _ in range(CHECK_RESAMPLES):
+        pick = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[pick])) == CHECK_CLASSES:
+            resampled.append(balanced_accuracy_score(y[pick], predicted["fp32"][pick]))
+    low, high = (float(v) for v in np.percentile(resampled, [2.5, 97.5]))
+    inside = low <= scores["bf16"] <= high
+    close = bool(cosine.min() >= CHECK_MIN_COSINE)
+    summary = (
+        f"bf16 {'agreed' if close and inside else 'disagreed'} with fp32 on {len(labels)} check images "
+        f"(cosine min {cosine.min():.5f}, target >= {CHECK_MIN_COSINE}; held-out probe {scores['bf16']:.3f} "
+        f"{'inside' if inside else 'outside'} fp32's {scores['fp32']:.3f} [{low:.3f}, {high:.3f}])"
+    )
+    return {
+        "agrees": close and inside,
+        "summary": summary,
+        "images": len(labels),
+        "cosine": {"min": round(float(cosine.min()), 6), "median": round(float(np.median(cosine)), 6)},
+        "probe": {"fp32": scores["fp32"], "fp32_interval": [low, high], "bf16": scores["bf16"], "inside": inside},
+    }
 
 
 @EXTRACTORS.register("pixels")
@@ -301,11 +555,15 @@ class _ImageSplit:
     """A map-style torch dataset over one split's images, decoded and preprocessed on access."""
 
     def __init__(self, split: datasets.Dataset, transform, column: str = "image"):
+        from .decode import raw_images
+
         if column not in split.column_names:
             raise UsageError(f"No image column '{column}'. Columns: {', '.join(split.column_names)}")
         self.images = split.select_columns([column])
         self.column = column
         self.transform = transform
+        # The encoded bytes, for a transform that decodes them itself (no PIL image in between).
+        self.raw = raw_images(split, column) if hasattr(transform, "decode") else None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -316,7 +574,43 @@ class _ImageSplit:
     def __getitems__(self, indices: list[int]):
         """A batch's rows in one read of the Arrow table (the DataLoader asks for them together): `datasets` has a
         fixed cost per access, which a decode-bound small model otherwise pays once per image."""
-        return [self.transform(image.convert("RGB")) for image in self.images[indices][self.column]]
+        from .decode import read_bytes, readable
+
+        if self.raw is not None:
+            with _READ_LOCK:  # decoding threads share one Arrow table: its reads go one at a time
+                entries = self.raw[indices][self.column]
+            if all(readable(entry) for entry in entries):
+                return [self.transform.decode(read_bytes(entry)) for entry in entries]
+        with _READ_LOCK:
+            images = self.images[indices][self.column]
+        return [self.transform(image.convert("RGB")) for image in images]
+
+
+_READ_LOCK = threading.Lock()
+
+
+def _threaded_batches(images: _ImageSplit, batch_size: int, threads: int, pin: bool = False):
+    """`images`' batches in order, stacked, decoded by `threads` threads (none: in this thread) a few batches
+    ahead of the forward pass. Decoding in uint8 (torchvision's decoders, torch's resize) releases the GIL, so
+    threads decode side by side without starting or feeding worker processes; page-locked for a GPU."""
+    import torch
+
+    def batch(start: int):
+        stacked = torch.stack(images.__getitems__(list(range(start, min(start + batch_size, len(images))))))
+        return stacked.pin_memory() if pin else stacked
+
+    starts = range(0, len(images), batch_size)
+    if threads == 0:
+        yield from (batch(start) for start in starts)
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        ahead = deque(pool.submit(batch, start) for start in starts[: 2 * threads])
+        for start in starts[2 * threads :]:
+            done = ahead.popleft().result()
+            ahead.append(pool.submit(batch, start))
+            yield done
+        while ahead:
+            yield ahead.popleft().result()
 
 
 def make_extractor(config: ExtractorConfig) -> Extractor:

@@ -1,8 +1,11 @@
-"""The numeric precisions an image tower can run in, and how each is applied (no heavy imports: the CLI reads it)."""
+"""The numeric precisions an image tower can run in, how each is applied, and which one `auto` picks on this
+device (no heavy imports: the CLI reads it)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from ..core import machine
 
 # name -> what it is and when it pays; the names are open_clip's own (`create_model(precision=...)`).
 PRECISIONS = {
@@ -13,6 +16,15 @@ PRECISIONS = {
     "amp_bf16": "float32 weights, bfloat16 torch.autocast: GPUs and bf16-capable CPUs",
 }
 DEFAULT_PRECISION = "fp32"
+# `auto`: bf16 where the device computes it natively (CUDA from Ampere on; CPUs with AVX512-BF16, AMX or Arm BF16)
+# and bf16's features have been checked against fp32's for the model (clipprobe.features.extractors.
+# resolve_precision); fp32 elsewhere. It is resolved before anything is keyed or named, so a cache entry, a row
+# name and a result always carry the concrete precision, and the record says why it was chosen.
+AUTO = "auto"
+PRECISION_CHOICES = (AUTO, *PRECISIONS)
+# What the command line offers by default (the library's ExtractorConfig keeps DEFAULT_PRECISION: fp32 results,
+# bit for bit the same on every machine, unless a caller asks for auto).
+CLI_DEFAULT_PRECISION = AUTO
 # Precisions whose weights stay float32 and whose matrix products run under torch.autocast in this dtype.
 AUTOCAST_DTYPES = {"amp": "float16", "amp_bf16": "bfloat16"}
 
@@ -38,3 +50,29 @@ def with_channels_last(forward: Callable) -> Callable:
     import torch
 
     return lambda images: forward(images.contiguous(memory_format=torch.channels_last))
+
+
+def native_bf16_device(device: str) -> tuple[bool, str]:
+    """Whether `device` does bf16 arithmetic in hardware, and the reason in words (recorded with `auto`'s choice).
+
+    CUDA: compute capability 8.0 or later (Ampere on). CPU: the AVX512-BF16, AMX or Arm BF16 flags
+    (clipprobe.core.machine.native_bf16; not torch's mkldnn check, which says yes on any AVX-512 CPU, where bf16
+    is emulated at a tenth of fp32's speed). Anything else (mps): no."""
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        import torch
+
+        major, minor = torch.cuda.get_device_capability(device)
+        name = torch.cuda.get_device_name(device)
+        if (major, minor) >= (8, 0):
+            return True, f"{name} (compute capability {major}.{minor}) computes bf16 natively"
+        return False, f"{name} (compute capability {major}.{minor}, before Ampere) has no native bf16"
+    if device == "cpu":
+        if machine.native_bf16():
+            flags = sorted(machine.cpu_flags() & set(machine.BF16_FLAGS))
+            return True, f"the CPU computes bf16 natively ({', '.join(flags) or 'bf16 flags'})"
+        return False, "the CPU has no native bf16 (no AVX512-BF16, AMX or Arm BF16 flag; bf16 would be emulated)"
+    return False, f"device {device} is not known to compute bf16 natively"

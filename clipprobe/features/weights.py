@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Callable
@@ -38,6 +39,8 @@ class BuiltinWeights:
     materialise: Callable[[], Path]
     # Used when `--pretrained` is omitted for this model.
     default: bool = False
+    # Whether they are trained and stored already (else the first use trains them).
+    trained: Callable[[], bool] = lambda: False
 
 
 BUILTIN_WEIGHTS: Registry[BuiltinWeights] = Registry("built-in weights")
@@ -100,15 +103,81 @@ def list_models() -> list[str]:
     return open_clip.list_models()
 
 
-def resolve_weights(model: str, pretrained: str | None) -> WeightsSpec:
-    """Check `model` and `pretrained` without building anything; raise errors that list the choices."""
+def parse_model_spec(spec: str) -> tuple[str, str | None]:
+    """`MODEL@PRETRAINED` -> (MODEL, PRETRAINED), e.g. `ViT-B-32@openai` or `RN50@/models/rn50.pt`; a bare
+    `MODEL` -> (MODEL, None): its default weights."""
+    model, _, pretrained = spec.strip().partition("@")
+    if not model:
+        raise UsageError(
+            f"Model '{spec}' has no name before '@': write MODEL or MODEL@PRETRAINED, e.g. ViT-B-32@openai"
+        )
+    return model, pretrained or None
+
+
+def read_models_file(path: str | Path) -> list[tuple[str, str | None]]:
+    """A models file as CLIP_benchmark reads it: one `model,pretrained` per line (`pretrained` may be left out;
+    blank lines and lines starting with # are skipped). Returns (model, pretrained) pairs in order."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read models file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    models = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) > 2 or not fields[0]:
+            raise UsageError(f"{path} line {number}: expected MODEL,PRETRAINED (e.g. ViT-B-32,openai), got {line!r}")
+        models.append((fields[0], (fields[1] if len(fields) == 2 else "") or None))
+    if not models:
+        raise UsageError(f"Models file {path} lists no model (one MODEL,PRETRAINED per line)")
+    return models
+
+
+def tag_available_offline(model: str, tag: str) -> bool:
+    """Whether an open_clip tag's weights are on this machine already (the Hugging Face cache, or open_clip's
+    ~/.cache/clip for URL downloads), so it loads without network. Looks only; downloads nothing."""
+    cfg = open_clip.get_pretrained_cfg(model, tag)
+    if not cfg:
+        return False
+    if cfg.get("file"):
+        return Path(cfg["file"]).is_file()
+    if cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, filename = os.path.split(cfg["hf_hub"])  # "org/name/" (open_clip's file names) or "org/name/file"
+        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        if filename.endswith(".bin"):
+            names.insert(0, filename[: -len(".bin")] + ".safetensors")
+        if any(isinstance(try_to_load_from_cache(repo, name), str) for name in names):
+            return True
+    if cfg.get("url"):
+        return (Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])).is_file()
+    return False
+
+
+def check_weights(model: str, pretrained: str | None) -> None:
+    """What `resolve_weights` checks, without hashing, downloading or training anything: for checking every model
+    of a run before the first one starts."""
+    resolve_weights(model, pretrained, check_only=True)
+
+
+def resolve_weights(model: str, pretrained: str | None, check_only: bool = False) -> WeightsSpec | None:
+    """Check `model` and `pretrained` without building anything; raise errors that list the choices.
+
+    With `check_only`, stop once the names are known to be valid (no weights are trained or hashed); None."""
     if model.startswith("hf-hub:"):
         return _resolve_hf_hub(model)
     if model.startswith("local-dir:"):
-        return _resolve_local_dir(model)
+        return None if check_only and _local_dir_checkpoint(model) else _resolve_local_dir(model)
     if model not in open_clip.list_models():
+        close = difflib.get_close_matches(model, open_clip.list_models(), n=5, cutoff=0.6)
+        close += [name for name in open_clip.list_models() if model.lower() == name.lower() and name not in close]
+        suggestion = f"Did you mean {', '.join(close)}? " if close else ""
         raise UsageError(
-            f"Unknown model '{model}'. Available: {', '.join(open_clip.list_models())}, or hf-hub:ORG/NAME, local-dir:PATH"
+            f"Unknown model '{model}'. {suggestion}`clipprobe models` lists the {len(open_clip.list_models())} "
+            "open_clip architectures; or give hf-hub:ORG/NAME or local-dir:PATH"
         )
     pretrained = pretrained if pretrained is not None else default_pretrained(model)
     if pretrained is None:
@@ -119,13 +188,15 @@ def resolve_weights(model: str, pretrained: str | None) -> WeightsSpec:
     if pretrained == RANDOM:
         return WeightsSpec(model, RANDOM, None, {"kind": RANDOM})
     if (builtin := find_builtin_weights(model, pretrained)) is not None:
+        if check_only:
+            return None
         folder = builtin.materialise()
         spec = _resolve_file(model, _checkpoint_in(folder))
         return WeightsSpec(
             model,
             pretrained,
             spec.load_arg,
-            {"kind": "builtin", "tag": pretrained, **spec.identity},
+            {**spec.identity, "kind": "builtin", "tag": pretrained},
             spec.preprocess_overrides,
             spec.force_quick_gelu,
         )
@@ -135,6 +206,9 @@ def resolve_weights(model: str, pretrained: str | None) -> WeightsSpec:
     if path.is_dir():
         path = Path(_checkpoint_in(path))
     if path.is_file():
+        if check_only:
+            check_checkpoint(path)
+            return None
         return _resolve_file(model, str(path))
     if _looks_like_path(pretrained):
         raise UsageError(f"Checkpoint file not found: {pretrained}")
@@ -173,6 +247,7 @@ def _resolve_file(model: str, path: str) -> WeightsSpec:
     """A local checkpoint. open_clip alone would apply the architecture's default preprocessing;
     when an open_clip_config.json sits beside the file (as `clipprobe pretrain` and the Hugging Face
     hub layout write it), its preprocessing and QuickGELU setting are applied too."""
+    check_checkpoint(Path(path))
     overrides, quick_gelu = {}, False
     sidecar = Path(path).with_name(OPEN_CLIP_CONFIG)
     if sidecar.is_file():
@@ -214,17 +289,47 @@ def _resolve_hf_hub(model: str) -> WeightsSpec:
     return WeightsSpec(model, None, None, {"kind": "hf-hub", "repo": model[len("hf-hub:") :]})
 
 
-def _resolve_local_dir(model: str) -> WeightsSpec:
+def _local_dir_checkpoint(model: str) -> Path:
     folder = Path(model[len("local-dir:") :]).expanduser()
     if not (folder / OPEN_CLIP_CONFIG).is_file():
         raise UsageError(f"local-dir: folder {folder} has no {OPEN_CLIP_CONFIG}")
     checkpoint = Path(_checkpoint_in(folder))
+    check_checkpoint(checkpoint)
+    return checkpoint
+
+
+def _resolve_local_dir(model: str) -> WeightsSpec:
+    folder = Path(model[len("local-dir:") :]).expanduser()
+    checkpoint = _local_dir_checkpoint(model)
     identity = {
         "kind": "local-dir",
         "config": stable_hash(json.loads((folder / OPEN_CLIP_CONFIG).read_text())),
         "sha256": cached_file_sha256(checkpoint),
     }
     return WeightsSpec(model, None, None, identity)
+
+
+# How checkpoint files begin: a zip archive (torch.save since 1.6), a pickle (older torch.save), or safetensors
+# (an 8-byte little-endian header length, then the JSON header).
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def check_checkpoint(path: Path) -> None:
+    """A UsageError, before any model is built, for a file that cannot be a checkpoint (empty, text, other)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        raise UsageError(f"Cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if size == 0:
+        raise UsageError(f"Checkpoint {path} is empty (0 bytes): the download or copy did not finish; fetch it again")
+    safetensors = len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size
+    if not (safetensors or head.startswith(_CHECKPOINT_MAGIC)):
+        raise UsageError(
+            f"{path} is not a checkpoint: expected a file written by torch.save (.pt, .pth, .bin) or safetensors "
+            f"(.safetensors), got one starting with {head[:8]!r}"
+        )
 
 
 def cached_file_sha256(path: Path) -> str:
@@ -268,7 +373,15 @@ def create_model(
     try:
         with hub_offline() if needs_download and not online else nullcontext():
             model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=spec.load_arg, **kwargs)
-    except (RuntimeError, FileNotFoundError, OSError) as exc:
+    except Exception as exc:
+        if spec.identity["kind"] in ("file", "local-dir", "builtin"):  # torch and open_clip raise EOFError, KeyError,
+            first = (str(exc).strip().splitlines() or [""])[0][:200]  # AssertionError... for foreign weights
+            raise UsageError(
+                f"Weights {spec.pretrained or spec.model} do not load into {spec.model} ({type(exc).__name__}: {first}):"
+                " check that --model names the architecture they were trained as (see `clipprobe models`)"
+            ) from exc
+        if not isinstance(exc, (RuntimeError, FileNotFoundError, OSError)):
+            raise
         if needs_download and not online:
             what = spec.model if spec.identity["kind"] == "hf-hub" else f"{spec.model} '{spec.pretrained}'"
             raise RunError(

@@ -13,7 +13,7 @@ from ..data.taskfile import resolve_task
 from ..features.cache import FeatureCache
 from ..features.config import ExtractorConfig
 from ..features.extract import extract_features
-from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, data_section, package_versions, reuse
+from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, claim, data_section, package_versions
 from .fit import PROBE_VERSION, SELECTION_METRIC, Probe, get_probe
 from .metrics import score_predictions
 from .shots import Shots, sample_per_class, shortfall
@@ -61,71 +61,76 @@ def probe(
             "grid": list(grid),
         }
     )
-    if not refresh and (stored := reuse(identity, key, results_dir)) is not None:
-        return stored
-    data = task.source.load()
-    # Features cover every row of the source; the task keeps its own rows (e.g. scenes with a light).
-    inputs = {split: np.asarray(array)[task.rows(data[split])] for split, array in features.arrays.items()}
-    labels = {split: task.labels(data[split]) for split in features.arrays}
-    described = dict(
-        model=features.meta["model"],
-        pretrained=features.meta["pretrained"],
-        weights=features.meta["identity"].get("weights", {"kind": "none"}),
-        classes=list(task.classes),
-    )
-    run = {"extracted_splits": features.computed}
-    sizes = {split: len(y) for split, y in labels.items()}
-    train = np.arange(len(labels["train"]))
-    sample = None
-    if shots is not None:
-        if (reason := shortfall(labels["train"], task.classes, shots)) is not None:
-            # Recorded, not silently dropped: the report lists it under the task's few-shot table.
-            record = Result.build(
-                identity, key, started, run, skipped=reason, data=data_section(task, sizes), **described
-            )
-            return record, record.write(results_dir)
-        train = sample_per_class(labels["train"], len(task.classes), shots, config.seed)
-        sample = {
-            "per_class": shots,
-            "seed": config.seed,
-            "train_rows": len(train),
-            "of": len(labels["train"]),
-            "stratified": True,
-        }
-        sizes["train"] = len(train)
-    fit = chosen.fit(
-        inputs["train"][train],
-        labels["train"][train],
-        inputs["validation"],
-        labels["validation"],
-        grid,
-        seed=config.seed,
-    )
-    predicted = fit.model.predict(inputs["test"])
-    record = Result.build(
-        identity,
-        key,
-        started,
-        run,
-        **described,
-        metrics=score_predictions(labels["test"], predicted, task.classes),
-        predictions=[int(p) for p in predicted],
-        selection=Selection(
-            metric=SELECTION_METRIC,
-            split="validation",
-            parameter=fit.parameter,
-            chosen=fit.chosen,
-            at_grid_edge=fit.at_grid_edge,
-            curve=fit.curve,
-        ),
-        data=data_section(task, sizes),
-        features={
-            "dim": int(features.arrays["train"].shape[1]),
-            "layer": config.layer,
-            "precision": config.precision,
-            "preprocess": features.meta.get("preprocess"),
-            "cache_keys": features.meta["keys"],
-        },
-        sample=sample,
-    )
-    return record, record.write(results_dir)
+    # Another process running the same thing: wait for it, then reuse what it wrote.
+    with claim(identity, key, results_dir, refresh) as stored:
+        if stored is not None:
+            return stored
+        data = task.source.load()
+        # Features cover every row of the source; the task keeps its own rows (e.g. scenes with a light).
+        inputs = {split: np.asarray(array)[task.rows(data[split])] for split, array in features.arrays.items()}
+        labels = {split: task.labels(data[split]) for split in features.arrays}
+        described = dict(
+            model=features.meta["model"],
+            pretrained=features.meta["pretrained"],
+            weights=features.meta["identity"].get("weights", {"kind": "none"}),
+            classes=list(task.classes),
+        )
+        run = {"extracted_splits": features.computed}
+        sizes = {split: len(y) for split, y in labels.items()}
+        train = np.arange(len(labels["train"]))
+        sample = None
+        if shots is not None:
+            if (reason := shortfall(labels["train"], task.classes, shots)) is not None:
+                # Recorded, not silently dropped: the report lists it under the task's few-shot table.
+                record = Result.build(
+                    identity, key, started, run, skipped=reason, data=data_section(task, sizes), **described
+                )
+                return record, record.write(results_dir)
+            train = sample_per_class(labels["train"], len(task.classes), shots, config.seed)
+            sample = {
+                "per_class": shots,
+                "seed": config.seed,
+                "train_rows": len(train),
+                "of": len(labels["train"]),
+                "stratified": True,
+            }
+            sizes["train"] = len(train)
+        fit = chosen.fit(
+            inputs["train"][train],
+            labels["train"][train],
+            inputs["validation"],
+            labels["validation"],
+            grid,
+            seed=config.seed,
+        )
+        predicted = fit.model.predict(inputs["test"])
+        record = Result.build(
+            identity,
+            key,
+            started,
+            run,
+            **described,
+            metrics=score_predictions(labels["test"], predicted, task.classes),
+            predictions=[int(p) for p in predicted],
+            selection=Selection(
+                metric=SELECTION_METRIC,
+                split="validation",
+                parameter=fit.parameter,
+                chosen=fit.chosen,
+                at_grid_edge=fit.at_grid_edge,
+                curve=fit.curve,
+            ),
+            data=data_section(task, sizes),
+            features={
+                "dim": int(features.arrays["train"].shape[1]),
+                "layer": config.layer,
+                # The precision the features were computed in (`auto` resolved), and why it was chosen.
+                "precision": features.meta["identity"].get("precision", config.precision),
+                "precision_reason": features.meta.get("precision_reason"),
+                "device": config.device,
+                "preprocess": features.meta.get("preprocess"),
+                "cache_keys": features.meta["keys"],
+            },
+            sample=sample,
+        )
+        return record, record.write(results_dir)

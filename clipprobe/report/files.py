@@ -8,10 +8,12 @@ from typing import Any
 
 from ..core.storage import atomic_path
 from ..results import VOLATILE_FIELD
+from .tables import PROVENANCE
 
 CSV_COLUMNS = (
     "task",
     "representation",
+    "kind",
     "method",
     "shots",
     "seed",
@@ -23,6 +25,8 @@ CSV_COLUMNS = (
     "n_test",
     "selected",
     "incomplete",
+    *PROVENANCE,
+    "resize",
 )
 
 
@@ -42,7 +46,8 @@ def text_cell(value: object) -> str:
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     """One line per task x row x method x shots x seed (shots empty for full-data rows); low and high bound the
-    balanced accuracy (empty without an interval)."""
+    balanced accuracy (empty without an interval); then where the row comes from, one column each (PROVENANCE),
+    and how the images were fitted to the square input (resize: crop, squash or pad)."""
     with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
@@ -52,6 +57,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
                 [
                     text_cell(row["task"]),
                     text_cell(row["representation"]),
+                    text_cell(row.get("kind")),
                     text_cell(row["method"]),
                     "" if row.get("shots") is None else row["shots"],
                     row["seed"],
@@ -63,6 +69,8 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
                     row["n_test"],
                     text_cell(row["selected"]),
                     text_cell(row.get("incomplete")),
+                    *(text_cell(row.get(column)) for column in PROVENANCE),
+                    text_cell(row.get("geometry")),
                 ]
             )
     return Path(path)

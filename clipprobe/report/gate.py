@@ -64,23 +64,29 @@ def check_floors(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[
 
     Floors apply to the full-data rows: a few-shot run is not meant to reach them. A floor that matches no row
     at all is a UsageError (a typo must not pass the gate silently)."""
+    return list(dict.fromkeys(m for _, _, messages in floor_checks(rows, floors) for m in messages))
+
+
+def floor_checks(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[tuple[Floor, int, list[str]]]:
+    """Per floor: (the floor, how many full-data entries it matched, one message per entry below it)."""
     floors = [parse_floor(f) if isinstance(f, str) else f for f in floors]
     rows = full_data(rows)
     for floor in floors:
         if not any(floor.matches(row) for row in rows):
             raise UsageError(f"--fail-under '{floor.spec}' matches no entry. Available: {_available(rows)}")
-    failures = []
+    checks = []
     for floor in floors:
-        for row in rows:
-            if not floor.matches(row):
-                continue
+        matched = [row for row in rows if floor.matches(row)]
+        failures = []
+        for row in matched:
             if row.get("incomplete"):
                 failures.append(incomplete_failure(row, f"--fail-under {floor.spec}"))
             elif not row[floor.metric] >= floor.value:  # a NaN metric fails too
                 failures.append(
                     f"Below floor: {_where(row)}: {floor.metric} {row[floor.metric]:.4f} < {floor.value:g} (--fail-under {floor.spec})"
                 )
-    return list(dict.fromkeys(failures))
+        checks.append((floor, len(matched), failures))
+    return checks
 
 
 def incomplete_failure(row: dict[str, Any], gate: str) -> str:
@@ -124,10 +130,19 @@ class Comparison:
         ]
 
 
-def regressions(entries: list[dict[str, Any]], reference: list[dict[str, Any]], max_drop: float = 0.02) -> Comparison:
-    """Compare balanced accuracy entry by entry against a reference report's entries (see Comparison for the rule)."""
+DEFAULT_MAX_DROP = 0.02
+
+
+def check_max_drop(max_drop: float) -> None:
     if not (max_drop >= 0 and math.isfinite(max_drop)):
         raise UsageError(f"--max-drop must be a number >= 0, got {max_drop}")
+
+
+def regressions(
+    entries: list[dict[str, Any]], reference: list[dict[str, Any]], max_drop: float = DEFAULT_MAX_DROP
+) -> Comparison:
+    """Compare balanced accuracy entry by entry against a reference report's entries (see Comparison for the rule)."""
+    check_max_drop(max_drop)
     result = Comparison(max_drop=max_drop)
     before_by_key = {_key(entry): entry for entry in reference}
     current_keys = {_key(entry) for entry in entries}
@@ -163,3 +178,96 @@ def load_reference(path: Path) -> list[dict[str, Any]]:
             f"Reference file {path} is not a results.json written by `clipprobe report` ({type(exc).__name__}: {exc})"
         ) from None
     return entries
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the CI gate checks: floors (`--fail-under`) and a reference report (`--compare`, loaded) with the
+    largest drop it tolerates. `build_report(..., gate=...)` checks it before writing anything, so that report.md
+    (the job summary) shows the outcome."""
+
+    floors: tuple[Floor, ...] = ()
+    reference: Path | None = None
+    reference_entries: tuple[dict[str, Any], ...] | None = None
+    max_drop: float = DEFAULT_MAX_DROP
+
+    @classmethod
+    def from_options(
+        cls, fail_under: list[str] | None = None, compare: Path | None = None, max_drop: float | None = None
+    ) -> Gate | None:
+        """The gate of `clipprobe report`'s options, None without any; every bad input is a UsageError now,
+        before any result is read."""
+        floors = tuple(parse_floor(spec) for spec in fail_under or ())
+        if max_drop is not None and compare is None:
+            raise UsageError("--max-drop needs --compare REFERENCE.json")
+        drop = DEFAULT_MAX_DROP if max_drop is None else max_drop
+        check_max_drop(drop)
+        if not floors and compare is None:
+            return None
+        entries = tuple(load_reference(compare)) if compare is not None else None
+        return cls(floors, Path(compare) if compare is not None else None, entries, drop)
+
+    def check(self, entries: list[dict[str, Any]]) -> GateOutcome:
+        """The outcome on the report's entries; a floor that matches no entry is a UsageError."""
+        checks = floor_checks(entries, list(self.floors))
+        floors = [{"spec": floor.spec, "matched": matched, "failed": len(below)} for floor, matched, below in checks]
+        failures = list(dict.fromkeys(message for _, _, below in checks for message in below))
+        comparison, notes = None, []
+        if self.reference_entries is not None:
+            compared = regressions(entries, list(self.reference_entries), self.max_drop)
+            failures += compared.failures()
+            notes = compared.notes()
+            comparison = {
+                "reference": str(self.reference),
+                "max_drop": self.max_drop,
+                "matched": compared.matched,
+                "regressed": len(compared.regressed),
+                "added": len(compared.added),
+                "removed": len(compared.removed),
+            }
+        return GateOutcome(floors=floors, comparison=comparison, failures=failures, notes=notes)
+
+
+@dataclass
+class GateOutcome:
+    """What the gate found: per floor the entries it matched and how many fell below it; the comparison with the
+    reference (counts); the failures (one message each, as printed on stderr) and the notes (added, removed)."""
+
+    floors: list[dict[str, Any]]
+    comparison: dict[str, Any] | None
+    failures: list[str]
+    notes: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, **{k: getattr(self, k) for k in ("floors", "comparison", "failures", "notes")}}
+
+    def summary(self) -> str:
+        """ "passed" or "FAILED (2 problems)", for the headings of report.md and report.html."""
+        count = len(self.failures)
+        return "passed" if self.passed else f"FAILED ({count} problem{'s' if count != 1 else ''})"
+
+    def checks(self) -> list[tuple[str, str, str]]:
+        """One line per check, (what, entries, outcome), for the gate's table in report.md and report.html."""
+        lines = [
+            (
+                f"--fail-under {floor['spec']}",
+                str(floor["matched"]),
+                "held" if not floor["failed"] else f"{floor['failed']} below the floor",
+            )
+            for floor in self.floors
+        ]
+        if self.comparison is not None:
+            c = self.comparison
+            regressed = "no regression" if not c["regressed"] else f"{c['regressed']} regressed"
+            lines.append(
+                (
+                    f"--compare {c['reference']} --max-drop {c['max_drop']:g}",
+                    f"{c['matched']} matched",
+                    f"{regressed}; {c['added']} added, {c['removed']} removed",
+                )
+            )
+        return lines

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .tables import (
     CAPTION,
@@ -13,7 +13,9 @@ from .tables import (
     SEEDS_HEADERS,
     aggregate,
     cell,
+    chance_note,
     columns,
+    data_note,
     few_shot_cells,
     few_shot_grid,
     full_data,
@@ -22,6 +24,9 @@ from .tables import (
     seeds_rows,
     skipped_notes,
 )
+
+if TYPE_CHECKING:
+    from .gate import GateOutcome
 
 
 def md(text: object) -> str:
@@ -34,10 +39,18 @@ def table_line(cells: list[object]) -> str:
     return "| " + " | ".join(md(c) for c in cells) + " |"
 
 
-def markdown(rows: list[dict[str, Any]], experiments: list[str] = (), skipped: list[dict[str, Any]] = ()) -> str:
-    """report.md (also the GitHub job summary): the experiments' tables (already Markdown), then per task its table,
-    the means across seeds and the few-shot grid."""
+def markdown(
+    rows: list[dict[str, Any]],
+    experiments: list[str] = (),
+    skipped: list[dict[str, Any]] = (),
+    gate: GateOutcome | None = None,
+) -> str:
+    """report.md (also the GitHub job summary): the CI gate's outcome when there is a gate, the experiments' tables
+    (already Markdown), then per task (in the rows' order) its data and chance level, its table, the means across
+    seeds and the few-shot grid."""
     lines = ["## clipprobe results"]
+    if gate is not None:
+        lines += gate_lines(gate)
     for experiment in experiments:
         lines += ["", experiment.rstrip("\n")]
     lines += ["", CAPTION]
@@ -46,6 +59,9 @@ def markdown(rows: list[dict[str, Any]], experiments: list[str] = (), skipped: l
         task_rows = [row for row in full_data(rows) if row["task"] == task]
         shown = columns(task_rows)
         lines += ["", f"### {md(task)}"]
+        notes = [note for note in (data_note(rows, task), chance_note(rows, task)) if note]
+        if notes:
+            lines += ["", md(" ".join(notes))]
         if task_rows:
             lines += [
                 "",
@@ -88,3 +104,25 @@ def markdown_sections(entries: list[dict[str, Any]], skipped: list[dict[str, Any
         if notes := skipped_notes(skipped, task):
             lines += ["", *(f"- {md(note)}" for note in notes)]
     return lines
+
+
+def gate_lines(gate: GateOutcome) -> list[str]:
+    """The CI gate's outcome: a heading that says passed or FAILED, one table line per check, each failure and
+    note. Specs and messages are code spans: `*:*:accuracy=0.3` is not emphasis."""
+    lines = ["", f"### CI gate: {gate.summary()}", "", "| Check | Entries | Outcome |", "| --- | ---: | --- |"]
+    lines += [
+        "| " + " | ".join([code(what, table=True), md(count), md(outcome)]) + " |"
+        for what, count, outcome in gate.checks()
+    ]
+    if gate.failures or gate.notes:
+        lines += ["", *(f"- {code(line)}" for line in gate.failures + gate.notes)]
+    return lines
+
+
+def code(text: object, table: bool = False) -> str:
+    """Text as an inline code span (inert: no emphasis, links or HTML); in a table cell its pipes escaped. Text
+    that holds a backtick or a line break cannot be one: it is escaped with md() instead."""
+    text = str(text)
+    if "`" in text or "\n" in text or "\r" in text:
+        return md(text)
+    return "`" + (text.replace("|", "\\|") if table else text) + "`"

@@ -7,12 +7,18 @@ import io
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from ..probes.shots import ALL
-from .tables import shots_order
+from .tables import ROW_KINDS, shots_order
 
 DPI = 100
+
+
+# One colour per kind of row (clipprobe.report.tables.ROW_KINDS), in the plots and in report.html alike.
+KIND_COLOURS = {"probe": "#4c78a8", "control": "#9c9c9c", "trained": "#f58518", "zero-shot": "#54a24b"}
+CHANCE_COLOUR = "#c44e52"
 
 
 BAR_WIDTH = 7.5  # inches; the bar chart's height grows with its rows
@@ -38,12 +44,14 @@ def png_bytes(figure: Figure) -> bytes:
 
 
 def bar_chart_png(labels: list[str], rows: list[dict[str, Any]], chance: float | None) -> bytes:
-    """Horizontal bars of balanced accuracy in table order (first row on top), 95 % intervals as error bars."""
-    figure = Figure(figsize=(BAR_WIDTH, 0.9 + BAR_ROW_HEIGHT * len(rows)), dpi=DPI, layout="constrained")
+    """Horizontal bars of balanced accuracy in table order (first row on top), coloured by kind of row, 95 %
+    intervals as error bars, on a fixed 0-1 axis."""
+    figure = Figure(figsize=(BAR_WIDTH, 1.1 + BAR_ROW_HEIGHT * len(rows)), dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     positions = list(range(len(rows)))
     values = [row["balanced_accuracy"] for row in rows]
-    axes.barh(positions, values, color="#4c78a8", height=0.65)
+    kinds = [row.get("kind") if row.get("kind") in KIND_COLOURS else "probe" for row in rows]
+    axes.barh(positions, values, color=[KIND_COLOURS[kind] for kind in kinds], height=0.65)
     for position, row in zip(positions, rows):
         interval = (row.get("intervals") or {}).get("balanced_accuracy")
         if interval:
@@ -51,12 +59,22 @@ def bar_chart_png(labels: list[str], rows: list[dict[str, Any]], chance: float |
             value = row["balanced_accuracy"]
             errors = [[max(value - low, 0)], [max(high - value, 0)]]
             axes.errorbar(value, position, xerr=errors, fmt="none", ecolor="#222", capsize=3, lw=1)
+    handles = [Patch(color=KIND_COLOURS[kind], label=ROW_KINDS[kind][0]) for kind in KIND_COLOURS if kind in kinds]
     if chance is not None:
-        axes.axvline(chance, color="#c44e52", linestyle="--", lw=1.2, label=f"chance {chance:.3f}")
-        # Above the axes, where no bar can hide it.
-        axes.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=8, frameon=False, borderaxespad=0.2)
+        handles.append(axes.axvline(chance, color=CHANCE_COLOUR, linestyle="--", lw=1.2, label=f"chance {chance:.3f}"))
+    # Above the axes, where no bar can hide it.
+    axes.legend(
+        handles=handles,
+        loc="lower right",
+        bbox_to_anchor=(1, 1),
+        ncols=len(handles),
+        fontsize=8,
+        frameon=False,
+        borderaxespad=0.2,
+        handlelength=1.5,
+    )
     axes.set_yticks(positions, [plain(short(label, 70)) for label in labels], fontsize=8)
-    axes.invert_yaxis()
+    axes.set_ylim(len(rows) - 0.5, -0.5)  # first row on top, no empty band above or below the bars
     axes.set_xlim(0, 1)
     axes.set_xlabel("balanced accuracy (test)")
     axes.grid(axis="x", alpha=0.3)
@@ -104,9 +122,18 @@ def confusion_png(matrix: list[list[int]], classes: list[str]) -> bytes:
     return png_bytes(figure)
 
 
-def curve_png(curve: list[dict[str, float]], selection: dict[str, Any], selected: str | None) -> bytes:
+def curve_png(
+    curve: list[dict[str, float]], selection: dict[str, Any], selected: str | None, chance: float | None = None
+) -> bytes:
     """Validation balanced accuracy against C or alpha (log axis) for probes or against epoch for trained
-    baselines, the chosen point marked."""
+    baselines, the chosen point marked, on a fixed 0-1 axis (every card comparable at a glance), chance dashed."""
+    return png_bytes(curve_figure(curve, selection, selected, chance))
+
+
+def curve_figure(
+    curve: list[dict[str, float]], selection: dict[str, Any], selected: str | None, chance: float | None = None
+) -> Figure:
+    """The figure that curve_png draws."""
     metric = selection.get("metric") or "balanced_accuracy"
     axis = curve_axis(curve)
     by_c = axis != "epoch"  # a probe's penalty: a log axis
@@ -118,11 +145,16 @@ def curve_png(curve: list[dict[str, float]], selection: dict[str, Any], selected
     figure.subplots_adjust(left=0.19, right=0.96, bottom=0.17, top=0.89)
     axes = figure.add_subplot()
     axes.plot(xs, ys, marker="o", markersize=3, color="#4c78a8", lw=1.2)
+    if chance is not None:
+        axes.axhline(chance, color=CHANCE_COLOUR, linestyle="--", lw=1)
     if chosen is not None:
-        axes.axvline(chosen, color="#c44e52", linestyle=":", lw=1)
+        axes.axvline(chosen, color="#222", linestyle=":", lw=1)
         at = [y for x, y in zip(xs, ys) if x == chosen]
         if at:
-            axes.plot([chosen], at[:1], marker="*", markersize=12, color="#c44e52", linestyle="none")
+            axes.plot([chosen], at[:1], marker="*", markersize=12, color="#222", linestyle="none")
+    # Fixed, not autoscaled: a curve between 0.35 and 0.40 would look like a large effect.
+    axes.set_ylim(0, 1.02)
+    axes.set_yticks([0, 0.25, 0.5, 0.75, 1])
     if len(set(xs)) == 1:  # a sweep that stopped at its first point: give the axis a range around it
         axes.set_xlim(*((xs[0] / 10, xs[0] * 10) if by_c else (xs[0] - 1, xs[0] + 1)))
     if by_c:
@@ -138,7 +170,7 @@ def curve_png(curve: list[dict[str, float]], selection: dict[str, Any], selected
     axes.tick_params(labelsize=7)
     axes.grid(alpha=0.3)
     axes.set_title(plain("chosen: " + (selected or "-")), fontsize=8)
-    return png_bytes(figure)
+    return figure
 
 
 def few_shot_png(curves: list[tuple[str, dict[Any, Any]]], chance: float | None) -> bytes:
@@ -159,7 +191,7 @@ def few_shot_png(curves: list[tuple[str, dict[Any, Any]]], chance: float | None)
         errors = [e["balanced_accuracy"]["std"] or 0.0 for _, e in points]
         axes.errorbar(xs, ys, yerr=errors, marker="o", markersize=3, capsize=2, lw=1.2, label=plain(short(label, 48)))
     if chance is not None:
-        axes.axhline(chance, color="#c44e52", linestyle="--", lw=1, label=f"chance {chance:.3f}")
+        axes.axhline(chance, color=CHANCE_COLOUR, linestyle="--", lw=1, label=f"chance {chance:.3f}")
     axes.set_xscale("log", base=2)
     ticks = numeric + ([all_at] if any(ALL in cells for _, cells in curves) else [])
     axes.set_xticks(ticks, [str(k) for k in numeric] + (["all"] if len(ticks) > len(numeric) else []))

@@ -5,10 +5,12 @@ renderers all draw from here."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from ..data.task import TASKS
 from ..features.geometry import OPEN_CLIP_NAMES
 from ..probes.shots import ALL
 
@@ -163,12 +165,14 @@ def full_data(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summarise(record: dict[str, Any]) -> dict[str, Any]:
-    """A result record (JSON data) -> its table entry: the headline numbers with their intervals, the choice made."""
+    """A result record (JSON data) -> its table entry: the headline numbers with their intervals, the choice made,
+    and where the row comes from (`provenance`)."""
     metrics = record["metrics"]
     selection = record.get("selection") or {}
     return {
         "task": record["task"],
         "representation": record["representation"],
+        "kind": row_kind(record),
         "method": record["method"],
         "balanced_accuracy": metrics["balanced_accuracy"],
         "accuracy": metrics["accuracy"],
@@ -187,7 +191,134 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
         "incomplete": incomplete_note(record.get("incomplete")),
         # How the images became square inputs: crop, squash or pad (None when the record does not say).
         "geometry": geometry(record),
+        **provenance(record),
     }
+
+
+# The kinds of row a task's table holds, in the order the report's legend lists them: (name, what it is).
+ROW_KINDS = {
+    "probe": ("probe", "a linear or MLP probe on the frozen features of pretrained weights: what is being measured"),
+    "control": (
+        "control",
+        "the same probe on raw pixels or on the architecture with random weights: what needs no pretraining",
+    ),
+    "trained": (
+        "trained on the labels",
+        "a CNN (or an orbit CNN) trained from scratch on the task's own labels: what the labels allow",
+    ),
+    "zero-shot": ("zero-shot", "the model's own text prompts, nothing fitted: what its captions taught it"),
+}
+
+
+def row_kind(record: dict[str, Any]) -> str:
+    """Which of ROW_KINDS a result record is: zero-shot, trained on the labels, a control (pixels, random
+    weights) or a probe of pretrained weights."""
+    weights = (record.get("weights") or {}).get("kind")
+    if record.get("method") == "zero-shot":
+        return "zero-shot"
+    if weights == "trained-on-task" or record.get("training"):
+        return "trained"
+    if weights == "random" or record.get("model") == "pixels":
+        return "control"
+    return "probe"
+
+
+# Where each entry comes from, one field each in results.json and results.csv (and the HTML's provenance table).
+PROVENANCE = (
+    "model",
+    "pretrained",
+    "weights_kind",
+    "weights_sha256",
+    "source",
+    "source_scheme",
+    "source_path",
+    "source_fingerprint",
+    "layer",
+    "precision",
+)
+
+
+def provenance(record: dict[str, Any]) -> dict[str, Any]:
+    """The model, its weights (kind and content hash), the data (name, scheme, path, fingerprint), the layer and
+    the precision of a result record; None where the record does not say (a trained CNN has no layer)."""
+    weights = record.get("weights") or {}
+    data = record.get("data") or {}
+    features = record.get("features") or {}
+    scheme, path = source_scheme_path(data)
+    return {
+        "model": record.get("model"),
+        "pretrained": record.get("pretrained"),
+        "weights_kind": weights.get("kind"),
+        "weights_sha256": weights.get("sha256"),
+        "source": data.get("source"),
+        "source_scheme": scheme,
+        "source_path": path,
+        "source_fingerprint": data.get("fingerprint"),
+        "layer": features.get("layer"),
+        "precision": features.get("precision"),
+    }
+
+
+def source_scheme_path(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(scheme, path) of a record's data: from its location ("imagefolder:/data/photos"); a built-in source
+    without one gives its fingerprint's scheme ("dashcam-0647...") and no path."""
+    location = data.get("location")
+    if isinstance(location, str) and re.match(r"[a-z][a-z0-9_-]*:", location):
+        scheme, _, path = location.partition(":")
+        return scheme, path
+    fingerprint = data.get("fingerprint")
+    if isinstance(fingerprint, str) and "-" in fingerprint:
+        return fingerprint.split("-", 1)[0], None
+    return None, None
+
+
+def chance_level(entries: list[dict[str, Any]], task: str) -> tuple[float, int] | None:
+    """The task's chance level for balanced accuracy, 1 / number of classes, with that number; None if unknown."""
+    counts = {len(entry.get("per_class_recall") or {}) for entry in entries if entry["task"] == task}
+    counts.discard(0)
+    if len(counts) != 1:
+        return None
+    (classes,) = counts
+    return 1 / classes, classes
+
+
+def chance_note(entries: list[dict[str, Any]], task: str) -> str | None:
+    """ "Chance: 0.333 (1/3 classes)." for the task's captions, None when the entries do not say."""
+    chance = chance_level(entries, task)
+    return None if chance is None else f"Chance: {chance[0]:.3f} (1/{chance[1]} classes)."
+
+
+def data_note(entries: list[dict[str, Any]], task: str) -> str | None:
+    """ "Data: photos (imagefolder:/data/photos), fingerprint imagefolder-98926cc7." for a task's entries."""
+    seen = []
+    for entry in entries:
+        if entry["task"] == task and entry.get("source_fingerprint"):
+            where = ":".join(part for part in (entry.get("source_scheme"), entry.get("source_path")) if part)
+            text = f"{entry.get('source')}" + (f" ({where})" if where and where != entry.get("source") else "")
+            text += f", fingerprint {entry['source_fingerprint']}"
+            if text not in seen:
+                seen.append(text)
+    return f"Data: {'; '.join(seen)}." if seen else None
+
+
+# How report.html groups the tasks in its contents: the built-in tasks, then the user's own data.
+BUILT_IN, YOUR_DATA = "Built-in tasks", "Your data"
+
+
+def task_group(task: str) -> str:
+    """BUILT_IN for a registered task (or one of its variants, `traffic-light[seed=1]`), else YOUR_DATA."""
+    return BUILT_IN if task.split("[", 1)[0] in TASKS else YOUR_DATA
+
+
+def order_tasks(tasks: Iterable[str], experiments: list[dict[str, Any]] = ()) -> list[str]:
+    """The report's task order: the built-in tasks, those an experiment names first in its own order (the
+    curation experiment: traffic-light, pedestrian, ...), the others by name; then the user's own data by name."""
+    tasks = list(dict.fromkeys(tasks))
+    named = [t for record in experiments for t in record.get("tasks") or [] if t in tasks]
+    first = list(dict.fromkeys(named))
+    rest = sorted(t for t in tasks if t not in first)
+    ordered = first + rest
+    return [t for t in ordered if task_group(t) == BUILT_IN] + [t for t in ordered if task_group(t) == YOUR_DATA]
 
 
 def geometry(record: dict[str, Any]) -> str | None:
@@ -258,6 +389,14 @@ def cell(column: str, row: dict[str, Any], separator: str = " ") -> str:
     if column == "representation" and row.get("incomplete"):
         text += f"{separator}[{row['incomplete']}]"
     if column in METRICS and row[column] is not None:
-        interval = (row.get("intervals") or {}).get(column)
-        text += separator + (f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "[-]")
+        text += separator + interval_text((row.get("intervals") or {}).get(column))
     return text
+
+
+def interval_text(interval: list[float] | tuple[float, float] | None, signed: bool = False) -> str:
+    """An interval as every output of clipprobe writes it: "[0.962, 0.983]" ("[+0.012, +0.040]" signed), "[-]"
+    for none."""
+    if not interval:
+        return "[-]"
+    form = "+.3f" if signed else ".3f"
+    return f"[{interval[0]:{form}}, {interval[1]:{form}}]"

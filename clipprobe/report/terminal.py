@@ -15,6 +15,7 @@ from .tables import (
     SEEDS_CAPTION,
     SEEDS_HEADERS,
     cell,
+    chance_note,
     columns,
     few_shot_cells,
     few_shot_grid,
@@ -29,8 +30,8 @@ from .tables import (
 def task_table(entries: list[dict[str, Any]], task: str) -> Table:
     """The task's full-data entries, as ordered (best balanced accuracy first)."""
     rows = [entry for entry in full_data(entries) if entry["task"] == task]
-    note = geometry_note(rows, task)
-    table = Table(title=f"{task}", caption=CAPTION + (f"\n{note}" if note else ""), title_justify="left")
+    notes = [note for note in (chance_note(rows, task), geometry_note(rows, task)) if note]
+    table = Table(title=f"{task}", caption="\n".join([CAPTION, *notes]), title_justify="left")
     shown = columns(rows)
     for column in shown:
         table.add_column(
