@@ -35,7 +35,7 @@ def lines_for(folder: Path) -> list[str]:
         lines += [
             f"| {name} | {value} | {target} | {'ok' if ok else '**BELOW**'} |" for name, value, target, ok in targets
         ]
-        lines.append("")
+        lines += ["", "Why a ratio is below its target, and how noisy these figures are: docs/performance.md.", ""]
     speeds = [_load(folder, path.stem) for path in sorted(folder.glob("extract_speed*.json"))]
     if speeds:
         lines += ["## Extraction speed", ""]
