@@ -152,9 +152,9 @@ WorkersOpt = Annotated[
     Optional[int],
     typer.Option(
         "--workers",
-        help="Processes that decode images while the model runs (default: the cores the forward "
-        "pass leaves free: none on a CPU-only run, all but one with --device cuda). A small model on a CPU is "
-        "decode-bound and gains from --workers 2.",
+        help="Threads (processes, for raw pixels) that decode images while the model runs, on cores the "
+        "forward pass then leaves them (default: on a CPU one thread in the forward pass's gaps, with --device "
+        "cuda all cores but one). A small model on a CPU is decode-bound and gains from --workers 2.",
     ),
 ]
 

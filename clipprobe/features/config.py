@@ -38,8 +38,9 @@ class ExtractorConfig:
     # A hard invariance imposed on the frozen features: the features averaged over this group's orbit (a group spec of
     # clipprobe.features.orbits, e.g. "hflip", "translate:4+hflip"); None: none.
     orbit: str | None = None
-    # Processes that decode and preprocess images while the model runs; None: the cores the forward pass leaves
-    # free, for chunks large enough to repay starting them (see `loader_workers`).
+    # Threads that decode images in uint8 while the model runs, on cores the forward pass then leaves them
+    # (processes, for transforms decode.py does not mirror: raw pixels); None: on a CPU one thread in the forward
+    # pass's gaps, on a GPU the cores it leaves free (see `decode_threads`, `loader_workers`).
     workers: int | None = None
     # Run a conv tower on NHWC tensors (faster on CPUs: see benchmarks/extract_speed.py). How the numbers are laid out
     # in memory, like device and batch size, is not part of the cache key: the features agree to float rounding.
