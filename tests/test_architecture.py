@@ -4,6 +4,7 @@ import only downwards, the library apart from the dashcam application, and a CLI
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -189,3 +190,40 @@ def test_the_results_pages_are_generated_from_the_last_demo():
         [sys.executable, "scripts/results_page.py", "--check"], capture_output=True, text=True, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_bench_table_in_the_docs_is_written_by_the_summary(tmp_path, monkeypatch):
+    """docs/performance.md holds the block that `make bench` rewrites, and the summary writes this run's ratios
+    (each with its target and verdict, the rounds of an extraction) into it, leaving the rest of the page."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import summary
+
+    page = (ROOT / "docs" / "performance.md").read_text()
+    assert page.count(summary.DOCS_START) == 1 and page.count(summary.DOCS_END) == 1
+    results = tmp_path / "results"
+    results.mkdir()
+    record = {
+        "model": "ViT-B-32",
+        "precision": "bf16",
+        "precision_requested": "auto",
+        "batch_size": 64,
+        "rounds": [0.91, 0.87, 0.93],
+        "ceiling_ratio": 0.91,
+        "anchor_ratio": 2.05,
+        "targets": {"ceiling": 0.9, "anchor": 1.4},
+    }
+    (results / "extract_speed.json").write_text(json.dumps(record))
+    (results / "probe_scale.json").write_text(
+        json.dumps({"shape": "100000x768x100", "seconds": 130.0, "target_s": 120, "within_target": False})
+    )
+    copy = tmp_path / "performance.md"
+    copy.write_text("before\n" + summary.DOCS_START + "\nold\n" + summary.DOCS_END + "\nafter\n")
+    summary.write_docs(copy, results)
+    text = copy.read_text()
+    assert text.startswith("before\n" + summary.DOCS_START) and text.endswith(summary.DOCS_END + "\nafter\n")
+    assert "old" not in text
+    assert (
+        "| ViT-B-32 extraction (bf16 (auto) batch 64) / ceiling (median of rounds 0.91, 0.87, 0.93) | 0.91 | >= 0.9 | ok |"
+        in text
+    )
+    assert "| probe sweep 100000x768x100, seconds | 130.0 s | < 120 s | **below** |" in text

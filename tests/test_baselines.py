@@ -405,6 +405,7 @@ def test_a_stored_result_is_reused_unless_something_changed(tmp_path, monkeypatc
     assert refreshed.to_json(volatile=False) == first.to_json(volatile=False)
 
 
+@pytest.mark.slow
 def test_compare_writes_the_probe_and_every_baseline_on_the_same_splits(tiny_model, tiny_tasks, tmp_path):
     from clipprobe.features.config import ExtractorConfig
     from clipprobe.report.build import build_report

@@ -277,6 +277,7 @@ def test_probe_several_tasks_and_a_typo_fails_before_any_work(tiny_model, tiny_t
     assert sorted(p.parent.name for p in Path("results").rglob("*.json")) == ["tiny-light", "tiny-pedestrian"]
 
 
+@pytest.mark.slow
 def test_probe_runs_the_baselines_beside_the_probe_and_reuses_stored_results(tiny_model, tiny_tasks):
     args = (
         "probe",
@@ -432,6 +433,7 @@ def test_version():
     assert result.exit_code == 0 and result.output == f"clipprobe {__version__}\n"
 
 
+@pytest.mark.slow
 def test_several_models_in_one_run_give_one_row_each(tiny_towers, tiny_tasks, tmp_path):
     """`--models FILE` (CLIP_benchmark's format) and repeated `--model MODEL@PRETRAINED`: one row per model."""
     tiny_model = tiny_towers["vit"]

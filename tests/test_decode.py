@@ -95,7 +95,7 @@ def test_extraction_decodes_in_uint8_and_gives_features_close_to_the_pil_path(ti
     transform, _, _ = OpenClipExtractor(config).pipeline()
     assert isinstance(transform, Uint8Preprocess)
     fast = extract_features(tiny_world, config)
-    extractors._INPUTS.clear()
+    extractors.forget_inputs()
     monkeypatch.setattr(Uint8Preprocess, "from_transform", classmethod(lambda cls, transform: None))
     pil = extract_features(tiny_world, config, refresh=True)
     a, b = np.asarray(fast.arrays["test"], dtype=np.float64), np.asarray(pil.arrays["test"], dtype=np.float64)
@@ -108,7 +108,7 @@ def test_uint8_batches_are_kept_in_memory_and_reused(tiny_model, tiny_world, tmp
     import clipprobe.features.extractors as extractors
     from clipprobe.features.cache import FeatureCache
 
-    extractors._INPUTS.clear()
+    extractors.forget_inputs()
     config = ExtractorConfig(model=tiny_model, pretrained="random")
     first = extract_features(tiny_world, config, cache=FeatureCache(tmp_path / "a"))
     assert {tensor.dtype for tensor in extractors._INPUTS.values()} == {torch.uint8}

@@ -216,7 +216,7 @@ def test_inputs_kept_in_memory_give_the_features_that_decoding_gives(tiny_model,
     import clipprobe.features.extractors as extractors
     from clipprobe.features.cache import FeatureCache
 
-    extractors._INPUTS.clear()
+    extractors.forget_inputs()
     config = ExtractorConfig(model=tiny_model, pretrained="random", layer="tokens")
     decoded = extract_features(tiny_world, config, cache=FeatureCache(tmp_path / "a"))
     assert len(extractors._INPUTS) == 3  # one entry per split

@@ -193,3 +193,45 @@ def test_models_says_which_tags_load_offline(monkeypatch, tmp_path):
     assert result.exit_code == 0
     assert "  ViT-B-32  tags: openai (offline), laion400m_e31," in result.output
     assert "  mini-clip@dashcam-salient  (trained on first use, about a minute, the default)" in result.output
+
+
+@pytest.mark.parametrize("kind", ["vit", "resnet", "timm"])
+def test_checkpoint_build_skips_random_init_and_equals_open_clips_own(kind, tiny_towers, tmp_path):
+    """A checkpoint replaces every weight, so clipprobe builds without drawing random numbers first; the model is
+    open_clip's own, bit for bit, buffers that no checkpoint holds included."""
+    from safetensors.torch import save_file
+
+    model_name = tiny_towers[kind]
+    source = create_model(resolve_weights(model_name, "random"), seed=7)[0]
+    path = tmp_path / "weights.safetensors"
+    save_file({name: value.contiguous() for name, value in source.state_dict().items()}, path)
+
+    draws = []
+    original = torch.nn.init.uniform_
+    torch.nn.init.uniform_ = lambda tensor, *args, **kwargs: (
+        draws.append(tensor.shape) or original(tensor, *args, **kwargs)
+    )
+    try:
+        ours = create_model(resolve_weights(model_name, str(path)))[0]
+        assert draws == []  # the tracer was replaced while the model was built: no uniform draw reached it
+        random_build = create_model(resolve_weights(model_name, "random"))[0]
+        assert draws  # random weights are drawn as before
+    finally:
+        torch.nn.init.uniform_ = original
+    del random_build
+    theirs = open_clip.create_model(model_name, pretrained=str(path)).eval()
+    mine, reference = dict(ours.named_buffers()) | ours.state_dict(), dict(theirs.named_buffers()) | theirs.state_dict()
+    assert mine.keys() == reference.keys()
+    assert all(torch.equal(mine[name], reference[name]) for name in mine)
+
+
+def test_initialisers_are_restored_after_a_failed_build(tiny_model, tmp_path):
+    from clipprobe.features.weights import initialisers_skipped
+
+    before = {name: getattr(torch.nn.init, name) for name in ("uniform_", "normal_", "kaiming_uniform_")}
+    with pytest.raises(RuntimeError, match="boom"), initialisers_skipped():
+        assert torch.nn.init.uniform_ is not before["uniform_"]
+        raise RuntimeError("boom")
+    assert {name: getattr(torch.nn.init, name) for name in before} == before
+    torch.manual_seed(0)
+    assert torch.nn.init.uniform_(torch.empty(3)).abs().sum() > 0  # drawing again

@@ -34,12 +34,14 @@ def extract_features(
     config = config or ExtractorConfig()
     cache = cache or FeatureCache()
     extractor = make_extractor(config)
-    keys = _keys(source, extractor, splits, cache)
+    fingerprint, keys = _keys(source, extractor, splits, cache)
     if not refresh and all(cache.has(key) for key in keys.values()):
         return _feature_set(cache, keys, splits, [], extractor)
     # Another process extracting the same entry: wait for it, then use what it stored.
     with exclusive(_lock_target(cache, keys), f"extracting {source.name} with {config.model}"):
-        keys, missing, data, stores, meta = _prepare(source, config, extractor, splits, cache, refresh, chunk_rows)
+        missing, data, stores, meta = _prepare(
+            source, config, extractor, splits, cache, refresh, chunk_rows, fingerprint, keys
+        )
         if missing:
             _compute(source, extractor, data, stores, shard_plan(stores.items(), None))
             for split in missing:
@@ -61,7 +63,7 @@ def extract_shard(
     config = config or ExtractorConfig()
     cache = cache or FeatureCache()
     extractor = make_extractor(config)
-    _, missing, data, stores, _ = _prepare(source, config, extractor, splits, cache, False, chunk_rows)
+    missing, data, stores, _ = _prepare(source, config, extractor, splits, cache, False, chunk_rows)
     plan = shard_plan(stores.items(), shard)
     _compute(source, extractor, data, stores, plan, f" (shard {shard})")
     return {split: sum(1 for s, _, _ in plan if s == split) for split in missing}
@@ -80,8 +82,11 @@ def merge_features(
     config = config or ExtractorConfig()
     cache = cache or FeatureCache()
     extractor = make_extractor(config)
-    with exclusive(_lock_target(cache, _keys(source, extractor, splits, cache)), f"assembling {source.name}"):
-        keys, missing, _, stores, meta = _prepare(source, config, extractor, splits, cache, False, chunk_rows)
+    fingerprint, keys = _keys(source, extractor, splits, cache)
+    with exclusive(_lock_target(cache, keys), f"assembling {source.name}"):
+        missing, _, stores, meta = _prepare(
+            source, config, extractor, splits, cache, False, chunk_rows, fingerprint, keys
+        )
         for split in missing:
             stores[split].check()
         for split in missing:
@@ -94,10 +99,11 @@ def _fingerprint(source) -> str:
     return f"{source.fingerprint()}:{source.image_column}"
 
 
-def _keys(source, extractor, splits, cache) -> dict[str, str]:
+def _keys(source, extractor, splits, cache) -> tuple[str, dict[str, str]]:
+    """The data's fingerprint (computed once: it reads the source) and each split's cache key."""
     fingerprint = _fingerprint(source)
     identity = extractor.identity()
-    return {split: cache.key(identity, fingerprint, split) for split in splits}
+    return fingerprint, {split: cache.key(identity, fingerprint, split) for split in splits}
 
 
 def _lock_target(cache: FeatureCache, keys: dict[str, str]) -> Path:
@@ -105,17 +111,17 @@ def _lock_target(cache: FeatureCache, keys: dict[str, str]) -> Path:
     return cache.root / stable_hash(sorted(keys.values()), 32)
 
 
-def _prepare(source, config, extractor, splits, cache, refresh, chunk_rows):
-    """Cache keys, the missing splits, and for those the data, their chunk stores and the entry's metadata."""
-    identity = extractor.identity()
-    fingerprint = _fingerprint(source)
-    keys = {split: cache.key(identity, fingerprint, split) for split in splits}
+def _prepare(source, config, extractor, splits, cache, refresh, chunk_rows, fingerprint=None, keys=None):
+    """The missing splits, and for those the data, their chunk stores and the entry's metadata (`fingerprint` and
+    `keys` from `_keys`, computed here when not given)."""
+    if keys is None:
+        fingerprint, keys = _keys(source, extractor, splits, cache)
     missing = [s for s in splits if refresh or not cache.has(keys[s])]
     if not missing:
-        return keys, missing, None, {}, None
+        return missing, None, {}, None
     # Build the model before touching the data, so a model that cannot load fails in seconds.
     meta = {
-        "identity": identity,
+        "identity": extractor.identity(),
         **extractor.describe(),
         "data": fingerprint,
         "preprocess": extractor.preprocess_cfg(),
@@ -129,7 +135,7 @@ def _prepare(source, config, extractor, splits, cache, refresh, chunk_rows):
     if refresh:
         for store in stores.values():
             store.remove()
-    return keys, missing, data, stores, meta
+    return missing, data, stores, meta
 
 
 def _compute(source, extractor, data, stores, plan, suffix: str = "") -> None:

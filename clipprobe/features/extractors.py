@@ -153,6 +153,12 @@ _INPUTS: OrderedDict[tuple, Any] = OrderedDict()
 INPUT_CACHE_BYTES = 256 << 20
 
 
+def forget_inputs() -> None:
+    """Drop the preprocessed inputs kept in this process: the next extraction decodes its images, as a new
+    process would (benchmarks/extract_speed.py times each round so)."""
+    _INPUTS.clear()
+
+
 def _keep_inputs(key: tuple, inputs) -> None:
     size = inputs.element_size() * inputs.nelement()
     if size > INPUT_CACHE_BYTES:
