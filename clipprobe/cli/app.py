@@ -13,7 +13,7 @@ import typer
 import typer.core
 
 from ..core.errors import ClipProbeError
-from ..core.progress import err_console
+from ..core.progress import err_console, progress_interval
 
 _state = {"debug": False}
 
@@ -87,6 +87,7 @@ def _command_for(target: typer.Typer):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             try:
+                progress_interval()  # a bad setting in the environment fails before any work, not in the middle
                 return fn(*args, **kwargs)
             except ClipProbeError as exc:
                 if _state["debug"]:

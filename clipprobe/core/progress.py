@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -10,6 +11,8 @@ from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .errors import UsageError
 
 T = TypeVar("T")
 
@@ -30,7 +33,7 @@ def progress_bar(transient: bool = False) -> Progress | LineProgress:
     """A bar on stderr; a transient one is cleared when done. When stderr is not a terminal, plain lines instead
     (`LineProgress`): a log then shows how far a long step is while it runs, not only at the end."""
     if not err_console.is_terminal:
-        return LineProgress(_interval())
+        return LineProgress(progress_interval())
     return Progress(
         TextColumn("{task.description}", markup=False, style="bold"),
         BarColumn(),
@@ -43,12 +46,19 @@ def progress_bar(transient: bool = False) -> Progress | LineProgress:
     )
 
 
-def _interval() -> float:
-    text = os.environ.get(PROGRESS_INTERVAL_VARIABLE, "")
-    try:
-        return max(0.0, float(text)) if text.strip() else DEFAULT_PROGRESS_INTERVAL
-    except ValueError:
+def progress_interval() -> float:
+    """Seconds between progress lines: $CLIPPROBE_PROGRESS_INTERVAL (0 or more; 0 writes a line per update), else
+    DEFAULT_PROGRESS_INTERVAL. Any other value is a UsageError, not silently the default."""
+    text = os.environ.get(PROGRESS_INTERVAL_VARIABLE)
+    if text is None or not text.strip():
         return DEFAULT_PROGRESS_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{PROGRESS_INTERVAL_VARIABLE} must be a number of seconds, 0 or more, got '{text}'")
+    return value
 
 
 class LineProgress:
