@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from clipprobe.core.machine import machine
 from clipprobe.features.precision import PRECISION_CHOICES, with_autocast, with_channels_last
 
 # Targets (issue 19): clipprobe end to end against the plain fp32 loop and against the model's own speed.
@@ -211,9 +210,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
         "anchor_ratio": round(speed["clipprobe"] / speed["anchor"], 3),
         "targets": {"ceiling": CEILING_TARGET, "anchor": args.anchor_target},
         "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor(),
-            "torch_threads": torch.get_num_threads(),
+            **machine(),
             "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
         },
     }

@@ -203,15 +203,10 @@ def docs_block(folder: Path) -> str:
 
 
 def machine() -> str:
-    """The CPU's model name and count, as Linux reports it (the platform's name elsewhere)."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
-        ]
-        model = names[0] if names else model
-    return f"{os.cpu_count()} CPUs ({model})"
+    """The CPU's model, its cores and whether it computes bf16 natively, in words."""
+    from clipprobe.core.machine import cores, cpu_model, native_bf16
+
+    return f"{cores()} cores of an {cpu_model()} ({'native bf16' if native_bf16() else 'no native bf16'})"
 
 
 def write_docs(page: Path, folder: Path) -> None:
