@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 from pathlib import Path
 
@@ -20,7 +19,7 @@ def lines_for(folder: Path) -> list[str]:
     lines = [
         "# clipprobe benchmarks",
         "",
-        f"Machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}. "
+        f"Machine: {machine()}, Python {platform.python_version()}. "
         "Every figure is a ratio measured side by side in one run.",
         "",
     ]

@@ -78,6 +78,21 @@ def test_local_dir_schema_loads_the_same_folder(tiny_pretrain, tmp_path):
     spec = resolve_weights(f"local-dir:{folder}", None)
     model, _ = create_model(spec)
     assert spec.identity["kind"] == "local-dir"
+    # Built without random draws, it is open_clip's own local-dir: model, bit for bit.
+    theirs = open_clip.create_model(f"local-dir:{folder}").eval()
+    mine, reference = model.state_dict(), theirs.state_dict()
+    assert mine.keys() == reference.keys() and all(torch.equal(mine[name], reference[name]) for name in mine)
+
+
+def test_local_dir_without_a_checkpoint_open_clip_reads_is_refused(tiny_pretrain, tmp_path):
+    """open_clip's local-dir: reads *.safetensors, *.bin and *.pth: a folder whose only weights are a *.pt would
+    build random weights under the .pt's hash, so it is refused."""
+    folder = save(train(tiny_pretrain), tmp_path / "ckpt")
+    (folder / "open_clip_model.safetensors").rename(folder / "weights.pt")
+    with pytest.raises(
+        UsageError, match=r"^No checkpoint open_clip reads \(\*\.safetensors, \*\.bin, \*\.pth\) in local-dir"
+    ):
+        resolve_weights(f"local-dir:{folder}", None)
 
 
 def test_unknown_model_tag_and_missing_file(tiny_model):

@@ -293,7 +293,17 @@ def _local_dir_checkpoint(model: str) -> Path:
     folder = Path(model[len("local-dir:") :]).expanduser()
     if not (folder / OPEN_CLIP_CONFIG).is_file():
         raise UsageError(f"local-dir: folder {folder} has no {OPEN_CLIP_CONFIG}")
-    checkpoint = Path(_checkpoint_in(folder))
+    # The file open_clip's local-dir: loads, chosen by open_clip's own rule, so that the identity hashes what is
+    # loaded (open_clip reads *.safetensors, *.bin and *.pth there, not *.pt, and prefers its own names).
+    from open_clip.factory import _find_checkpoint_in_dir
+
+    found = _find_checkpoint_in_dir(folder)
+    if found is None:
+        raise UsageError(
+            f"No checkpoint open_clip reads (*.safetensors, *.bin, *.pth) in local-dir: folder {folder}; "
+            "a *.pt file loads with --model MODEL --pretrained FILE"
+        )
+    checkpoint = Path(found)
     check_checkpoint(checkpoint)
     return checkpoint
 
@@ -351,9 +361,10 @@ def cached_file_sha256(path: Path) -> str:
 
 
 # Weights whose every value comes from one checkpoint, loaded by open_clip with strict=True (a checkpoint that
-# lacks a weight is an error, not a random one). hf-hub: and local-dir: are not among them: open_clip builds a random
-# model, with a warning, from a folder or repository that has a config but no weights.
-CHECKPOINT_KINDS = ("file", "builtin", "open_clip-tag")
+# lacks a weight is an error, not a random one); a local-dir: folder is resolved only when it holds a checkpoint
+# open_clip loads. hf-hub: is not among them: when its weights fail to download, open_clip builds a random model
+# with a warning.
+CHECKPOINT_KINDS = ("file", "builtin", "open_clip-tag", "local-dir")
 # torch's random initialisers (torch.nn.init), which nn.Linear, nn.MultiheadAttention, open_clip's towers and
 # transformers' models call while a model is built.
 _RANDOM_INITIALISERS = (
