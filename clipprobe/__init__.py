@@ -1,8 +1,8 @@
 """clipprobe: does a frozen image-text embedding keep the information your task needs?
 
 The pipeline, one package per stage: clipprobe.data (tasks and datasets) -> clipprobe.features (frozen features,
-cached) -> clipprobe.probes and clipprobe.baselines -> clipprobe.results (one typed record per result) ->
-clipprobe.report. clipprobe.runner runs a whole plan; clipprobe.dashcam is the application built on it (the
+cached) -> clipprobe.probes and clipprobe.baselines (computations) -> clipprobe.jobs (one typed job per row, declaring its kind)
+-> clipprobe.results (one typed record per result) -> clipprobe.report. clipprobe.runner runs the jobs of a plan; clipprobe.dashcam is the application built on it (the
 procedural world and the curation experiment); clipprobe.catalog registers everything by name.
 
 The names below are imported on first use (PEP 562), so that `clipprobe --help` does not load torch; using any of
@@ -26,12 +26,13 @@ _EXPORTS = {
     "run": "runner",
     "extract": "runner",
     "compare": "runner",
-    "probe": "probes.probe",
+    "probe": "runner",
     "list_probes": "probes.fit",
     "get_probe": "probes.fit",
     "list_baselines": "baselines.registry",
     "get_baseline": "baselines.registry",
-    "run_baseline": "baselines.trained",
+    "run_baseline": "runner",
+    "zero_shot": "runner",
     "Result": "results",
     "read_results": "results",
     "build_report": "report.build",

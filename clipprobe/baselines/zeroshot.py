@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,12 +12,7 @@ from ..core.errors import UsageError
 from ..data.task import Task
 from ..data.taskfile import read_prompt_file
 from ..features.config import ExtractorConfig
-from ..features.extract import extract_features
-from ..features.extractors import resolve_precision
-from ..probes.metrics import score_predictions
-from ..probes.probe import Outcome
-from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, claim, data_section
-from .registry import BASELINES
+from .registry import BASELINES, PromptBaseline
 
 # Bump when zero-shot scoring changes, so that stored results are not reused.
 ZERO_SHOT_VERSION = 2
@@ -72,104 +64,43 @@ def class_embeddings(config: ExtractorConfig, prompts: dict[str, list[str]]) -> 
     return torch.stack(rows).cpu().numpy()
 
 
-def zero_shot(
-    task: Task,
-    config: ExtractorConfig | None = None,
-    results_dir: Path = DEFAULT_RESULTS_DIR,
-    prompts: Mapping[str, list[str] | tuple[str, ...]] | None = None,
-    refresh: bool = False,
-) -> Outcome:
-    """Score `task`'s test images by their most similar class prompt; nothing is fitted or chosen, so no
-    labels other than the test labels (for the score) are read. Returns (record, path)."""
-    config = resolve_precision(config or ExtractorConfig())  # `auto` made concrete, as extraction does
+class ZeroShotBaseline(PromptBaseline):
+    """The probed model itself, used as CLIP users use it: each test image gets the class whose prompts it is most
+    similar to. The option is a prompt file (zero-shot:FILE.toml)."""
+
+    name = "zero-shot"
+    method = "zero-shot"
+    version = ZERO_SHOT_VERSION
+    description = (
+        "Zero-shot classification by the probed model's own text tower: each test image gets the class "
+        "whose prompts it is most similar to (no training; prompts from the task, or zero-shot:FILE.toml)"
+    )
+
+    def check_option(self, option: str | None, budget: Mapping[str, Any] | None = None) -> None:
+        if option is not None:
+            read_prompt_file(option)
+
+    def prompts(self, task: Task, option: str | None) -> dict[str, list[str]]:
+        return task_prompts(task, read_prompt_file(option) if option else None)
+
+    def class_embeddings(self, config: ExtractorConfig, prompts: dict[str, list[str]]) -> np.ndarray:
+        return class_embeddings(config, prompts)
+
+
+def check_zero_shot_config(config: ExtractorConfig) -> None:
+    """Zero-shot reads an open_clip model's final embedding: any other extractor or layer is a UsageError."""
     if config.extractor != "open_clip" or config.layer != "embedding":
         raise UsageError(
             "Zero-shot needs an open_clip model's final embedding (--extractor open_clip, --layer embedding), "
             f"got extractor '{config.extractor}', layer '{config.layer}'"
         )
-    started = time.perf_counter()
-    chosen = task_prompts(task, prompts)
-    features = extract_features(task.source, config, splits=("test",))
-    identity = Identity(task.name, features.meta["representation"], "zero-shot", config.seed)
-    key = identity.key(
-        {
-            "code": ZERO_SHOT_VERSION,
-            "features": features.meta["keys"],
-            "prompts": chosen,
-            "classes": list(task.classes),
-            "where": [list(c) for c in task.where],
-        }
-    )
-    # Another process running the same thing: wait for it, then reuse what it wrote.
-    with claim(identity, key, results_dir, refresh) as stored:
-        if stored is not None:
-            return stored
-
-        test = task.source.load()["test"]
-        images = np.asarray(features.arrays["test"], dtype=np.float32)[task.rows(test)]
-        images /= np.linalg.norm(images, axis=1, keepdims=True).clip(min=1e-12)
-        similarity = images @ class_embeddings(config, chosen).T
-        labels = task.labels(test)
-        record = Result.build(
-            identity,
-            key,
-            started,
-            {"extracted_splits": features.computed},
-            model=features.meta["model"],
-            pretrained=features.meta["pretrained"],
-            weights=features.meta["identity"].get("weights", {"kind": "none"}),
-            classes=list(task.classes),
-            metrics=score_predictions(labels, similarity.argmax(axis=1), task.classes),
-            predictions=[int(p) for p in similarity.argmax(axis=1)],
-            selection=Selection(
-                metric=None,
-                split=None,
-                parameter=None,
-                chosen=None,
-                note="nothing is chosen: the prompts are fixed before any data is seen",
-            ),
-            prompts=chosen,
-            data=data_section(task, {"test": len(labels)}),
-            features={
-                "dim": int(images.shape[1]),
-                "layer": config.layer,
-                "precision": config.precision,
-                "device": config.device,
-                "preprocess": features.meta.get("preprocess"),
-                "cache_keys": features.meta["keys"],
-            },
-        )
-        return record, record.write(results_dir)
 
 
-@dataclass(frozen=True)
-class ZeroShotBaseline:
-    """The registry's face of `zero_shot`: the probed model itself, used as CLIP users use it."""
-
-    name: str = "zero-shot"
-    uses_model: bool = True  # the probed model's own text tower
-    description: str = (
-        "Zero-shot classification by the probed model's own text tower: each test image gets the class "
-        "whose prompts it is most similar to (no training; prompts from the task, or zero-shot:FILE.toml)"
-    )
-
-    def check_option(self, option: str | None, budget: dict[str, Any] | None = None) -> None:
-        if option is not None:
-            read_prompt_file(option)
-
-    def run(
-        self,
-        task: Task,
-        config: ExtractorConfig,
-        results_dir: Path,
-        *,
-        option: str | None = None,
-        budget: dict[str, Any] | None = None,
-        refresh: bool = False,
-    ) -> Outcome:
-        return zero_shot(
-            task, config, results_dir, prompts=read_prompt_file(option) if option else None, refresh=refresh
-        )
+def predict_zero_shot(features: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The class whose embedding is most similar (cosine) to each row of `features`."""
+    images = np.asarray(features, dtype=np.float32).copy()
+    images /= np.linalg.norm(images, axis=1, keepdims=True).clip(min=1e-12)
+    return (images @ classes.T).argmax(axis=1)
 
 
 BASELINES.register("zero-shot", ZeroShotBaseline())

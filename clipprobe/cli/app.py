@@ -83,7 +83,10 @@ app = typer.Typer(
 def _command_for(target: typer.Typer):
     """Register functions as commands of `target`; library errors become `Error: ...` and their exit code, in this one place."""
 
-    def command(fn):
+    def command(fn=None, *, hidden: bool = False):
+        if fn is None:  # @command(hidden=True)
+            return lambda f: command(f, hidden=hidden)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             try:
@@ -116,7 +119,7 @@ def _command_for(target: typer.Typer):
                 )
                 raise typer.Exit(1) from None
 
-        return target.command(cls=Command)(wrapper)
+        return target.command(cls=Command, hidden=hidden)(wrapper)
 
     return command
 

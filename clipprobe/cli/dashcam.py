@@ -1,4 +1,4 @@
-"""The dashcam application's commands: pretrain, experiment curation, data show, data pairs, invariance. Only these
+"""The dashcam application's commands: pretrain, experiment curation, data show, data pairs, sensitivity. Only these
 take the dashcam world's options; the tool's commands reach another world through a task name
 (`--task 'traffic-light[light_size=0.03:0.06]'`)."""
 
@@ -9,10 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.defaults import RESULTS_DIR, SENSITIVITY_DIR
+from ..core.errors import UsageError
 from ..core.progress import console, err_console
 from .app import command, data_command, experiment_command, library
 from .options import (
-    DEFAULT_RESULTS_DIR,
     BatchOpt,
     DeviceOpt,
     ExtractorOpt,
@@ -40,9 +41,6 @@ LightSizeOpt = Annotated[
 PedestrianSizeOpt = Annotated[
     Optional[str], typer.Option("--pedestrian-size", help="Pedestrian height range MIN:MAX (default 0.16:0.32).")
 ]
-# Not under results/: `clipprobe report` reads results/*/*.json as result records (clipprobe.dashcam.invariance has the
-# same default).
-DEFAULT_INVARIANCE_DIR = Path("results-invariance")
 
 
 def world_from_options(world_seed, image_size, light_size, pedestrian_size):
@@ -125,7 +123,7 @@ def curation(
     attributes: Annotated[
         Optional[str],
         typer.Option(
-            help="Counterfactual attributes for the invariance columns, "
+            help="Counterfactual attributes for the sensitivity columns, "
             "comma-separated ('none' skips them; default: all)."
         ),
     ] = None,
@@ -160,12 +158,12 @@ def curation(
             show_default=False,
         ),
     ] = "embedding,pre-projection,tokens",
-    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    results: ResultsOpt = RESULTS_DIR,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Recompute every result and score (weights and features stay cached).")
     ] = False,
 ):
-    """Pretrain one mini CLIP per caption policy, probe every dashcam task and score invariance, beside the baselines.
+    """Pretrain one mini CLIP per caption policy, probe every dashcam task and score sensitivity, beside the baselines.
 
     Same world, recipe and seeds for every policy: only the captions differ. Every task is probed at each of
     --layers; the paired differences (each policy against salient captions, each representation against the
@@ -201,6 +199,7 @@ def curation(
     record, path = run_curation(
         experiment,
         results_dir=results,
+        sensitivity_dir=SENSITIVITY_DIR,
         refresh=refresh,
         on_result=print_outcome,
         on_stage=lambda text: console.print(text, style="bold"),
@@ -283,7 +282,7 @@ def pairs(
 
 
 @command
-def invariance(
+def sensitivity(
     attribute: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -299,8 +298,8 @@ def invariance(
     seed: Annotated[int, typer.Option(help="Seed for the unrelated pairs, the bootstrap and random weights.")] = 0,
     resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples for the 95% interval.")] = 1000,
     results: Annotated[
-        Path, typer.Option("--results", help="Folder for the invariance result files.")
-    ] = DEFAULT_INVARIANCE_DIR,
+        Path, typer.Option("--results", help="Folder for the sensitivity result files.")
+    ] = SENSITIVITY_DIR,
     extractor: ExtractorOpt = "open_clip",
     orbit: OrbitOpt = None,
     refresh: Annotated[
@@ -311,16 +310,16 @@ def invariance(
     light_size: LightSizeOpt = None,
     pedestrian_size: PedestrianSizeOpt = None,
 ):
-    """How much a frozen embedding reacts to an attribute: mean cosine distance within counterfactual pairs
+    """How much a frozen embedding moves with an attribute: mean cosine distance within counterfactual pairs
     over that within unrelated pairs that also differ in it (0 = blind to it, 1 = as sensitive as an embedding of
     that attribute alone), with a 95% bootstrap interval.
 
-    Examples: clipprobe invariance --attribute traffic-light --n 200;
-    clipprobe invariance --model ViT-B-32 --pretrained laion2b_s34b_b79k --orbit hflip
+    Examples: clipprobe sensitivity --attribute traffic-light --n 200;
+    clipprobe sensitivity --model ViT-B-32 --pretrained laion2b_s34b_b79k --orbit hflip
     """
     from rich.table import Table
 
-    from ..dashcam.invariance import measure_invariance
+    from ..dashcam.sensitivity import measure_sensitivity
 
     library()
     world = world_from_options(world_seed, image_size, light_size, pedestrian_size)
@@ -334,30 +333,37 @@ def invariance(
         extractor=extractor,
         orbit=orbit,
     )
-    record, path = measure_invariance(
+    record, path = measure_sensitivity(
         attribute, config, n=n, world=world, seed=seed, resamples=resamples, results_dir=results, refresh=refresh
     )
     table = Table(
-        title=f"Invariance of {record['representation']}",
+        title=f"Sensitivity of {record.representation}",
         title_justify="left",
         caption="score = mean cosine distance within pairs / within unrelated pairs that differ in the attribute; "
         "0 = blind to it, 1 = as sensitive as an embedding of the attribute alone",
     )
     for column in ("Attribute", "Score", "95% interval", "n pairs", "Mean pair distance", "Mean unrelated distance"):
         table.add_column(column, justify="left" if column == "Attribute" else "right", no_wrap=True)
-    for name, stats in record["scores"].items():
-        score = "undefined" if stats["score"] is None else f"{stats['score']:.3f}"
-        interval = "[-]" if stats["interval"] is None else f"[{stats['interval'][0]:.3f}, {stats['interval'][1]:.3f}]"
+    for name, scored in record.scores.items():
+        stats = scored.stats
+        score = "undefined" if stats.score is None else f"{stats.score:.3f}"
+        interval = "[-]" if stats.interval is None else f"[{stats.interval[0]:.3f}, {stats.interval[1]:.3f}]"
         table.add_row(
             name,
             score,
             interval,
-            str(stats["n_pairs"]),
-            f"{stats['mean_pair_distance']:.4f}",
-            f"{stats['mean_unrelated_distance']:.4f}",
+            str(stats.n_pairs),
+            f"{stats.mean_pair_distance:.4f}",
+            f"{stats.mean_unrelated_distance:.4f}",
         )
     console.print(table)
-    for name, stats in record["scores"].items():
-        if "error" in stats:
-            err_console.print(f"Warning: {name}: {stats['error']}")
+    for name, scored in record.scores.items():
+        if scored.stats.error is not None:
+            err_console.print(f"Warning: {name}: {scored.stats.error}")
     console.print(f"Wrote {path}")
+
+
+@command(hidden=True)
+def invariance():
+    """Renamed: `clipprobe sensitivity` (sensitivity is what is measured; an orbit is what is imposed)."""
+    raise UsageError("`clipprobe invariance` is now `clipprobe sensitivity` (same options)")

@@ -8,15 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from ..core.defaults import CLI_PRECISION
 from ..core.errors import UsageError
-from ..features.precision import CLI_DEFAULT_PRECISION, PRECISION_CHOICES
+from ..features.precision import PRECISION_CHOICES
 
 if TYPE_CHECKING:
     from ..data.task import Task
     from ..features.config import ExtractorConfig
 
-DEFAULT_RESULTS_DIR = Path("results")
-DEFAULT_REPORTS_DIR = Path("reports")
 
 
 # auto, then open_clip's precision names (clipprobe.features.precision says what each one is for).
@@ -194,12 +193,11 @@ LayerOpt = Annotated[
 ]
 
 
-def extractor_config(*, precision: str = CLI_DEFAULT_PRECISION, **options: Any) -> ExtractorConfig:
+def extractor_config(*, precision: str = CLI_PRECISION, **options: Any) -> ExtractorConfig:
     """The feature options of a command (named as ExtractorConfig's fields), as the library's ExtractorConfig;
-    the defaults are the library's own, but for the precision: `auto`, resolved here to bf16 or fp32 (with the
-    reason) before any work, so every row, key and record of the command carries the concrete one."""
+    the defaults are the library's own, but for the precision: `auto`, which the run plan resolves to bf16 or
+    fp32 (with the reason) once, before any job is keyed, as it does for a library caller."""
     from ..features.config import ExtractorConfig
-    from ..features.extractors import resolve_precision
 
     if "@" in options.get("model", ""):  # MODEL@PRETRAINED, as everywhere
         from ..features.weights import parse_model_spec
@@ -208,7 +206,7 @@ def extractor_config(*, precision: str = CLI_DEFAULT_PRECISION, **options: Any) 
         if options.get("pretrained") is not None and weights is not None:
             raise UsageError(f"Give the weights once: --model {options['model']}@{weights} or --pretrained")
         options["pretrained"] = weights or options.get("pretrained")
-    return resolve_precision(ExtractorConfig(precision=Precision(precision).value, **options))
+    return ExtractorConfig(precision=Precision(precision).value, **options)
 
 
 def model_configs(

@@ -9,13 +9,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.defaults import REPORTS_DIR, RESULTS_DIR
 from ..core.errors import ClipProbeError, UsageError
 from ..core.progress import console, err_console
 from ..features.chunks import DEFAULT_CHUNK_ROWS
 from .app import command, library
 from .options import (
-    DEFAULT_REPORTS_DIR,
-    DEFAULT_RESULTS_DIR,
     AllowOutsideRootOpt,
     BatchOpt,
     ChannelsLastOpt,
@@ -232,7 +231,7 @@ def probe(
     batch_size: BatchOpt = 64,
     precision: PrecisionOpt = Precision.auto,
     seed: SeedOpt = 0,
-    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    results: ResultsOpt = RESULTS_DIR,
     extractor: ExtractorOpt = "open_clip",
     orbit: OrbitOpt = None,
     layer: LayerOpt = "embedding",
@@ -341,22 +340,21 @@ def print_outcome(record, path: Path, show_seed: bool = False) -> None:
         err_console.print(f"Skipped: {where}: {record.skipped} -> {path}{reused}", markup=False, highlight=False)
         return
     if record.incomplete is not None:
-        from ..report.tables import incomplete_note
-
-        where += f" | {incomplete_note(record.incomplete)}"
+        where += f" | {record.incomplete.note()}"
     selection = record.selection
+    metrics = record.metrics
+    assert selection is not None and metrics is not None  # a record that is not skipped has both
     if selection.chosen is None:
         chosen = "nothing chosen"
     elif selection.parameter == "epoch":
         chosen = f"epoch {selection.chosen}"
     else:
         chosen = f"{selection.parameter} {selection.chosen:.3g}"
-    metrics = record.metrics
-    low_high = metrics.get("intervals", {}).get("balanced_accuracy")
+    low_high = metrics.intervals.get("balanced_accuracy")
     interval = f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else ""
     console.print(
-        f"{where} | balanced accuracy {metrics['balanced_accuracy']:.3f}"
-        f"{interval} | accuracy {metrics['accuracy']:.3f} | {chosen} -> {path}{reused}"
+        f"{where} | balanced accuracy {metrics.balanced_accuracy:.3f}"
+        f"{interval} | accuracy {metrics.accuracy:.3f} | {chosen} -> {path}{reused}"
     )
     if selection.at_grid_edge:
         err_console.print(
@@ -398,10 +396,10 @@ def baselines():
 
 @command
 def report(
-    results: ResultsOpt = DEFAULT_RESULTS_DIR,
+    results: ResultsOpt = RESULTS_DIR,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for report.md, report.html, results.json and results.csv.")
-    ] = DEFAULT_REPORTS_DIR,
+    ] = REPORTS_DIR,
     fail_under: Annotated[
         Optional[list[str]],
         typer.Option(

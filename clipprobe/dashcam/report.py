@@ -3,25 +3,25 @@ its heat map and the dose-response plot. Registered as the report's view of "cur
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 from rich.table import Table
 from rich.text import Text
 
+from ..core.kinds import RowKind
 from ..report.experiments import EXPERIMENT_VIEWS
 from ..report.html import escape as _e
 from ..report.html import img as _img
 from ..report.markdown import table_line
 from ..report.plots import DPI, plain, png_bytes, short
+from ..results import read_document
+from .records import EXPERIMENT_KIND, EXPERIMENT_SCHEMA_VERSION, ExperimentRecord, ExperimentRow
 
-# What `clipprobe experiment curation` writes: the record's kind, and the version of its shape (bump when it changes).
-EXPERIMENT_KIND = "curation-experiment"
-EXPERIMENT_SCHEMA_VERSION = 3
 EXPERIMENT_CAPTION = (
     "Balanced accuracy on each task's test split: the mean over pretraining seeds ± their standard deviation, and "
-    "a 95 % bootstrap interval of that mean over test images [low, high]. Invariance (on the final embedding): "
+    "a 95 % bootstrap interval of that mean over test images [low, high]. Sensitivity (on the final embedding): "
     "distance within counterfactual pairs / distance within unrelated pairs that also differ in the attribute "
     "(0: blind to it, 1: as sensitive as an embedding of that attribute alone), mean ± sd over seeds."
 )
@@ -32,15 +32,15 @@ COMPARISONS_CAPTION = (
 )
 
 
-def experiment_label(row: dict[str, Any]) -> str:
+def experiment_label(row: ExperimentRow) -> str:
     """How the headline table names a row: the representation, and the method when it is not a probe of it."""
-    return f"{row['representation']} · zero-shot" if row["method"] == "zero-shot" else row["representation"]
+    return f"{row['representation']} · zero-shot" if row.method == "zero-shot" else row.representation
 
 
-def layer_rows(record: dict[str, Any], layer: str) -> list[dict[str, Any]]:
+def layer_rows(record: ExperimentRecord, layer: str) -> list[ExperimentRow]:
     """The rows of one layer's table; rows without layers (the trained baselines) go with the first layer."""
-    first = record["layers"][0]
-    return [row for row in record["rows"] if row["layer"] == layer or (row["layer"] is None and layer == first)]
+    first = record.layers[0]
+    return [row for row in record.rows if row.layer == layer or (row.layer is None and layer == first)]
 
 
 def _number(value: float, sd: float | None, interval: list[float] | None, separator: str) -> str:
@@ -48,61 +48,61 @@ def _number(value: float, sd: float | None, interval: list[float] | None, separa
     return text + (f"{separator}[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
-def experiment_cells(record: dict[str, Any], row: dict[str, Any], separator: str, attributes: bool = True) -> list[str]:
-    cells = [experiment_label(row), row["policy"] or "-"]
-    for task in record["tasks"]:
-        result = row["tasks"].get(task)
+def experiment_cells(
+    record: ExperimentRecord, row: ExperimentRow, separator: str, attributes: bool = True
+) -> list[str]:
+    cells = [experiment_label(row), row.policy or "-"]
+    for task in record.tasks:
+        result = row.tasks.get(task)
         cells.append(
-            "-" if result is None else _number(result["balanced_accuracy"], result["sd"], result["interval"], separator)
+            "-" if result is None else _number(result.balanced_accuracy, result.sd, result.interval, separator)
         )
-    for attribute in record["attributes"] if attributes else ():
-        score = (row.get("invariance") or {}).get(attribute)
+    for attribute in record.attributes if attributes else ():
+        score = (row.sensitivity or {}).get(attribute)
         cells.append(
-            "-"
-            if not score or score["score"] is None
-            else _number(score["score"], score.get("sd"), score.get("interval"), separator)
+            "-" if not score or score.score is None else _number(score.score, score.sd, score.interval, separator)
         )
     return cells
 
 
-def experiment_headers(record: dict[str, Any], attributes: bool = True) -> list[str]:
-    invariance = [f"invariance: {a}" for a in record["attributes"]] if attributes else []
-    return ["Representation", "Captions", *record["tasks"], *invariance]
+def experiment_headers(record: ExperimentRecord, attributes: bool = True) -> list[str]:
+    sensitivity = [f"sensitivity: {a}" for a in record.attributes] if attributes else []
+    return ["Representation", "Captions", *record.tasks, *sensitivity]
 
 
-def experiment_title(record: dict[str, Any]) -> str:
-    seeds = record["seeds"]
+def experiment_title(record: ExperimentRecord) -> str:
+    seeds = record.seeds
     span = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} pretraining seeds ({seeds[0]}-{seeds[-1]})"
     return f"Curation experiment: {', '.join(record['design']['policies'])}; {span}"
 
 
-def _layer_tables(record: dict[str, Any]) -> list[tuple[str, list[str], list[dict[str, Any]], bool]]:
-    """(layer, headers, rows, with invariance columns) per layer: invariance is measured on the embedding only."""
+def _layer_tables(record: ExperimentRecord) -> list[tuple[str, list[str], list[ExperimentRow], bool]]:
+    """(layer, headers, rows, with sensitivity columns) per layer: sensitivity is measured on the embedding only."""
     out = []
-    for layer in record["layers"]:
+    for layer in record.layers:
         attributes = layer == "embedding"
         out.append((layer, experiment_headers(record, attributes), layer_rows(record, layer), attributes))
     return out
 
 
-def comparison_grid(record: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def comparison_grid(record: ExperimentRecord) -> tuple[list[str], list[list[str]]]:
     """The paired differences as one line per (row, reference, layer) and one column per task."""
     lines: dict[tuple, dict[str, str]] = {}
-    for c in record["comparisons"]:
-        key = (c["row"], c["against"], c["layer"])
-        mark = " *" if c["resolved"] else ""
-        lines.setdefault(key, {})[c["task"]] = (
+    for c in record.comparisons:
+        key = (c.row, c.against, c.layer)
+        mark = " *" if c.resolved else ""
+        lines.setdefault(key, {})[c.task] = (
             f"{c['difference']:+.3f} [{c['interval'][0]:+.3f}, {c['interval'][1]:+.3f}]{mark}"
         )
-    headers = ["Representation", "Layer", "Against", *record["tasks"]]
+    headers = ["Representation", "Layer", "Against", *record.tasks]
     rows = [
-        [row, layer, against, *(cells.get(task, "-") for task in record["tasks"])]
+        [row, layer, against, *(cells.get(task, "-") for task in record.tasks)]
         for (row, against, layer), cells in lines.items()
     ]
     return headers, rows
 
 
-def experiment_tables(record: dict[str, Any]) -> list[Table]:
+def experiment_tables(record: ExperimentRecord) -> list[Table]:
     """The headline tables in the terminal, one per layer, then the paired differences."""
     tables = []
     for layer, headers, rows, attributes in _layer_tables(record):
@@ -135,7 +135,7 @@ def _markdown_table(headers: list[str], rows: list[list[str]], left: int) -> lis
     ]
 
 
-def experiment_markdown(record: dict[str, Any]) -> str:
+def experiment_markdown(record: ExperimentRecord) -> str:
     lines = [f"### {experiment_title(record)}", "", EXPERIMENT_CAPTION]
     for layer, headers, rows, attributes in _layer_tables(record):
         lines += ["", f"#### Layer: {layer}", ""]
@@ -147,7 +147,7 @@ def experiment_markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def experiment_plots(record: dict[str, Any]) -> dict[str, bytes]:
+def experiment_plots(record: ExperimentRecord) -> dict[str, bytes]:
     """An experiment's plots by kind: the heat map, and with two or more descriptive fractions the dose-response plot."""
     plots = {"heatmap": heatmap_png(record)}
     if len(dose_points(record)) >= 2:
@@ -166,7 +166,7 @@ def _html_table(headers: list[str], rows: list[list[str]], left: int) -> str:
     return '<div class="scroll">' + "".join(table) + "</table></div>"
 
 
-def _experiment_section(anchor: str, record: dict[str, Any], plots: dict[str, bytes]) -> str:
+def _experiment_section(anchor: str, record: ExperimentRecord, plots: dict[str, bytes]) -> str:
     """The headline tables (one per layer), the paired differences, a heat map, and (with two or more
     descriptive fractions) the dose-response plot."""
     parts = [
@@ -189,7 +189,7 @@ def _experiment_section(anchor: str, record: dict[str, Any], plots: dict[str, by
     if "dose-response" in plots:
         parts.append(
             _img(
-                plots["dose-response"], "balanced accuracy and invariance against the fraction of descriptive captions"
+                plots["dose-response"], "balanced accuracy and sensitivity against the fraction of descriptive captions"
             )
         )
         parts.append(
@@ -200,10 +200,10 @@ def _experiment_section(anchor: str, record: dict[str, Any], plots: dict[str, by
     return "\n".join(parts) + "</section>"
 
 
-def heatmap_png(record: dict[str, Any]) -> bytes:
+def heatmap_png(record: ExperimentRecord) -> bytes:
     """Balanced accuracy above chance, rows x tasks, one panel per layer: 0 (white) at chance, 1 (dark) at perfect;
     the mean over seeds in each cell."""
-    tasks, panels = record["tasks"], [(layer, layer_rows(record, layer)) for layer in record["layers"]]
+    tasks, panels = record.tasks, [(layer, layer_rows(record, layer)) for layer in record.layers]
     height = 0.8 * len(panels) + 0.3 * sum(len(rows) for _, rows in panels)
     figure = Figure(figsize=(1.4 + 1.0 * len(tasks) + 2.2, height), dpi=DPI, layout="constrained")
     axes_list = figure.subplots(len(panels), 1, squeeze=False, height_ratios=[max(1, len(r)) for _, r in panels])[:, 0]
@@ -212,10 +212,10 @@ def heatmap_png(record: dict[str, Any]) -> bytes:
         for row in rows:
             line, shade = [], []
             for task in tasks:
-                result = row["tasks"].get(task)
-                value = None if result is None else result["balanced_accuracy"]
+                result = row.tasks.get(task)
+                value = None if result is None else result.balanced_accuracy
                 line.append(value)
-                shade.append(float("nan") if value is None else (value - result["chance"]) / (1 - result["chance"]))
+                shade.append(float("nan") if value is None else (value - result.chance) / (1 - result.chance))
             values.append(line)
             shades.append(shade)
         axes.imshow(shades, cmap="Blues", vmin=0, vmax=1, aspect="auto")
@@ -232,43 +232,44 @@ def heatmap_png(record: dict[str, Any]) -> bytes:
     return png_bytes(figure)
 
 
-def dose_points(record: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:
+def dose_points(record: ExperimentRecord) -> list[tuple[float, ExperimentRow]]:
     """(descriptive fraction, row) for the pretrained models' probe rows on the salient-descriptive axis, by fraction."""
     points = [
-        (row["descriptive_fraction"], row)
-        for row in record["rows"]
-        if row["kind"] == "pretrained"
-        and row["method"] == "linear-probe"
-        and row["descriptive_fraction"] is not None
-        and row["layer"] == "embedding"
+        (row.descriptive_fraction, row)
+        for row in record.rows
+        if row.kind is RowKind.PROBE
+        and row.policy is not None
+        and row.method == "linear-probe"
+        and row.descriptive_fraction is not None
+        and row.layer == "embedding"
     ]
     return sorted(points, key=lambda point: point[0])
 
 
-def _accuracy(row: dict[str, Any], task: str) -> tuple[float, list[float] | None, list[float]] | None:
-    result = row["tasks"].get(task)
-    return None if result is None else (result["balanced_accuracy"], result["interval"], result["per_seed"])
+def _accuracy(row: ExperimentRow, task: str) -> tuple[float, list[float] | None, list[float]] | None:
+    result = row.tasks.get(task)
+    return None if result is None else (result.balanced_accuracy, result.interval, result.per_seed)
 
 
-def _invariance(row: dict[str, Any], attribute: str) -> tuple[float, list[float] | None, list[float]] | None:
-    score = (row.get("invariance") or {}).get(attribute)
-    if not score or score["score"] is None:
+def _sensitivity(row: ExperimentRow, attribute: str) -> tuple[float, list[float] | None, list[float]] | None:
+    score = (row.sensitivity or {}).get(attribute)
+    if not score or score.score is None:
         return None
-    return score["score"], score.get("interval"), score.get("per_seed") or [score["score"]]
+    return score.score, score.interval, score.per_seed or [score.score]
 
 
-def dose_response_png(record: dict[str, Any]) -> bytes:
-    """Left: balanced accuracy per task against the fraction of descriptive captions; right: invariance per attribute."""
+def dose_response_png(record: ExperimentRecord) -> bytes:
+    """Left: balanced accuracy per task against the fraction of descriptive captions; right: sensitivity per attribute."""
     points = dose_points(record)
     figure = Figure(figsize=(10, 3.8), dpi=DPI, layout="constrained")
     left, right = figure.subplots(1, 2)
     panels = (
-        (left, record["tasks"], _accuracy, "balanced accuracy (test)", "what a linear probe can read"),
+        (left, record.tasks, _accuracy, "balanced accuracy (test)", "what a linear probe can read"),
         (
             right,
-            record["attributes"],
-            _invariance,
-            "invariance score (0: blind to it)",
+            record.attributes,
+            _sensitivity,
+            "sensitivity score (0: blind to it)",
             "how much the embedding moves with the attribute",
         ),
     )
@@ -322,19 +323,25 @@ class CurationView:
     def __init__(self, schema_version: int):
         self.schema_version = schema_version
 
-    def title(self, record: dict[str, Any]) -> str:
+    def read(self, path: Path) -> ExperimentRecord:
+        return read_document(path, ExperimentRecord, self.schema_version, "Experiment file")
+
+    def tasks(self, record: ExperimentRecord) -> list[str]:
+        return list(record.tasks)
+
+    def title(self, record: ExperimentRecord) -> str:
         return experiment_title(record)
 
-    def tables(self, record: dict[str, Any]) -> list[Table]:
+    def tables(self, record: ExperimentRecord) -> list[Table]:
         return experiment_tables(record)
 
-    def markdown(self, record: dict[str, Any]) -> str:
+    def markdown(self, record: ExperimentRecord) -> str:
         return experiment_markdown(record)
 
-    def plots(self, record: dict[str, Any]) -> dict[str, bytes]:
+    def plots(self, record: ExperimentRecord) -> dict[str, bytes]:
         return experiment_plots(record)
 
-    def html(self, anchor: str, record: dict[str, Any], plots: dict[str, bytes]) -> str:
+    def html(self, anchor: str, record: ExperimentRecord, plots: dict[str, bytes]) -> str:
         return _experiment_section(anchor, record, plots)
 
 

@@ -31,6 +31,14 @@ class DashcamWorld:
         # The generator is deterministic, so its config (and version) identify the pixels.
         return f"{self.name}-{self.config.fingerprint()}"
 
+    def location(self) -> str:
+        """Where its data lives: a built-in source is named, not located."""
+        return self.name
+
+    def skipped(self) -> dict:
+        """Unreadable images left out: none (the world renders every image it lists)."""
+        return {"count": 0, "files": []}
+
     def ready(self) -> bool:
         """Whether the world is rendered (listing its tasks' counts is then instant)."""
         return (world_path(self.config) / "dataset_dict.json").exists()

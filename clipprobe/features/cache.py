@@ -19,6 +19,24 @@ from .chunks import ChunkStore
 CACHE_FORMAT = 3
 
 
+@dataclass(frozen=True)
+class FeatureKey:
+    """Everything that decides one cached array, in one value: the extractor's identity (model, weights, precision,
+    layer, preprocessing, ...), the data's fingerprint and the split (or, for counterfactual pairs, the column).
+    Extraction and the sensitivity score's pairs both key their arrays with it; a new field that changes features
+    goes into the extractor's identity, and every key follows."""
+
+    extractor: dict[str, Any]
+    data: str
+    split: str
+
+    @property
+    def digest(self) -> str:
+        return stable_hash(
+            {"format": CACHE_FORMAT, "extractor": self.extractor, "data": self.data, "split": self.split}, 32
+        )
+
+
 class FeatureCache:
     """Features as .npy files keyed by a hash of everything that changes them.
 
@@ -29,9 +47,8 @@ class FeatureCache:
         self.root = Path(root) if root is not None else paths.features_dir()
 
     def key(self, identity: dict[str, Any], data_fingerprint: str, split: str) -> str:
-        return stable_hash(
-            {"format": CACHE_FORMAT, "extractor": identity, "data": data_fingerprint, "split": split}, 32
-        )
+        """The digest of FeatureKey(identity, data_fingerprint, split): the entry's file name."""
+        return FeatureKey(identity, data_fingerprint, split).digest
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         folder = self.root / key[:2]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.defaults import PRECISION
 from ..core.errors import UsageError
 from .devices import AUTO, resolve_device
-from .precision import DEFAULT_PRECISION
 
 # Which features of the image tower are read (see `layer_forward`); "embedding" is what CLIP users get.
 LAYERS = ("embedding", "pre-projection", "tokens", "grid")
@@ -27,7 +27,7 @@ class ExtractorConfig:
     pretrained: str | None = None
     # One of clipprobe.features.precision.PRECISION_CHOICES: fp32 (the default here), bf16, fp16, amp, amp_bf16, or
     # auto, which `resolve_precision` turns into bf16 or fp32 for this device and model before anything is keyed.
-    precision: str = DEFAULT_PRECISION
+    precision: str = PRECISION
     # One of LAYERS: embedding (the projected embedding), pre-projection, tokens or grid (see `layer_forward`).
     layer: str = DEFAULT_LAYER
     # A torch device, or "auto" (CUDA, then MPS, then the CPU), resolved when the config is made: records say which.

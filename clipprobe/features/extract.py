@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,10 +13,53 @@ from ..core.locks import exclusive
 from ..core.progress import progress_bar
 from ..core.storage import stable_hash
 from ..data.task import PROBE_SPLITS, DataSource
-from .cache import FeatureCache, FeatureSet
+from .cache import FeatureCache, FeatureKey, FeatureSet
 from .chunks import DEFAULT_CHUNK_ROWS, Shard, encode_chunks, shard_plan
 from .config import ExtractorConfig
-from .extractors import make_extractor
+from .extractors import Extractor, make_extractor
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """What a job knows of its features before any is extracted: how its row is named and each split's cache key."""
+
+    representation: str
+    model: str
+    pretrained: str
+    precision_reason: str | None
+    identity: dict[str, Any]
+    keys: dict[str, str]
+
+
+def plan_features(
+    source: DataSource,
+    config: ExtractorConfig,
+    splits: tuple[str, ...] = PROBE_SPLITS,
+    cache: FeatureCache | None = None,
+) -> FeaturePlan:
+    """The row name and cache keys of `config`'s features of `source` (weights resolved, no model built)."""
+    extractor = make_extractor(config)
+    _, keys = _keys(source, extractor, splits, cache or FeatureCache())
+    named = extractor.describe()
+    return FeaturePlan(
+        representation=named["representation"],
+        model=named["model"],
+        pretrained=named["pretrained"],
+        precision_reason=named.get("precision_reason"),
+        identity=extractor.identity(),
+        keys=keys,
+    )
+
+
+def entry_meta(extractor: Extractor, config: ExtractorConfig, data: str) -> dict[str, Any]:
+    """The metadata stored beside every cached array (extraction's splits and counterfactual pairs alike)."""
+    return {
+        "identity": extractor.identity(),
+        **extractor.describe(),
+        "data": data,
+        "preprocess": extractor.preprocess_cfg(),
+        "config": asdict(config),
+    }
 
 
 def extract_features(
@@ -103,7 +147,7 @@ def _keys(source, extractor, splits, cache) -> tuple[str, dict[str, str]]:
     """The data's fingerprint (computed once: it reads the source) and each split's cache key."""
     fingerprint = _fingerprint(source)
     identity = extractor.identity()
-    return fingerprint, {split: cache.key(identity, fingerprint, split) for split in splits}
+    return fingerprint, {split: FeatureKey(identity, fingerprint, split).digest for split in splits}
 
 
 def _lock_target(cache: FeatureCache, keys: dict[str, str]) -> Path:
@@ -120,13 +164,7 @@ def _prepare(source, config, extractor, splits, cache, refresh, chunk_rows, fing
     if not missing:
         return missing, None, {}, None
     # Build the model before touching the data, so a model that cannot load fails in seconds.
-    meta = {
-        "identity": extractor.identity(),
-        **extractor.describe(),
-        "data": fingerprint,
-        "preprocess": extractor.preprocess_cfg(),
-        "config": asdict(config),
-    }
+    meta = entry_meta(extractor, config, fingerprint)
     data = source.load()
     unknown = [s for s in missing if s not in data]
     if unknown:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import threading
-import time
-import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,15 +15,16 @@ from typing import Any, Protocol
 import datasets
 import numpy as np
 
+from ..core.defaults import AUTO, PRECISION
 from ..core.errors import UsageError
 from ..core.machine import cores
 from ..core.progress import progress_bar
 from ..core.registry import Registry
 from .config import DEFAULT_LAYER, LAYERS, ExtractorConfig, check_choice
-from .devices import check_device, resolve_device
+from .devices import check_device
 from .geometry import RESIZE_MODES, check_resize, tensor_transform
 from .layers import layer_forward, layer_identity
-from .precision import AUTO, DEFAULT_PRECISION, PRECISION_CHOICES, native_bf16_device, with_autocast, with_channels_last
+from .precision import PRECISION_CHOICES, with_autocast, with_channels_last
 
 
 class Extractor(Protocol):
@@ -267,9 +265,13 @@ class OpenClipExtractor(BatchExtractor):
 
         check_choice("precision", config.precision, PRECISION_CHOICES)
         check_choice("layer", config.layer, LAYERS)
+        if config.precision == AUTO:
+            # Resolved once, in the run plan (clipprobe.jobs.precision.resolve_precision), before anything is keyed
+            # or named: an extractor only ever sees a concrete precision.
+            raise UsageError(
+                "precision 'auto' must be resolved before extraction: clipprobe.jobs.precision.resolve_precision(config)"
+            )
         super().__init__(config)
-        # `auto` becomes a concrete precision here, before the identity (hence the cache key) or the row name exists.
-        self.config = config = resolve_precision(config)
         self.weights = resolve_weights(config.model, config.pretrained)
         self._model = None
         self._preprocess = None
@@ -309,7 +311,7 @@ class OpenClipExtractor(BatchExtractor):
         # A non-default layer is another representation: its own row (and result file), e.g. "ViT-B-32/openai [tokens]".
         tags = [layer_identity(self.config.layer)] if self.config.layer != DEFAULT_LAYER else []
         # So is another precision: fp32 and bf16 results stand side by side, e.g. "ViT-B-32/openai [bf16]".
-        tags += [self.config.precision] if self.config.precision != DEFAULT_PRECISION else []
+        tags += [self.config.precision] if self.config.precision != PRECISION else []
         tags += [f"orbit:{self.config.orbit}"] if self.config.orbit else []
         tags += [f"resize={self.config.resize}"] if self.config.resize else []
         model, pretrained = weights_names(self.config.model, self.weights)
@@ -360,161 +362,6 @@ class OpenClipExtractor(BatchExtractor):
         # open_clip's own steps on uint8 tensors when it recognises them (decode.py), else open_clip's PIL transform.
         transform = Uint8Preprocess.from_transform(preprocess) or preprocess
         return transform, self._forward, open_clip.get_input_dtype(self.config.precision)
-
-
-def resolve_precision(config: ExtractorConfig) -> ExtractorConfig:
-    """`config` with a concrete precision: `auto` becomes bf16 where the device computes bf16 natively and bf16's
-    features agree with fp32's for this model and weights (`bf16_verdict`, run once per model, weights, device and
-    machine, then read from the cache folder), fp32 elsewhere; `precision_reason` says which test decided.
-    A concrete precision is returned as it is."""
-    if config.precision != AUTO:
-        return config
-    if config.extractor != "open_clip":
-        return dataclasses.replace(
-            config, precision=DEFAULT_PRECISION, precision_reason=f"auto: the {config.extractor} extractor is float32"
-        )
-    device = resolve_device(config.device)
-    check_device(device)  # an unknown device is named as such, before any probing of it
-    native, why = native_bf16_device(device)
-    if not native:
-        return dataclasses.replace(config, precision="fp32", precision_reason=f"auto: fp32, since {why}")
-    verdict = bf16_verdict(dataclasses.replace(config, device=device))
-    if verdict["agrees"]:
-        return dataclasses.replace(
-            config, precision="bf16", precision_reason=f"auto: bf16, since {why} and {verdict['summary']}"
-        )
-    warnings.warn(
-        f"--precision auto: {config.model}/{config.pretrained or 'default'} falls back to fp32: {verdict['summary']}",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-    return dataclasses.replace(
-        config, precision="fp32", precision_reason=f"auto: fp32, since {why} but {verdict['summary']}"
-    )
-
-
-# The check that stands between native bf16 and trusting it for a model: CHECK_CLASSES x CHECK_PER_CLASS generated
-# images (a coloured disc on a graded background, the class its dominant channel), encoded in fp32 and in bf16.
-# bf16 is trusted when every image's embedding points where fp32's does (cosine >= CHECK_MIN_COSINE) and a linear
-# probe on bf16's features scores inside the 95 % bootstrap interval of the same probe on fp32's (trained on half
-# the images, scored on the other half). Bump CHECK_VERSION when the check changes: verdicts are cached under it.
-CHECK_VERSION = 1
-CHECK_CLASSES = 3
-CHECK_PER_CLASS = 24
-CHECK_MIN_COSINE = 0.99
-CHECK_RESAMPLES = 1000
-
-
-def bf16_verdict(config: ExtractorConfig) -> dict[str, Any]:
-    """Whether bf16 features of `config`'s model agree with fp32's (see CHECK_*); cached as JSON under
-    $CLIPPROBE_HOME/precision, keyed by model, weights, device and machine, so that it runs once."""
-    import torch
-
-    from ..core import machine, paths
-    from ..core.storage import stable_hash, write_json
-    from .weights import model_config, resolve_weights
-
-    weights = resolve_weights(config.model, config.pretrained)
-    device = config.device
-    device_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else machine.cpu_model()
-    key = {
-        "check": CHECK_VERSION,
-        "model": config.model,
-        "model_config": model_config(config.model),
-        "weights": weights.identity,
-        "device": [device, device_name, sorted(machine.cpu_flags() & set(machine.BF16_FLAGS))],
-        "torch": torch.__version__,
-    }
-    path = paths.home() / "precision" / f"{paths.slug(config.model)}-{stable_hash(key, 16)}.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())["verdict"]
-        except (ValueError, KeyError):
-            pass  # a damaged verdict is simply computed again
-    started = time.perf_counter()
-    verdict = _check_bf16(config)
-    verdict["seconds"] = round(time.perf_counter() - started, 1)
-    write_json(path, {"key": key, "verdict": verdict})
-    return verdict
-
-
-def check_images() -> tuple[list, np.ndarray]:
-    """The check's images (224 px, deterministic) and their labels."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    size = 224
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    images, labels = [], []
-    for i in range(CHECK_CLASSES * CHECK_PER_CLASS):
-        label = i % CHECK_CLASSES
-        pixels = (
-            rng.uniform(0.2, 0.8, 3)
-            + xx[..., None] * rng.uniform(-0.3, 0.3, 3)
-            + yy[..., None] * rng.uniform(-0.3, 0.3, 3)
-        )
-        (cx, cy), radius = rng.uniform(0.25, 0.75, 2), rng.uniform(0.1, 0.25)
-        colour = rng.uniform(0.1, 0.5, 3)
-        colour[label] += rng.uniform(0.2, 0.5)
-        pixels[(xx - cx) ** 2 + (yy - cy) ** 2 < radius**2] = colour
-        pixels += rng.normal(0, 0.05, pixels.shape)
-        images.append(Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)))
-        labels.append(label)
-    return images, np.array(labels)
-
-
-def _check_bf16(config: ExtractorConfig) -> dict[str, Any]:
-    """Encode the check's images in fp32 and bf16 (the final embedding) and compare them."""
-    import torch
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.preprocessing import StandardScaler
-
-    images, labels = check_images()
-    base = dataclasses.replace(
-        config, layer=DEFAULT_LAYER, orbit=None, resize=None, channels_last=False, precision_reason=None
-    )
-    features = {}
-    for precision in ("fp32", "bf16"):
-        transform, forward, dtype = OpenClipExtractor(dataclasses.replace(base, precision=precision)).pipeline()
-        inputs = torch.stack([transform(image) for image in images])
-        if hasattr(transform, "normalize"):  # uint8 inputs (decode.Uint8Preprocess)
-            inputs = transform.normalize(inputs)
-        with torch.inference_mode():
-            batches = inputs.split(config.batch_size)
-            out = [forward(b.to(device=config.device, dtype=dtype)).float().cpu() for b in batches]
-        features[precision] = torch.cat(out).double().numpy()
-    a, b = features["fp32"], features["bf16"]
-    cosine = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    train, held_out = np.arange(0, len(labels), 2), np.arange(1, len(labels), 2)
-    predicted = {}
-    for precision, x in features.items():
-        scaler = StandardScaler().fit(x[train])
-        probe = LogisticRegression(max_iter=1000).fit(scaler.transform(x[train]), labels[train])
-        predicted[precision] = probe.predict(scaler.transform(x[held_out]))
-    y = labels[held_out]
-    scores = {p: float(balanced_accuracy_score(y, predicted[p])) for p in predicted}
-    rng = np.random.default_rng(0)
-    resampled = []
-    for _ in range(CHECK_RESAMPLES):
-        pick = rng.integers(0, len(y), len(y))
-        if len(np.unique(y[pick])) == CHECK_CLASSES:
-            resampled.append(balanced_accuracy_score(y[pick], predicted["fp32"][pick]))
-    low, high = (float(v) for v in np.percentile(resampled, [2.5, 97.5]))
-    inside = low <= scores["bf16"] <= high
-    close = bool(cosine.min() >= CHECK_MIN_COSINE)
-    summary = (
-        f"bf16 {'agreed' if close and inside else 'disagreed'} with fp32 on {len(labels)} check images "
-        f"(cosine min {cosine.min():.5f}, target >= {CHECK_MIN_COSINE}; held-out probe {scores['bf16']:.3f} "
-        f"{'inside' if inside else 'outside'} fp32's {scores['fp32']:.3f} [{low:.3f}, {high:.3f}])"
-    )
-    return {
-        "agrees": close and inside,
-        "summary": summary,
-        "images": len(labels),
-        "cosine": {"min": round(float(cosine.min()), 6), "median": round(float(np.median(cosine)), 6)},
-        "probe": {"fp32": scores["fp32"], "fp32_interval": [low, high], "bf16": scores["bf16"], "inside": inside},
-    }
 
 
 @EXTRACTORS.register("pixels")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..core import machine
+from ..core.defaults import AUTO
 
 # name -> what it is and when it pays; the names are open_clip's own (`create_model(precision=...)`).
 PRECISIONS = {
@@ -15,16 +16,11 @@ PRECISIONS = {
     "amp": "float32 weights, float16 torch.autocast: the usual GPU setting (CLIP_benchmark's default)",
     "amp_bf16": "float32 weights, bfloat16 torch.autocast: GPUs and bf16-capable CPUs",
 }
-DEFAULT_PRECISION = "fp32"
-# `auto`: bf16 where the device computes it natively (CUDA from Ampere on; CPUs with AVX512-BF16, AMX or Arm BF16)
-# and bf16's features have been checked against fp32's for the model (clipprobe.features.extractors.
-# resolve_precision); fp32 elsewhere. It is resolved before anything is keyed or named, so a cache entry, a row
-# name and a result always carry the concrete precision, and the record says why it was chosen.
-AUTO = "auto"
+# `auto` (core.defaults.AUTO): bf16 where the device computes it natively (CUDA from Ampere on; CPUs with
+# AVX512-BF16, AMX or Arm BF16) and bf16 keeps what the probe reads on the task's own images
+# (clipprobe.jobs.precision); fp32 elsewhere. It is resolved in the run plan before anything is keyed or named, so a
+# cache entry, a row name and a result always carry the concrete precision, and the record says why it was chosen.
 PRECISION_CHOICES = (AUTO, *PRECISIONS)
-# What the command line offers by default (the library's ExtractorConfig keeps DEFAULT_PRECISION: fp32 results,
-# bit for bit the same on every machine, unless a caller asks for auto).
-CLI_DEFAULT_PRECISION = AUTO
 # Precisions whose weights stay float32 and whose matrix products run under torch.autocast in this dtype.
 AUTOCAST_DTYPES = {"amp": "float16", "amp_bf16": "bfloat16"}
 

@@ -9,44 +9,43 @@ from typing import Any
 
 from rich.table import Table
 
+from ..core.defaults import REPORTS_DIR, RESULTS_DIR
+from ..core.records import to_json
 from ..core.storage import atomic_path, write_json
-from ..results import DEFAULT_RESULTS_DIR, read_results
-from .experiments import get_experiment_view, read_experiments
+from ..results import read_results
+from .experiments import Experiment, read_experiments
 from .files import stable, write_csv, write_experiment_plots
 from .gate import Gate, GateOutcome
 from .markdown import markdown
 from .tables import aggregate, group_key, order_tasks, skipped_entry, summarise
 from .terminal import task_tables
 
-DEFAULT_REPORTS_DIR = Path("reports")
-
 
 @dataclass
 class Report:
-    """The merged entries (one per result file with metrics) and the files written for them; `aggregates` over
-    seeds per (task, representation, method, shots), the few-shot runs `skipped` with their reasons, and the CI
-    gate's outcome when it was given a gate."""
+    """The merged entries (one per result with metrics) and the files written for them; `aggregates` over seeds per
+    (task, representation, method, shots), computed once; the few-shot runs `skipped` with their reasons; the
+    experiments as their views read them; and the CI gate's outcome when it was given a gate."""
 
     entries: list[dict[str, Any]]
     files: dict[str, Path]
-    experiments: list[dict[str, Any]] = field(default_factory=list)
+    experiments: list[Experiment] = field(default_factory=list)
     aggregates: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     gate: GateOutcome | None = None
 
     def tasks(self) -> list[str]:
-        return order_tasks((entry["task"] for entry in self.entries + self.skipped), self.experiments)
+        named = [task for experiment in self.experiments for task in experiment.view.tasks(experiment.record)]
+        return order_tasks((entry["task"] for entry in self.entries + self.skipped), named)
 
     def tables(self) -> list[Table]:
         """The experiments' headline tables, then per task its tables (see clipprobe.report.terminal)."""
-        headline = [
-            table for record in self.experiments for table in get_experiment_view(record["kind"]).tables(record)
-        ]
+        headline = [table for e in self.experiments for table in e.view.tables(e.record)]
         return headline + task_tables(self.entries, self.aggregates, self.skipped, self.tasks())
 
 
 def build_report(
-    results_dir: Path = DEFAULT_RESULTS_DIR, out_dir: Path = DEFAULT_REPORTS_DIR, gate: Gate | None = None
+    results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, gate: Gate | None = None
 ) -> Report:
     """Read every result file under `results_dir`; write report.md, report.html, results.json and results.csv in `out_dir`.
 
@@ -56,15 +55,14 @@ def build_report(
     before anything is written. Report.gate holds the outcome: the caller decides what a failure means."""
     results = read_results(results_dir)
     experiments = read_experiments(results_dir)
-    records = [result.to_json(volatile=False) for result in results]
-    skipped = [skipped_entry(r) for r in records if "skipped" in r]
-    records = [r for r in records if "skipped" not in r]
-    entries = [summarise(r) for r in records]
-    aggregates = aggregate(entries)
+    skipped = [skipped_entry(r) for r in results if r.skipped is not None]
+    scored = [r for r in results if r.metrics is not None]
+    entries = [summarise(r) for r in scored]
     # Tasks in the report's order; in each, best first by the mean over seeds, so that the seeds of one
     # representation stay together.
-    means = {group_key(e): e["balanced_accuracy"]["mean"] for e in aggregates}
-    rank = {task: i for i, task in enumerate(order_tasks((e["task"] for e in entries + skipped), experiments))}
+    means = {group_key(e): e["balanced_accuracy"]["mean"] for e in aggregate(entries)}
+    named = [task for experiment in experiments for task in experiment.view.tasks(experiment.record)]
+    rank = {task: i for i, task in enumerate(order_tasks((e["task"] for e in entries + skipped), named))}
     skipped.sort(key=lambda e: rank[e["task"]])
     entries.sort(
         key=lambda e: (
@@ -76,7 +74,7 @@ def build_report(
             e["seed"],
         )
     )
-    aggregates = aggregate(entries)
+    aggregates = aggregate(entries)  # once, in the entries' order: every format reads these
     outcome = gate.check(entries) if gate is not None else None
     out_dir = Path(out_dir)
     files = {
@@ -85,21 +83,18 @@ def build_report(
         "json": out_dir / "results.json",
         "csv": out_dir / "results.csv",
     }
-    views = [get_experiment_view(record["kind"]) for record in experiments]
-    text = markdown(entries, [view.markdown(record) for view, record in zip(views, experiments)], skipped, outcome)
+    text = markdown(entries, aggregates, [e.view.markdown(e.record) for e in experiments], skipped, outcome)
     with atomic_path(files["markdown"]) as tmp:
         tmp.write_text(text)
     from .html import render_html  # imports matplotlib
 
-    plots = [
-        view.plots(record) for view, record in zip(views, experiments)
-    ]  # drawn once: the page and the files share them
+    plots = [e.view.plots(e.record) for e in experiments]  # drawn once: the page and the files share them
     sections = [
-        (f"experiment-{i}", view.title(record), view.html(f"experiment-{i}", record, drawn))
-        for i, (view, record, drawn) in enumerate(zip(views, experiments, plots))
+        (f"experiment-{i}", e.view.title(e.record), e.view.html(f"experiment-{i}", e.record, drawn))
+        for i, (e, drawn) in enumerate(zip(experiments, plots))
     ]
     with atomic_path(files["html"]) as tmp:
-        tmp.write_text(render_html(entries, records, sections, skipped, outcome), encoding="utf-8")
+        tmp.write_text(render_html(entries, aggregates, scored, sections, skipped, outcome), encoding="utf-8")
     files.update(write_experiment_plots(experiments, plots, out_dir))
     write_json(
         files["json"],
@@ -107,8 +102,8 @@ def build_report(
             "entries": entries,
             "aggregates": aggregates,
             "skipped": skipped,
-            "records": records,
-            "experiments": [stable(e) for e in experiments],
+            "records": [r.to_json(volatile=False) for r in results],
+            "experiments": [stable(to_json(e.record)) for e in experiments],
             "gate": outcome.to_json() if outcome is not None else None,
         },
     )

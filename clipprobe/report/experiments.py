@@ -1,33 +1,39 @@
 """How the report shows experiment records (headline tables across tasks, such as the dashcam curation experiment):
-a registry of views by the record's `kind`. An application registers its view; the report knows none by name."""
+a registry of views by the record's `kind`. An application registers its view, which reads its own typed record;
+the report knows none by name."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from rich.table import Table
 
+from ..core.defaults import EXPERIMENTS_FOLDER
 from ..core.errors import RunError
 from ..core.registry import Registry
-from ..results import EXPERIMENTS_FOLDER, read_document
+from ..results import read_json
 
 
 class ExperimentView(Protocol):
-    """Renders one kind of experiment record in every format of the report."""
+    """Reads one kind of experiment record (its own typed document) and renders it in every format of the report."""
 
     schema_version: int
 
-    def title(self, record: dict[str, Any]) -> str: ...
+    def read(self, path: Path) -> Any: ...
 
-    def tables(self, record: dict[str, Any]) -> list[Table]: ...
+    def tasks(self, record: Any) -> list[str]: ...
 
-    def markdown(self, record: dict[str, Any]) -> str: ...
+    def title(self, record: Any) -> str: ...
 
-    def plots(self, record: dict[str, Any]) -> dict[str, bytes]: ...
+    def tables(self, record: Any) -> list[Table]: ...
 
-    def html(self, anchor: str, record: dict[str, Any], plots: dict[str, bytes]) -> str: ...
+    def markdown(self, record: Any) -> str: ...
+
+    def plots(self, record: Any) -> dict[str, bytes]: ...
+
+    def html(self, anchor: str, record: Any, plots: dict[str, bytes]) -> str: ...
 
 
 EXPERIMENT_VIEWS: Registry[ExperimentView] = Registry("experiment kind")
@@ -41,14 +47,22 @@ def get_experiment_view(kind: str) -> ExperimentView:
     return EXPERIMENT_VIEWS.get(kind)
 
 
-def read_experiments(results_dir: Path) -> list[dict[str, Any]]:
-    """The experiment records under `results_dir`/experiments, each checked against its view's schema version."""
-    records = []
+@dataclass
+class Experiment:
+    """An experiment record as its view read it, beside the view that renders it."""
+
+    view: ExperimentView
+    record: Any
+    path: Path
+
+
+def read_experiments(results_dir: Path) -> list[Experiment]:
+    """The experiment records under `results_dir`/experiments, each read (and checked) by its kind's view."""
+    found = []
     for path in sorted((Path(results_dir) / EXPERIMENTS_FOLDER).glob("*.json")):
-        try:
-            kind = json.loads(path.read_text()).get("kind")
-        except (ValueError, AttributeError):
-            raise RunError(f"Experiment file {path} is not a JSON object; delete it or re-run the experiment") from None
-        view = get_experiment_view(str(kind))
-        records.append(read_document(path, view.schema_version, "Experiment file"))
-    return records
+        document = read_json(path, "Experiment file")
+        if not isinstance(document, dict):
+            raise RunError(f"Experiment file {path} is not a JSON object; delete it or re-run the experiment")
+        view = get_experiment_view(str(document.get("kind")))
+        found.append(Experiment(view, view.read(path), path))
+    return found

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..core.storage import atomic_path
 from ..results import VOLATILE_FIELD
+from .experiments import Experiment
 from .tables import PROVENANCE
 
 CSV_COLUMNS = (
@@ -77,14 +78,16 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def write_experiment_plots(
-    experiments: list[dict[str, Any]], plots_by_experiment: list[dict[str, bytes]], out_dir: Path
+    experiments: list[Experiment], plots_by_experiment: list[dict[str, bytes]], out_dir: Path
 ) -> dict[str, Path]:
-    """Each experiment's plots as PNG files beside report.html (which embeds the same bytes), for READMEs and slides."""
+    """Each experiment's plots as PNG files beside report.html (which embeds the same bytes), for READMEs and slides;
+    named after the experiment's file."""
     files = {}
     for experiment, plots in zip(experiments, plots_by_experiment, strict=True):
+        name = experiment.path.stem
         for kind, png in plots.items():
-            path = Path(out_dir) / f"{experiment['name']}-{kind}.png"
+            path = Path(out_dir) / f"{name}-{kind}.png"
             with atomic_path(path) as tmp:
                 tmp.write_bytes(png)
-            files[f"{experiment['name']} {kind}"] = path
+            files[f"{name} {kind}"] = path
     return files

@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from ..core.paths import slug
+from ..results import Result
 from .gate import GateOutcome
 from .plots import CHANCE_COLOUR, KIND_COLOURS, bar_chart_png, confusion_png, curve_axis, curve_png, few_shot_png
 from .tables import (
@@ -21,7 +22,6 @@ from .tables import (
     SEEDS_CAPTION,
     SEEDS_HEADERS,
     YOUR_DATA,
-    aggregate,
     cell,
     chance_level,
     chance_note,
@@ -85,7 +85,8 @@ summary { cursor: pointer; color: #555; font-size: 0.9em; }
 
 def render_html(
     rows: list[dict[str, Any]],
-    records: list[dict[str, Any]],
+    aggregates: list[dict[str, Any]],
+    records: list[Result],
     experiments: list[tuple[str, str, str]] = (),
     skipped: list[dict[str, Any]] = (),
     gate: GateOutcome | None = None,
@@ -96,8 +97,8 @@ def render_html(
     chance level, its table, a bar chart of balanced accuracy, the rows' provenance, the means across seeds and the
     few-shot table and curves when there are any, and per row its confusion matrix and validation curve. Every
     text from the records is escaped; the same rows and records give the same string."""
-    by_key = {_key(record): record for record in records}
-    entries = aggregate(rows)
+    by_key = {(r.task, r.representation, r.method, r.shots, r.seed): r for r in records}
+    entries = aggregates
     tasks = list(dict.fromkeys(row["task"] for row in [*rows, *skipped]))
     anchors = {task: f"task-{i}-{slug(task)}" for i, task in enumerate(tasks)}
     parts = [
@@ -121,7 +122,7 @@ def render_html(
     chances = {task: chance_level(rows, task) for task in tasks}
     cards = _render_cards(
         [
-            (label, row, by_key.get(_key(row)) or {}, (chances[task] or (None,))[0])
+            (label, row, by_key.get(_key(row)), (chances[task] or (None,))[0])
             for task, task_rows, card_rows in sections
             for label, row in zip(_labels(card_rows), card_rows)
         ]
@@ -389,24 +390,25 @@ def _td(column: str, row: dict[str, Any]) -> str:
     return f"<td{kind}>{escape(cell(column, row))}</td>"
 
 
-def _card(label: str, row: dict[str, Any], record: dict[str, Any], chance: float | None = None) -> str:
+def _card(label: str, row: dict[str, Any], record: Result | None, chance: float | None = None) -> str:
     kind = escape(row.get("kind", "probe"))
     parts = [f'<div class="card kind-{kind}">', f"<h3>{escape(label)}</h3>", '<div class="plots">']
-    matrix = record.get("metrics", {}).get("confusion_matrix")
-    classes = record.get("classes")
+    matrix = record.metrics.confusion_matrix if record is not None and record.metrics is not None else None
+    classes = record.classes if record is not None else None
     if matrix and classes and len(matrix) == len(classes):
         parts.append(img(confusion_png(matrix, classes), f"Confusion matrix, {label}"))
     else:
         parts.append('<p class="none">No confusion matrix in the result file.</p>')
-    selection = record.get("selection") or {}
-    curve = selection.get("curve")
-    if curve and curve_axis(curve):
+    selection = record.selection if record is not None else None
+    curve = selection.curve if selection is not None else None
+    if selection is not None and curve and curve_axis(curve):
         parts.append(img(curve_png(curve, selection, row.get("selected"), chance), f"Validation curve, {label}"))
     else:
         why = (
             "No validation curve in the result file."
             if row.get("selected")
-            else selection.get("note") or "No validation curve: nothing was chosen on validation."
+            else (selection.note if selection is not None else None)
+            or "No validation curve: nothing was chosen on validation."
         )
         parts.append(f'<p class="none">{escape(why)}</p>')
     parts += ["</div>", "</div>"]

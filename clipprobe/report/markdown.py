@@ -11,7 +11,6 @@ from .tables import (
     NUMERIC,
     SEEDS_CAPTION,
     SEEDS_HEADERS,
-    aggregate,
     cell,
     chance_note,
     columns,
@@ -41,6 +40,7 @@ def table_line(cells: list[object]) -> str:
 
 def markdown(
     rows: list[dict[str, Any]],
+    aggregates: list[dict[str, Any]],
     experiments: list[str] = (),
     skipped: list[dict[str, Any]] = (),
     gate: GateOutcome | None = None,
@@ -54,7 +54,7 @@ def markdown(
     for experiment in experiments:
         lines += ["", experiment.rstrip("\n")]
     lines += ["", CAPTION]
-    entries = aggregate(rows)
+    entries = aggregates
     for task in dict.fromkeys(row["task"] for row in [*rows, *skipped]):
         task_rows = [row for row in full_data(rows) if row["task"] == task]
         shown = columns(task_rows)

@@ -11,6 +11,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from ..probes.shots import ALL
+from ..results import Selection
 from .tables import ROW_KINDS, shots_order
 
 DPI = 100
@@ -123,7 +124,7 @@ def confusion_png(matrix: list[list[int]], classes: list[str]) -> bytes:
 
 
 def curve_png(
-    curve: list[dict[str, float]], selection: dict[str, Any], selected: str | None, chance: float | None = None
+    curve: list[dict[str, float]], selection: Selection, selected: str | None, chance: float | None = None
 ) -> bytes:
     """Validation balanced accuracy against C or alpha (log axis) for probes or against epoch for trained
     baselines, the chosen point marked, on a fixed 0-1 axis (every card comparable at a glance), chance dashed."""
@@ -131,15 +132,15 @@ def curve_png(
 
 
 def curve_figure(
-    curve: list[dict[str, float]], selection: dict[str, Any], selected: str | None, chance: float | None = None
+    curve: list[dict[str, float]], selection: Selection, selected: str | None, chance: float | None = None
 ) -> Figure:
     """The figure that curve_png draws."""
-    metric = selection.get("metric") or "balanced_accuracy"
+    metric = selection.metric or "balanced_accuracy"
     axis = curve_axis(curve)
     by_c = axis != "epoch"  # a probe's penalty: a log axis
     xs = [point[axis] for point in curve]
     ys = [float("nan") if point.get(metric) is None else point[metric] for point in curve]
-    chosen = selection.get("chosen")
+    chosen = selection.chosen
     # Fixed margins: the labels here are short and of known form, and a layout engine would double the cost.
     figure = Figure(figsize=CURVE_SIZE, dpi=DPI)
     figure.subplots_adjust(left=0.19, right=0.96, bottom=0.17, top=0.89)

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.kinds import RowKind
 from ..data.task import TASKS
-from ..features.geometry import OPEN_CLIP_NAMES
 from ..probes.shots import ALL
+from ..results import Result, Selection
 
 AGGREGATE_METRICS = ("balanced_accuracy", "accuracy", "macro_f1")
 SEEDS_CAPTION = (
@@ -164,63 +165,55 @@ def full_data(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in rows if row.get("shots") is None]
 
 
-def summarise(record: dict[str, Any]) -> dict[str, Any]:
-    """A result record (JSON data) -> its table entry: the headline numbers with their intervals, the choice made,
-    and where the row comes from (`provenance`)."""
-    metrics = record["metrics"]
-    selection = record.get("selection") or {}
+def summarise(result: Result) -> dict[str, Any]:
+    """A result record -> its table entry: the headline numbers with their intervals, the choice made, and where the
+    row comes from (`provenance`). Only results with metrics have entries (see `skipped_entry`)."""
+    metrics = result.metrics
+    assert metrics is not None, "a skipped result has no table entry"
+    selection = result.selection
     return {
-        "task": record["task"],
-        "representation": record["representation"],
-        "kind": row_kind(record),
-        "method": record["method"],
-        "balanced_accuracy": metrics["balanced_accuracy"],
-        "accuracy": metrics["accuracy"],
-        "macro_f1": metrics["macro_f1"],
+        "task": result.task,
+        "representation": result.representation,
+        "kind": result.kind.value,
+        "method": result.method,
+        "balanced_accuracy": metrics.balanced_accuracy,
+        "accuracy": metrics.accuracy,
+        "macro_f1": metrics.macro_f1,
         # 95 % bootstrap intervals, {metric: [low, high]}.
-        "intervals": metrics.get("intervals") or None,
-        "parameter": selection.get("parameter"),
-        "chosen": selection.get("chosen"),
+        "intervals": metrics.intervals or None,
+        "parameter": selection.parameter if selection is not None else None,
+        "chosen": selection.chosen if selection is not None else None,
         "selected": selected(selection),
         # Class order, not the alphabetical order that sorted JSON keys would give.
-        "per_class_recall": {name: metrics["per_class_recall"][name] for name in record["classes"]},
-        "n_test": metrics["n"],
-        "shots": record.get("shots"),
-        "seed": record["seed"],
+        "per_class_recall": {name: metrics.per_class_recall[name] for name in result.classes},
+        "n_test": metrics.n,
+        "shots": result.shots,
+        "seed": result.seed,
         # Why the run stopped early (a user's time limit), or None: shown in every format, refused by the gate.
-        "incomplete": incomplete_note(record.get("incomplete")),
+        "incomplete": result.incomplete.note() if result.incomplete is not None else None,
         # How the images became square inputs: crop, squash or pad (None when the record does not say).
-        "geometry": geometry(record),
-        **provenance(record),
+        "geometry": result.geometry,
+        **provenance(result),
     }
 
 
-# The kinds of row a task's table holds, in the order the report's legend lists them: (name, what it is).
+# The kinds of row a task's table holds, in the order the report's legend lists them: (name, what it is). Each
+# result declares its kind (clipprobe.core.kinds.RowKind); nothing here guesses it.
 ROW_KINDS = {
-    "probe": ("probe", "a linear or MLP probe on the frozen features of pretrained weights: what is being measured"),
-    "control": (
+    RowKind.PROBE.value: (
+        "probe",
+        "a linear or MLP probe on the frozen features of pretrained weights: what is being measured",
+    ),
+    RowKind.CONTROL.value: (
         "control",
         "the same probe on raw pixels or on the architecture with random weights: what needs no pretraining",
     ),
-    "trained": (
+    RowKind.TRAINED.value: (
         "trained on the labels",
         "a CNN (or an orbit CNN) trained from scratch on the task's own labels: what the labels allow",
     ),
-    "zero-shot": ("zero-shot", "the model's own text prompts, nothing fitted: what its captions taught it"),
+    RowKind.ZERO_SHOT.value: ("zero-shot", "the model's own text prompts, nothing fitted: what its captions taught it"),
 }
-
-
-def row_kind(record: dict[str, Any]) -> str:
-    """Which of ROW_KINDS a result record is: zero-shot, trained on the labels, a control (pixels, random
-    weights) or a probe of pretrained weights."""
-    weights = (record.get("weights") or {}).get("kind")
-    if record.get("method") == "zero-shot":
-        return "zero-shot"
-    if weights == "trained-on-task" or record.get("training"):
-        return "trained"
-    if weights == "random" or record.get("model") == "pixels":
-        return "control"
-    return "probe"
 
 
 # Where each entry comes from, one field each in results.json and results.csv (and the HTML's provenance table).
@@ -238,38 +231,23 @@ PROVENANCE = (
 )
 
 
-def provenance(record: dict[str, Any]) -> dict[str, Any]:
+def provenance(result: Result) -> dict[str, Any]:
     """The model, its weights (kind and content hash), the data (name, scheme, path, fingerprint), the layer and
-    the precision of a result record; None where the record does not say (a trained CNN has no layer)."""
-    weights = record.get("weights") or {}
-    data = record.get("data") or {}
-    features = record.get("features") or {}
-    scheme, path = source_scheme_path(data)
+    the precision of a result; None where the record does not say (a trained CNN has no layer)."""
+    scheme, path = result.data.scheme_path
+    features = result.features
     return {
-        "model": record.get("model"),
-        "pretrained": record.get("pretrained"),
-        "weights_kind": weights.get("kind"),
-        "weights_sha256": weights.get("sha256"),
-        "source": data.get("source"),
+        "model": result.model,
+        "pretrained": result.pretrained,
+        "weights_kind": result.weights.kind,
+        "weights_sha256": result.weights.sha256,
+        "source": result.data.source,
         "source_scheme": scheme,
         "source_path": path,
-        "source_fingerprint": data.get("fingerprint"),
-        "layer": features.get("layer"),
-        "precision": features.get("precision"),
+        "source_fingerprint": result.data.fingerprint,
+        "layer": features.layer if features is not None else None,
+        "precision": features.precision if features is not None else None,
     }
-
-
-def source_scheme_path(data: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(scheme, path) of a record's data: from its location ("imagefolder:/data/photos"); a built-in source
-    without one gives its fingerprint's scheme ("dashcam-0647...") and no path."""
-    location = data.get("location")
-    if isinstance(location, str) and re.match(r"[a-z][a-z0-9_-]*:", location):
-        scheme, _, path = location.partition(":")
-        return scheme, path
-    fingerprint = data.get("fingerprint")
-    if isinstance(fingerprint, str) and "-" in fingerprint:
-        return fingerprint.split("-", 1)[0], None
-    return None, None
 
 
 def chance_level(entries: list[dict[str, Any]], task: str) -> tuple[float, int] | None:
@@ -310,23 +288,15 @@ def task_group(task: str) -> str:
     return BUILT_IN if task.split("[", 1)[0] in TASKS else YOUR_DATA
 
 
-def order_tasks(tasks: Iterable[str], experiments: list[dict[str, Any]] = ()) -> list[str]:
-    """The report's task order: the built-in tasks, those an experiment names first in its own order (the
-    curation experiment: traffic-light, pedestrian, ...), the others by name; then the user's own data by name."""
+def order_tasks(tasks: Iterable[str], named_first: Iterable[str] = ()) -> list[str]:
+    """The report's task order: the built-in tasks, those experiments name first in their own order (the curation
+    experiment: traffic-light, pedestrian, ...), the others by name; then the user's own data by name."""
     tasks = list(dict.fromkeys(tasks))
-    named = [t for record in experiments for t in record.get("tasks") or [] if t in tasks]
+    named = [t for t in named_first if t in tasks]
     first = list(dict.fromkeys(named))
     rest = sorted(t for t in tasks if t not in first)
     ordered = first + rest
     return [t for t in ordered if task_group(t) == BUILT_IN] + [t for t in ordered if task_group(t) == YOUR_DATA]
-
-
-def geometry(record: dict[str, Any]) -> str | None:
-    """crop, squash or pad: from the features' preprocessing (probes, zero-shot) or the training input (CNNs)."""
-    mode = ((record.get("features") or {}).get("preprocess") or {}).get("resize_mode")
-    if mode is not None:
-        return OPEN_CLIP_NAMES.get(mode, mode)
-    return (record.get("training") or {}).get("resize")
 
 
 def geometry_note(entries: list[dict[str, Any]], task: str) -> str | None:
@@ -346,31 +316,26 @@ def geometry_note(entries: list[dict[str, Any]], task: str) -> str | None:
     return f"Image geometry differs between rows ({listed}); --resize crop|squash|pad gives every row the same."
 
 
-def incomplete_note(incomplete: dict[str, Any] | None) -> str | None:
-    """ "INCOMPLETE: 7 of 24 epochs (max_seconds=600 ...)" for a run stopped early, None for a finished one."""
-    if not incomplete:
-        return None
-    return (
-        f"INCOMPLETE: {incomplete['reached']} of {incomplete['planned']} {incomplete['unit']} ({incomplete['reason']})"
-    )
-
-
-def skipped_entry(record: dict[str, Any]) -> dict[str, Any]:
+def skipped_entry(result: Result) -> dict[str, Any]:
     """A few-shot run that could not be made (a class with fewer than k training examples), and why."""
-    return {key: record.get(key) for key in ("task", "representation", "method", "shots", "seed")} | {
-        "reason": record["skipped"]
+    return {
+        "task": result.task,
+        "representation": result.representation,
+        "method": result.method,
+        "shots": result.shots,
+        "seed": result.seed,
+        "reason": result.skipped,
     }
 
 
-def selected(selection: dict[str, Any]) -> str | None:
+def selected(selection: Selection | None) -> str | None:
     """What was chosen on validation, as a cell: "C=0.01", "alpha=1 (grid edge)", "epoch 7"; None for nothing."""
-    parameter, chosen = selection.get("parameter"), selection.get("chosen")
-    if parameter is None or chosen is None:
+    if selection is None or selection.parameter is None or selection.chosen is None:
         return None
-    if parameter == "epoch":
-        return f"epoch {chosen}"
-    edge = " (grid edge)" if selection.get("at_grid_edge") else ""
-    return f"{parameter}={chosen:.3g}{edge}"
+    if selection.parameter == "epoch":
+        return f"epoch {selection.chosen}"
+    edge = " (grid edge)" if selection.at_grid_edge else ""
+    return f"{selection.parameter}={selection.chosen:.3g}{edge}"
 
 
 def _format(column: str, value: Any) -> str:

@@ -1,0 +1,23 @@
+"""Defaults that the command line and the library share, in one light module (no heavy imports: the CLI reads it).
+
+A default named here is never restated elsewhere; both the library's functions and the CLI's options take it
+from this module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Where result records go (one folder per task), and where reports are written.
+RESULTS_DIR = Path("results")
+REPORTS_DIR = Path("reports")
+# Where sensitivity scores go: apart from results/, whose task folders hold only result records.
+SENSITIVITY_DIR = Path("results-sensitivity")
+# Experiment records (headline tables across tasks) live in this folder under the results folder.
+EXPERIMENTS_FOLDER = "experiments"
+# The precision the library's ExtractorConfig uses unless told otherwise: float32, the same on every machine.
+PRECISION = "fp32"
+# `auto`: bf16 where the device computes it natively and bf16 has been checked against fp32 for the model;
+# fp32 elsewhere (clipprobe.jobs.precision). Resolved once, in the run plan, before anything is keyed or named.
+AUTO = "auto"
+# What the command line offers by default.
+CLI_PRECISION = AUTO
