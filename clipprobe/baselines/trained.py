@@ -238,7 +238,7 @@ def run_baseline(
     """Train baseline `name` on `task`'s train split, choose the epoch on validation (balanced accuracy),
     score once on test; write the result file (same schema as a linear probe's) and return (record, path).
 
-    `group` (orbit baselines only) is a clipprobe.invariance group spec, default `translate:4+hflip`;
+    `group` (orbit baselines only) is a clipprobe.features.orbits group spec, default `translate:4+hflip`;
     `budget` defaults to the baseline's own (`get_baseline(name).budget`). Test labels are read only after
     the model is fixed and its test predictions are made. A result file from the same data, settings, seed
     and code is returned as it is (`run.reused`) unless `refresh`: training is the slow part of a comparison."""

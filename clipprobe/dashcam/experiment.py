@@ -54,9 +54,9 @@ class CurationExperiment:
     policies: tuple[str, ...] = DEFAULT_POLICIES
     tasks: tuple[str, ...] = WORLD_TASK_NAMES
     baselines: str = DEFAULT_EXPERIMENT_BASELINES
-    # Overrides of the trained baselines' budgets (see clipprobe.baselines.Budget), e.g. {"epochs": 8}.
+    # Overrides of the trained baselines' budgets (see clipprobe.baselines.training.Budget), e.g. {"epochs": 8}.
     budget: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_EXPERIMENT_BUDGET))
-    # Counterfactual attributes for the invariance columns (clipprobe.world.pairs); None: all of them, (): none.
+    # Counterfactual attributes for the invariance columns (clipprobe.dashcam.pairs); None: all of them, (): none.
     attributes: tuple[str, ...] | None = None
     pairs: int = 100
     zero_shot: bool = True

@@ -203,7 +203,7 @@ def invariance_score(
     refresh: bool = False,
     extractor: Extractor | None = None,
 ) -> dict[str, Any]:
-    """How much `config`'s embedding reacts to `attribute` (a name in clipprobe.world.pairs.COUNTERFACTUALS).
+    """How much `config`'s embedding reacts to `attribute` (a name in clipprobe.dashcam.pairs.COUNTERFACTUALS).
 
     Returns score, interval ([low, high], 95 % bootstrap), n_pairs, mean_pair_distance, mean_unrelated_distance,
     and under "embedding" the pairs' fingerprint and the feature cache keys. `seed` (default: config.seed)
