@@ -97,7 +97,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
     from clipprobe.features.cache import FeatureCache
     from clipprobe.features.config import ExtractorConfig
     from clipprobe.features.extract import extract_features
-    from clipprobe.features.extractors import forget_inputs, resolve_precision
+    from clipprobe.features.extractors import resolve_precision
+    from clipprobe.features.loading import forget_inputs
     from clipprobe.features.weights import create_model, resolve_weights
 
     # The weights come from a checkpoint file, as a user's own or downloaded weights do (random values: nothing to

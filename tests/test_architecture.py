@@ -1,11 +1,13 @@
 """The package's shape, checked from the source: no import cycles (imports inside functions count), layers that
-import only downwards, the library apart from the dashcam application, and a CLI reference that matches --help."""
+import only downwards, the library apart from the dashcam application, a CLI reference that matches --help, and
+module paths named in prose (docstrings, comments, docs) that exist."""
 
 from __future__ import annotations
 
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +229,57 @@ def test_the_bench_table_in_the_docs_is_written_by_the_summary(tmp_path, monkeyp
         in text
     )
     assert "| probe sweep 100000x768x100, seconds | 130.0 s | < 120 s | **below** |" in text
+
+
+# A dotted clipprobe path as prose names one (`clipprobe.features.chunks`, `clipprobe.dashcam.pairs.COUNTERFACTUALS`);
+# a path that ends a line with a dot may continue on the next (`clipprobe.features.extractors.` / `resolve_precision`)
+# or end a sentence there: either reading may resolve.
+MODULE_PATH = re.compile(r"(?<![\w./-])clipprobe(?:\.[A-Za-z_]\w*)+(?:\.\n[\s#`]*[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?")
+
+
+def _defined_names(body: list[ast.stmt]) -> dict[str, list[ast.stmt] | None]:
+    """The names a module or class body defines -> a class's body (to look further in), or None."""
+    names: dict[str, list[ast.stmt] | None] = {}
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names[node.name] = None
+        elif isinstance(node, ast.ClassDef):
+            names[node.name] = node.body
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id: None for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            if any(getattr(t, "id", None) == "_EXPORTS" for t in targets):  # the package's lazy exports (PEP 562)
+                names |= dict.fromkeys(ast.literal_eval(node.value))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0]: None for alias in node.names}
+        elif isinstance(node, (ast.If, ast.Try)):
+            names |= _defined_names(node.body)
+    return names
+
+
+def _resolves(dotted: str, found: dict[str, Path]) -> bool:
+    """Whether `dotted` is a clipprobe module, or a name defined in one (a class's attributes included)."""
+    parts = dotted.split(".")
+    module = next(cut for cut in range(len(parts), 0, -1) if ".".join(parts[:cut]) in found)
+    body: list[ast.stmt] | None = ast.parse(found[".".join(parts[:module])].read_text()).body
+    for name in parts[module:]:
+        defined = _defined_names(body or [])
+        if name not in defined:
+            return False
+        body = defined[name]
+    return True
+
+
+def test_every_clipprobe_path_named_in_the_source_and_the_docs_exists():
+    """A module path in a docstring, a comment, README.md or docs/*.md (`clipprobe.features.chunks`) names a module
+    or a name defined in one: a moved module leaves no stale path behind."""
+    found = modules()
+    pages = [*sorted(PACKAGE.rglob("*.py")), *sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+    stale = []
+    for page in pages:
+        text = page.read_text()
+        for match in MODULE_PATH.finditer(text):
+            dotted = re.sub(r"\.\n[\s#`]*", ".", match.group(0))
+            if not _resolves(dotted, found) and not _resolves(match.group(0).partition(".\n")[0], found):
+                stale.append(f"{page.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}: {dotted}")
+    assert stale == []

@@ -89,13 +89,13 @@ def test_normalisation_is_open_clips_arithmetic_bit_for_bit():
 
 
 def test_extraction_decodes_in_uint8_and_gives_features_close_to_the_pil_path(tiny_model, tiny_world, monkeypatch):
-    import clipprobe.features.extractors as extractors
+    import clipprobe.features.loading as loading
 
     config = ExtractorConfig(model=tiny_model, pretrained="random", batch_size=16)
     transform, _, _ = OpenClipExtractor(config).pipeline()
     assert isinstance(transform, Uint8Preprocess)
     fast = extract_features(tiny_world, config)
-    extractors.forget_inputs()
+    loading.forget_inputs()
     monkeypatch.setattr(Uint8Preprocess, "from_transform", classmethod(lambda cls, transform: None))
     pil = extract_features(tiny_world, config, refresh=True)
     a, b = np.asarray(fast.arrays["test"], dtype=np.float64), np.asarray(pil.arrays["test"], dtype=np.float64)
@@ -105,12 +105,12 @@ def test_extraction_decodes_in_uint8_and_gives_features_close_to_the_pil_path(ti
 
 
 def test_uint8_batches_are_kept_in_memory_and_reused(tiny_model, tiny_world, tmp_path):
-    import clipprobe.features.extractors as extractors
+    import clipprobe.features.loading as loading
     from clipprobe.features.cache import FeatureCache
 
-    extractors.forget_inputs()
+    loading.forget_inputs()
     config = ExtractorConfig(model=tiny_model, pretrained="random")
     first = extract_features(tiny_world, config, cache=FeatureCache(tmp_path / "a"))
-    assert {tensor.dtype for tensor in extractors._INPUTS.values()} == {torch.uint8}
+    assert {tensor.dtype for tensor in loading._INPUTS.values()} == {torch.uint8}
     again = extract_features(tiny_world, dataclasses.replace(config), cache=FeatureCache(tmp_path / "b"))
     np.testing.assert_array_equal(first.arrays["train"], again.arrays["train"])

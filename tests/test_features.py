@@ -207,7 +207,7 @@ def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_w
 def test_decode_workers_take_only_the_cores_the_forward_pass_leaves(monkeypatch):
     import torch
 
-    from clipprobe.features.extractors import loader_workers
+    from clipprobe.features.loading import loader_workers
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 8)

@@ -213,13 +213,13 @@ def test_the_report_says_when_rows_saw_different_geometry():
 
 def test_inputs_kept_in_memory_give_the_features_that_decoding_gives(tiny_model, tiny_world, tmp_path):
     """Another layer or model with the same preprocessing reads the kept inputs instead of decoding again."""
-    import clipprobe.features.extractors as extractors
+    import clipprobe.features.loading as loading
     from clipprobe.features.cache import FeatureCache
 
-    extractors.forget_inputs()
+    loading.forget_inputs()
     config = ExtractorConfig(model=tiny_model, pretrained="random", layer="tokens")
     decoded = extract_features(tiny_world, config, cache=FeatureCache(tmp_path / "a"))
-    assert len(extractors._INPUTS) == 3  # one entry per split
+    assert len(loading._INPUTS) == 3  # one entry per split
     reused = extract_features(tiny_world, config, cache=FeatureCache(tmp_path / "b"))
     assert reused.computed == ["train", "validation", "test"]
     for split in ("train", "validation", "test"):

@@ -205,3 +205,41 @@ def test_native_bf16_on_cuda_means_ampere_or_later(monkeypatch):
         False,
         "Tesla V100 (compute capability 7.0, before Ampere) has no native bf16",
     )
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [
+        (True, True, "NVIDIA A100 (compute capability 8.0) computes bf16 natively"),
+        (False, True, "device mps is not known to compute bf16 natively"),
+    ],
+)
+def test_native_bf16_resolves_auto_as_extraction_does(monkeypatch, cuda, mps, expected):
+    """`auto` is the device extraction runs on (clipprobe.features.devices.resolve_device: CUDA, then MPS, then the
+    CPU), so a Mac's `auto` is judged as MPS, not as its CPU."""
+    import torch
+
+    from clipprobe.features.devices import resolve_device
+    from clipprobe.features.precision import native_bf16_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1 if cuda else 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == ("cuda" if cuda else "mps")
+    assert native_bf16_device("auto") == (cuda, expected)
+    assert native_bf16_device("auto") == native_bf16_device(resolve_device("auto"))
+
+
+def test_native_bf16_on_auto_without_cuda_or_mps_is_the_cpu(monkeypatch):
+    import torch
+
+    from clipprobe.core import machine
+    from clipprobe.features.precision import native_bf16_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(machine, "native_bf16", lambda: False)
+    assert native_bf16_device("auto") == native_bf16_device("cpu")
+    assert native_bf16_device("auto")[1].startswith("the CPU has no native bf16")

@@ -602,7 +602,7 @@ SHA = "1a2b3c4d" + "e" * 56
     ],
 )
 def test_row_labels_name_the_model_and_the_weights_identity_not_the_path(model, pretrained, load_arg, identity, names):
-    from clipprobe.features.extractors import weights_names
+    from clipprobe.features.naming import weights_names
     from clipprobe.features.weights import WeightsSpec
 
     assert weights_names(model, WeightsSpec(model, pretrained, load_arg, identity)) == names

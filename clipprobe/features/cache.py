@@ -89,7 +89,7 @@ class FeatureCache:
         write_json(meta_path, {**meta, "shape": list(array.shape), "sha256": file_sha256(array_path)})
 
     def parts(self, key: str, rows: int, chunk_rows: int) -> ChunkStore:
-        """The chunks of an entry still being extracted (see clipprobe.chunks), beside where the entry will be."""
+        """The chunks of an entry still being extracted (see clipprobe.features.chunks), beside where the entry will be."""
         return ChunkStore(self._paths(key)[0].with_suffix(".parts"), rows, chunk_rows)
 
     def save_chunks(self, key: str, store: ChunkStore, meta: dict[str, Any]) -> None:

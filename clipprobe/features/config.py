@@ -40,7 +40,7 @@ class ExtractorConfig:
     orbit: str | None = None
     # Threads that decode images in uint8 while the model runs, on cores the forward pass then leaves them
     # (processes, for transforms decode.py does not mirror: raw pixels); None: on a CPU one thread in the forward
-    # pass's gaps, on a GPU the cores it leaves free (see `decode_threads`, `loader_workers`).
+    # pass's gaps, on a GPU the cores it leaves free (see clipprobe.features.loading).
     workers: int | None = None
     # Run a conv tower on NHWC tensors (faster on CPUs: see benchmarks/extract_speed.py). How the numbers are laid out
     # in memory, like device and batch size, is not part of the cache key: the features agree to float rounding.

@@ -72,7 +72,7 @@ def extract_features(
 ) -> FeatureSet:
     """Features for `splits` of `source`, computing only what the cache lacks (or all with `refresh`).
 
-    A missing split is extracted in chunks of `chunk_rows` rows (clipprobe.chunks): chunks that an earlier,
+    A missing split is extracted in chunks of `chunk_rows` rows (clipprobe.features.chunks): chunks that an earlier,
     killed run or other shards already wrote are kept, only the rest are computed, and the split is then
     assembled into its cache entry. The arrays come back memory-mapped."""
     config = config or ExtractorConfig()

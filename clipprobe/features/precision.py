@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ..core import machine
 from ..core.defaults import AUTO
+from .devices import resolve_device
 
 # name -> what it is and when it pays; the names are open_clip's own (`create_model(precision=...)`).
 PRECISIONS = {
@@ -53,11 +54,9 @@ def native_bf16_device(device: str) -> tuple[bool, str]:
 
     CUDA: compute capability 8.0 or later (Ampere on). CPU: the AVX512-BF16, AMX or Arm BF16 flags
     (clipprobe.core.machine.native_bf16; not torch's mkldnn check, which says yes on any AVX-512 CPU, where bf16
-    is emulated at a tenth of fp32's speed). Anything else (mps): no."""
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    is emulated at a tenth of fp32's speed). Anything else (mps): no. `auto` is first resolved as `resolve_device`
+    resolves it."""
+    device = resolve_device(device)  # `auto` is the device extraction would run on: CUDA, then MPS, then the CPU
     if device.startswith("cuda"):
         import torch
 

@@ -413,6 +413,3 @@ def _card(label: str, row: dict[str, Any], record: Result | None, chance: float 
         parts.append(f'<p class="none">{escape(why)}</p>')
     parts += ["</div>", "</div>"]
     return "\n".join(parts)
-
-
-# --- Plots: each returns PNG bytes, the same bytes for the same input. ---------------------------------------
