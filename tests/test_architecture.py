@@ -24,6 +24,7 @@ LAYERS = [
     ("clipprobe.results",),
     ("clipprobe.probes",),
     ("clipprobe.baselines",),
+    ("clipprobe.jobs",),
     ("clipprobe.runner", "clipprobe.report"),
     ("clipprobe.dashcam",),
     ("clipprobe.catalog",),
@@ -124,6 +125,52 @@ def test_core_imports_nothing_of_clipprobe_above_it(graph):
     assert {
         t for m, ts in graph.items() if m.startswith("clipprobe.core") for t in ts if not t.startswith("clipprobe.core")
     } == set()
+
+
+def _imports_from(graph, module_prefix: str, target_prefixes: tuple[str, ...]) -> set[str]:
+    return {
+        f"{m} -> {t}"
+        for m, ts in graph.items()
+        if m == module_prefix or m.startswith(module_prefix + ".")
+        for t in ts
+        if any(t == p or t.startswith(p + ".") for p in target_prefixes)
+    }
+
+
+def test_computations_do_no_extraction_and_records_know_no_data(graph):
+    """Probes are computations on arrays: they import nothing from features (no extraction, no cache); result records
+    know no data source (the jobs describe the data); the report reads records, never features or baselines."""
+    assert _imports_from(graph, "clipprobe.probes", ("clipprobe.features",)) == set()
+    assert _imports_from(graph, "clipprobe.results", ("clipprobe.data",)) == set()
+    assert _imports_from(graph, "clipprobe.report", ("clipprobe.features", "clipprobe.baselines")) == set()
+
+
+def test_only_the_runner_claims_results():
+    """A result file's lock is taken in one place, the runner's run_job: resolve -> key -> claim -> compute -> record.
+    (The feature cache and the pretrained weights lock their own entries: clipprobe.features.extract and
+    clipprobe.dashcam.pretrain.)"""
+    users = []
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            called = isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None))
+            imported = isinstance(node, ast.ImportFrom) and any(alias.name == "claim" for alias in node.names)
+            if called == "claim" or imported:
+                users.append(name)
+    assert sorted(set(users)) == ["clipprobe.runner"]
+
+
+def test_no_guessing_a_baseline_or_a_source_by_probing_its_attributes():
+    """A registered thing declares what it is: nothing reaches for a baseline's or a data source's members with
+    getattr/hasattr."""
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr") and node.args:
+                target = ast.unparse(node.args[0])
+                if target.split(".")[-1] in ("baseline", "source", "task.source"):
+                    found.append(f"{name}: {ast.unparse(node)}")
+    assert found == []
 
 
 def test_help_does_not_load_the_library():

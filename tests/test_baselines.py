@@ -14,7 +14,8 @@ from PIL import Image
 from clipprobe.baselines import trained as baseline_run
 from clipprobe.baselines.nets import OrbitCNN
 from clipprobe.baselines.registry import BASELINES, DEFAULT_BASELINES, get_baseline, list_baselines, parse_baselines
-from clipprobe.baselines.trained import run_baseline, train_baseline
+from clipprobe.baselines.trained import train_baseline
+from clipprobe.runner import run_baseline
 from clipprobe.baselines.training import Budget, parse_budget, resolve_augment
 from clipprobe.core.errors import UsageError
 from clipprobe.data.task import Task

@@ -1,4 +1,4 @@
-"""The curation experiment as evidence: an invariance score on one scale, statistics pooled over pretraining seeds,
+"""The curation experiment as evidence: a sensitivity score on one scale, statistics pooled over pretraining seeds,
 paired differences, layers, zero-shot prompts that favour no caption policy, orbit draws per image."""
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from conftest import TINY_SIZES
 
 from clipprobe.dashcam.captions import get_caption_policy
 from clipprobe.dashcam.experiment import CurationExperiment, run_curation
-from clipprobe.dashcam.invariance import invariance_statistics
 from clipprobe.dashcam.pretrain import PretrainConfig
 from clipprobe.dashcam.report import experiment_markdown, experiment_tables
 from clipprobe.dashcam.scene import sample_scene, scene_rng
+from clipprobe.dashcam.sensitivity import sensitivity_statistics
 from clipprobe.dashcam.tasks import WORLD_PROMPTS
 from clipprobe.dashcam.world import WorldConfig
 from clipprobe.probes.intervals import seed_pooled_statistics
 
-# --- the invariance score's scale ------------------------------------------------------------------------------
+# --- the sensitivity score's scale -----------------------------------------------------------------------------
 
 
 def _pairs(n=60, values=("red", "amber", "green"), seed=0):
@@ -34,31 +34,31 @@ def _pairs(n=60, values=("red", "amber", "green"), seed=0):
 def test_an_embedding_of_the_attribute_alone_scores_one():
     a, b, value_a, value_b = _pairs()
     onehot = np.eye(3)
-    stats = invariance_statistics(onehot[a], onehot[b], seed=0, values=(value_a, value_b))
-    assert stats["score"] == pytest.approx(1.0)
-    assert stats["interval"] == pytest.approx([1.0, 1.0])
+    stats = sensitivity_statistics(onehot[a], onehot[b], seed=0, values=(value_a, value_b))
+    assert stats.score == pytest.approx(1.0)
+    assert stats.interval == pytest.approx([1.0, 1.0])
     # The unscaled ratio's ceiling is 1 / P(an unrelated pair differs in the attribute): above 1 here.
-    assert stats["ratio"] == pytest.approx(stats["n_pairs"] / stats["n_unrelated_differing"])
-    assert stats["ratio"] > 1.2
+    assert stats.ratio == pytest.approx(stats.n_pairs / stats.n_unrelated_differing)
+    assert stats.ratio > 1.2
 
 
 def test_a_constant_embedding_scores_zero():
     _, _, value_a, value_b = _pairs()
     constant = np.ones((60, 4))
-    stats = invariance_statistics(constant, constant, seed=0, values=(value_a, value_b))
-    assert stats["score"] == 0.0 and stats["interval"] == [0.0, 0.0]
+    stats = sensitivity_statistics(constant, constant, seed=0, values=(value_a, value_b))
+    assert stats.score == 0.0 and stats.interval == [0.0, 0.0]
 
 
 def test_an_embedding_blind_to_the_attribute_scores_near_zero_and_one_that_sees_everything_in_between():
     a, b, value_a, value_b = _pairs(n=200)
     rng = np.random.default_rng(1)
     other = rng.normal(size=(200, 8))  # what else is in the scene: the same within a pair
-    blind = invariance_statistics(other, other, seed=0, values=(value_a, value_b))
-    both = invariance_statistics(
+    blind = sensitivity_statistics(other, other, seed=0, values=(value_a, value_b))
+    both = sensitivity_statistics(
         np.hstack([other, 2 * np.eye(3)[a]]), np.hstack([other, 2 * np.eye(3)[b]]), seed=0, values=(value_a, value_b)
     )
-    assert blind["score"] == pytest.approx(0.0, abs=1e-9)
-    assert 0.2 < both["score"] < 0.9
+    assert blind.score == pytest.approx(0.0, abs=1e-9)
+    assert 0.2 < both.score < 0.9
 
 
 # --- statistics over seeds, and paired differences -------------------------------------------------------------
@@ -118,10 +118,10 @@ def seeded_experiment(tiny_model):
 
 
 def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_experiment, tmp_path):
-    record, path = run_curation(seeded_experiment, results_dir=tmp_path / "results", invariance_dir=tmp_path / "inv")
+    record, path = run_curation(seeded_experiment, results_dir=tmp_path / "results", sensitivity_dir=tmp_path / "sens")
     assert path.name == "curation__salient-descriptive__seeds0-1.json"
-    assert record["seeds"] == [0, 1] and record["layers"] == ["embedding", "tokens"]
-    keys = [(r["representation"], r["layer"]) for r in record["rows"]]
+    assert record.seeds == [0, 1] and record.layers == ["embedding", "tokens"]
+    keys = [(r.representation, r.layer) for r in record.rows]
     assert keys == [
         (f"{seeded_experiment.recipe.model}/dashcam-salient", "embedding"),
         (f"{seeded_experiment.recipe.model}/dashcam-salient", "tokens"),
@@ -130,13 +130,13 @@ def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_e
         (f"{seeded_experiment.recipe.model}/random", "embedding"),
         (f"{seeded_experiment.recipe.model}/random", "tokens"),
     ]
-    cell = record["rows"][0]["tasks"]["traffic-light"]
-    assert len(cell["per_seed"]) == 2 and cell["sd"] is not None and len(cell["results"]) == 2
-    assert cell["balanced_accuracy"] == pytest.approx(np.mean(cell["per_seed"]))
-    assert len(set(cell["representations"])) == 2  # each seed its own pretrained weights
-    invariance = record["rows"][0]["invariance"]["pedestrian"]
-    assert len(invariance["per_seed"]) == 2 and record["rows"][1]["invariance"] is None  # measured on the embedding
-    pairs = {(c["row"].rsplit("-", 1)[-1], c["against"].rsplit("/", 1)[-1], c["layer"]) for c in record["comparisons"]}
+    cell = record.rows[0].tasks["traffic-light"]
+    assert len(cell.per_seed) == 2 and cell.sd is not None and len(cell.results) == 2
+    assert cell.balanced_accuracy == pytest.approx(np.mean(cell.per_seed))
+    assert len(set(cell.representations)) == 2  # each seed its own pretrained weights
+    sensitivity = record.rows[0].sensitivity["pedestrian"]
+    assert len(sensitivity.per_seed) == 2 and record.rows[1].sensitivity is None  # measured on the embedding
+    pairs = {(c.row.rsplit("-", 1)[-1], c.against.rsplit("/", 1)[-1], c.layer) for c in record.comparisons}
     assert pairs == {
         ("descriptive", "dashcam-salient", "embedding"),
         ("descriptive", "dashcam-salient", "tokens"),
@@ -145,9 +145,7 @@ def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_e
         ("descriptive", "random", "embedding"),
         ("descriptive", "random", "tokens"),
     }
-    assert all(
-        c["seeds"] == 2 and c["interval"][0] <= c["difference"] <= c["interval"][1] for c in record["comparisons"]
-    )
+    assert all(c.seeds == 2 and c.interval[0] <= c.difference <= c.interval[1] for c in record.comparisons)
     markdown = experiment_markdown(record)
     assert "#### Layer: embedding" in markdown and "#### Layer: tokens" in markdown and "±" in markdown
     assert "#### Paired differences" in markdown

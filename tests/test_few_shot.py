@@ -13,7 +13,7 @@ from clipprobe.core.errors import UsageError
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.probes.fit import fit_mlp_probe, fit_probe, get_probe, list_probes, parse_probes
 from clipprobe.probes.metrics import score
-from clipprobe.probes.probe import probe
+from clipprobe.runner import probe
 from clipprobe.probes.shots import parse_shots, sample_per_class, shortfall
 from clipprobe.report.build import build_report
 from clipprobe.report.gate import check_floors, regressions

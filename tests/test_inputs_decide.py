@@ -23,7 +23,7 @@ from clipprobe.dashcam.world import WorldConfig
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.features.extract import extract_features
 from clipprobe.probes.fit import DEFAULT_C_GRID, fit_probe, sweep_models
-from clipprobe.probes.probe import probe
+from clipprobe.runner import probe
 
 
 def _checkpoint(model: str, seed: int, path) -> None:

@@ -18,7 +18,7 @@ from clipprobe.core.errors import RunError, UsageError
 from clipprobe.data.schemes import CsvSource, ImageFolderSource, SplitFractions
 from clipprobe.data.taskfile import dataset_task, load_task_file, parse_dataset
 from clipprobe.features.config import ExtractorConfig
-from clipprobe.probes.probe import probe
+from clipprobe.runner import probe
 from clipprobe.results import Result
 
 runner = CliRunner()

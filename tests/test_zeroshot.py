@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from clipprobe.baselines.registry import get_baseline
-from clipprobe.baselines.zeroshot import class_embeddings, task_prompts, zero_shot
+from clipprobe.baselines.zeroshot import class_embeddings, task_prompts
+from clipprobe.runner import zero_shot
 from clipprobe.cli.app import app
 from clipprobe.core.errors import UsageError
 from clipprobe.data.task import get_task

@@ -217,7 +217,10 @@ def run_curation(
     say = on_stage or (lambda text: None)
     started = time.perf_counter()
     plan = experiment.plan(results_dir, refresh)
-    labels = {task.name: task.labels(task.source.load()["test"]) for task in plan.tasks}
+    # The record keys tasks by the experiment's names ("traffic-light"), not by the plan's tasks' names, which
+    # record a changed world ("traffic-light[image_size=64]").
+    task_names = {task.name: name for task, name in zip(plan.tasks, experiment.tasks)}
+    labels = {task_names[task.name]: task.labels(task.source.load()["test"]) for task in plan.tasks}
     names = experiment.model_names()
     rows: dict[tuple[str, str, str | None], _Row] = {}
     timings: dict[str, float] = {}
@@ -233,7 +236,7 @@ def run_curation(
             current, stage = where, time.perf_counter()
             say(_stage_name(current, names))
         row = _row_for(rows, job, record, names, [b.name for b, _ in plan.baselines], experiment.layers)
-        row.add(record.task, record, path)
+        row.add(task_names[job.task.name], record, path)
         if experiment.attributes and isinstance(job, ProbeJob) and job.shots is None:
             if job.config.layer == "embedding" and job.probe is plan.probes[0] and job.task is plan.tasks[0]:
                 if job.config not in scored:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import datasets
 import numpy as np
 
-from ..core.defaults import AUTO, PRECISION
+from ..core.defaults import AUTO
 from ..core.errors import UsageError
 from ..core.progress import progress_bar
 from ..core.registry import Registry

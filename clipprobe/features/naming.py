@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..core.defaults import PRECISION
 from .config import DEFAULT_LAYER
 from .layers import layer_identity
-from ..core.defaults import PRECISION
 
 # Checkpoint file names that say nothing about the weights (open_clip's, the hub's): such a file is named after its folder.
 GENERIC_CHECKPOINT_NAMES = ("open_clip_model", "open_clip_pytorch_model", "pytorch_model", "model", "checkpoint")
