@@ -17,6 +17,7 @@ from clipprobe.baselines.registry import BASELINES, DEFAULT_BASELINES, get_basel
 from clipprobe.baselines.trained import run_baseline, train_baseline
 from clipprobe.baselines.training import Budget, parse_budget, resolve_augment
 from clipprobe.core.errors import UsageError
+from clipprobe.data.readers import DataSource
 from clipprobe.data.task import Task
 from clipprobe.features.orbits import get_group
 from clipprobe.probes.metrics import score_predictions
@@ -36,7 +37,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-class PlantedSource:
+class PlantedSource(DataSource):
     """A minimal DataSource over an in-memory DatasetDict."""
 
     image_column = "image"
