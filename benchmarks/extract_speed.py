@@ -93,7 +93,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
     """Time the three ways through `args.images` images written under `tmp`; print and return the record."""
     import open_clip
 
-    from clipprobe.data.schemes import ImageFolderSource
+    from clipprobe.data.readers.imagefolder import ImageFolderSource
     from clipprobe.features.cache import FeatureCache
     from clipprobe.features.config import ExtractorConfig
     from clipprobe.features.extract import extract_features

@@ -4,7 +4,7 @@ every model module). Import it, or use the top-level API (`clipprobe.probe`, ...
 Each module below fills a registry when it is imported:
 
 - tasks (clipprobe.data.task.TASKS): the real photos of traffic-light-crops, the six dashcam-world tasks;
-- dataset schemes (clipprobe.data.schemes.SCHEMES): imagefolder, csv, parquet, hf;
+- dataset schemes (clipprobe.data.readers.SCHEMES): imagefolder, csv, parquet, hf;
 - extractors (clipprobe.features.extractors.EXTRACTORS): open_clip, pixels;
 - orbit groups (clipprobe.features.orbits.GROUP_FACTORS): translate, hflip;
 - probes (clipprobe.probes.fit.PROBES): linear, mlp;
@@ -17,6 +17,6 @@ from __future__ import annotations
 
 from .baselines import controls, trained, zeroshot  # noqa: F401
 from .dashcam import captions, pairs, pretrain, report, tasks  # noqa: F401
-from .data import builtin, schemes  # noqa: F401
+from .data import builtin, readers  # noqa: F401
 from .features import extractors, orbits  # noqa: F401
 from .probes import fit  # noqa: F401

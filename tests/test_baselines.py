@@ -15,13 +15,14 @@ from clipprobe.baselines import trained as baseline_run
 from clipprobe.baselines.nets import OrbitCNN
 from clipprobe.baselines.registry import BASELINES, DEFAULT_BASELINES, get_baseline, list_baselines, parse_baselines
 from clipprobe.baselines.trained import train_baseline
-from clipprobe.runner import run_baseline
 from clipprobe.baselines.training import Budget, parse_budget, resolve_augment
 from clipprobe.core.errors import UsageError
+from clipprobe.data.readers import DataSource
 from clipprobe.data.task import Task
 from clipprobe.features.orbits import get_group
 from clipprobe.probes.metrics import score_predictions
 from clipprobe.results import SCHEMA_VERSION
+from clipprobe.runner import run_baseline
 
 SIZE = 16
 # Tiny images and a few epochs: each training run takes a second or two on a CPU.
@@ -37,7 +38,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-class PlantedSource:
+class PlantedSource(DataSource):
     """A minimal DataSource over an in-memory DatasetDict."""
 
     image_column = "image"

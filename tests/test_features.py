@@ -3,6 +3,7 @@ import pytest
 
 from clipprobe import runner
 from clipprobe.core.errors import RunError, UsageError
+from clipprobe.data.readers import DataSource
 from clipprobe.features.cache import FeatureCache
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.features.extract import extract_features
@@ -131,7 +132,7 @@ def test_a_users_saved_dataset_dict_works_as_a_task(config, tmp_path):
     import datasets
     from PIL import Image
 
-    from clipprobe.data.schemes import HuggingFaceSource
+    from clipprobe.data.readers.hf import HuggingFaceSource
     from clipprobe.data.task import Task
 
     def split(n, offset):
@@ -181,7 +182,7 @@ def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_w
     assert orbit.meta["keys"]["test"] != plain.meta["keys"]["test"]
 
     # The same images, mirrored, as another source: orbit features must not move, plain ones must.
-    class Mirrored:
+    class Mirrored(DataSource):
         name, image_column = "mirrored", "image"
 
         def load(self):

@@ -13,11 +13,10 @@ from clipprobe.core.errors import UsageError
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.probes.fit import fit_mlp_probe, fit_probe, get_probe, list_probes, parse_probes
 from clipprobe.probes.metrics import score
-from clipprobe.runner import probe
 from clipprobe.probes.shots import parse_shots, sample_per_class, shortfall
 from clipprobe.report.build import build_report
 from clipprobe.report.gate import check_floors, regressions
-from clipprobe.runner import compare
+from clipprobe.runner import compare, probe
 
 runner = CliRunner()
 SHOTS_ERROR = "--shots expects positive integers and/or 'all' separated by commas, e.g. 1,2,4,8,16,all; got '{}'"

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from clipprobe.cli.app import app
 from clipprobe.core.errors import UsageError
-from clipprobe.data.schemes import image_problem
-from clipprobe.data.taskfile import parse_dataset
+from clipprobe.data.readers import parse_dataset
+from clipprobe.data.safety import image_problem
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.probes.metrics import score_predictions
 from clipprobe.report.build import build_report

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from clipprobe.cli.app import app
 from clipprobe.core import paths
 from clipprobe.core.errors import UsageError
+from clipprobe.data.readers import DataSource
 from clipprobe.features.config import GRID_CELLS, LAYERS, ExtractorConfig
 from clipprobe.features.extract import extract_features
 from clipprobe.features.extractors import OpenClipExtractor
@@ -21,7 +22,7 @@ WIDTHS = {"vit": 32, "resnet": 256}
 CELLS = GRID_CELLS[0] * GRID_CELLS[1]
 
 
-class Noise:
+class Noise(DataSource):
     """A data source of 8 / 4 / 4 random 40 x 40 images (optionally mirrored): fast to extract."""
 
     image_column = "image"

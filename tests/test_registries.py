@@ -18,9 +18,8 @@ from clipprobe.core.registry import Registry
 from clipprobe.dashcam.captions import CAPTION_POLICIES, get_caption_policy
 from clipprobe.dashcam.pairs import COUNTERFACTUALS
 from clipprobe.dashcam.scene import sample_scene, scene_rng
-from clipprobe.data.schemes import SCHEMES, list_schemes
+from clipprobe.data.readers import SCHEMES, DataSource, list_schemes, parse_dataset
 from clipprobe.data.task import TASKS, get_task
-from clipprobe.data.taskfile import parse_dataset
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.features.extract import extract_features
 from clipprobe.features.extractors import EXTRACTORS
@@ -136,12 +135,26 @@ def _write_dataset(scheme: str, root):
 
 @pytest.mark.parametrize("scheme", list_schemes())
 def test_every_scheme_reads_a_dataset_into_three_splits_by_label(scheme, tmp_path):
-    source = parse_dataset(_write_dataset(scheme, tmp_path), label="label")
+    reader = SCHEMES.get(scheme)
+    assert isinstance(reader, type) and issubclass(reader, DataSource) and reader.scheme == scheme
+    spec = _write_dataset(scheme, tmp_path)
+    source = parse_dataset(spec, label="label")
+    assert type(source) is reader and source.name == spec
+    assert source.location().startswith(f"{scheme}:") and source.skipped() == {"count": 0, "files": []}
+    assert source.ready() and source.strictly().fingerprint() == source.fingerprint()
     data = source.load()
     assert set(data) == {"train", "validation", "test"}
     assert sum(len(data[s]) for s in data) == 36
     assert source.class_names() == ("blue", "green", "red")
     assert source.fingerprint() == parse_dataset(_write_dataset(scheme, tmp_path), label="label").fingerprint()
+
+
+def test_every_tasks_source_is_a_declared_data_source():
+    """The built-in tasks' sources (the dashcam world, traffic-light-crops) subclass the base the schemes do."""
+    for name in TASKS.names():
+        source = get_task(name).source
+        assert isinstance(source, DataSource), name
+        assert isinstance(source.name, str) and isinstance(source.image_column, str)
 
 
 @pytest.mark.parametrize("name", sorted(EXTRACTORS.names()))

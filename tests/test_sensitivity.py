@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from clipprobe.cli.app import app
 from clipprobe.cli import dashcam as dashcam_cli
+from clipprobe.cli.app import app
 from clipprobe.core.defaults import SENSITIVITY_DIR
 from clipprobe.core.errors import UsageError
-from clipprobe.dashcam.sensitivity import derangement, measure_sensitivity, sensitivity_score, sensitivity_statistics
 from clipprobe.dashcam.pairs import COUNTERFACTUALS, region_mask
+from clipprobe.dashcam.sensitivity import derangement, measure_sensitivity, sensitivity_score, sensitivity_statistics
 from clipprobe.dashcam.world import WorldConfig, scene_at
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.features.extractors import EXTRACTORS, PixelsExtractor

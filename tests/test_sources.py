@@ -15,11 +15,14 @@ from typer.testing import CliRunner
 
 from clipprobe.cli.app import app
 from clipprobe.core.errors import RunError, UsageError
-from clipprobe.data.schemes import CsvSource, ImageFolderSource, SplitFractions
-from clipprobe.data.taskfile import dataset_task, load_task_file, parse_dataset
+from clipprobe.data.readers import parse_dataset
+from clipprobe.data.readers.csv import CsvSource
+from clipprobe.data.readers.imagefolder import ImageFolderSource
+from clipprobe.data.splits import SplitFractions
+from clipprobe.data.taskfile import dataset_task, load_task_file
 from clipprobe.features.config import ExtractorConfig
-from clipprobe.runner import probe
 from clipprobe.results import Result
+from clipprobe.runner import probe
 
 runner = CliRunner()
 COLOURS = {"red": (220, 30, 30), "yellow": (230, 200, 20), "green": (30, 200, 40)}
@@ -511,7 +514,7 @@ def test_traffic_light_crops_probe_offline(model_args, monkeypatch):
 
 
 def test_traffic_light_crops_without_the_package(monkeypatch):
-    monkeypatch.setattr("clipprobe.data.schemes._package_folder", lambda name: None)
+    monkeypatch.setattr("clipprobe.data.readers.imagefolder._package_folder", lambda name: None)
     result = invoke("probe", "--baselines", "none", "--task", "traffic-light-crops", "--pretrained", "random")
     assert result.exit_code == 1
     assert error_line(result) == (

@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 
 from clipprobe.baselines.registry import get_baseline
 from clipprobe.baselines.zeroshot import class_embeddings, task_prompts
-from clipprobe.runner import zero_shot
 from clipprobe.cli.app import app
 from clipprobe.core.errors import UsageError
 from clipprobe.data.task import get_task
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.features.extract import extract_features
 from clipprobe.features.weights import create_model, resolve_weights
+from clipprobe.runner import zero_shot
 
 PROMPTS = {
     "red": ["a red traffic light", "the light is red"],

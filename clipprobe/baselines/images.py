@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..core.errors import UsageError
 from ..core.progress import track
-from ..data.task import DataSource
+from ..data.readers import DataSource
 from ..features.geometry import fit_image
 
 # (source fingerprint, image column, split, rows in the split, size) -> (N, 3, size, size) uint8.

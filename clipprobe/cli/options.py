@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from ..features.config import ExtractorConfig
 
 
-
 # auto, then open_clip's precision names (clipprobe.features.precision says what each one is for).
 Precision = Enum("Precision", {name: name for name in PRECISION_CHOICES}, type=str)
 

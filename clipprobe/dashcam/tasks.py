@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.errors import UsageError
+from ..data.readers import DataSource
 from ..data.task import PROBE_SPLITS, Task, register_task
 from .scene import ATTRIBUTES
 from .world import WorldConfig, load_world, world_path
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class DashcamWorld:
+class DashcamWorld(DataSource):
     """The procedural dashcam world: every task over it shares the same images and features."""
 
     config: WorldConfig = WorldConfig()

@@ -1,2 +1,3 @@
-"""Data: tasks (a question asked of images: label column, classes, splits), users' datasets through schemes
-(imagefolder, csv, parquet, hf), TOML task files, and the built-in real-photo task traffic-light-crops."""
+"""Data: tasks (a question asked of images: label column, classes, splits), data sources (`readers`: the DataSource
+base and users' datasets through schemes: imagefolder, csv, parquet, hf), splitting by label, image safety, TOML task
+files, and the built-in real-photo task traffic-light-crops."""

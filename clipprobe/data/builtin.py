@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .schemes import PackagedImageFolder
+from .readers.imagefolder import PackagedImageFolder
 from .task import Task, register_task
 
 TRAFFIC_LIGHT_CLASSES = ("red", "yellow", "green")

@@ -6,7 +6,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,18 +16,9 @@ from ..core.registry import Registry
 if TYPE_CHECKING:
     import datasets
 
+    from .readers.base import DataSource
+
 PROBE_SPLITS = ("train", "validation", "test")
-
-
-class DataSource(Protocol):
-    """Images plus labels in train / validation / test splits, with a stable fingerprint."""
-
-    name: str
-    image_column: str
-
-    def load(self) -> datasets.DatasetDict: ...
-
-    def fingerprint(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -83,8 +74,7 @@ def overview(task: Task) -> dict[str, Any]:
     """What `clipprobe tasks` lists, without rendering or decoding anything: the task's summary when its data is at
     hand; for data still to be generated, the sizes the generator will make (`exact` False when the task keeps only
     some of those rows) and no class counts."""
-    ready = getattr(task.source, "ready", None)
-    if not callable(ready) or ready():
+    if task.source.ready():
         return {**task.summary(), "exact": True}
     return {
         "task": task.name,
@@ -130,11 +120,5 @@ def get_task(name: str) -> Task:
 
 def with_strict(task: Task) -> Task:
     """The same task, failing on the first unreadable image instead of skipping it (for sources that skip any)."""
-    strictly = getattr(task.source, "strictly", None)
-    return dataclasses.replace(task, source=strictly()) if callable(strictly) else task
+    return dataclasses.replace(task, source=task.source.strictly())
 
-
-def skipped_files(source: Any) -> dict[str, Any]:
-    """What a source left out as unreadable (nothing, for sources that never do)."""
-    skipped = getattr(source, "skipped", None)
-    return skipped() if callable(skipped) else {"count": 0, "files": []}

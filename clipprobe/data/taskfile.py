@@ -1,15 +1,15 @@
-"""Tasks over users' data: `SCHEME:PATH` dataset specs, TOML task files, zero-shot prompt files, and resolving
+"""Tasks over users' data: a task over a `SCHEME:PATH` dataset, TOML task files, zero-shot prompt files, and resolving
 a task given as a name, a file or a Task."""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import UsageError
-from .schemes import SCHEMES, SplitFractions, UserSource, list_schemes
+from .readers import parse_dataset, scheme_of
+from .splits import SplitFractions
 from .task import PROBE_SPLITS, Task, get_task, with_strict
 
 if sys.version_info >= (3, 11):
@@ -32,16 +32,6 @@ TASK_FILE_KEYS = (
 )
 
 
-def parse_dataset(spec: str, base: Path | None = None, **options) -> UserSource:
-    """`SCHEME:PATH` -> a source; relative paths resolve against `base` (a task file's folder) if given."""
-    scheme, sep, rest = spec.partition(":")
-    if not sep or not rest:
-        raise UsageError(
-            f"Dataset '{spec}' has no scheme: write SCHEME:PATH, with SCHEME one of {', '.join(list_schemes())}"
-        )
-    return SCHEMES.get(scheme).from_spec(rest, base=base, name=spec, **options)
-
-
 def dataset_task(
     spec: str,
     label: str | None = None,
@@ -52,14 +42,14 @@ def dataset_task(
     """A task over a dataset named on the command line, named `name` or after its path.
 
     `label` names the label column (default "label"); a scheme whose labels are folder names takes none."""
-    source = parse_dataset(spec, image_column=image_column, allow_outside_root=allow_outside_root)
-    if label is not None and not source.label_column:
+    reader, _ = scheme_of(spec)
+    if label is not None and not reader.label_column:
         raise UsageError(
-            f"{spec}: {source.scheme} data takes its labels from its class folders' names, so --label does not "
+            f"{spec}: {reader.scheme} data takes its labels from its class folders' names, so --label does not "
             "apply (it names the label column of csv, parquet or hf data)"
         )
     label = label or "label"
-    source = dataclasses.replace(source, label=label)
+    source = parse_dataset(spec, image_column=image_column, label=label, allow_outside_root=allow_outside_root)
     if name is not None and not name.strip():
         raise UsageError("--name must not be empty")
     return Task(name or source.task_name(), f"{label} of {spec}", source, label, source.class_names())

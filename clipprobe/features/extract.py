@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,11 +12,14 @@ from ..core.errors import UsageError
 from ..core.locks import exclusive
 from ..core.progress import progress_bar
 from ..core.storage import stable_hash
-from ..data.task import PROBE_SPLITS, DataSource
+from ..data.task import PROBE_SPLITS
 from .cache import FeatureCache, FeatureKey, FeatureSet
 from .chunks import DEFAULT_CHUNK_ROWS, Shard, encode_chunks, shard_plan
 from .config import ExtractorConfig
 from .extractors import Extractor, make_extractor
+
+if TYPE_CHECKING:
+    from ..data.readers import DataSource
 
 
 @dataclass(frozen=True)

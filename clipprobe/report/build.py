@@ -44,9 +44,7 @@ class Report:
         return headline + task_tables(self.entries, self.aggregates, self.skipped, self.tasks())
 
 
-def build_report(
-    results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, gate: Gate | None = None
-) -> Report:
+def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, gate: Gate | None = None) -> Report:
     """Read every result file under `results_dir`; write report.md, report.html, results.json and results.csv in `out_dir`.
 
     Experiment records (`clipprobe experiment curation`) come first, as headline tables across tasks; then the
