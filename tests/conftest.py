@@ -11,7 +11,8 @@ import clipprobe.catalog  # noqa: F401  (every built-in registered, as the CLI h
 from clipprobe.dashcam.tasks import DashcamWorld
 from clipprobe.dashcam.world import WorldConfig
 from clipprobe.data.task import TASKS, Task, register_task
-from clipprobe.results import Result
+from clipprobe.core.kinds import RowKind
+from clipprobe.results import DataInfo, Machine, Provenance, Result, RunInfo, SkippedFiles, Weights
 
 TINY_CONFIG = {
     "embed_dim": 16,
@@ -40,7 +41,7 @@ TINY_TIMM = {
 }
 
 
-def stored_result(task, representation, method, seed, classes, metrics, selection) -> Result:
+def stored_result(task, representation, method, seed, classes, metrics, selection, kind=RowKind.PROBE) -> Result:
     """A result record as the report reads it, around given metrics (e.g. scored on simulated predictions)."""
     return Result(
         task=task,
@@ -48,14 +49,24 @@ def stored_result(task, representation, method, seed, classes, metrics, selectio
         method=method,
         seed=seed,
         key="test",
+        kind=kind,
         model=None,
         pretrained=None,
-        weights={"kind": "none"},
+        weights=Weights(kind="none"),
         classes=list(classes),
-        data={},
-        versions={},
-        machine={},
-        run={"seconds": 1.0},
+        data=DataInfo(
+            source=task,
+            location=task,
+            fingerprint=f"test-{task}",
+            label="label",
+            where=[],
+            sizes={"test": metrics.n},
+            skipped=SkippedFiles(count=0),
+        ),
+        provenance=Provenance(
+            versions={}, machine=Machine(cpu="test", architecture="x86_64", cores=2, native_bf16=False, os="Linux")
+        ),
+        run=RunInfo(finished_at="2026-01-01T00:00:00+00:00", seconds=1.0),
         metrics=metrics,
         selection=selection,
     )

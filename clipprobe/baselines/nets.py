@@ -47,6 +47,9 @@ def resnet_trunk(widths: tuple[int, ...] = WIDTHS) -> nn.Sequential:
 class Standardise(nn.Module):
     """(x - mean) / std per channel, with the train split's statistics kept as buffers (saved with the model)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
         super().__init__()
         self.register_buffer("mean", (mean if mean is not None else torch.full((3,), 0.5)).view(1, 3, 1, 1).float())

@@ -7,7 +7,7 @@ and how its seed is drawn. The jobs layer (clipprobe.jobs) turns a declaration i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -132,7 +132,7 @@ def get_baseline(name: str) -> Baseline:
 
 
 def parse_baselines(
-    spec: str | list[str] | tuple[str, ...], budget: Mapping[str, Any] | None = None
+    spec: str | Sequence[str], budget: Mapping[str, Any] | None = None
 ) -> list[tuple[Baseline, str | None]]:
     """`cnn,orbit-cnn:hflip,pixels` -> [(baseline, option)]; `none` (or an empty list) -> [].
 

@@ -36,7 +36,7 @@ class ScratchBaseline(LabelBaseline):
     name: str
     method: str
     description: str
-    build: Callable[[int, Standardise, Group | None, Budget], torch.nn.Module]
+    build: Callable[[int, Standardise, Group | None, Budget], CNN]
     default_group: str | None = None  # orbit baselines: the group averaged over (the option)
     budget: Budget = Budget()  # the budget its overrides apply to
     version: int = BASELINE_VERSION
@@ -93,11 +93,12 @@ class ScratchBaseline(LabelBaseline):
         )
 
 
-def _cnn(num_classes: int, standardise: Standardise, group: Group | None, budget: Budget) -> torch.nn.Module:
+def _cnn(num_classes: int, standardise: Standardise, group: Group | None, budget: Budget) -> CNN:
     return CNN(num_classes, standardise)
 
 
-def _orbit_cnn(num_classes: int, standardise: Standardise, group: Group | None, budget: Budget) -> torch.nn.Module:
+def _orbit_cnn(num_classes: int, standardise: Standardise, group: Group | None, budget: Budget) -> CNN:
+    assert group is not None, "orbit-cnn always has a group (its default_group when none is given)"
     return OrbitCNN(num_classes, group, standardise, train_elements=budget.orbit_train_elements)
 
 

@@ -18,6 +18,7 @@ from torchvision.transforms import v2
 from ..core.errors import UsageError
 from ..core.progress import err_console, progress_bar
 from ..probes.fit import SELECTION_METRIC
+from .nets import CNN, OrbitCNN
 
 # A validation score that no later epoch can beat; training stops there with the same result.
 PERFECT = 1.0
@@ -135,10 +136,10 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, budget: Budget) -> torch.Tensor:
+def predict(model: CNN, images: torch.Tensor, budget: Budget) -> torch.Tensor:
     """Logits in eval mode, batched so that at most `eval_batch_images` images (orbit copies included) go through at once."""
     model.eval()
-    copies = len(model.group) if hasattr(model, "group") else 1
+    copies = len(model.group) if isinstance(model, OrbitCNN) else 1
     batch = max(1, budget.eval_batch_images // copies)
     out = [model(images[i : i + batch].float().div_(255)) for i in range(0, len(images), batch)]
     return torch.cat(out) if out else torch.empty((0, model.head.out_features))
@@ -150,7 +151,7 @@ class Fit:
 
     chosen_epoch: int
     curve: list[dict[str, float]]
-    model: nn.Module = field(repr=False)
+    model: CNN = field(repr=False)
     epochs_run: int
     # Why training stopped before the epochs of the budget ran out, when a time limit stopped it (None otherwise).
     stopped_by: str | None
@@ -158,7 +159,7 @@ class Fit:
 
 
 def fit(
-    model: nn.Module,
+    model: CNN,
     train_images: torch.Tensor,
     train_labels: np.ndarray,
     val_images: torch.Tensor,
@@ -234,6 +235,7 @@ def fit(
                     f"max_seconds={budget.max_seconds:g}; the result is written as incomplete"
                 )
                 break
+    assert best_state is not None, "every epoch scores at least 0 > -1, and a budget has at least one epoch"
     model.load_state_dict(best_state)
     model.eval()
     return Fit(chosen_epoch, curve, model, len(curve), stopped, seconds)

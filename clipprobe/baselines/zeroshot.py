@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -18,7 +18,7 @@ from .registry import BASELINES, PromptBaseline
 ZERO_SHOT_VERSION = 2
 
 
-def task_prompts(task: Task, prompts: Mapping[str, list[str] | tuple[str, ...]] | None = None) -> dict[str, list[str]]:
+def task_prompts(task: Task, prompts: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[str]]:
     """The prompts per class: `prompts` if given, else the task's own, else `default_prompts` (CLIP's template
     ensemble filled with the class names); every class needs at least one."""
     chosen = prompts if prompts is not None else task.prompts

@@ -27,7 +27,7 @@ PANELS = {
     "Execution": ("device", "batch_size", "workers", "channels_last", "shard", "merge", "chunk_rows"),
 }
 _PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
-_ORDER = {panel: index for index, panel in enumerate(PANELS)}
+_ORDER: dict[str | None, int] = {panel: index for index, panel in enumerate(PANELS)}
 # A value's name where the parameter's own would read badly.
 METAVARS = {
     "probe_kinds": "KINDS",
@@ -47,7 +47,8 @@ def _tidy_help(command, ctx) -> None:
     its Python type (`<str>`); a flag shows no value at all."""
     for param in command.get_params(ctx):
         if isinstance(param, typer.core.TyperArgument):  # its name is shown already; no type beside it
-            param.display_type_rich = lambda ctx: None
+            # One instance's rich-help hook replaced on purpose (no subclass: Typer builds the parameters).
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
         elif getattr(param, "is_flag", False) or getattr(param, "count", False):
             param.metavar = ""
         elif param.metavar is None:

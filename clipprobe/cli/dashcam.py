@@ -88,9 +88,15 @@ def pretrain(
     library()
     device = resolve_device(device)
     check_device(device)
-    chosen = {"steps": steps, "batch_size": batch_size, "width": width, "image_size": image_size}
+    recipe = PretrainConfig()  # the built-in recipe's steps and batch size where none is given
     config = PretrainConfig(
-        model=model, captions=captions, seed=seed, **{k: v for k, v in chosen.items() if v is not None}
+        model=model,
+        captions=captions,
+        seed=seed,
+        steps=recipe.steps if steps is None else steps,
+        batch_size=recipe.batch_size if batch_size is None else batch_size,
+        width=width,
+        image_size=image_size,
     )
     folder = run_pretrain(config, out, device=device)
     # A scaled architecture is not a registered config in a new process; its folder carries the config.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, overload
 
 import typer
 
@@ -17,8 +17,19 @@ if TYPE_CHECKING:
     from ..features.config import ExtractorConfig
 
 
-# auto, then open_clip's precision names (clipprobe.features.precision says what each one is for).
-Precision = Enum("Precision", {name: name for name in PRECISION_CHOICES}, type=str)
+class Precision(str, Enum):
+    """auto, then open_clip's precision names (clipprobe.features.precision says what each one is for): the members
+    of PRECISION_CHOICES, spelled out so that a type checker knows them (tests/test_precision.py checks they agree)."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    amp = "amp"
+    amp_bf16 = "amp_bf16"
+
+
+assert tuple(p.value for p in Precision) == PRECISION_CHOICES, "Precision must list PRECISION_CHOICES, in order"
 
 
 # Options shared by every command that builds features: defined once, reused.
@@ -224,6 +235,30 @@ def model_configs(
         if config.extractor == "open_clip":
             check_weights(config.model, config.pretrained)
     return configs
+
+
+@overload
+def choose_task(
+    task: str | None,
+    dataset: str | None,
+    label: str | None,
+    image_column: str | None,
+    required: Literal[True],
+    name: str | None = None,
+    allow_outside_root: bool = False,
+) -> str | Task: ...
+
+
+@overload
+def choose_task(
+    task: str | None,
+    dataset: str | None,
+    label: str | None = None,
+    image_column: str | None = None,
+    required: bool = False,
+    name: str | None = None,
+    allow_outside_root: bool = False,
+) -> str | Task | None: ...
 
 
 def choose_task(

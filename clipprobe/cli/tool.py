@@ -4,6 +4,7 @@ groups, extractors, schemes)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -315,8 +316,9 @@ def probe(
         resize=resize,
     )
     # Every task, baseline, budget, probe and shot is checked here, so a typo in the last one fails before any work.
+    tasks: Sequence[str | None] = task or [None]
     plan = runner.RunPlan.build(
-        [choose_task(t, dataset, label, image_column, True, name, allow_outside_root) for t in (task or [None])],
+        [choose_task(t, dataset, label, image_column, True, name, allow_outside_root) for t in tasks],
         configs,
         probes=probe_kinds,
         baselines=baselines,

@@ -10,7 +10,15 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from .errors import UsageError
 
@@ -78,14 +86,14 @@ class LineProgress:
             if task["printed"] and not task["finished"]:
                 self._line(task, final=True)
 
-    def add_task(self, description: str, total: float | None = None, **_) -> int:
+    def add_task(self, description: str, total: float | None = None, **_) -> TaskID:
         now = self.clock()
         self.tasks[len(self.tasks)] = dict(
             description=description, total=total, done=0, start=now, last=now, printed=False, finished=False
         )
-        return len(self.tasks) - 1
+        return TaskID(len(self.tasks) - 1)
 
-    def update(self, task_id: int, advance: float = 0, description: str | None = None, **_) -> None:
+    def update(self, task_id: TaskID, advance: float = 0, description: str | None = None, **_) -> None:
         task = self.tasks[task_id]
         task["done"] += advance
         if description is not None:
@@ -99,7 +107,7 @@ class LineProgress:
             task["last"], task["printed"] = now, True
             self._line(task)
 
-    def advance(self, task_id: int, advance: float = 1) -> None:
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
         self.update(task_id, advance=advance)
 
     def track(self, items: Iterable[T], total: float | None = None, description: str = "Working") -> Iterator[T]:

@@ -7,7 +7,7 @@ named, registered function of the scene. Parameterised families are written `NAM
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import numpy as np
 
@@ -144,6 +144,11 @@ def caption_for(scene: Scene, policy: str, rng: np.random.Generator) -> str:
     return get_caption_policy(policy)(scene, rng)
 
 
-def policy_card() -> dict[str, object]:
+class PolicyCard(TypedDict):
+    salient_templates: list[str]
+    descriptive_attributes: list[str]
+
+
+def policy_card() -> PolicyCard:
     """The templates and phrases, for the dataset card."""
     return {"salient_templates": list(SALIENT_TEMPLATES), "descriptive_attributes": list(CAPTIONED_ATTRIBUTES)}

@@ -246,7 +246,7 @@ def run_curation(
         _lap(timings, _stage_name(current, names), stage)
 
     ordered = sorted(rows.values(), key=lambda row: row.order)
-    record = ExperimentRecord(
+    document = ExperimentRecord(
         kind=EXPERIMENT_KIND,
         name=experiment.name(),
         design=experiment.describe(),
@@ -260,9 +260,9 @@ def run_curation(
         run=RunInfo.since(started, stages=timings),
     )
     path = write_document(
-        Path(results_dir) / EXPERIMENTS_FOLDER / f"{experiment.name()}.json", record, EXPERIMENT_SCHEMA_VERSION
+        Path(results_dir) / EXPERIMENTS_FOLDER / f"{experiment.name()}.json", document, EXPERIMENT_SCHEMA_VERSION
     )
-    return record, path
+    return document, path
 
 
 def _lap(timings: dict[str, float], name: str, since: float) -> None:

@@ -7,6 +7,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -104,7 +105,7 @@ def region_mask(scene: Scene, box, size: int) -> np.ndarray:
     ImageDraw.Draw(mask).rectangle(
         [offset + x0 * size, offset + y0 * size, offset + x1 * size, offset + y1 * size], fill=255
     )
-    mask = mask.rotate(scene.tilt_degrees, resample=Image.BILINEAR, center=(canvas / 2, canvas / 2))
+    mask = mask.rotate(scene.tilt_degrees, resample=Image.Resampling.BILINEAR, center=(canvas / 2, canvas / 2))
     mask = mask.crop((int(offset), int(offset), int(offset) + size, int(offset) + size))
     return np.asarray(mask) > 0
 
@@ -118,7 +119,14 @@ def make_pairs(attribute: str, n: int = 200, config: WorldConfig | None = None, 
     out = Path(out) if out is not None else paths.worlds_dir() / f"pairs-{attribute}-{config.fingerprint()}-{n}"
     if (out / "dataset_info.json").exists():
         return out
-    rows = {"image_a": [], "image_b": [], "value_a": [], "value_b": [], "index": [], "region": []}
+    rows: dict[str, list[Any]] = {
+        "image_a": [],
+        "image_b": [],
+        "value_a": [],
+        "value_b": [],
+        "index": [],
+        "region": [],
+    }
     index = 0
     with progress_bar() as progress:
         job = progress.add_task(f"Rendering {attribute} pairs", total=n)

@@ -7,6 +7,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from ..core.storage import atomic_dir, stable_hash, write_json
 from ..features.weights import BUILTIN_FAMILIES, OPEN_CLIP_CONFIG, BuiltinWeights, register_builtin_weights
 from .captions import caption_for, get_caption_policy
 from .world import WorldConfig, load_world, scene_at
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTS_FILE = "open_clip_model.safetensors"
 # Bump when the training code changes what it trains, so that stored built-in weights are trained again.
@@ -89,7 +93,7 @@ def architecture(config: PretrainConfig) -> str:
 class TrainedModel:
     """An in-memory pretrained model with what `save` writes beside its weights."""
 
-    model: object
+    model: torch.nn.Module
     config: PretrainConfig
     log: list[dict]
     seconds: float

@@ -34,7 +34,7 @@ COMPARISONS_CAPTION = (
 
 def experiment_label(row: ExperimentRow) -> str:
     """How the headline table names a row: the representation, and the method when it is not a probe of it."""
-    return f"{row['representation']} · zero-shot" if row.method == "zero-shot" else row.representation
+    return f"{row.representation} · zero-shot" if row.method == "zero-shot" else row.representation
 
 
 def layer_rows(record: ExperimentRecord, layer: str) -> list[ExperimentRow]:
@@ -73,7 +73,7 @@ def experiment_headers(record: ExperimentRecord, attributes: bool = True) -> lis
 def experiment_title(record: ExperimentRecord) -> str:
     seeds = record.seeds
     span = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} pretraining seeds ({seeds[0]}-{seeds[-1]})"
-    return f"Curation experiment: {', '.join(record['design']['policies'])}; {span}"
+    return f"Curation experiment: {', '.join(record.design.policies)}; {span}"
 
 
 def _layer_tables(record: ExperimentRecord) -> list[tuple[str, list[str], list[ExperimentRow], bool]]:
@@ -91,9 +91,7 @@ def comparison_grid(record: ExperimentRecord) -> tuple[list[str], list[list[str]
     for c in record.comparisons:
         key = (c.row, c.against, c.layer)
         mark = " *" if c.resolved else ""
-        lines.setdefault(key, {})[c.task] = (
-            f"{c['difference']:+.3f} [{c['interval'][0]:+.3f}, {c['interval'][1]:+.3f}]{mark}"
-        )
+        lines.setdefault(key, {})[c.task] = f"{c.difference:+.3f} [{c.interval[0]:+.3f}, {c.interval[1]:+.3f}]{mark}"
     headers = ["Representation", "Layer", "Against", *record.tasks]
     rows = [
         [row, layer, against, *(cells.get(task, "-") for task in record.tasks)]
@@ -114,15 +112,15 @@ def experiment_tables(record: ExperimentRecord) -> list[Table]:
         for row in rows:
             table.add_row(*(Text(cell) for cell in experiment_cells(record, row, "\n", attributes)))
         tables.append(table)
-    headers, rows = comparison_grid(record)
-    if rows:
+    headers, lines = comparison_grid(record)
+    if lines:
         table = Table(
             title=f"{experiment_title(record)} · paired differences", caption=COMPARISONS_CAPTION, title_justify="left"
         )
         for i, header in enumerate(headers):
             table.add_column(header, justify="left" if i < 3 else "right")
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))
+        for line in lines:
+            table.add_row(*(Text(cell) for cell in line))
         tables.append(table)
     return tables
 
@@ -140,10 +138,10 @@ def experiment_markdown(record: ExperimentRecord) -> str:
     for layer, headers, rows, attributes in _layer_tables(record):
         lines += ["", f"#### Layer: {layer}", ""]
         lines += _markdown_table(headers, [experiment_cells(record, row, " ", attributes) for row in rows], 2)
-    headers, rows = comparison_grid(record)
-    if rows:
+    headers, grid = comparison_grid(record)
+    if grid:
         lines += ["", "#### Paired differences", "", COMPARISONS_CAPTION, ""]
-        lines += _markdown_table(headers, rows, 3)
+        lines += _markdown_table(headers, grid, 3)
     return "\n".join(lines) + "\n"
 
 
@@ -178,12 +176,12 @@ def _experiment_section(anchor: str, record: ExperimentRecord, plots: dict[str, 
             f"<h3>Layer: {_e(layer)}</h3>",
             _html_table(headers, [experiment_cells(record, row, " ", attributes) for row in rows], 2),
         ]
-    headers, rows = comparison_grid(record)
-    if rows:
+    headers, grid = comparison_grid(record)
+    if grid:
         parts += [
             "<h3>Paired differences</h3>",
             f'<p class="caption">{_e(COMPARISONS_CAPTION)}</p>',
-            _html_table(headers, rows, 3),
+            _html_table(headers, grid, 3),
         ]
     parts.append(_img(plots["heatmap"], "balanced accuracy per representation and task, one panel per layer"))
     if "dose-response" in plots:
@@ -213,9 +211,10 @@ def heatmap_png(record: ExperimentRecord) -> bytes:
             line, shade = [], []
             for task in tasks:
                 result = row.tasks.get(task)
-                value = None if result is None else result.balanced_accuracy
-                line.append(value)
-                shade.append(float("nan") if value is None else (value - result.chance) / (1 - result.chance))
+                line.append(None if result is None else result.balanced_accuracy)
+                shade.append(
+                    float("nan") if result is None else (result.balanced_accuracy - result.chance) / (1 - result.chance)
+                )
             values.append(line)
             shades.append(shade)
         axes.imshow(shades, cmap="Blues", vmin=0, vmax=1, aspect="auto")
@@ -255,7 +254,7 @@ def _sensitivity(row: ExperimentRow, attribute: str) -> tuple[float, list[float]
     score = (row.sensitivity or {}).get(attribute)
     if not score or score.score is None:
         return None
-    return score.score, score.interval, score.per_seed or [score.score]
+    return score.score, score.interval, [v for v in score.per_seed if v is not None] or [score.score]
 
 
 def dose_response_png(record: ExperimentRecord) -> bytes:

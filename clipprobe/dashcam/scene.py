@@ -147,7 +147,7 @@ def sample_scene(rng: np.random.Generator, knobs: Knobs = Knobs()) -> Scene:
         light_height=light_height,
         pedestrian_x=float(px if labels["pedestrian_side"] == "left" else 1 - px),
         pedestrian_height=float(rng.uniform(*knobs.pedestrian_size)),
-        shirt_rgb=tuple(int(c) for c in rng.integers(30, 230, size=3)),
+        shirt_rgb=_rgb(rng.integers(30, 230, size=3)),
         horizon=float(rng.uniform(0.42, 0.5)),
         vanishing_x=float(rng.uniform(0.4, 0.6)),
         curvature=float(rng.uniform(-0.15, 0.15)),
@@ -221,7 +221,7 @@ def render_scene(scene: Scene, size: int = 224, noise: float = Knobs.noise) -> I
         _draw_pedestrian(draw, scene, px, s)
     _draw_car(draw, px, s, scene.car_colour, scale=scene.car_scale, centre=0.5 + scene.car_shift, bottom=0.93, tod=tod)
 
-    img = img.rotate(scene.tilt_degrees, resample=Image.BILINEAR, center=(canvas / 2, canvas / 2))
+    img = img.rotate(scene.tilt_degrees, resample=Image.Resampling.BILINEAR, center=(canvas / 2, canvas / 2))
     img = img.crop((int(offset), int(offset), int(offset) + size, int(offset) + size))
     if scene.blur > 0.05:
         img = img.filter(ImageFilter.BoxBlur(scene.blur * s / 224))
@@ -232,8 +232,14 @@ def render_scene(scene: Scene, size: int = 224, noise: float = Knobs.noise) -> I
     return Image.fromarray(np.clip(pixels, 0, 255, out=pixels).astype(np.uint8))
 
 
-def _dim(rgb: tuple[int, ...], shade: float) -> tuple[int, int, int]:
-    return tuple(int(c * shade) for c in rgb)
+def _rgb(values: np.ndarray) -> tuple[int, int, int]:
+    red, green, blue = (int(c) for c in values)
+    return red, green, blue
+
+
+def _dim(rgb: tuple[int, int, int], shade: float) -> tuple[int, int, int]:
+    red, green, blue = rgb
+    return int(red * shade), int(green * shade), int(blue * shade)
 
 
 def _road_x(scene: Scene, t: float, edge: float) -> float:

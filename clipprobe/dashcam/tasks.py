@@ -32,14 +32,6 @@ class DashcamWorld(DataSource):
         # The generator is deterministic, so its config (and version) identify the pixels.
         return f"{self.name}-{self.config.fingerprint()}"
 
-    def location(self) -> str:
-        """Where its data lives: a built-in source is named, not located."""
-        return self.name
-
-    def skipped(self) -> dict:
-        """Unreadable images left out: none (the world renders every image it lists)."""
-        return {"count": 0, "files": []}
-
     def ready(self) -> bool:
         """Whether the world is rendered (listing its tasks' counts is then instant)."""
         return (world_path(self.config) / "dataset_dict.json").exists()
@@ -58,7 +50,9 @@ def world_config(
     """A dashcam world with some settings changed, or None when nothing is (None means "default", as in timm)."""
     changes = {k: v for k, v in {"seed": seed, "image_size": image_size}.items() if v is not None}
     knobs = {
-        k: tuple(v) for k, v in {"light_size": light_size, "pedestrian_size": pedestrian_size}.items() if v is not None
+        k: (v[0], v[1])
+        for k, v in {"light_size": light_size, "pedestrian_size": pedestrian_size}.items()
+        if v is not None
     }
     if not changes and not knobs:
         return None
@@ -70,7 +64,16 @@ def world_config(
     if changes.get("image_size", 224) < 16:
         raise UsageError(f"--image-size must be at least 16, got {changes['image_size']}")
     base = WorldConfig()
-    return dataclasses.replace(base, **changes, knobs=dataclasses.replace(base.knobs, **knobs))
+    return dataclasses.replace(
+        base,
+        seed=base.seed if seed is None else seed,
+        image_size=base.image_size if image_size is None else image_size,
+        knobs=dataclasses.replace(
+            base.knobs,
+            light_size=knobs.get("light_size", base.knobs.light_size),
+            pedestrian_size=knobs.get("pedestrian_size", base.knobs.pedestrian_size),
+        ),
+    )
 
 
 def with_world(task: Task, world: WorldConfig | None) -> Task:

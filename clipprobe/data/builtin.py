@@ -16,7 +16,7 @@ TRAFFIC_LIGHT_CROPS = PackagedImageFolder(
     label="label",
     classes=TRAFFIC_LIGHT_CLASSES,
     # The package's test split is the test split; validation is carved from its train split (1/8, stratified).
-    splits={"train": "dataset_train", "test": "dataset_test"},
+    splits=(("train", "dataset_train"), ("test", "dataset_test")),
 )
 
 

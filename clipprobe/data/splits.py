@@ -79,15 +79,18 @@ def plan_splits(
 def apply_plan(
     data: dict[str, datasets.Dataset],
     plan: tuple[str, ...],
-    label: str,
+    label: str | None,
     fractions: SplitFractions,
     classes: tuple[str, ...],
     source: str,
 ) -> dict[str, datasets.Dataset]:
-    """The train, validation and test splits of `plan_splits`' splits: kept, or the missing ones carved by label."""
+    """The train, validation and test splits of `plan_splits`' splits: kept, or the missing ones carved by label
+    (`label` None only with the plan "keep": data without a label column cannot be carved)."""
     if plan[0] == "keep":
         splits = {s: data[s] for s in PROBE_SPLITS}
-    elif plan[0] == "carve":
+        return {s: splits[s] for s in PROBE_SPLITS}
+    assert label is not None, "only data with a label column is carved by label (the readers check)"
+    if plan[0] == "carve":
         train = data["train"]
         parts = split_by_label(np.asarray(train[label]), ("train", plan[1]), fractions, classes, source)
         splits = {**data, **{s: train.select(idx) for s, idx in parts.items()}}

@@ -121,4 +121,3 @@ def get_task(name: str) -> Task:
 def with_strict(task: Task) -> Task:
     """The same task, failing on the first unreadable image instead of skipping it (for sources that skip any)."""
     return dataclasses.replace(task, source=task.source.strictly())
-

@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -45,6 +46,14 @@ class Shard:
 
     def takes(self, position: int) -> bool:
         return position % self.count == self.index
+
+
+@overload
+def parse_shard(spec: str, environ: Mapping[str, str] = ...) -> Shard: ...
+
+
+@overload
+def parse_shard(spec: str | None, environ: Mapping[str, str] = ...) -> Shard | None: ...
 
 
 def parse_shard(spec: str | None, environ: Mapping[str, str] = os.environ) -> Shard | None:

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 # torchvision 0.29 deprecates its image decoders in favour of TorchCodec (not a dependency) and says so at every
 # call; the filter is set once here (per-call `catch_warnings` is not safe in the decoding threads). Without them,
@@ -140,10 +143,10 @@ class Uint8Preprocess:
         return batch.to(torch.float32).div_(255).sub_(mean).div_(std)
 
 
-def _pil_open(data: bytes):
+def _pil_open(data: bytes) -> PIL.Image.Image:
     from PIL import Image, ImageOps
 
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     image.load()
     if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
         image = ImageOps.exif_transpose(image)

@@ -34,6 +34,15 @@ class Extractor(Protocol):
 
     def encode(self, split: datasets.Dataset, description: str, image_column: str = "image") -> np.ndarray: ...
 
+    def encode_rows(
+        self,
+        split: datasets.Dataset,
+        start: int,
+        stop: int,
+        image_column: str = "image",
+        advance: Callable[[int], None] | None = None,
+    ) -> np.ndarray: ...
+
 
 EXTRACTORS: Registry[type] = Registry("extractor")
 
@@ -95,7 +104,7 @@ class BatchExtractor:
             batches, workers = input_batches(
                 rows, transform, image_column, self.config.batch_size, self.config.workers, self.config.device
             )
-        decoded = []
+        decoded: list[torch.Tensor] | None = []
         out: np.ndarray | None = None
         done = 0
         with torch.inference_mode(), forward_threads(workers, self.config.device):

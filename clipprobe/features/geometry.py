@@ -28,10 +28,10 @@ def fit_image(image: Image.Image, size: int, mode: str = "squash") -> Image.Imag
     if image.size == (size, size):
         return image
     if mode == "crop":
-        return ImageOps.fit(image, (size, size), Image.BILINEAR)
+        return ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
     if mode == "pad":
-        return ImageOps.pad(image, (size, size), Image.BILINEAR, color=(0, 0, 0))
-    return image.resize((size, size), Image.BILINEAR)
+        return ImageOps.pad(image, (size, size), Image.Resampling.BILINEAR, color=(0, 0, 0))
+    return image.resize((size, size), Image.Resampling.BILINEAR)
 
 
 def tensor_transform(size: int, mode: str = "squash"):

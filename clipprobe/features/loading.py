@@ -9,7 +9,7 @@ import threading
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..core.errors import UsageError
 from ..core.machine import cores
@@ -72,7 +72,9 @@ def input_batches(
         # Only threads asked for take cores from the forward pass; the default one decodes in its gaps.
         return _threaded_batches(images, batch_size, threads, pin=cuda), workers if requested is not None else 0
     loader = torch.utils.data.DataLoader(
-        images,
+        # A map-style dataset by protocol (__len__, __getitem__), not by subclassing torch's Dataset: torch is
+        # imported only once a DataLoader is needed.
+        cast("torch.utils.data.Dataset[Any]", images),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import open_clip
 
@@ -161,6 +161,14 @@ def check_weights(model: str, pretrained: str | None) -> None:
     """What `resolve_weights` checks, without hashing, downloading or training anything: for checking every model
     of a run before the first one starts."""
     resolve_weights(model, pretrained, check_only=True)
+
+
+@overload
+def resolve_weights(model: str, pretrained: str | None, check_only: Literal[False] = False) -> WeightsSpec: ...
+
+
+@overload
+def resolve_weights(model: str, pretrained: str | None, check_only: bool) -> WeightsSpec | None: ...
 
 
 def resolve_weights(model: str, pretrained: str | None, check_only: bool = False) -> WeightsSpec | None:

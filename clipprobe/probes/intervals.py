@@ -16,6 +16,8 @@ predicted examples, as `score_predictions` computes it (`zero_division=0`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 DEFAULT_RESAMPLES = 1000
@@ -92,7 +94,7 @@ def seed_pooled_statistics(
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = CONFIDENCE,
     seed: int = BOOTSTRAP_SEED,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Balanced accuracy of one row over several seeds (its test predictions per seed, on the same test images y):
     the mean over seeds, the sample standard deviation across seeds (None for one seed), and a percentile
     bootstrap interval of the mean, the test images resampled once per draw and shared by every seed.
@@ -120,7 +122,7 @@ def seed_pooled_statistics(
         resampled = resampled - np.mean([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in against], axis=0)
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(resampled, [tail, 100 - tail])
-    stats: dict[str, object] = {
+    stats: dict[str, Any] = {
         "mean": float(per_seed.mean()),
         "sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None,
         "per_seed": [float(v) for v in per_seed],

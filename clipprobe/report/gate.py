@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def _available(rows: list[dict[str, Any]]) -> str:
     return "; ".join(f"{task}: {', '.join(names)}" for task, names in by_task.items())
 
 
-def check_floors(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[str]:
+def check_floors(rows: list[dict[str, Any]], floors: Sequence[Floor | str]) -> list[str]:
     """One message per (floor, row) whose metric is below the floor; [] when every floor holds.
 
     Floors apply to the full-data rows: a few-shot run is not meant to reach them. A floor that matches no row
@@ -67,15 +68,15 @@ def check_floors(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[
     return list(dict.fromkeys(m for _, _, messages in floor_checks(rows, floors) for m in messages))
 
 
-def floor_checks(rows: list[dict[str, Any]], floors: list[Floor | str]) -> list[tuple[Floor, int, list[str]]]:
+def floor_checks(rows: list[dict[str, Any]], floors: Sequence[Floor | str]) -> list[tuple[Floor, int, list[str]]]:
     """Per floor: (the floor, how many full-data entries it matched, one message per entry below it)."""
-    floors = [parse_floor(f) if isinstance(f, str) else f for f in floors]
+    parsed = [parse_floor(f) if isinstance(f, str) else f for f in floors]
     rows = full_data(rows)
-    for floor in floors:
+    for floor in parsed:
         if not any(floor.matches(row) for row in rows):
             raise UsageError(f"--fail-under '{floor.spec}' matches no entry. Available: {_available(rows)}")
     checks = []
-    for floor in floors:
+    for floor in parsed:
         matched = [row for row in rows if floor.matches(row)]
         failures = []
         for row in matched:

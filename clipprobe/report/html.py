@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -87,8 +88,8 @@ def render_html(
     rows: list[dict[str, Any]],
     aggregates: list[dict[str, Any]],
     records: list[Result],
-    experiments: list[tuple[str, str, str]] = (),
-    skipped: list[dict[str, Any]] = (),
+    experiments: Sequence[tuple[str, str, str]] = (),
+    skipped: Sequence[dict[str, Any]] = (),
     gate: GateOutcome | None = None,
 ) -> str:
     """The whole page: the CI gate's outcome when there is one, a table of contents (the experiments, the built-in
@@ -143,7 +144,7 @@ def render_html(
     return "\n".join(parts) + "\n"
 
 
-def _contents(experiments: list[tuple[str, str, str]], tasks: list[str], anchors: dict[str, str]) -> str:
+def _contents(experiments: Sequence[tuple[str, str, str]], tasks: list[str], anchors: dict[str, str]) -> str:
     """The table of contents: the experiments, the built-in tasks, the user's own data."""
     groups = [("Experiments", [(anchor, title) for anchor, title, _ in experiments])]
     groups += [(group, [(anchors[t], t) for t in tasks if task_group(t) == group]) for group in (BUILT_IN, YOUR_DATA)]
@@ -223,7 +224,7 @@ def _labels(rows: list[dict[str, Any]]) -> list[str]:
     return [_label(row, seeds) for row in rows]
 
 
-def _render_cards(jobs: list[tuple[str, dict[str, Any], dict[str, Any], float | None]]) -> list[str]:
+def _render_cards(jobs: list[tuple[str, dict[str, Any], Result | None, float | None]]) -> list[str]:
     """Every row's card (two PNGs each, most of the page's cost), on every core when there are many: the same
     bytes either way, since each card is drawn alone from its own data."""
     workers = min(os.cpu_count() or 1, 8)

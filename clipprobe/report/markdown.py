@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .tables import (
@@ -34,15 +35,15 @@ def md(text: object) -> str:
     return " ".join(escaped.replace("<", "&lt;").replace(">", "&gt;").split())
 
 
-def table_line(cells: list[object]) -> str:
+def table_line(cells: Sequence[object]) -> str:
     return "| " + " | ".join(md(c) for c in cells) + " |"
 
 
 def markdown(
     rows: list[dict[str, Any]],
     aggregates: list[dict[str, Any]],
-    experiments: list[str] = (),
-    skipped: list[dict[str, Any]] = (),
+    experiments: Sequence[str] = (),
+    skipped: Sequence[dict[str, Any]] = (),
     gate: GateOutcome | None = None,
 ) -> str:
     """report.md (also the GitHub job summary): the CI gate's outcome when there is a gate, the experiments' tables

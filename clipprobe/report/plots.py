@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
@@ -51,7 +52,7 @@ def bar_chart_png(labels: list[str], rows: list[dict[str, Any]], chance: float |
     axes = figure.add_subplot()
     positions = list(range(len(rows)))
     values = [row["balanced_accuracy"] for row in rows]
-    kinds = [row.get("kind") if row.get("kind") in KIND_COLOURS else "probe" for row in rows]
+    kinds = [row["kind"] if row.get("kind") in KIND_COLOURS else "probe" for row in rows]
     axes.barh(positions, values, color=[KIND_COLOURS[kind] for kind in kinds], height=0.65)
     for position, row in zip(positions, rows):
         interval = (row.get("intervals") or {}).get("balanced_accuracy")
@@ -60,7 +61,9 @@ def bar_chart_png(labels: list[str], rows: list[dict[str, Any]], chance: float |
             value = row["balanced_accuracy"]
             errors = [[max(value - low, 0)], [max(high - value, 0)]]
             axes.errorbar(value, position, xerr=errors, fmt="none", ecolor="#222", capsize=3, lw=1)
-    handles = [Patch(color=KIND_COLOURS[kind], label=ROW_KINDS[kind][0]) for kind in KIND_COLOURS if kind in kinds]
+    handles: list[Artist] = [
+        Patch(color=KIND_COLOURS[kind], label=ROW_KINDS[kind][0]) for kind in KIND_COLOURS if kind in kinds
+    ]
     if chance is not None:
         handles.append(axes.axvline(chance, color=CHANCE_COLOUR, linestyle="--", lw=1.2, label=f"chance {chance:.3f}"))
     # Above the axes, where no bar can hide it.
@@ -137,6 +140,7 @@ def curve_figure(
     """The figure that curve_png draws."""
     metric = selection.metric or "balanced_accuracy"
     axis = curve_axis(curve)
+    assert axis is not None, "curve_figure draws a curve of C, alpha or epoch (the caller checks curve_axis)"
     by_c = axis != "epoch"  # a probe's penalty: a log axis
     xs = [point[axis] for point in curve]
     ys = [float("nan") if point.get(metric) is None else point[metric] for point in curve]

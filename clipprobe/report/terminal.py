@@ -66,15 +66,15 @@ def rich_tables(entries: list[dict[str, Any]], skipped: list[dict[str, Any]], ta
         for line in lines:
             table.add_row(*(Text(cell) for cell in line))
         tables.append(table)
-    columns, lines = few_shot_grid(entries, skipped, task)
-    if lines:
+    columns, grid = few_shot_grid(entries, skipped, task)
+    if grid:
         caption = "\n".join([FEW_SHOT_CAPTION, *skipped_notes(skipped, task)])
         table = Table(title=f"{task}: few-shot balanced accuracy", caption=caption, title_justify="left")
         table.add_column("Representation")
         table.add_column("Method")
         for k in columns:
             table.add_column(f"{k}-shot", justify="right")
-        for row, method, cells in lines:
+        for row, method, cells in grid:
             table.add_row(Text(row), Text(method), *(Text(cell) for cell in few_shot_cells(cells, columns)))
         tables.append(table)
     return tables

@@ -41,6 +41,7 @@ class CsvSource(UserSource):
             columns = list(reader.fieldnames or [])
         path_column = self.image_column if self.image_column in columns else "path"
         label = self.label
+        assert label is not None, "a labelled scheme always has a label column (UserSource.__post_init__)"
         for column, what in (
             (path_column, f"image column '{self.image_column}' (or 'path')"),
             (label, f"label column '{label}'"),

@@ -78,6 +78,7 @@ class ImageFolderSource(UserSource):
         loose(root)
         layout = {d.name: d for d in split_dirs} if split_dirs else {"all": root}
         label = self.label
+        assert label is not None, "a labelled scheme always has a label column (UserSource.__post_init__)"
         data, content = {}, []
         for split_name, split_dir in layout.items():
             if split_dir is not root:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -203,13 +204,15 @@ class UserSource(DataSource):
         if isinstance(feature, datasets.ClassLabel):
             theirs = tuple(feature.names)
             if self.classes is None or self.classes == theirs:
-                ids = {s: np.asarray(d[label], dtype=np.int64) for s, d in data.items()}
-                for split_name, values in ids.items():
-                    if (values < 0).any():
-                        row = int(np.flatnonzero(values < 0)[0])
+                given = {s: np.asarray(d[label], dtype=np.int64) for s, d in data.items()}
+                for split_name, given_ids in given.items():
+                    if (given_ids < 0).any():
+                        row = int(np.flatnonzero(given_ids < 0)[0])
                         raise UsageError(f"{self.name}: {split_name} row {row} has no label in column '{label}'")
                 return data, theirs
-            values = {s: [theirs[i] if i >= 0 else None for i in d[label]] for s, d in data.items()}
+            values: dict[str, Sequence[Any]] = {
+                s: [theirs[i] if i >= 0 else None for i in d[label]] for s, d in data.items()
+            }
         else:
             values = {s: d[label] for s, d in data.items()}
         names = self.classes
@@ -271,7 +274,8 @@ class UserSource(DataSource):
         if self.label is None or not classes:
             return {}
         counts = sum(
-            np.bincount(np.asarray(d[self.label], dtype=np.int64), minlength=len(classes)) for d in data.values()
+            (np.bincount(np.asarray(d[self.label], dtype=np.int64), minlength=len(classes)) for d in data.values()),
+            np.zeros(len(classes), dtype=np.int64),
         )
         return {name: int(n) for name, n in zip(classes, counts)}
 
