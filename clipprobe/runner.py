@@ -23,8 +23,8 @@ from .features import extract as extraction
 from .features.cache import FeatureCache, FeatureSet
 from .features.chunks import DEFAULT_CHUNK_ROWS, Shard, parse_shard
 from .features.config import ExtractorConfig
-from .probes.fit import DEFAULT_PROBES, Probe, parse_probes
 from .probes.probe import Outcome, probe
+from .probes.registry import DEFAULT_PROBES, Probe, parse_probes
 from .probes.shots import Shots, parse_shots
 from .results import DEFAULT_RESULTS_DIR, Result, check_results_folder
 

@@ -20,9 +20,9 @@ from ..data.taskfile import resolve_task
 from ..features.config import ExtractorConfig
 from ..features.geometry import check_resize
 from ..features.orbits import Group, get_group
-from ..probes.fit import SELECTION_METRIC
 from ..probes.metrics import score_predictions
 from ..probes.probe import Outcome
+from ..probes.registry import SELECTION_METRIC
 from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, claim, data_section
 from .images import split_images
 from .nets import ARCHITECTURE, CNN, OrbitCNN, Standardise, parameter_count

@@ -14,8 +14,8 @@ from ..features.cache import FeatureCache
 from ..features.config import ExtractorConfig
 from ..features.extract import extract_features
 from ..results import DEFAULT_RESULTS_DIR, Identity, Result, Selection, claim, data_section, package_versions
-from .fit import PROBE_VERSION, SELECTION_METRIC, Probe, get_probe
 from .metrics import score_predictions
+from .registry import PROBE_VERSION, SELECTION_METRIC, Probe, get_probe
 from .shots import Shots, sample_per_class, shortfall
 
 Outcome = tuple[Result, Path]
