@@ -28,8 +28,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import balanced_accuracy_score
 
-from clipprobe.probes.fit import fit_probe
 from clipprobe.probes.intervals import bootstrap_intervals
+from clipprobe.probes.linear import fit_probe
 
 # CLIP_benchmark's defaults for its linear probe.
 ANCHOR_EPOCHS, ANCHOR_BATCH, ANCHOR_LR = 10, 256, 0.1

@@ -19,7 +19,7 @@ from pathlib import Path
 from probe_anchor import features
 from sklearn.metrics import balanced_accuracy_score
 
-from clipprobe.probes.fit import fit_probe
+from clipprobe.probes.linear import fit_probe
 
 TARGET_S = 120
 

@@ -29,7 +29,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from clipprobe.probes.fit import DEFAULT_C_GRID, fit_probe
+from clipprobe.probes.linear import DEFAULT_C_GRID, fit_probe
 
 
 def features(n: int, dim: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

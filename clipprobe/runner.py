@@ -42,7 +42,7 @@ from .jobs.precision import resolve_precision
 from .jobs.probe import ProbeJob
 from .jobs.trained import TrainedJob
 from .jobs.zeroshot import ZeroShotJob
-from .probes.fit import DEFAULT_PROBES, Probe, get_probe, parse_probes
+from .probes.registry import DEFAULT_PROBES, Probe, get_probe, parse_probes
 from .probes.shots import Shots, parse_shots
 from .results import Identity, Result, check_results_folder, claim
 

@@ -8,10 +8,10 @@ import open_clip
 import pytest
 
 import clipprobe.catalog  # noqa: F401  (every built-in registered, as the CLI has them)
+from clipprobe.core.kinds import RowKind
 from clipprobe.dashcam.tasks import DashcamWorld
 from clipprobe.dashcam.world import WorldConfig
 from clipprobe.data.task import TASKS, Task, register_task
-from clipprobe.core.kinds import RowKind
 from clipprobe.results import DataInfo, Machine, Provenance, Result, RunInfo, SkippedFiles, Weights
 
 TINY_CONFIG = {

@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 from clipprobe.cli.app import app
 from clipprobe.core.errors import UsageError
 from clipprobe.features.config import ExtractorConfig
-from clipprobe.probes.fit import fit_mlp_probe, fit_probe, get_probe, list_probes, parse_probes
+from clipprobe.probes.linear import fit_probe
 from clipprobe.probes.metrics import score
+from clipprobe.probes.mlp import fit_mlp_probe
+from clipprobe.probes.registry import get_probe, list_probes, parse_probes
 from clipprobe.probes.shots import parse_shots, sample_per_class, shortfall
 from clipprobe.report.build import build_report
 from clipprobe.report.gate import check_floors, regressions

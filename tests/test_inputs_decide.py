@@ -22,7 +22,7 @@ import clipprobe.dashcam.pretrain as pretrain
 from clipprobe.dashcam.world import WorldConfig
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.features.extract import extract_features
-from clipprobe.probes.fit import DEFAULT_C_GRID, fit_probe, sweep_models
+from clipprobe.probes.linear import DEFAULT_C_GRID, fit_probe, sweep_models
 from clipprobe.runner import probe
 
 
@@ -138,13 +138,13 @@ def test_a_warm_started_c_ends_where_a_cold_start_does():
 
 
 def test_the_sweep_does_not_depend_on_how_many_threads_fit_it(monkeypatch):
-    import clipprobe.probes.fit as fit_module
+    import clipprobe.probes.select as select_module
 
     (tx, ty), (vx, vy) = _digits()
     results = []
     for workers in (1, 3):
-        monkeypatch.setattr(fit_module, "MAX_SWEEP_WORKERS", workers)
-        monkeypatch.setattr(fit_module.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+        monkeypatch.setattr(select_module, "MAX_SWEEP_WORKERS", workers)
+        monkeypatch.setattr(select_module.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
         fit = fit_probe(tx, ty, vx, vy)
         results.append((fit.curve, fit.chosen, fit.model[-1].coef_.tobytes()))
     assert results[0] == results[1]

@@ -2,7 +2,7 @@ import numpy as np
 
 from clipprobe import runner
 from clipprobe.features.config import ExtractorConfig
-from clipprobe.probes.fit import fit_probe
+from clipprobe.probes.linear import fit_probe
 from clipprobe.probes.metrics import score
 
 
@@ -36,7 +36,7 @@ def test_probe_without_signal_is_at_chance():
 
 def _scripted_validation(monkeypatch, scores):
     """Validation scores in grid order, whatever the fits predict: the selection rule, alone."""
-    import clipprobe.probes.fit as probe_module
+    import clipprobe.probes.select as probe_module
 
     queue = list(scores)
     monkeypatch.setattr(probe_module, "balanced_accuracy_score", lambda y, predicted: queue.pop(0))

@@ -1,4 +1,4 @@
-"""The linear probe's sweep (clipprobe.probes.fit): every C at its own optimum on the shapes probes meet (two
+"""The linear probe's sweep (clipprobe.probes.linear): every C at its own optimum on the shapes probes meet (two
 classes, many, few-shot and separable, correlated features), whatever the start, and scored as scikit-learn scores."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score as sklearn_balanced_accuracy
 from sklearn.preprocessing import StandardScaler
 
-from clipprobe.probes.fit import DEFAULT_C_GRID, balanced_accuracy_score, fit_probe, sweep_models
+from clipprobe.probes.linear import DEFAULT_C_GRID, fit_probe, sweep_models
+from clipprobe.probes.select import balanced_accuracy_score
 
 
 def _data(shape: str, seed: int = 1):

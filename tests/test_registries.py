@@ -25,7 +25,7 @@ from clipprobe.features.extract import extract_features
 from clipprobe.features.extractors import EXTRACTORS
 from clipprobe.features.orbits import GROUP_FACTORS, get_group, orbit_average
 from clipprobe.features.weights import BUILTIN_WEIGHTS
-from clipprobe.probes.fit import PROBES
+from clipprobe.probes.registry import PROBES
 from clipprobe.report.experiments import EXPERIMENT_VIEWS
 from clipprobe.results import Result
 

@@ -17,7 +17,7 @@ from ..data.task import PROBE_SPLITS, Task
 from ..data.taskfile import resolve_task
 from ..features.geometry import check_resize
 from ..features.orbits import Group, get_group
-from ..probes.fit import SELECTION_METRIC
+from ..probes.registry import SELECTION_METRIC
 from ..results import Incomplete, Selection, Training
 from .images import split_images
 from .nets import ARCHITECTURE, CNN, OrbitCNN, Standardise, parameter_count

@@ -17,7 +17,7 @@ from torchvision.transforms import v2
 
 from ..core.errors import UsageError
 from ..core.progress import err_console, progress_bar
-from ..probes.fit import SELECTION_METRIC
+from ..probes.registry import SELECTION_METRIC
 from .nets import CNN, OrbitCNN
 
 # A validation score that no later epoch can beat; training stops there with the same result.

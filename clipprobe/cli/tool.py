@@ -373,7 +373,7 @@ def probes():
 
     Example: clipprobe probes
     """
-    from ..probes.fit import DEFAULT_PROBES, get_probe, list_probes
+    from ..probes.registry import DEFAULT_PROBES, get_probe, list_probes
 
     library()
     for name in list_probes():

@@ -28,8 +28,8 @@ from ..features.weights import check_weights, parse_model_spec
 from ..jobs.base import Job
 from ..jobs.probe import ProbeJob
 from ..jobs.zeroshot import ZeroShotJob
-from ..probes.fit import get_probe
 from ..probes.intervals import seed_pooled_statistics
+from ..probes.registry import get_probe
 from ..results import Provenance, Result, RunInfo, write_document
 from ..runner import Model, RunPlan, run_jobs
 from .captions import descriptive_fraction, get_caption_policy
@@ -59,8 +59,6 @@ DEFAULT_EXPERIMENT_BUDGET = {"epochs": 10, "orbit_train_elements": 1}
 WORLD_TASK_NAMES = tuple(name for name, *_ in WORLD_TASKS)
 # The layers probed by default: where the pooled embedding loses information, if it does, shows between them.
 DEFAULT_EXPERIMENT_LAYERS = ("embedding", "pre-projection", "tokens")
-# The method of the linear probe's rows: the comparisons are between linear probes.
-LINEAR_METHOD = get_probe("linear").method
 
 
 @dataclass(frozen=True)
@@ -411,7 +409,8 @@ def _comparisons(rows: list[_Row], labels: dict[str, np.ndarray], experiment: Cu
     """The paired differences the conclusions rest on, per task and layer, combined across seeds (paired seed by
     seed; test images resampled together): each policy against salient captions, each frozen representation
     against the CNN trained on the labels, and each policy against random weights at the same layer."""
-    probes = [r for r in rows if r.kind is RowKind.PROBE and r.method == LINEAR_METHOD]
+    linear = get_probe("linear").method  # the comparisons are between linear probes
+    probes = [r for r in rows if r.kind is RowKind.PROBE and r.method == linear]
     salient = {r.layer: r for r in probes if r.policy == "salient"}
     random = {r.layer: r for r in rows if r.kind is RowKind.CONTROL and r.baseline == "random"}
     cnn = next((r for r in rows if r.kind is RowKind.TRAINED and r.baseline == "cnn"), None)

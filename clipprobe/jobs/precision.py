@@ -33,7 +33,8 @@ from ..features.config import DEFAULT_LAYER, ExtractorConfig
 from ..features.devices import check_device, resolve_device
 from ..features.extractors import make_extractor
 from ..features.precision import native_bf16_device
-from ..probes.fit import DEFAULT_C_GRID, SELECTION_METRIC, get_probe
+from ..probes.linear import DEFAULT_C_GRID
+from ..probes.registry import SELECTION_METRIC, get_probe
 
 # Bump when the check changes: verdicts are cached under it.
 CHECK_VERSION = 2

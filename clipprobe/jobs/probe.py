@@ -13,9 +13,9 @@ from ..features.cache import FeatureCache
 from ..features.config import ExtractorConfig
 from ..features.extract import FeaturePlan, extract_features, plan_features
 from ..features.geometry import OPEN_CLIP_NAMES
-from ..probes.fit import PROBE_VERSION, Probe
 from ..probes.metrics import score_predictions
 from ..probes.probe import run_probe
+from ..probes.registry import PROBE_VERSION, Probe
 from ..probes.shots import Shots
 from ..results import FeatureInfo, Identity, Preprocess, Result, Weights, package_versions
 from .base import Job, Origin, data_info, record

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import Sample, Selection
-from .fit import SELECTION_METRIC, Probe
+from .registry import SELECTION_METRIC, Probe
 from .shots import Shots, sample_per_class, shortfall
 
 
