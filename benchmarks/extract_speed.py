@@ -94,16 +94,20 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
     import open_clip
 
     from clipprobe.data.readers.imagefolder import ImageFolderSource
+    from clipprobe.data.taskfile import dataset_task
     from clipprobe.features.cache import FeatureCache
     from clipprobe.features.config import ExtractorConfig
     from clipprobe.features.extract import extract_features
-    from clipprobe.features.extractors import resolve_precision
     from clipprobe.features.loading import forget_inputs
     from clipprobe.features.weights import create_model, resolve_weights
+    from clipprobe.jobs.precision import resolve_precision
 
     # The weights come from a checkpoint file, as a user's own or downloaded weights do (random values: nothing to
     # download): every model below loads it, and clipprobe's build is that of a real extraction.
     weights = save_weights(args.model, tmp / "weights")
+    paths = write_images(tmp / "images", args.images)
+    # `auto` is checked on the benchmark's own images (day/night folders), as a run plan checks it on its task's.
+    task = dataset_task(f"imagefolder:{tmp / 'images'}", name="extract-speed")
     started = time.perf_counter()
     config = resolve_precision(
         ExtractorConfig(
@@ -114,7 +118,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
             workers=args.workers,
             channels_last=args.channels_last,
             device=args.device,
-        )
+        ),
+        task,
     )
     check_s = time.perf_counter() - started
     precision = config.precision
@@ -133,7 +138,6 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
         forward = with_channels_last(forward)
     forward = with_autocast(forward, precision, device)
     dtype = open_clip.get_input_dtype(precision)
-    paths = write_images(tmp / "images", args.images)
     batches = [paths[i : i + args.batch_size] for i in range(0, len(paths), args.batch_size)]
 
     # Warm-up: one batch through each model (first-call allocations are nobody's steady state).

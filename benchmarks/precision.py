@@ -82,7 +82,7 @@ def agreement(pretrained: str, tasks: list[str]) -> list[dict]:
     from clipprobe.data.task import get_task
     from clipprobe.features.config import ExtractorConfig
     from clipprobe.features.extract import extract_features
-    from clipprobe.probes.probe import probe
+    from clipprobe.runner import probe
 
     base = ExtractorConfig(model="mini-clip", pretrained=pretrained)
     configs = {"fp32": base, **{p: dataclasses.replace(base, precision=p) for p in LOW_PRECISIONS}}
@@ -97,14 +97,14 @@ def agreement(pretrained: str, tasks: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as results:
         for task in tasks:
             metrics = {p: probe(task, c, results_dir=Path(results))[0].metrics for p, c in configs.items()}
-            low, high = metrics["fp32"]["intervals"]["balanced_accuracy"]
+            low, high = metrics["fp32"].intervals["balanced_accuracy"]
             row = {
                 "task": task,
-                "fp32": round(metrics["fp32"]["balanced_accuracy"], 3),
+                "fp32": round(metrics["fp32"].balanced_accuracy, 3),
                 "fp32_interval": [round(low, 3), round(high, 3)],
             }
             for precision in LOW_PRECISIONS:
-                score = metrics[precision]["balanced_accuracy"]
+                score = metrics[precision].balanced_accuracy
                 row[precision] = round(score, 3)
                 row[f"{precision}_inside"] = bool(low <= score <= high)
             rows.append(row)

@@ -1,9 +1,10 @@
 """clipprobe: does a frozen image-text embedding keep the information your task needs?
 
 The pipeline, one package per stage: clipprobe.data (tasks and datasets) -> clipprobe.features (frozen features,
-cached) -> clipprobe.probes and clipprobe.baselines (computations) -> clipprobe.jobs (one typed job per row, declaring its kind)
--> clipprobe.results (one typed record per result) -> clipprobe.report. clipprobe.runner runs the jobs of a plan; clipprobe.dashcam is the application built on it (the
-procedural world and the curation experiment); clipprobe.catalog registers everything by name.
+cached) -> clipprobe.probes and clipprobe.baselines (computations on arrays and images) -> clipprobe.jobs (one
+typed job per row, declaring its kind) -> clipprobe.results (one typed record per result) -> clipprobe.report.
+clipprobe.runner runs the jobs of a plan; clipprobe.dashcam is the application built on it (the procedural world
+and the curation experiment); clipprobe.catalog registers everything by name.
 
 The names below are imported on first use (PEP 562), so that `clipprobe --help` does not load torch; using any of
 them loads clipprobe.catalog first, so every built-in task, model and baseline is there."""

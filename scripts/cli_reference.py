@@ -14,12 +14,14 @@ WIDTH = 100
 
 
 def command_paths(command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Every command and group under `command` (a Typer click command), depth first, in name order."""
+    """Every command and group under `command` (a Typer click command), depth first, in name order; hidden ones (an
+    old name kept to say it was renamed) are left out."""
     paths = [path]
     subcommands = getattr(command, "commands", None)
     if subcommands:
         for name in sorted(subcommands):
-            paths += command_paths(command.commands[name], (*path, name))
+            if not subcommands[name].hidden:
+                paths += command_paths(subcommands[name], (*path, name))
     return paths
 
 

@@ -10,6 +10,7 @@ those pages is typed by hand, and tests/test_docs.py fails when they disagree.""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -37,19 +38,32 @@ EXCERPT = (
 def collect(report: dict[str, Any]) -> dict[str, Any]:
     """What the pages are drawn from, out of a results.json written by `clipprobe report`."""
     records = report.get("records") or [{}]
+    provenance = records[0].get("provenance") or {}
     return {
         "entries": report["entries"],
+        "aggregates": report["aggregates"],
         "skipped": report["skipped"],
         "experiments": report["experiments"],
-        "machine": records[0].get("machine"),
-        "versions": records[0].get("versions"),
+        "machine": provenance.get("machine"),
+        "versions": provenance.get("versions"),
     }
+
+
+def experiments(data: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(view, typed record) for each experiment record in docs/results.json."""
+    found = []
+    for document in data["experiments"]:
+        view = get_experiment_view(document["kind"])
+        found.append((view, view.from_json(document, "docs/results.json")))
+    return found
 
 
 def page(data: dict[str, Any]) -> str:
     machine, versions = data.get("machine") or {}, data.get("versions") or {}
-    views = [get_experiment_view(record["kind"]).markdown(record) for record in data["experiments"]]
-    body = markdown(data["entries"], views, data["skipped"]).replace("## clipprobe results\n", "", 1)
+    views = [view.markdown(record) for view, record in experiments(data)]
+    body = markdown(data["entries"], data["aggregates"], views, data["skipped"]).replace(
+        "## clipprobe results\n", "", 1
+    )
     threads = machine.get("torch_threads", "?")
     return (
         "# Results of `make demo`\n\n"
@@ -77,28 +91,27 @@ def resolved(data: dict[str, Any]) -> str:
         "paired-differences table above is not resolved by this run.",
         "",
     ]
-    for record in data["experiments"]:
-        for c in record.get("comparisons", []):
-            if c["resolved"]:
-                low, high = c["interval"]
+    for _, record in experiments(data):
+        for c in record.comparisons:
+            if c.resolved:
+                low, high = c.interval
                 lines.append(
-                    f"- {c['task']}, layer {c['layer']}: {c['row']} - {c['against']} = "
-                    f"{c['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+                    f"- {c.task}, layer {c.layer}: {c.row} - {c.against} = {c.difference:+.3f} [{low:+.3f}, {high:+.3f}]"
                 )
     return "\n".join(lines) + "\n"
 
 
 def excerpt(data: dict[str, Any]) -> str:
     """The README's table: the chosen rows of the first experiment's headline table, as Markdown."""
-    (record, *_) = data["experiments"]
+    ((view, record), *_) = experiments(data)
     rows = [
         row
         for key in EXCERPT
-        for row in record["rows"]
-        if (row["representation"], row["method"]) == key and row.get("layer") in ("embedding", None)
+        for row in record.rows
+        if (row.representation, row.method) == key and row.layer in ("embedding", None)
     ]
-    excerpt_record = {**record, "rows": rows, "layers": ["embedding"], "comparisons": []}
-    lines = get_experiment_view(record["kind"]).markdown(excerpt_record).strip().splitlines()
+    excerpt_record = dataclasses.replace(record, rows=rows, layers=["embedding"], comparisons=[])
+    lines = view.markdown(excerpt_record).strip().splitlines()
     table = [line for line in lines if line.startswith("|")]
     return "\n".join(table)
 

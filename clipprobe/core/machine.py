@@ -1,6 +1,6 @@
 """What machine a result was computed on: CPU model and flags, native bf16, thread counts, accelerator.
 
-Recorded in every result (clipprobe.results.provenance): float results can differ in their last digits across
+Recorded in every result (clipprobe.results.Provenance): float results can differ in their last digits across
 CPUs and thread counts, so a number is reproducible bit for bit only on the same kind of machine with the same
 threads, and the record says which."""
 

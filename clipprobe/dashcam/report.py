@@ -3,7 +3,7 @@ its heat map and the dose-response plot. Registered as the report's view of "cur
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
@@ -11,12 +11,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.kinds import RowKind
+from ..core.records import from_json
 from ..report.experiments import EXPERIMENT_VIEWS
 from ..report.html import escape as _e
 from ..report.html import img as _img
 from ..report.markdown import table_line
 from ..report.plots import DPI, plain, png_bytes, short
-from ..results import read_document
 from .records import EXPERIMENT_KIND, EXPERIMENT_SCHEMA_VERSION, ExperimentRecord, ExperimentRow
 
 EXPERIMENT_CAPTION = (
@@ -322,8 +322,8 @@ class CurationView:
     def __init__(self, schema_version: int):
         self.schema_version = schema_version
 
-    def read(self, path: Path) -> ExperimentRecord:
-        return read_document(path, ExperimentRecord, self.schema_version, "Experiment file")
+    def from_json(self, data: Any, where: str) -> ExperimentRecord:
+        return from_json(ExperimentRecord, data, where)
 
     def tasks(self, record: ExperimentRecord) -> list[str]:
         return list(record.tasks)

@@ -4,7 +4,7 @@ hyperparameter it sweeps and its default grid, and its fit) and registers it in 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ def get_probe(name: str) -> Probe:
     return PROBES.get(name)
 
 
-def parse_probes(spec: str | list[str] | tuple[str, ...] = DEFAULT_PROBES) -> list[Probe]:
+def parse_probes(spec: str | Sequence[str] = DEFAULT_PROBES) -> list[Probe]:
     """ "linear,mlp" or a list of names -> the probes, each checked (an unknown one lists what exists)."""
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
     if not names or any(not n for n in names):

@@ -6,9 +6,10 @@ every probe (clipprobe.probes.linear, clipprobe.probes.mlp). Test data never ent
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from sklearn.pipeline import make_pipeline
@@ -22,6 +23,15 @@ PERFECT = 1.0
 MAX_SWEEP_WORKERS = 4
 
 
+class Predictor(Protocol):
+    """What a fitted probe is to its callers: something that predicts a class per row."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
+M = TypeVar("M")
+
+
 @dataclass
 class ProbeFit:
     """The chosen hyperparameter, the whole validation curve, and the model chosen: fitted on the train split
@@ -31,7 +41,7 @@ class ProbeFit:
     parameter: str  # "C" for the linear probe, "alpha" for the MLP
     chosen: float
     curve: list[dict[str, float]]
-    model: object = field(repr=False)
+    model: Predictor = field(repr=False)
     at_grid_edge: bool = False
     converged: bool = True
 
@@ -63,8 +73,8 @@ def standardise(train_x: np.ndarray, val_x: np.ndarray) -> tuple[StandardScaler,
 def choose(
     parameter: str,
     grid: list[float],
-    fits: Iterator[tuple[float, object, dict]],
-    predict: Callable[[object], np.ndarray],
+    fits: Generator[tuple[float, M, dict[str, Any]], None, None],
+    predict: Callable[[M], np.ndarray],
     val_y: np.ndarray,
     scaler: StandardScaler,
 ) -> ProbeFit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Union
 
 import numpy as np
@@ -13,7 +14,7 @@ Shots = Union[int, str]  # k examples per class, or "all" (the whole train split
 SHOTS_FORM = "positive integers and/or 'all' separated by commas, e.g. 1,2,4,8,16,all"
 
 
-def parse_shots(spec: str | list[Shots] | tuple[Shots, ...]) -> tuple[Shots, ...]:
+def parse_shots(spec: str | Sequence[Shots]) -> tuple[Shots, ...]:
     """ "1,2,4,all" -> (1, 2, 4, "all"): sorted, duplicates dropped; anything else is a UsageError showing the form."""
     parts = [p.strip() for p in spec.split(",")] if isinstance(spec, str) else list(spec)
     chosen: set[Shots] = set()
@@ -55,7 +56,7 @@ def sample_per_class(labels: np.ndarray, n_classes: int, shots: Shots, seed: int
     inside the 2-shot one, and so on, so a curve over k moves only by the examples added, not by a fresh draw
     at every k. Call `shortfall` first: a class with fewer than k examples raises ValueError here."""
     labels = np.asarray(labels, dtype=np.int64)
-    if shots == ALL:
+    if isinstance(shots, str):  # ALL
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
     chosen = []

@@ -21,7 +21,8 @@ class ExperimentView(Protocol):
 
     schema_version: int
 
-    def read(self, path: Path) -> Any: ...
+    def from_json(self, data: Any, where: str) -> Any:
+        """The typed record from its JSON data (a RunError naming `where` and the field when it does not fit)."""
 
     def tasks(self, record: Any) -> list[str]: ...
 
@@ -64,5 +65,11 @@ def read_experiments(results_dir: Path) -> list[Experiment]:
         if not isinstance(document, dict):
             raise RunError(f"Experiment file {path} is not a JSON object; delete it or re-run the experiment")
         view = get_experiment_view(str(document.get("kind")))
-        found.append(Experiment(view, view.read(path), path))
+        if document.get("schema_version") != view.schema_version:
+            raise RunError(
+                f"Experiment file {path} has schema version {document.get('schema_version')}, this clipprobe reads "
+                f"{view.schema_version}; re-run the experiment (or delete the file)"
+            )
+        data = {k: v for k, v in document.items() if k != "schema_version"}
+        found.append(Experiment(view, view.from_json(data, f"Experiment file {path}"), path))
     return found
