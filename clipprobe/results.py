@@ -267,7 +267,7 @@ class Selection:
     parameter: str | None  # "C" (linear probe), "alpha" (MLP), "epoch" (trained baselines), or None
     chosen: int | float | None
     at_grid_edge: bool = False
-    curve: list[dict[str, float]] = field(default_factory=list)
+    curve: list[dict[str, int | float | bool]] = field(default_factory=list)  # a point may say `converged`
     note: str | None = None
 
 

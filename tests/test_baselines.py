@@ -17,11 +17,12 @@ from clipprobe.baselines.registry import BASELINES, DEFAULT_BASELINES, get_basel
 from clipprobe.baselines.trained import train_baseline
 from clipprobe.baselines.training import Budget, parse_budget, resolve_augment
 from clipprobe.core.errors import UsageError
+from clipprobe.core.kinds import RowKind
 from clipprobe.data.readers import DataSource
 from clipprobe.data.task import Task
 from clipprobe.features.orbits import get_group
 from clipprobe.probes.metrics import score_predictions
-from clipprobe.results import SCHEMA_VERSION
+from clipprobe.results import SCHEMA_VERSION, Incomplete, Weights
 from clipprobe.runner import run_baseline
 
 SIZE = 16
@@ -177,10 +178,11 @@ def test_bad_arguments_fail_before_any_training():
 
 def test_cnn_learns_a_planted_colour(tmp_path):
     record, path = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=FAST)
-    assert record.metrics["balanced_accuracy"] > 0.9
+    assert record.metrics.balanced_accuracy > 0.9
     assert path == tmp_path / "planted-colour-0" / "cnn-from-scratch__supervised-cnn__seed0.json"
     assert record.method == "supervised-cnn" and record.representation == "cnn/from-scratch"
-    assert record.pretrained is None and record.weights == {"kind": "trained-on-task"}
+    assert record.kind is RowKind.TRAINED
+    assert record.pretrained is None and record.weights == Weights(kind="trained-on-task")
     selection = record.selection
     assert selection.metric == "balanced_accuracy" and selection.split == "validation"
     epochs = [p["epoch"] for p in selection.curve]
@@ -192,9 +194,9 @@ def test_cnn_learns_a_planted_colour(tmp_path):
     else:
         assert epochs == list(range(1, FAST.epochs + 1))
     assert selection.at_grid_edge is False
-    assert record.data["sizes"] == {"train": 120, "validation": 60, "test": 90}
-    assert record.metrics["n"] == 90 and np.asarray(record.metrics["confusion_matrix"]).sum() == 90
-    assert record.training["epochs_run"] == len(epochs) and record.incomplete is None
+    assert record.data.sizes == {"train": 120, "validation": 60, "test": 90}
+    assert record.metrics.n == 90 and np.asarray(record.metrics.confusion_matrix).sum() == 90
+    assert record.training.epochs_run == len(epochs) and record.incomplete is None
 
 
 def test_stopping_at_a_perfect_validation_score_changes_nothing_but_the_time(tmp_path, monkeypatch):
@@ -203,7 +205,7 @@ def test_stopping_at_a_perfect_validation_score_changes_nothing_but_the_time(tmp
     early, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path / "early", budget=FAST)
     monkeypatch.setattr(training, "PERFECT", 2.0)  # never reached: every epoch runs
     whole, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path / "whole", budget=FAST)
-    assert early.training["epochs_run"] < whole.training["epochs_run"] == FAST.epochs
+    assert early.training.epochs_run < whole.training.epochs_run == FAST.epochs
     assert early.selection.chosen == whole.selection.chosen
     assert early.selection.curve == whole.selection.curve[: len(early.selection.curve)]
     assert early.metrics == whole.metrics
@@ -230,13 +232,16 @@ def test_results_have_the_probe_schema_and_join_the_report(tmp_path):
         "metrics",
         "selection",
         "data",
-        "versions",
+        "provenance",
         "run",
+        "kind",
     }
     assert probe_keys <= set(record.to_json())
-    assert {"source", "fingerprint", "label", "where", "sizes", "skipped"} <= set(record.data)
+    assert {"versions", "machine"} <= set(record.to_json()["provenance"])
+    assert {"source", "fingerprint", "label", "where", "sizes", "skipped"} <= set(record.to_json()["data"])
+    assert record.kind is RowKind.TRAINED and record.to_json()["kind"] == "trained"
     assert record.representation == "orbit-cnn/translate:4+hflip" and record.method == "orbit-cnn"
-    assert record.training["group_size"] == 32
+    assert record.training.group_size == 32
     assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
     report = build_report(tmp_path / "results", tmp_path / "reports")
     (entry,) = report.entries
@@ -266,7 +271,7 @@ def test_selection_never_depends_on_test_labels(monkeypatch, tmp_path):
     monkeypatch.setattr(baseline_run, "fit", fit_spy)
     cheated, _ = run_baseline("cnn", task, results_dir=tmp_path / "b", budget=FAST)
     assert cheated.selection == honest.selection
-    assert cheated.metrics["confusion_matrix"] != honest.metrics["confusion_matrix"]
+    assert cheated.metrics.confusion_matrix != honest.metrics.confusion_matrix
     # Test labels are read once, after training and selection are over.
     assert events.count("labels:test") == 1 and events.index("labels:test") > events.index("fitted")
 
@@ -297,15 +302,15 @@ def test_a_flip_invariant_model_is_at_chance_on_left_versus_right(tmp_path):
     orbit = train_baseline("orbit-cnn", task, budget=FAST, group="hflip")
     x = torch.stack([torch.from_numpy(np.array(image)).permute(2, 0, 1) for image in test["image"]]).float() / 255
     with torch.no_grad():
-        torch.testing.assert_close(orbit.model(torch.flip(x, dims=(-1,))), orbit.model(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(orbit.network(torch.flip(x, dims=(-1,))), orbit.network(x), rtol=1e-5, atol=1e-5)
     metrics = score_predictions(task.labels(test), orbit.test_predictions, task.classes)
-    assert metrics["balanced_accuracy"] == pytest.approx(0.5, abs=1e-9)
-    assert metrics["accuracy"] == pytest.approx(0.5, abs=1e-9)
+    assert metrics.balanced_accuracy == pytest.approx(0.5, abs=1e-9)
+    assert metrics.accuracy == pytest.approx(0.5, abs=1e-9)
 
     # The default augmentation leaves out flips for a left/right task, so the plain CNN keeps the information.
     plain, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST)
-    assert plain.representation == "cnn/from-scratch" and plain.training["augment"] == "translate"
-    assert plain.metrics["balanced_accuracy"] > 0.9
+    assert plain.representation == "cnn/from-scratch" and plain.training.augment == "translate"
+    assert plain.metrics.balanced_accuracy > 0.9
 
 
 def test_auto_augmentation_flips_only_when_a_flip_keeps_the_label():
@@ -345,14 +350,14 @@ def test_no_time_limit_by_default():
 def test_a_time_limit_makes_the_result_incomplete_and_it_is_never_reused(tmp_path):
     budget = Budget(epochs=50, batch_size=16, image_size=SIZE, max_seconds=1e-3)
     record, path = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=budget)
-    assert record.training["epochs_run"] == len(record.selection.curve) == 1
-    assert record.incomplete == {
-        "reached": 1,
-        "planned": 50,
-        "unit": "epochs",
-        "reason": "max_seconds=0.001 would have passed during epoch 2",
-    }
-    assert json.loads(path.read_text())["incomplete"] == record.incomplete
+    assert record.training.epochs_run == len(record.selection.curve) == 1
+    assert record.incomplete == Incomplete(
+        reached=1,
+        planned=50,
+        unit="epochs",
+        reason="max_seconds=0.001 would have passed during epoch 2",
+    )
+    assert json.loads(path.read_text())["incomplete"] == dataclasses.asdict(record.incomplete)
     again, _ = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=budget)
     assert not again.reused  # its numbers depended on the machine's speed: recomputed, not reused
 
@@ -370,11 +375,11 @@ def test_baselines_run_on_a_dashcam_world(tiny_tasks, tmp_path):
     budget = Budget(epochs=1, batch_size=8, image_size=32, max_seconds=None, orbit_train_elements=2)
     record, _ = run_baseline("orbit-cnn", task, results_dir=tmp_path, budget=budget)
     data = task.source.load()
-    assert record.data["sizes"] == {split: len(task.rows(data[split])) for split in ("train", "validation", "test")}
-    assert record.data["where"] == [["light", "present"]]
-    assert record.metrics["n"] == record.data["sizes"]["test"]
-    assert BASELINES.get("orbit-cnn").row("hflip", budget) == "orbit-cnn/hflip"
-    assert BASELINES.get("cnn").row(None, Budget(augment="translate")) == "cnn/from-scratch[augment=translate]"
+    assert record.data.sizes == {split: len(task.rows(data[split])) for split in ("train", "validation", "test")}
+    assert record.data.where == [["light", "present"]]
+    assert record.metrics.n == record.data.sizes["test"]
+    assert BASELINES.get("orbit-cnn").row("hflip", budget, None) == "orbit-cnn/hflip"
+    assert BASELINES.get("cnn").row(None, Budget(augment="translate"), None) == "cnn/from-scratch[augment=translate]"
 
 
 def test_training_has_no_test_argument():
@@ -396,14 +401,14 @@ def test_a_stored_result_is_reused_unless_something_changed(tmp_path, monkeypatc
     monkeypatch.setattr(baseline_run, "fit", no_training)
     again, again_path = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST)
     assert again_path == path and path.read_bytes() == stored
-    assert again.run["reused"] is True and again.metrics == first.metrics
+    assert again.run.reused is True and again.metrics == first.metrics
     monkeypatch.undo()
 
     # Another budget, or --refresh, trains again.
     changed, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=dataclasses.replace(FAST, epochs=2))
-    assert "reused" not in changed.run and changed.training["epochs_run"] == 2
+    assert changed.run.reused is None and changed.training.epochs_run == 2
     refreshed, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST, refresh=True)
-    assert "reused" not in refreshed.run
+    assert refreshed.run.reused is None
     assert refreshed.to_json(volatile=False) == first.to_json(volatile=False)
 
 
@@ -424,10 +429,10 @@ def test_compare_writes_the_probe_and_every_baseline_on_the_same_splits(tiny_mod
         ("pixels/32px", "linear-probe"),
         ("tiny-clip/random", "linear-probe"),  # the random control of a random-weights model is the same run...
     ]
-    assert outcomes[-1][0].run["reused"] is True  # ...so its stored result is reused, not fitted twice
-    sizes = {json.dumps(record.data["sizes"], sort_keys=True) for record, _ in outcomes}
+    assert outcomes[-1] is outcomes[0]  # ...so the run answers it with the first row's outcome, not fitted twice
+    sizes = {json.dumps(record.data.sizes, sort_keys=True) for record, _ in outcomes}
     assert sizes == {json.dumps({"train": 60, "validation": 30, "test": 30}, sort_keys=True)}
-    assert all(record.metrics["n"] == 30 for record, _ in outcomes)
+    assert all(record.metrics.n == 30 for record, _ in outcomes)
 
     report = build_report(tmp_path / "results", tmp_path / "reports")
     assert report.tasks() == ["tiny-light"]

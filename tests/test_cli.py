@@ -106,7 +106,7 @@ def test_extract_probe_report_on_a_tiny_task(tiny_model, tiny_tasks):
         json.loads(Path("results/tiny-light/tiny-clip-random__linear-probe__seed0.json").read_text())
     )
     assert record.selection.split == "validation"
-    assert record.data["sizes"] == {"train": 60, "validation": 30, "test": 30}
+    assert record.data.sizes == {"train": 60, "validation": 30, "test": 30}
 
     result = invoke("report")
     assert result.exit_code == 0, result.output
@@ -382,7 +382,7 @@ def test_a_time_limited_run_is_marked_incomplete_everywhere_and_the_gate_refuses
     assert re.search(
         rf"^tiny-light \| cnn/from-scratch \| supervised-cnn \| {re.escape(note)} \| balanced", result.output, re.M
     )
-    report = invoke("report", "--fail-under", "tiny-light:*:balanced_accuracy=0")
+    report = invoke("report", "--fail-under", "tiny-light:cnn/from-scratch:balanced_accuracy=0")
     assert report.exit_code == 1
     assert "[INCOMPLETE: 1 of 50 epochs" in report.stdout  # the terminal table (the note wraps in its cell)
     assert f"cnn/from-scratch [{note}]" in Path("reports/report.md").read_text()
@@ -395,7 +395,9 @@ def test_a_time_limited_run_is_marked_incomplete_everywhere_and_the_gate_refuses
     assert entry["incomplete"] == note
     assert report.stderr.strip().splitlines() == [
         f"Incomplete: tiny-light | cnn/from-scratch | supervised-cnn | seed 0: {note}; an incomplete result cannot pass "
-        "the gate (--fail-under tiny-light:*:balanced_accuracy=0)"
+        "the gate (--fail-under tiny-light:cnn/from-scratch:balanced_accuracy=0)",
+        "CI gate: FAILED (1 problem) (--fail-under tiny-light:cnn/from-scratch:balanced_accuracy=0: 1 entries, 1 below "
+        "the floor)",
     ]
 
 

@@ -85,7 +85,8 @@ def test_curation_experiment_from_the_command_line_then_again_from_the_cache(def
         ("mini-clip/dashcam-salient", "zero-shot"),
         ("mini-clip/random", "linear-probe"),
     ]
-    assert record["rows"][0]["invariance"]["traffic-light"]["score"] is not None
+    assert [r["kind"] for r in record["rows"]] == ["probe", "zero-shot", "control"]
+    assert record["rows"][0]["sensitivity"]["traffic-light"]["score"] is not None
 
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output

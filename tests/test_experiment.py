@@ -13,6 +13,8 @@ import clipprobe.dashcam.pretrain as pretrain
 import clipprobe.features.extractors as extractors
 from clipprobe.cli.app import app
 from clipprobe.cli.dashcam import _expand_policies
+from clipprobe.core.kinds import RowKind
+from clipprobe.core.records import to_json
 from clipprobe.dashcam.captions import descriptive_fraction
 from clipprobe.dashcam.experiment import CurationExperiment, run_curation
 from clipprobe.dashcam.pretrain import PretrainConfig
@@ -40,16 +42,16 @@ def tiny_experiment(tiny_model):
 
 
 def _stable(record):
-    return {k: v for k, v in record.items() if k != VOLATILE_FIELD}
+    return {k: v for k, v in to_json(record).items() if k != VOLATILE_FIELD}
 
 
 def test_experiment_writes_the_headline_table_and_a_rerun_trains_and_extracts_nothing(
     tiny_experiment, tmp_path, monkeypatch
 ):
-    record, path = run_curation(tiny_experiment, results_dir=tmp_path / "results", invariance_dir=tmp_path / "inv")
+    record, path = run_curation(tiny_experiment, results_dir=tmp_path / "results", sensitivity_dir=tmp_path / "sens")
     assert path == tmp_path / "results" / "experiments" / "curation__salient-descriptive-mixed-0.5__seed0.json"
     # Per policy a probe row and a zero-shot row, then the baselines; every row has every task.
-    assert [(r["policy"], r["method"]) for r in record["rows"]] == [
+    assert [(r.policy, r.method) for r in record.rows] == [
         ("salient", "linear-probe"),
         ("salient", "zero-shot"),
         ("descriptive", "linear-probe"),
@@ -59,17 +61,21 @@ def test_experiment_writes_the_headline_table_and_a_rerun_trains_and_extracts_no
         (None, "supervised-cnn"),
         (None, "linear-probe"),
     ]
-    assert all(set(r["tasks"]) == {"traffic-light", "pedestrian"} for r in record["rows"])
+    # Each row declares its kind: the policies' probes and zero-shot rows, the CNN trained on the labels, a control.
+    assert [r.kind for r in record.rows] == [RowKind.PROBE, RowKind.ZERO_SHOT] * 3 + [RowKind.TRAINED, RowKind.CONTROL]
+    assert all(set(r.tasks) == {"traffic-light", "pedestrian"} for r in record.rows)
     # Policy models differ only in their captions, so each is its own weights and its own row.
-    assert len({r["representation"] for r in record["rows"][:6:2]}) == 3
-    assert [r["descriptive_fraction"] for r in record["rows"][:6:2]] == [0.0, 1.0, 0.5]
-    # Invariance for every embedding (policy models, random weights), none for the CNN trained per task.
-    assert record["rows"][0]["invariance"]["pedestrian"]["score"] > 0
-    assert record["rows"][6]["invariance"] is None and record["rows"][7]["invariance"] is not None
+    assert len({r.representation for r in record.rows[:6:2]}) == 3
+    assert [r.descriptive_fraction for r in record.rows[:6:2]] == [0.0, 1.0, 0.5]
+    # Sensitivity for every embedding (policy models, random weights), none for the CNN trained per task.
+    assert record.rows[0].sensitivity["pedestrian"].score > 0
+    assert record.rows[6].sensitivity is None and record.rows[7].sensitivity is not None
     # Each row's numbers are its result file's.
-    first = record["rows"][0]["tasks"]["traffic-light"]
-    stored = json.loads(open(first["results"][0]).read())
-    assert stored["metrics"]["balanced_accuracy"] == first["balanced_accuracy"]
+    first = record.rows[0].tasks["traffic-light"]
+    stored = json.loads(open(first.results[0]).read())
+    assert stored["metrics"]["balanced_accuracy"] == first.balanced_accuracy
+    assert stored["kind"] == "probe"
+    assert json.loads(path.read_text())["rows"][0]["sensitivity"]["pedestrian"]["score"] > 0
 
     def fail(*args, **kwargs):
         raise AssertionError("a re-run must not train or extract")
@@ -81,11 +87,11 @@ def test_experiment_writes_the_headline_table_and_a_rerun_trains_and_extracts_no
     again, again_path = run_curation(
         tiny_experiment,
         results_dir=tmp_path / "results",
-        invariance_dir=tmp_path / "inv",
+        sensitivity_dir=tmp_path / "sens",
         on_result=lambda result, _: outcomes.append(result),
     )
     assert again_path == path and _stable(again) == _stable(record)
-    assert len(outcomes) == 2 * len(record["rows"]) and all(r.reused for r in outcomes)
+    assert len(outcomes) == 2 * len(record.rows) and all(r.reused for r in outcomes)
     assert len(read_results(tmp_path / "results")) == len(outcomes)
 
 
@@ -107,7 +113,7 @@ def test_one_more_policy_trains_only_that_model(tiny_experiment, tmp_path, monke
         results_dir=tmp_path / "results",
     )
     assert trained == ["descriptive"]
-    assert [r["policy"] for r in record["rows"]] == ["salient", "salient", "descriptive", "descriptive"]
+    assert [r.policy for r in record.rows] == ["salient", "salient", "descriptive", "descriptive"]
 
 
 @pytest.mark.slow
@@ -117,15 +123,15 @@ def test_report_renders_the_experiment_with_its_dose_response_plot(tiny_experime
     run_curation(
         dataclasses.replace(tiny_experiment, baselines="random"),
         results_dir=tmp_path / "results",
-        invariance_dir=tmp_path / "inv",
+        sensitivity_dir=tmp_path / "sens",
     )
     report = build_report(tmp_path / "results", tmp_path / "reports")
     assert len(report.experiments) == 1
     markdown = report.files["markdown"].read_text()
     assert "### Curation experiment: salient, descriptive, mixed:0.5" in markdown
-    assert "| Representation | Captions | traffic-light | pedestrian | invariance: pedestrian |" in markdown
+    assert "| Representation | Captions | traffic-light | pedestrian | sensitivity: pedestrian |" in markdown
     page = report.files["html"].read_text()
-    assert 'alt="balanced accuracy and invariance against the fraction of descriptive captions"' in page
+    assert 'alt="balanced accuracy and sensitivity against the fraction of descriptive captions"' in page
     assert (
         json.loads(report.files["json"].read_text())["experiments"][0]["name"]
         == "curation__salient-descriptive-mixed-0.5__seed0"
@@ -195,16 +201,16 @@ def test_other_models_get_rows_of_their_own_from_a_checkpoint_file(tiny_experime
     )
     spec = f"{tiny_experiment.recipe.model}@{folder / 'open_clip_model.safetensors'}"
     experiment = dataclasses.replace(tiny_experiment, policies=("salient",), baselines="none", models=(spec,))
-    record, _ = run_curation(experiment, results_dir=tmp_path / "results", invariance_dir=tmp_path / "inv")
-    assert [(r["kind"], r["method"]) for r in record["rows"]] == [
-        ("pretrained", "linear-probe"),
-        ("pretrained", "zero-shot"),
-        ("model", "linear-probe"),
-        ("model", "zero-shot"),
+    record, _ = run_curation(experiment, results_dir=tmp_path / "results", sensitivity_dir=tmp_path / "sens")
+    assert [(r.kind, r.policy, r.method) for r in record.rows] == [
+        (RowKind.PROBE, "salient", "linear-probe"),
+        (RowKind.ZERO_SHOT, "salient", "zero-shot"),
+        (RowKind.PROBE, None, "linear-probe"),
+        (RowKind.ZERO_SHOT, None, "zero-shot"),
     ]
-    assert record["rows"][2]["representation"] != record["rows"][0]["representation"]
-    assert record["rows"][2]["invariance"]["pedestrian"]["score"] is not None
-    assert record["design"]["models"] == [spec]
+    assert record.rows[2].representation != record.rows[0].representation
+    assert record.rows[2].sensitivity["pedestrian"].score is not None
+    assert record.design.models == [spec]
 
 
 def test_an_unknown_model_tag_fails_before_any_training(tiny_experiment, monkeypatch):

@@ -156,7 +156,7 @@ def test_a_users_saved_dataset_dict_works_as_a_task(config, tmp_path):
         ("blue", "pink"),
     )
     record, path = runner.probe(task, config, results_dir=tmp_path / "results")
-    assert record.metrics["balanced_accuracy"] == 1.0  # the two classes differ in every pixel's red channel
+    assert record.metrics.balanced_accuracy == 1.0  # the two classes differ in every pixel's red channel
     assert runner.extract(task, config).computed == []
 
     wrong = Task(

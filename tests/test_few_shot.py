@@ -71,9 +71,9 @@ def xor(n, seed):
 
 def test_mlp_probe_reads_what_a_linear_probe_cannot():
     (tx, ty), (vx, vy), (sx, sy) = xor(600, 1), xor(200, 2), xor(400, 3)
-    linear = score(fit_probe(tx, ty, vx, vy).model, sx, sy, ("a", "b"))["balanced_accuracy"]
+    linear = score(fit_probe(tx, ty, vx, vy).model, sx, sy, ("a", "b")).balanced_accuracy
     mlp_fit = fit_mlp_probe(tx, ty, vx, vy)
-    mlp = score(mlp_fit.model, sx, sy, ("a", "b"))["balanced_accuracy"]
+    mlp = score(mlp_fit.model, sx, sy, ("a", "b")).balanced_accuracy
     assert linear < 0.6 < 0.85 < mlp
     assert mlp_fit.parameter == "alpha" and [p["alpha"] for p in mlp_fit.curve] == sorted(
         (p["alpha"] for p in mlp_fit.curve), reverse=True
@@ -93,10 +93,10 @@ def test_few_shot_probe_uses_k_per_class(tiny_model, tiny_tasks, tmp_path):
     config = ExtractorConfig(model=tiny_model, pretrained="random")
     record, path = probe(task, config, results_dir=tmp_path, shots=4)
     assert path.name == "tiny-clip-random__linear-probe__4-shot__seed0.json"
-    assert record.shots == 4 and record.sample["train_rows"] == 8 and record.data["sizes"]["train"] == 8
+    assert record.shots == 4 and record.sample.train_rows == 8 and record.data.sizes["train"] == 8
     assert record.selection.split == "validation"
     full, full_path = probe(task, config, results_dir=tmp_path)
-    assert full.shots is None and full.data["sizes"]["train"] == 60
+    assert full.shots is None and full.data.sizes["train"] == 60
     assert full_path.name == "tiny-clip-random__linear-probe__seed0.json"
     assert full.key != record.key
     # Another seed draws another sample (and is its own file).

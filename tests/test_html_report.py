@@ -15,9 +15,10 @@ from conftest import stored_result
 from typer.testing import CliRunner
 
 from clipprobe.cli.app import app
+from clipprobe.core.kinds import RowKind
 from clipprobe.probes.metrics import score_predictions
 from clipprobe.report.build import build_report
-from clipprobe.results import Selection
+from clipprobe.results import Selection, Training, Weights
 
 runner = CliRunner()
 CLASSES = ("red", "amber", "green")
@@ -33,17 +34,36 @@ def add_result(task, row, accuracy, method="linear-probe", seed=0, n=120, interv
     predicted = np.where(right, y, (y + 1) % len(CLASSES))
     metrics = score_predictions(y, predicted, CLASSES, resamples=200)
     if not intervals:  # a result file without intervals: the report shows [-]
-        del metrics["intervals"], metrics["bootstrap"]
+        metrics = dataclasses.replace(metrics, intervals={})
     if selection is None:
         curve = [{"C": c, "balanced_accuracy": accuracy - abs(np.log10(c)) / 20} for c in (0.01, 0.1, 1.0, 10.0, 100.0)]
         selection = Selection("balanced_accuracy", "validation", "C", 1.0, curve=curve)
-    record = stored_result(task, row, method, seed, CLASSES, metrics, selection)
-    # What the record says about its weights decides its kind of row (and colour).
+    # The record declares its kind of row (and so its colour), as the job that made it does.
     if method == "cnn":
-        record = dataclasses.replace(record, weights={"kind": "trained-on-task"}, training={"resize": "squash"})
+        record = stored_result(task, row, method, seed, CLASSES, metrics, selection, kind=RowKind.TRAINED)
+        record = dataclasses.replace(record, weights=Weights(kind="trained-on-task"), training=SQUASHED_CNN)
+    elif method == "zero-shot":
+        record = stored_result(task, row, method, seed, CLASSES, metrics, selection, kind=RowKind.ZERO_SHOT)
     elif row.endswith("/random"):
-        record = dataclasses.replace(record, weights={"kind": "random"})
+        record = stored_result(task, row, method, seed, CLASSES, metrics, selection, kind=RowKind.CONTROL)
+        record = dataclasses.replace(record, weights=Weights(kind="random"))
+    else:
+        record = stored_result(task, row, method, seed, CLASSES, metrics, selection)
     return record.write(Path("results"))
+
+
+SQUASHED_CNN = Training(
+    baseline="cnn",
+    architecture="cnn",
+    parameters=1000,
+    budget={},
+    augment="translate+hflip",
+    optimiser="AdamW",
+    loss="cross-entropy",
+    geometry="squash",
+    input="squashed to 32x32 px",
+    epochs_run=5,
+)
 
 
 EPOCHS = Selection(
@@ -137,7 +157,7 @@ def test_result_files_without_intervals_curves_or_confusion_matrix():
         "traffic-light", "mini-clip/old", 0.50, intervals=False, selection=Selection(None, None, None, None)
     )
     record = json.loads(path.read_text())
-    del record["metrics"]["confusion_matrix"]
+    record["metrics"]["confusion_matrix"] = []  # a record that kept no matrix
     path.write_text(json.dumps(record))
     page = build_report(Path("results"), Path("reports")).files["html"].read_text(encoding="utf-8")
     traffic = sections(page)["traffic-light"]
@@ -164,7 +184,8 @@ def test_a_one_point_curve_draws_without_warnings(point):
     axis = next(iter(point))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        png = curve_png([point], {"parameter": axis, "chosen": point[axis]}, f"{axis} = {point[axis]}")
+        selection = Selection("balanced_accuracy", "validation", axis, point[axis], curve=[point])
+        png = curve_png([point], selection, f"{axis} = {point[axis]}")
     assert png.startswith(b"\x89PNG")
 
 
@@ -231,7 +252,9 @@ def test_validation_curves_share_one_fixed_axis_with_chance_drawn(values):
     from clipprobe.report.plots import curve_figure
 
     curve = [{"C": c, "balanced_accuracy": v} for c, v in zip((0.1, 1.0), values)]
-    figure = curve_figure(curve, {"parameter": "C", "chosen": 1.0}, "C=1", chance=1 / 3)
+    figure = curve_figure(
+        curve, Selection("balanced_accuracy", "validation", "C", 1.0, curve=curve), "C=1", chance=1 / 3
+    )
     (axes,) = figure.axes
     assert axes.get_ylim() == (0, 1.02)  # never autoscaled to the curve's own range
     assert any(list(line.get_ydata()) == [1 / 3, 1 / 3] for line in axes.get_lines())
@@ -247,7 +270,7 @@ def test_the_gate_and_each_rows_provenance_are_on_the_page(results):
     section = page[page.index('<section id="gate"') : page.index("</section>")]
     assert '<section id="gate" class="gate failed">' in section and "<h2>CI gate: FAILED (1 problem)</h2>" in section
     assert (
-        "<tr><td>--fail-under traffic-light:*:balanced_accuracy=0.5</td><td class=num>4</td>"
+        "<tr><td>--fail-under traffic-light:*:balanced_accuracy=0.5</td><td class=num>1</td>"
         "<td>1 below the floor</td></tr>"
     ) in section
     assert "<li>Below floor: traffic-light | mini-clip/dashcam-salient | linear-probe | seed 0:" in section

@@ -153,10 +153,15 @@ def test_the_sweep_does_not_depend_on_how_many_threads_fit_it(monkeypatch):
 def test_every_record_says_which_machine_threads_and_code(tiny_model, tiny_tasks, tmp_path):
     record, path = probe("tiny-light", ExtractorConfig(model=tiny_model, pretrained="random"), results_dir=tmp_path)
     stored = json.loads(path.read_text())
-    assert {"cpu", "cores", "native_bf16", "torch_threads", "blas_threads"} <= set(stored["machine"])
-    assert isinstance(stored["machine"]["native_bf16"], bool) and stored["machine"]["cores"] >= 1
-    assert {"torch", "open_clip_torch", "scikit-learn", "numpy"} <= set(stored["versions"])
+    machine = stored["provenance"]["machine"]
+    assert {"cpu", "cores", "native_bf16", "torch_threads", "blas_threads"} <= set(machine)
+    assert isinstance(machine["native_bf16"], bool) and machine["cores"] >= 1
+    assert {"torch", "open_clip_torch", "scikit-learn", "numpy"} <= set(stored["provenance"]["versions"])
     assert stored["weights"] == {"kind": "random"}
+    assert (
+        record.provenance.machine.cpu == machine["cpu"]
+        and record.provenance.versions == stored["provenance"]["versions"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -179,9 +184,9 @@ def test_resize_is_in_the_key_the_row_name_and_every_row_of_a_run(resize, tiny_m
         f"cnn/from-scratch[resize={resize}]",
         f"pixels/32px [resize={resize}]",
     ]
-    assert {record.training["resize"] for record, _ in outcomes if record.training} == {resize}
+    assert {record.training.geometry for record, _ in outcomes if record.training} == {resize}
     default = extract_features(tiny_tasks["tiny-light"].source, ExtractorConfig(model=tiny_model, pretrained="random"))
-    assert outcomes[0][0].features["cache_keys"] != default.meta["keys"]
+    assert outcomes[0][0].features.cache_keys != default.meta["keys"]
 
 
 def test_tall_images_keep_their_middle_when_cropped_and_everything_when_padded():

@@ -1,6 +1,7 @@
 """`--precision` (weights in bf16/fp16, or fp32 weights under torch.autocast) and `--channels-last`, on tiny real towers."""
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,14 @@ from typer.testing import CliRunner
 from clipprobe import runner
 from clipprobe.cli.app import app
 from clipprobe.cli.options import Precision
+from clipprobe.core.errors import UsageError
 from clipprobe.dashcam.scene import ATTRIBUTES
 from clipprobe.data.task import Task
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.features.extract import extract_features
+from clipprobe.features.extractors import OpenClipExtractor
 from clipprobe.features.precision import PRECISIONS
+from clipprobe.jobs import precision as precision_checks
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +79,10 @@ def test_bf16_probe_results_agree_with_fp32_within_the_interval(conv_model, tiny
     for precision in ("fp32", "bf16", "amp_bf16"):
         record, _ = runner.probe(task, dataclasses.replace(config, precision=precision))
         scores[precision] = record.metrics
-    low, high = scores["fp32"]["intervals"]["balanced_accuracy"]
-    assert scores["fp32"]["balanced_accuracy"] > 0.6  # far enough above chance (1/3) for agreement to mean something
+    low, high = scores["fp32"].intervals["balanced_accuracy"]
+    assert scores["fp32"].balanced_accuracy > 0.6  # far enough above chance (1/3) for agreement to mean something
     for precision in ("bf16", "amp_bf16"):
-        assert low <= scores[precision]["balanced_accuracy"] <= high, (precision, scores)
+        assert low <= scores[precision].balanced_accuracy <= high, (precision, scores)
 
 
 def test_channels_last_gives_the_same_features_from_the_same_cache_entry(conv_model, tiny_world):
@@ -136,52 +140,72 @@ def test_auto_picks_bf16_on_a_cpu_with_native_bf16_and_says_why(tiny_model, tiny
     features = json.loads(path.read_text())["features"]
     assert features["precision"] == "bf16"
     assert features["precision_reason"].startswith("auto: bf16, since the CPU computes bf16 natively (avx512_bf16)")
-    assert "bf16 agreed with fp32 on 72 check images" in features["precision_reason"]
+    # Checked on the task's own train and validation images (60 + 30 in the tiny world), never on test ones.
+    assert "bf16 agreed with fp32 on 90 of tiny-light's train and validation images" in features["precision_reason"]
 
 
 def test_auto_picks_fp32_on_a_cpu_without_native_bf16_and_says_why(tiny_model, tiny_tasks):
-    import clipprobe.features.extractors as extractors
-
     result = CliRunner().invoke(
         app, ["extract", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random"]
     )
     assert result.exit_code == 0, result.output
     assert f"{tiny_model}/random train: 60 x 16 (extracted)" in result.output  # fp32: no tag
-    config = extractors.resolve_precision(ExtractorConfig(model=tiny_model, pretrained="random", precision="auto"))
+    config = precision_checks.resolve_precision(
+        ExtractorConfig(model=tiny_model, pretrained="random", precision="auto"), tiny_tasks["tiny-light"]
+    )
     assert config.precision == "fp32"
     assert config.precision_reason == (
         "auto: fp32, since the CPU has no native bf16 (no AVX512-BF16, AMX or Arm BF16 flag; bf16 would be emulated)"
     )
 
 
-def test_auto_checks_bf16_once_per_model_and_machine_and_remembers_the_verdict(tiny_model, native_bf16, monkeypatch):
-    import clipprobe.features.extractors as extractors
-
+def test_auto_checks_bf16_once_per_model_layer_and_task_and_remembers_the_verdict(
+    tiny_model, tiny_tasks, native_bf16, monkeypatch
+):
     checks = []
-    real = extractors._check_bf16
-    monkeypatch.setattr(extractors, "_check_bf16", lambda config: checks.append(config.model) or real(config))
+    real = precision_checks.check_bf16
+    monkeypatch.setattr(
+        precision_checks,
+        "check_bf16",
+        lambda config, task: checks.append((config.model, config.layer, task.name)) or real(config, task),
+    )
+    task = tiny_tasks["tiny-light"]
     config = ExtractorConfig(model=tiny_model, pretrained="random", precision="auto")
-    first = extractors.resolve_precision(config)
-    second = extractors.resolve_precision(dataclasses.replace(config, layer="tokens", batch_size=7))
-    assert first.precision == second.precision == "bf16" and checks == [tiny_model]
+    first = precision_checks.resolve_precision(config, task)
+    # A batch size does not change the features: the stored verdict answers.
+    second = precision_checks.resolve_precision(dataclasses.replace(config, batch_size=7), task)
+    assert first.precision == second.precision == "bf16" and checks == [(tiny_model, "embedding", "tiny-light")]
     assert first == dataclasses.replace(config, precision="bf16")  # the reason is not part of the comparison
-    verdict = extractors.bf16_verdict(config)
-    assert verdict["agrees"] and verdict["cosine"]["min"] >= extractors.CHECK_MIN_COSINE
-    assert verdict["probe"]["inside"] and verdict["images"] == 72
+    # Another layer reads other features: checked on its own, once (its verdict is its own: either may hold).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a disagreeing layer warns that it stays fp32
+        tokens = precision_checks.resolve_precision(dataclasses.replace(config, layer="tokens"), task)
+        again = precision_checks.resolve_precision(dataclasses.replace(config, layer="tokens"), task)
+    assert tokens.precision in ("bf16", "fp32") and again.precision == tokens.precision
+    assert checks[1:] == [(tiny_model, "tokens", "tiny-light")]
+    verdict = precision_checks.bf16_verdict(dataclasses.replace(config, device="cpu"), task)
+    assert len(checks) == 2  # read back, not computed again
+    assert verdict["agrees"] and verdict["cosine"]["p5"] >= precision_checks.CHECK_MIN_COSINE
+    assert verdict["probe"]["gap"] <= precision_checks.CHECK_TOLERANCE and verdict["images"] == 90
 
 
-def test_auto_falls_back_to_fp32_with_a_warning_when_bf16_disagrees(tiny_model, native_bf16, monkeypatch):
-    import clipprobe.features.extractors as extractors
-
-    monkeypatch.setattr(extractors, "CHECK_MIN_COSINE", 1.01)  # no bf16 embedding can meet it
-    with pytest.warns(RuntimeWarning, match="falls back to fp32: bf16 disagreed with fp32"):
-        config = extractors.resolve_precision(ExtractorConfig(model=tiny_model, pretrained="random", precision="auto"))
+def test_auto_falls_back_to_fp32_with_a_warning_when_bf16_disagrees(tiny_model, tiny_tasks, native_bf16, monkeypatch):
+    monkeypatch.setattr(precision_checks, "CHECK_MIN_COSINE", 1.01)  # no bf16 embedding can meet it
+    with pytest.warns(RuntimeWarning, match="stays fp32: bf16 disagreed with fp32"):
+        config = precision_checks.resolve_precision(
+            ExtractorConfig(model=tiny_model, pretrained="random", precision="auto"), tiny_tasks["tiny-light"]
+        )
     assert config.precision == "fp32" and "but bf16 disagreed with fp32" in config.precision_reason
 
 
-def test_auto_in_the_library_resolves_before_the_cache_key(tiny_model, tiny_world, native_bf16):
+def test_auto_in_the_library_resolves_before_the_cache_key(tiny_model, tiny_tasks, tiny_world, native_bf16):
     config = ExtractorConfig(model=tiny_model, pretrained="random", precision="auto")
-    auto = extract_features(tiny_world, config)
+    # Extraction itself takes only a concrete precision: `auto` is resolved once, by the run plan (or runner.extract).
+    with pytest.raises(UsageError, match=r"^precision 'auto' must be resolved before extraction"):
+        extract_features(tiny_world, config)
+    with pytest.raises(UsageError, match=r"^precision 'auto' must be resolved"):
+        OpenClipExtractor(config)
+    auto = runner.extract(tiny_tasks["tiny-light"], config)
     explicit = extract_features(tiny_world, dataclasses.replace(config, precision="bf16"))
     assert explicit.computed == [] and auto.meta["keys"] == explicit.meta["keys"]
     assert auto.meta["identity"]["precision"] == "bf16" and auto.meta["representation"] == f"{tiny_model}/random [bf16]"

@@ -19,9 +19,9 @@ def test_probe_recovers_a_planted_signal():
     (tx, ty), (vx, vy), (sx, sy) = planted(600, seed=1), planted(200, seed=2), planted(400, seed=3)
     fit = fit_probe(tx, ty, vx, vy)
     metrics = score(fit.model, sx, sy, ("a", "b", "c"))
-    assert metrics["balanced_accuracy"] > 0.9
-    assert np.asarray(metrics["confusion_matrix"]).sum() == 400
-    assert set(metrics["per_class_recall"]) == {"a", "b", "c"}
+    assert metrics.balanced_accuracy > 0.9
+    assert np.asarray(metrics.confusion_matrix).sum() == 400
+    assert set(metrics.per_class_recall) == {"a", "b", "c"}
 
 
 def test_probe_without_signal_is_at_chance():
@@ -31,7 +31,7 @@ def test_probe_without_signal_is_at_chance():
         planted(400, signal=0, seed=3),
     )
     fit = fit_probe(tx, ty, vx, vy)
-    assert score(fit.model, sx, sy, ("a", "b", "c"))["balanced_accuracy"] < 0.45
+    assert score(fit.model, sx, sy, ("a", "b", "c")).balanced_accuracy < 0.45
 
 
 def _scripted_validation(monkeypatch, scores):
@@ -80,7 +80,7 @@ def test_c_and_curve_never_depend_on_test_labels(tiny_model, tiny_tasks, monkeyp
     monkeypatch.setattr(type(task), "labels", scrambled)
     cheated, _ = runner.probe(task, config, results_dir=tmp_path / "b")
     assert cheated.selection == honest.selection
-    assert cheated.metrics["confusion_matrix"] != honest.metrics["confusion_matrix"]
+    assert cheated.metrics.confusion_matrix != honest.metrics.confusion_matrix
 
 
 def test_fit_probe_has_no_test_argument():
@@ -110,6 +110,6 @@ def test_filtered_tasks_use_only_their_rows(tiny_model, tiny_world, tmp_path):
     assert 0 < len(with_light) < len(data["test"])
     np.testing.assert_array_equal(task.rows(data["test"]), with_light)
     record, _ = runner.probe(task, ExtractorConfig(model=tiny_model, pretrained="random"), results_dir=tmp_path)
-    assert record.metrics["n"] == len(with_light)
-    assert record.data["where"] == [["light", "present"]]
+    assert record.metrics.n == len(with_light)
+    assert record.data.where == [["light", "present"]]
     assert task.summary()["splits"]["test"] == len(with_light)

@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from clipprobe.baselines.registry import BASELINES
+from clipprobe.baselines.registry import BASELINES, LabelBaseline, ProbeControl, PromptBaseline
 from clipprobe.core.errors import UsageError
+from clipprobe.core.kinds import RowKind, SeedPolicy
 from clipprobe.core.registry import Registry
 from clipprobe.dashcam.captions import CAPTION_POLICIES, get_caption_policy
 from clipprobe.dashcam.pairs import COUNTERFACTUALS
@@ -28,6 +29,7 @@ from clipprobe.features.weights import BUILTIN_WEIGHTS
 from clipprobe.probes.registry import PROBES
 from clipprobe.report.experiments import EXPERIMENT_VIEWS
 from clipprobe.results import Result
+from clipprobe.runner import RunPlan, run_jobs
 
 # Every registry and what must be in it: a registry that loses an entry, or gains one, is noticed here.
 EXPECTED = {
@@ -194,21 +196,31 @@ TINY_BUDGET = {"epochs": 2, "batch_size": 16, "image_size": 16, "learning_rate":
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES.names()))
-def test_every_baseline_writes_a_result_record(name, tiny_model, tiny_tasks, tmp_path):
+def test_every_baseline_declares_what_it_is_and_writes_a_result_record(name, tiny_model, tiny_tasks, tmp_path):
+    """Each registered baseline declares its kind of row, whether it uses the model, whether it has layers and how
+    its seed is drawn; the runner builds its jobs from that alone, and each writes a typed record of that kind."""
     baseline = BASELINES.get(name)
-    assert baseline.name == name and baseline.description and isinstance(baseline.uses_model, bool)
+    assert baseline.name == name and baseline.description
+    assert isinstance(baseline, (ProbeControl, LabelBaseline, PromptBaseline))
+    assert isinstance(baseline.kind, RowKind) and isinstance(baseline.seeds, SeedPolicy)
+    assert isinstance(baseline.uses_model, bool) and isinstance(baseline.layered, bool)
     config = ExtractorConfig(model=tiny_model, pretrained="random")
     option = "hflip" if name == "orbit-cnn" else None
-    budget = TINY_BUDGET if hasattr(baseline, "budget") else None
+    budget = TINY_BUDGET if isinstance(baseline, LabelBaseline) else None
     baseline.check_option(option, budget)
     task = dataclasses.replace(
         tiny_tasks["tiny-light"], prompts={c: (f"a {c} traffic light",) for c in ("red", "amber", "green")}
     )
-    record, path = baseline.run(task, config, tmp_path, option=option, budget=budget)
-    assert isinstance(record, Result) and path == record.path(tmp_path) and path.is_file()
+    spec = f"{name}:{option}" if option else name
+    plan = RunPlan.build(task, config, baselines=spec, budget=budget, results_dir=tmp_path)
+    jobs = [job for job in plan.jobs() if job.origin.baseline == name]
+    assert jobs and {job.kind for job in jobs} == {baseline.kind}
+    ((job, (record, path)),) = run_jobs(jobs, tmp_path)
+    assert isinstance(record, Result) and record.kind is baseline.kind
+    assert path == record.path(tmp_path) and path.is_file()
     assert Result.from_json(json.loads(path.read_text()), str(path)) == record
-    assert record.task == "tiny-light" and 0 <= record.metrics["balanced_accuracy"] <= 1
-    assert record.selection is not None and record.metrics["n"] == len(task.labels(task.source.load()["test"]))
+    assert record.task == "tiny-light" and 0 <= record.metrics.balanced_accuracy <= 1
+    assert record.selection is not None and record.metrics.n == len(task.labels(task.source.load()["test"]))
 
 
 @pytest.mark.parametrize("family", sorted(CAPTION_POLICIES.names()))
@@ -242,10 +254,25 @@ def test_every_builtin_weight_names_its_model(name):
 def test_every_experiment_view_renders_a_record_in_every_format(kind):
     view = EXPERIMENT_VIEWS.get(kind)
     interval = [0.4, 0.6]
-    record = {
+    document = {
         "kind": kind,
         "name": "tiny",
-        "design": {"policies": ["salient", "descriptive"]},
+        "design": {
+            "policies": ["salient", "descriptive"],
+            "tasks": ["traffic-light"],
+            "baselines": "none",
+            "budget": {},
+            "attributes": ["pedestrian"],
+            "pairs": 4,
+            "zero_shot": False,
+            "models": [],
+            "recipe": {"steps": 2},
+            "world": "w",
+            "seed": 0,
+            "seeds": 2,
+            "layers": ["embedding", "tokens"],
+            "precision": "fp32",
+        },
         "tasks": ["traffic-light"],
         "attributes": ["pedestrian"],
         "seeds": [0, 1],
@@ -254,7 +281,7 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
             {
                 "representation": f"mini-clip/dashcam-{p}",
                 "method": "linear-probe",
-                "kind": "pretrained",
+                "kind": "probe",
                 "policy": p,
                 "layer": layer,
                 "descriptive_fraction": fraction,
@@ -266,9 +293,19 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
                         "per_seed": [0.48, 0.52],
                         "chance": 1 / 3,
                         "n_test": 9,
+                        "results": ["a.json", "b.json"],
+                        "representations": [f"mini-clip/dashcam-{p}"] * 2,
                     }
                 },
-                "invariance": {"pedestrian": {"score": 0.3, "sd": 0.01, "interval": None, "per_seed": [0.29, 0.31]}}
+                "sensitivity": {
+                    "pedestrian": {
+                        "score": 0.3,
+                        "sd": 0.01,
+                        "interval": None,
+                        "per_seed": [0.29, 0.31],
+                        "ratio": [0.5, 0.5],
+                    }
+                }
                 if layer == "embedding"
                 else None,
             }
@@ -284,12 +321,21 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
                 "against_layer": "embedding",
                 "difference": 0.1,
                 "sd": 0.01,
+                "per_seed": [0.09, 0.11],
                 "interval": [0.05, 0.15],
+                "seeds_agree": True,
                 "resolved": True,
                 "seeds": 2,
             }
         ],
+        "provenance": {
+            "versions": {},
+            "machine": {"cpu": "test", "architecture": "x86_64", "cores": 2, "native_bf16": False, "os": "Linux"},
+        },
+        "run": {"finished_at": "2026-01-01T00:00:00+00:00", "seconds": 1.0},
     }
+    record = view.from_json(document, "a test document")
+    assert view.tasks(record) == ["traffic-light"]
     assert view.title(record) and "mini-clip/dashcam-salient" in view.markdown(record)
     plots = view.plots(record)
     assert plots and all(png.startswith(b"\x89PNG") for png in plots.values())

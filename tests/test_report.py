@@ -1,6 +1,7 @@
 """`clipprobe report`: intervals beside every number, results.csv, and the CI gate (floors and regressions)."""
 
 import csv
+import dataclasses
 import json
 import re
 import shutil
@@ -13,22 +14,23 @@ from conftest import stored_result
 from typer.testing import CliRunner
 
 from clipprobe.cli.app import app
-from clipprobe.core.errors import UsageError
+from clipprobe.core.errors import RunError, UsageError
+from clipprobe.core.kinds import RowKind
 from clipprobe.probes.metrics import score_predictions
 from clipprobe.report.build import build_report
 from clipprobe.report.gate import check_floors, load_reference, parse_floor, regressions
 from clipprobe.report.tables import (
+    ROW_KINDS,
     aggregate,
     cell,
     chance_level,
     interval_text,
     order_tasks,
-    row_kind,
     selected,
-    source_scheme_path,
+    summarise,
     task_group,
 )
-from clipprobe.results import Selection
+from clipprobe.results import DataInfo, Result, Selection, SkippedFiles, Weights
 
 runner = CliRunner()
 CLASSES = ("red", "amber", "green")
@@ -54,7 +56,7 @@ def add_result(task, row, accuracy, method="linear-probe", seed=0, n=300, interv
     predicted = np.where(right, y, (y + 1) % len(CLASSES))
     metrics = score_predictions(y, predicted, CLASSES)
     if not intervals:  # a result file without intervals: the report shows [-]
-        del metrics["intervals"], metrics["bootstrap"]
+        metrics = dataclasses.replace(metrics, intervals={})
     selection = Selection("balanced_accuracy", "validation", "C", 1.0)
     return stored_result(task, row, method, seed, CLASSES, metrics, selection).write(results_dir)
 
@@ -201,8 +203,8 @@ def test_malformed_floor_is_a_usage_error(results, spec):
     result = invoke("report", "--fail-under", spec)
     assert result.exit_code == 2
     assert error_line(result.output) == (
-        "Error: --fail-under expects TASK:REPRESENTATION:METRIC=VALUE (TASK and REPRESENTATION may be *; METRIC one of "
-        "accuracy, "
+        "Error: --fail-under expects TASK:REPRESENTATION:METRIC=VALUE (TASK and REPRESENTATION may hold * wildcards; "
+        "METRIC one of accuracy, "
         f"balanced_accuracy, macro_f1), e.g. traffic-light:*:balanced_accuracy=0.3; got '{spec}'"
     )
     assert not Path("reports").exists()  # checked before any work
@@ -228,14 +230,73 @@ def test_compare_regression(results):
     result = invoke("report", "--compare", reference, "--max-drop", "0.02")
     assert result.exit_code == 1
     failures = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(failures) == 1
+    assert len(failures) == 3
     assert failures[0].startswith(
         "Regression: traffic-light | mini-clip/random | linear-probe | seed 0: "
         "balanced_accuracy 0.4500 (interval top 0."
     )
     assert failures[0].endswith(") < reference 0.6000 - max drop 0.02")
+    # An entry of the reference that the run lacks fails the gate, named; one only in the run is a note.
+    assert (
+        failures[1]
+        == "Missing (in the reference, not in this run): pedestrian | mini-clip/random | linear-probe | seed 0"
+    )
+    assert failures[2].startswith("CI gate: FAILED (2 problems) (--compare reference/results.json --max-drop 0.02: ")
     assert "Added (not in the reference): traffic-light | cnn/from-scratch | cnn | seed 0" in result.stdout
-    assert "Removed (only in the reference): pedestrian | mini-clip/random | linear-probe | seed 0" in result.stdout
+
+
+def test_a_reference_in_another_precision_is_reported_as_renamed(results):
+    """A reference whose row carries a precision tag ("[bf16]", as names did before they stopped depending on the
+    machine) against a run without it: the gate fails, naming the row as renamed, never "passed" with it removed."""
+    reference = make_reference(results)
+    data = json.loads(Path(reference).read_text())
+    for entry in data["entries"]:
+        if entry["representation"] == "mini-clip/random" and entry["task"] == "traffic-light":
+            entry["representation"], entry["precision"] = "mini-clip/random [bf16]", "bf16"
+    Path(reference).write_text(json.dumps(data))
+    result = invoke("report", "--compare", reference)
+    assert result.exit_code == 1
+    assert (
+        "Renamed (in the reference as 'mini-clip/random [bf16]', precision bf16; now 'mini-clip/random', precision "
+        in result.stderr
+    )
+
+
+@pytest.mark.parametrize("entries", [[], {}])
+def test_a_reference_with_no_entries_is_a_run_error(results, entries):
+    Path("reference.json").write_text(json.dumps({"entries": entries}))
+    result = invoke("report", "--compare", "reference.json")
+    assert result.exit_code == 1
+    assert error_line(result.output) == (
+        "Error: Reference file reference.json has no entries: a gate against it would compare nothing"
+    )
+
+
+def test_a_reference_of_another_task_set_matches_nothing_and_fails(results):
+    reference = make_reference(results)
+    data = json.loads(Path(reference).read_text())
+    for entry in data["entries"]:
+        entry["task"] = "other-" + entry["task"]
+    Path(reference).write_text(json.dumps(data))
+    result = invoke("report", "--compare", reference)
+    assert result.exit_code == 1
+    assert "The reference matched no entry of this run (another task set, or renamed rows): nothing was compared" in (
+        result.stderr
+    )
+
+
+def test_a_wildcard_floor_gates_the_model_rows_and_a_named_control_is_gated_too(results):
+    """`*` in REPRESENTATION matches the rows of kind probe only; a control is gated when the floor names it."""
+    from clipprobe.report.gate import parse_floor
+
+    probe = {"task": "traffic-light", "representation": "mini-clip/dashcam-salient [tokens]", "kind": "probe"}
+    control = {"task": "traffic-light", "representation": "mini-clip/random", "kind": "control"}
+    assert parse_floor("traffic-light:*:accuracy=0.1").matches(probe)
+    assert parse_floor("*:mini-clip/dashcam-*:accuracy=0.1").matches(probe)
+    assert not parse_floor("traffic-light:*:accuracy=0.1").matches(control)
+    assert parse_floor("traffic-light:mini-clip/random:accuracy=0.1").matches(control)
+    assert parse_floor("*:mini-clip/dashcam-salient [tokens]:accuracy=0.1").matches(probe)  # brackets are literal
+    assert not parse_floor("*:mini-clip/dashcam-salient [t]:accuracy=0.1").matches(probe)
 
 
 def test_missing_reference_file(results):
@@ -299,10 +360,11 @@ def test_parse_floor_keeps_colons_in_representation_names():
 @pytest.mark.parametrize(
     ("selection", "cell"),
     [
-        ({"parameter": "C", "chosen": 0.01}, "C=0.01"),
-        ({"parameter": "alpha", "chosen": 100.0, "at_grid_edge": True}, "alpha=100 (grid edge)"),
-        ({"parameter": "epoch", "chosen": 7}, "epoch 7"),
-        ({"parameter": None, "chosen": None, "note": "nothing is chosen"}, None),
+        (Selection("balanced_accuracy", "validation", "C", 0.01), "C=0.01"),
+        (Selection("balanced_accuracy", "validation", "alpha", 100.0, at_grid_edge=True), "alpha=100 (grid edge)"),
+        (Selection("balanced_accuracy", "validation", "epoch", 7), "epoch 7"),
+        (Selection(None, None, None, None, note="nothing is chosen"), None),
+        (None, None),
     ],
 )
 def test_the_chosen_hyperparameter_as_a_cell(selection, cell):
@@ -348,6 +410,18 @@ def add_described(task, row, accuracy, **fields):
     return path
 
 
+TRAINED_SQUASHED = {
+    "baseline": "cnn",
+    "architecture": "resnet10-w16",
+    "parameters": 1000,
+    "budget": {},
+    "augment": "translate+hflip",
+    "optimiser": "AdamW",
+    "loss": "cross-entropy",
+    "geometry": "squash",
+    "input": "squashed to 64x64 px",
+    "epochs_run": 5,
+}
 PHOTOS = {
     "source": "photos",
     "location": "imagefolder:/data/photos",
@@ -366,19 +440,28 @@ def test_results_csv_and_json_give_each_part_of_a_rows_provenance_its_own_field(
         0.8,
         model="RN50",
         pretrained="rn50_finetuned-1a2b3c4d",
-        weights={"kind": "file", "sha256": "1a2b3c4d" + "0" * 56, "preprocess": {}, "quick_gelu": False},
+        weights={"kind": "file", "sha256": "1a2b3c4d" + "0" * 56},
         data=PHOTOS,
-        features={"dim": 16, "layer": "tokens", "precision": "bf16", "preprocess": {"resize_mode": "squash"}},
+        features={
+            "dim": 16,
+            "layer": "tokens",
+            "precision": "bf16",
+            "device": "cpu",
+            "cache_keys": {},
+            "geometry": "squash",
+            "preprocess": {"resize_mode": "squash"},
+        },
     )
     add_described(
         "photos",
         "cnn/from-scratch",
         0.9,
         method="supervised-cnn",
+        kind="trained",
         model="resnet10-w16",
         weights={"kind": "trained-on-task"},
         data=PHOTOS,
-        training={"resize": "squash"},
+        training=TRAINED_SQUASHED,
     )
     assert invoke("report").exit_code == 0
     with open("reports/results.csv", newline="") as f:
@@ -415,19 +498,37 @@ def test_results_csv_and_json_give_each_part_of_a_rows_provenance_its_own_field(
 
 
 @pytest.mark.parametrize(
-    ("record", "kind"),
+    ("method", "weights", "kind"),
     [
-        ({"method": "linear-probe", "model": "ViT-B-32", "weights": {"kind": "open_clip-tag"}}, "probe"),
-        ({"method": "mlp-probe", "model": "mini-clip", "weights": {"kind": "file", "tag": "dashcam-salient"}}, "probe"),
-        ({"method": "linear-probe", "model": "mini-clip", "weights": {"kind": "random"}}, "control"),
-        ({"method": "linear-probe", "model": "pixels", "weights": {"kind": "none"}}, "control"),
-        ({"method": "supervised-cnn", "model": "resnet10-w16", "weights": {"kind": "trained-on-task"}}, "trained"),
-        ({"method": "orbit-cnn", "training": {"group": "hflip"}}, "trained"),
-        ({"method": "zero-shot", "model": "mini-clip", "weights": {"kind": "file"}}, "zero-shot"),
+        ("linear-probe", Weights(kind="open_clip-tag"), RowKind.PROBE),
+        ("mlp-probe", Weights(kind="file", tag="dashcam-salient"), RowKind.PROBE),
+        ("linear-probe", Weights(kind="random"), RowKind.CONTROL),
+        ("linear-probe", Weights(kind="none"), RowKind.CONTROL),
+        ("supervised-cnn", Weights(kind="trained-on-task"), RowKind.TRAINED),
+        ("orbit-cnn", Weights(kind="trained-on-task"), RowKind.TRAINED),
+        ("zero-shot", Weights(kind="file"), RowKind.ZERO_SHOT),
+        # Declared, not guessed: a probe of random weights that its job calls a probe is a probe.
+        ("linear-probe", Weights(kind="random"), RowKind.PROBE),
     ],
 )
-def test_each_row_has_a_kind(record, kind):
-    assert row_kind(record) == kind
+def test_each_row_has_the_kind_its_record_declares(method, weights, kind):
+    metrics = score_predictions(np.arange(30) % 3, np.arange(30) % 3, CLASSES, resamples=10)
+    record = stored_result("t", "r", method, 0, CLASSES, metrics, None, kind=kind)
+    record = dataclasses.replace(record, weights=weights)
+    assert summarise(record)["kind"] == kind.value and kind.value in ROW_KINDS
+    # Written and read back, the kind is the record's own.
+    assert Result.from_json(record.to_json()).kind is kind
+
+
+def test_a_record_without_its_kind_is_refused_naming_the_field():
+    metrics = score_predictions(np.arange(30) % 3, np.arange(30) % 3, CLASSES, resamples=10)
+    data = stored_result("t", "r", "linear-probe", 0, CLASSES, metrics, None).to_json()
+    del data["kind"]
+    with pytest.raises(RunError, match=r"^result\.json field 'kind' is missing"):
+        Result.from_json(data, "result.json")
+    data["kind"] = "guess"
+    with pytest.raises(RunError, match=r"^result\.json field 'kind' is 'guess', expected one of 'probe', 'control'"):
+        Result.from_json(data, "result.json")
 
 
 @pytest.mark.parametrize(
@@ -440,7 +541,9 @@ def test_each_row_has_a_kind(record, kind):
     ],
 )
 def test_a_data_source_splits_into_scheme_and_path(data, scheme_path):
-    assert source_scheme_path(data) == scheme_path
+    described = {"source": "", "location": "", "fingerprint": "", **data}
+    info = DataInfo(label="label", where=[], sizes={}, skipped=SkippedFiles(count=0), **described)
+    assert info.scheme_path == scheme_path
 
 
 # --- task order, chance levels and the gate in report.md ------------------------------------------------------
@@ -457,8 +560,8 @@ def test_tasks_in_order_the_experiments_then_the_other_built_in_ones_then_the_us
         "a-survey",
         "my-photos",
     ]
-    experiment = {"tasks": ["traffic-light", "pedestrian", "pedestrian-side", "car-colour", "clouds"]}
-    assert order_tasks(tasks, [experiment]) == [
+    named = ["traffic-light", "pedestrian", "pedestrian-side", "car-colour", "clouds"]  # an experiment's tasks
+    assert order_tasks(tasks, named) == [
         "traffic-light",
         "pedestrian",
         "car-colour",

@@ -21,7 +21,7 @@ from clipprobe.data.readers.imagefolder import ImageFolderSource
 from clipprobe.data.splits import SplitFractions
 from clipprobe.data.taskfile import dataset_task, load_task_file
 from clipprobe.features.config import ExtractorConfig
-from clipprobe.results import Result
+from clipprobe.results import Result, SkippedFiles
 from clipprobe.runner import probe
 
 runner = CliRunner()
@@ -86,10 +86,10 @@ def test_unreadable_files_are_skipped_counted_and_reported(tmp_path, model_args)
     assert "Warning: skipped unreadable image green/empty.jpg in imagefolder:photos (empty file)" in result.output
     assert "Warning: skipped unreadable image red/broken.jpg in imagefolder:photos (" in result.output
     record = Result.from_json(json.loads(Path("results/photos/tiny-clip-random__linear-probe__seed0.json").read_text()))
-    assert record.data["source"] == "imagefolder:photos"
-    assert record.data["skipped"]["count"] == 2
-    assert [f["file"] for f in record.data["skipped"]["files"]] == ["green/empty.jpg", "red/broken.jpg"]
-    assert sum(record.data["sizes"].values()) == 23  # 20 JPEGs + the RGBA, grayscale and palette images
+    assert record.data.source == "imagefolder:photos"
+    assert record.data.skipped.count == 2
+    assert [f["file"] for f in record.data.skipped.files] == ["green/empty.jpg", "red/broken.jpg"]
+    assert sum(record.data.sizes.values()) == 23  # 20 JPEGs + the RGBA, grayscale and palette images
 
     source = parse_dataset("imagefolder:photos", label="label")
     data = source.load()
@@ -135,7 +135,7 @@ def test_a_clean_folder_passes_strict(tmp_path, model_args):
     assert result.exit_code == 0, result.output
     assert "unreadable" not in result.output
     record = Result.from_json(json.loads(Path("results/photos/tiny-clip-random__linear-probe__seed0.json").read_text()))
-    assert record.data["skipped"] == {"count": 0, "files": []}
+    assert record.data.skipped == SkippedFiles(count=0, files=[])
 
 
 # --- splits ---------------------------------------------------------------------------------------------
@@ -267,9 +267,9 @@ def test_task_file_works_like_a_built_in_task(tmp_path, model_args):
         json.loads(Path("results/my-lights/tiny-clip-random__linear-probe__seed0.json").read_text())
     )
     assert record.classes == ["red", "yellow", "green"]
-    assert record.data["label"] == "colour"
-    assert record.data["sizes"] == {"train": 18, "validation": 9, "test": 9}
-    assert record.run["extracted_splits"] == []  # extract had cached them
+    assert record.data.label == "colour"
+    assert record.data.sizes == {"train": 18, "validation": 9, "test": 9}
+    assert record.run.extracted_splits == []  # extract had cached them
 
     task = load_task_file(folder / "my_task.toml")
     assert task.description == "Light colour in my own photos"
@@ -346,12 +346,12 @@ def test_csv_manifest(tmp_path, config):
     task = dataset_task("csv:data/manifest.csv")
     assert (task.name, task.classes) == ("manifest", ("green", "red"))
     record, _ = probe(task, config)
-    assert record.metrics["balanced_accuracy"] == 1.0
-    assert sum(record.data["sizes"].values()) == 20
-    assert record.data["skipped"] == {
-        "count": 1,
-        "files": [{"file": "images/red/gone.jpg", "reason": "file not found"}],
-    }
+    assert record.metrics.balanced_accuracy == 1.0
+    assert sum(record.data.sizes.values()) == 20
+    assert record.data.skipped == SkippedFiles(
+        count=1,
+        files=[{"file": "images/red/gone.jpg", "reason": "file not found"}],
+    )
     assert folder.is_dir()
 
 
@@ -404,8 +404,8 @@ def test_parquet_file_with_image_bytes(tmp_path, config):
     task = dataset_task("parquet:photos.parquet", label="colour", image_column="jpeg")
     assert task.name == "photos"
     record, _ = probe(task, config)
-    assert record.metrics["balanced_accuracy"] == 1.0
-    assert record.data["sizes"] == {"train": 14, "validation": 2, "test": 4}
+    assert record.metrics.balanced_accuracy == 1.0
+    assert record.data.sizes == {"train": 14, "validation": 2, "test": 4}
 
     result = invoke(
         "extract",
@@ -493,8 +493,8 @@ def test_traffic_light_crops_probe_offline(model_args, monkeypatch):
     )
     assert record.classes == ["red", "yellow", "green"]
     # The package's test split (181 / 9 / 107); validation is 1/8 of its train split (723 / 35 / 429), stratified.
-    assert record.data["sizes"] == {"train": 1038, "validation": 149, "test": 297}
-    assert record.data["skipped"] == {"count": 0, "files": []}
+    assert record.data.sizes == {"train": 1038, "validation": 149, "test": 297}
+    assert record.data.skipped == SkippedFiles(count=0, files=[])
 
     from clipprobe.data import task as tasks_module
 

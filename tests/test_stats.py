@@ -9,6 +9,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from clipprobe.probes.intervals import bootstrap_intervals, confusion_counts, metrics_from_counts
 from clipprobe.probes.metrics import score_predictions
+from clipprobe.results import Bootstrap
 
 CLASSES = ("red", "amber", "green")
 
@@ -55,10 +56,10 @@ def test_vectorised_resamples_equal_sklearn_one_by_one():
 def test_intervals_are_in_the_record_and_contain_the_point_estimate():
     y, predicted = noisy_classifier(400, accuracy=0.75, seed=1)
     metrics = score_predictions(y, predicted, CLASSES)
-    assert metrics["bootstrap"] == {"resamples": 1000, "confidence": 0.95, "seed": 0}
-    assert set(metrics["intervals"]) == {"accuracy", "balanced_accuracy", "macro_f1"}
-    for name, (low, high) in metrics["intervals"].items():
-        assert low < metrics[name] < high, name
+    assert metrics.bootstrap == Bootstrap(resamples=1000, confidence=0.95, seed=0)
+    assert set(metrics.intervals) == {"accuracy", "balanced_accuracy", "macro_f1"}
+    for name, (low, high) in metrics.intervals.items():
+        assert low < getattr(metrics, name) < high, name
         assert 0.02 < high - low < 0.2  # about 2 x 1.96 x sqrt(0.75 x 0.25 / 400) = 0.085 for accuracy
 
 
@@ -66,7 +67,7 @@ def test_intervals_are_deterministic_and_follow_the_seed():
     y, predicted = noisy_classifier(300, seed=2)
     first, again = score_predictions(y, predicted, CLASSES), score_predictions(y, predicted, CLASSES)
     assert first == again
-    assert bootstrap_intervals(y, predicted, 3, seed=1) != first["intervals"]
+    assert bootstrap_intervals(y, predicted, 3, seed=1) != first.intervals
 
 
 def test_perfect_predictions_have_a_degenerate_interval():

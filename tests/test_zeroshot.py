@@ -14,6 +14,7 @@ from clipprobe.baselines.registry import get_baseline
 from clipprobe.baselines.zeroshot import class_embeddings, task_prompts
 from clipprobe.cli.app import app
 from clipprobe.core.errors import UsageError
+from clipprobe.core.kinds import RowKind
 from clipprobe.data.task import get_task
 from clipprobe.features.config import ExtractorConfig
 from clipprobe.features.extract import extract_features
@@ -47,6 +48,7 @@ def test_zero_shot_predicts_the_most_similar_class_and_chooses_nothing(tiny_mode
     assert path == tmp_path / "results" / "tiny-light" / "tiny-clip-random__zero-shot__seed0.json"
     assert record.method == "zero-shot" and record.representation == "tiny-clip/random"
     assert record.selection.split is None and record.prompts == PROMPTS
+    assert record.kind is RowKind.ZERO_SHOT
 
     # The same numbers by hand: cosine similarity of the cached test features to the class embeddings.
     test = task.source.load()["test"]
@@ -54,13 +56,13 @@ def test_zero_shot_predicts_the_most_similar_class_and_chooses_nothing(tiny_mode
     features /= np.linalg.norm(features, axis=1, keepdims=True)
     predicted = (features @ class_embeddings(config, PROMPTS).T).argmax(axis=1)
     labels = task.labels(test)
-    assert record.metrics["accuracy"] == pytest.approx(float(np.mean(predicted == labels)))
-    assert record.metrics["n"] == len(labels) == 30
+    assert record.metrics.accuracy == pytest.approx(float(np.mean(predicted == labels)))
+    assert record.metrics.n == len(labels) == 30
 
     again, _ = zero_shot(task, config, tmp_path / "results", prompts=PROMPTS)
-    assert again.run["reused"] is True
+    assert again.run.reused is True
     other, _ = zero_shot(task, config, tmp_path / "results", prompts={**PROMPTS, "go": ["x"]} | {"green": ["green"]})
-    assert "reused" not in other.run  # other prompts, another run
+    assert other.run.reused is None  # other prompts, another run
 
 
 def test_every_world_task_ships_prompts_for_every_class():

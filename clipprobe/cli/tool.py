@@ -408,7 +408,8 @@ def report(
             "--fail-under",
             metavar="TASK:REPRESENTATION:METRIC=VALUE",
             help="CI gate, repeatable: exit 1 when a matched entry's METRIC (accuracy, balanced_accuracy, "
-            "macro_f1) is below VALUE. TASK and REPRESENTATION (as printed) may be *.",
+            "macro_f1) is below VALUE. TASK and REPRESENTATION (as printed) may hold * wildcards; a wildcard "
+            "in REPRESENTATION matches the model rows only, a control is gated when named.",
         ),
     ] = None,
     reference: Annotated[
@@ -416,7 +417,8 @@ def report(
         typer.Option(
             "--compare",
             metavar="REFERENCE.json",
-            help="CI gate: a results.json from an earlier report; exit 1 when an entry's balanced accuracy regressed.",
+            help="CI gate: a results.json from an earlier report; exit 1 when an entry's balanced accuracy "
+            "regressed, an entry of the reference is missing, or nothing matched.",
         ),
     ] = None,
     max_drop: Annotated[
@@ -436,7 +438,7 @@ def report(
 
     Exit code 0: the report is written and every gate passed.
 
-    Exit code 1: a floor failed or an entry regressed (one line each on stderr; the report is still written), or unreadable results.
+    Exit code 1: a floor failed, an entry regressed or is missing, or the reference matched nothing (one line each on stderr; the report is still written), or unreadable results.
 
     Exit code 2: bad input: a malformed or unmatched --fail-under, a missing or invalid --compare file.
     """
@@ -452,9 +454,12 @@ def report(
     console.print(f"Wrote {', '.join(first)} and {last}")
     if built.gate is not None:
         for note in built.gate.notes:
-            console.print(note)
+            console.print(note, highlight=False, markup=False)
         for failure in built.gate.failures:
-            err_console.print(failure, highlight=False)
+            err_console.print(failure, highlight=False, markup=False)
+        checks = "; ".join(f"{what}: {entries} entries, {outcome}" for what, entries, outcome in built.gate.checks())
+        line = f"CI gate: {built.gate.summary()} ({checks})"
+        (console if built.gate.passed else err_console).print(line, highlight=False, markup=False)
         if not built.gate.passed:
             raise typer.Exit(1)
 

@@ -4,33 +4,53 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import UsageError
+from ..core.errors import RunError, UsageError
 from .tables import METRICS, full_data
 
 FLOOR_FORM = (
-    "TASK:REPRESENTATION:METRIC=VALUE (TASK and REPRESENTATION may be *; METRIC one of " + ", ".join(METRICS) + "), "
-    "e.g. traffic-light:*:balanced_accuracy=0.3"
+    "TASK:REPRESENTATION:METRIC=VALUE (TASK and REPRESENTATION may hold * wildcards; METRIC one of "
+    + ", ".join(METRICS)
+    + "), e.g. traffic-light:*:balanced_accuracy=0.3"
 )
+# The kind of row a floor with a wildcard in its REPRESENTATION applies to: the model under test. A control, a
+# network trained on the labels or zero-shot is gated only when the floor names it (no wildcard in the name).
+GATED_BY_PATTERN = ("probe",)
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    """A shell-style pattern where only `*` is a wildcard: names hold brackets ("[tokens]") taken literally."""
+    return re.compile("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", text)) + r"\Z")
 
 
 @dataclass(frozen=True)
 class Floor:
-    """`--fail-under TASK:REPRESENTATION:METRIC=VALUE`: every matched row's METRIC must be at least VALUE."""
+    """`--fail-under TASK:REPRESENTATION:METRIC=VALUE`: every matched row's METRIC must be at least VALUE.
+
+    TASK and REPRESENTATION may hold `*` wildcards. A REPRESENTATION with a wildcard matches the model rows only
+    (kind `probe`: what is being measured), never a control, a CNN or zero-shot, which a floor gates only when it
+    names them exactly."""
 
     spec: str
-    target: str  # "TASK:REPRESENTATION", either part possibly "*"
+    target: str  # "TASK:REPRESENTATION", either part possibly with "*"
     metric: str
     value: float
 
     def matches(self, row: dict[str, Any]) -> bool:
-        # Task and row names may hold colons ("orbit-cnn/translate:4+hflip"), so the whole "TASK:REPRESENTATION" is compared.
+        # Task and row names may hold colons ("orbit-cnn/translate:4+hflip", "traffic-light[light_size=0.03:0.06]"):
+        # every split of the target at a colon is tried.
         task, name = row["task"], row["representation"]
-        return self.target in (f"{task}:{name}", f"{task}:*", f"*:{name}", "*:*")
+        for at in (i for i, c in enumerate(self.target) if c == ":"):
+            task_part, name_part = self.target[:at], self.target[at + 1 :]
+            if _pattern(task_part).match(task) and _pattern(name_part).match(name):
+                if "*" not in name_part or row.get("kind", "probe") in GATED_BY_PATTERN:
+                    return True
+        return False
 
 
 def parse_floor(spec: str) -> Floor:
@@ -99,6 +119,16 @@ def _key(row: dict[str, Any]) -> tuple:
     return (row["task"], row["representation"], row["method"], row.get("shots"), row["seed"])
 
 
+# A precision tag in a row name (as written by clipprobe before names stopped depending on the machine).
+_PRECISION_TAG = re.compile(r"(?:, |(?<= \[))(?:bf16|fp16|amp|amp_bf16)(?=[,\]])|\s\[(?:bf16|fp16|amp|amp_bf16)\]")
+
+
+def _unpinned(key: tuple) -> tuple:
+    """The key with any precision tag dropped from the row name: the same row computed in another precision."""
+    task, name, *rest = key
+    return (task, _PRECISION_TAG.sub("", name).replace("[, ", "["), *rest)
+
+
 @dataclass
 class Comparison:
     """Entries of the current report against a reference report's, matched by (task, representation, method, shots,
@@ -106,7 +136,9 @@ class Comparison:
 
     A matched entry has *regressed* when even the top of its current balanced-accuracy interval is more than
     `max_drop` below the reference's balanced accuracy: current_high < reference - max_drop (an entry without an
-    interval uses its point estimate as current_high). Entries on one side only are listed, never failures."""
+    interval uses its point estimate as current_high). An entry of the reference that this run lacks is a failure
+    (a renamed or dropped row must not pass unseen); an entry only in this run is a note. A comparison that
+    matches no entry at all fails."""
 
     max_drop: float
     regressed: list[dict[str, Any]] = field(
@@ -117,18 +149,31 @@ class Comparison:
     matched: int = 0
 
     def failures(self) -> list[str]:
-        return [
+        found = [
             incomplete_failure(r["entry"], "--compare")
             if r["entry"].get("incomplete")
             else f"Regression: {_where(r['entry'])}: balanced_accuracy {r['entry']['balanced_accuracy']:.4f} "
             f"(interval top {r['high']:.4f}) < reference {r['reference']:.4f} - max drop {self.max_drop:g}"
             for r in self.regressed
         ]
+        moved = {_key(entry): entry for entry in self.added}
+        for entry in self.removed:
+            twin = next((moved[k] for k in moved if _unpinned(k) == _unpinned(_key(entry))), None)
+            if twin is not None:
+                found.append(
+                    f"Renamed (in the reference as {entry['representation']!r}, precision {entry.get('precision')}; "
+                    f"now {twin['representation']!r}, precision {twin.get('precision')}): {_where(entry)}"
+                )
+            else:
+                found.append(f"Missing (in the reference, not in this run): {_where(entry)}")
+        if self.matched == 0:
+            found.append(
+                "The reference matched no entry of this run (another task set, or renamed rows): nothing was compared"
+            )
+        return found
 
     def notes(self) -> list[str]:
-        return [f"Added (not in the reference): {_where(entry)}" for entry in self.added] + [
-            f"Removed (only in the reference): {_where(entry)}" for entry in self.removed
-        ]
+        return [f"Added (not in the reference): {_where(entry)}" for entry in self.added]
 
 
 DEFAULT_MAX_DROP = 0.02
@@ -168,16 +213,22 @@ def load_reference(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UsageError(f"Reference file not found: {path}")
     try:
-        entries = json.loads(path.read_text())["entries"]
+        entries = json.loads(path.read_text(encoding="utf-8-sig"))["entries"]
+        if entries == {}:
+            entries = []
+        if not isinstance(entries, list):
+            raise TypeError(f"'entries' is {type(entries).__name__}, not a list")
         for entry in entries:
             _key(entry)
             value = entry["balanced_accuracy"]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"balanced_accuracy {value!r} of {_where(entry)} is not a number")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise UsageError(
             f"Reference file {path} is not a results.json written by `clipprobe report` ({type(exc).__name__}: {exc})"
         ) from None
+    if not entries:
+        raise RunError(f"Reference file {path} has no entries: a gate against it would compare nothing")
     return entries
 
 
