@@ -94,6 +94,7 @@ def _digits():
     return (x[:900], y[:900]), (x[900:1300], y[900:1300])
 
 
+@pytest.mark.slow  # 30 s of scikit-learn reference fits; tests/test_solver.py checks the solver in the fast lane
 def test_every_c_of_the_sweep_is_fitted_to_that_cs_own_optimum():
     """On digits, large C matters (the features separate well). The sweep starts each C from the optimum of the
     previous C of its chain; every C must still end at its own optimum: scikit-learn's fit for that C alone,

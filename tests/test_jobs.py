@@ -109,6 +109,7 @@ def toy_scheme():
     SCHEMES.unregister("toy")
 
 
+@pytest.mark.slow
 def test_a_toy_baseline_declares_itself_and_the_runner_builds_its_jobs(toy_baseline, tiny_model, tiny_tasks):
     """What the baseline declares (a row trained on the labels, its own seed per run seed, no model, no layers) is
     what the runner does: one job per seed, none per model, each recorded as `trained`."""
@@ -134,6 +135,7 @@ def test_a_toy_baseline_declares_itself_and_the_runner_builds_its_jobs(toy_basel
     assert kinds["nearest-mean/pixels"] is RowKind.TRAINED
 
 
+@pytest.mark.slow
 def test_a_toy_baseline_runs_in_the_curation_experiment(toy_baseline, tiny_model, tmp_path):
     """The experiment is a run plan: the toy baseline gets its own row beside the policies, one result per seed."""
     experiment = CurationExperiment(
