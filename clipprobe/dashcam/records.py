@@ -108,4 +108,5 @@ class ExperimentRecord:
     rows: list[ExperimentRow]
     comparisons: list[Comparison]
     provenance: Provenance
-    run: RunInfo
+    # When it finished and each stage's time: left out where a report stores the record (it changes every run).
+    run: RunInfo | None = None
