@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 # steps and seed), probed on every dashcam task beside the baselines (CNN, orbit CNN, pixels, random weights),
 # with invariance scores. Then an MLP probe beside the linear one on the light's colour (absent, or present but not
 # linearly decodable?), and few-shot curves over 3 seeds on the real traffic-light photos; then the report,
-# headline table first. About 10 minutes on 2 cores from an empty cache.
+# headline table first. The last run took 23 min 20 s on 2 cores with the world and one of the nine pretrainings
+# cached (docs/curation.md).
 demo: $(STAMP)
 	$(BIN)/clipprobe experiment curation --seeds 3 --layers embedding,tokens
 	$(BIN)/clipprobe probe --task traffic-light --pretrained dashcam-salient --probe linear,mlp --baselines none
