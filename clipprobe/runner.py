@@ -134,6 +134,10 @@ class RunPlan:
     results_dir: Path = RESULTS_DIR
     refresh: bool = False
     cache: FeatureCache | None = None
+    # How many of the plan's seeds a baseline with seeds of its own (`SeedPolicy.OWN`: a network trained on the
+    # labels, pixels) runs at, from the first; None: every seed. Its seeds are unrelated to the models' seeds, so
+    # its rows are compared with theirs unpaired.
+    own_seeds: int | None = None
 
     @classmethod
     def build(
@@ -151,6 +155,7 @@ class RunPlan:
         layers: Sequence[str] | None = None,
         models: Sequence[Model] | None = None,
         cache: FeatureCache | None = None,
+        own_seeds: int | None = None,
     ) -> RunPlan:
         """Check and resolve everything (a typo in the last option fails before any work is done).
 
@@ -161,7 +166,8 @@ class RunPlan:
         overrides fields of the trained baselines' own budgets ("epochs=40" or a dict; see
         clipprobe.baselines.training.Budget); `probes` "linear,mlp"; `shots` "1,2,4,8,16,all"; `layers` where every
         model is probed (default: each config's own); `strict`: the first unreadable image is an error instead of
-        being skipped and counted."""
+        being skipped and counted; `own_seeds`: how many of the seeds the baselines with seeds of their own run at
+        (default: all)."""
         overrides = parse_budget(budget) if isinstance(budget, str) or budget is None else dict(budget)
         chosen = tuple(parse_baselines(baselines, overrides))
         kinds = tuple(parse_probes(probes))
@@ -171,6 +177,8 @@ class RunPlan:
                 raise UsageError(f"--seeds must be at least 1, got {seeds}")
         elif not seeds:
             raise UsageError("Give at least one seed")
+        if own_seeds is not None and own_seeds < 1:
+            raise UsageError(f"--baseline-seeds must be at least 1, got {own_seeds}")
         if layers is not None:
             if not layers:
                 raise UsageError(f"--layers needs at least one layer. Available: {', '.join(LAYERS)}")
@@ -204,7 +212,20 @@ class RunPlan:
             if strict:  # before anything is reused: a stored result from a lenient run must not answer
                 task.source.skipped()
             check_results_folder(task.name, task.source.location(), Path(results_dir))
-        return cls(resolved, models, kinds, chosen, overrides, ks, seed_list, layers, Path(results_dir), refresh, cache)
+        return cls(
+            resolved,
+            models,
+            kinds,
+            chosen,
+            overrides,
+            ks,
+            seed_list,
+            layers,
+            Path(results_dir),
+            refresh,
+            cache,
+            own_seeds,
+        )
 
     @property
     def configs(self) -> tuple[ExtractorConfig, ...]:
@@ -240,6 +261,8 @@ class RunPlan:
                             continue  # the same row for every model: run with the first
                         if baseline.seeds is SeedPolicy.NONE and index > 0:
                             continue  # one row whatever the seeds
+                        if baseline.seeds is SeedPolicy.OWN and self.own_seeds is not None and index >= self.own_seeds:
+                            continue  # its own seeds: as many as the plan gives it
                         yield from self._baseline_jobs(task, config, seed, number, baseline, option, concrete)
 
     def _layers(self, config: ExtractorConfig) -> tuple[str, ...]:

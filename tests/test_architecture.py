@@ -19,6 +19,7 @@ PACKAGE = ROOT / "clipprobe"
 # The library's layers, bottom up: a module may import its own layer and those below, never one above.
 LAYERS = [
     ("clipprobe.core",),
+    ("clipprobe.stats",),
     ("clipprobe.data",),
     ("clipprobe.features",),
     ("clipprobe.results",),

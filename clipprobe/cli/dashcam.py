@@ -112,7 +112,7 @@ def curation(
             help="Caption policies, comma-separated; one model is pretrained for each. "
             "mixed:P for several P draws the dose-response plot."
         ),
-    ] = "salient,descriptive,mixed:0.1",
+    ] = "salient,descriptive,mixed:0.1,attribute-dropout:light_state",
     tasks: Annotated[
         Optional[str], typer.Option(help="World tasks, comma-separated (default: every dashcam task).")
     ] = None,
@@ -122,8 +122,9 @@ def curation(
     budget: Annotated[
         Optional[str],
         typer.Option(
-            help="Overrides of the trained baselines' budget, e.g. epochs=24 "
-            "(the experiment's own: epochs=10,orbit_train_elements=1)."
+            help="Overrides of the trained baselines' budget, e.g. epochs=40 (default: probe's budget, 24 epochs "
+            "with the epoch chosen on validation; the orbit model sees one group element per image and step, "
+            "orbit_train_elements=1)."
         ),
     ] = None,
     attributes: Annotated[
@@ -151,10 +152,31 @@ def curation(
         int,
         typer.Option(
             "--seeds",
-            help="Pretrain every policy, and train every baseline, with N seeds (--seed, --seed+1, ...): the tables "
-            "show the mean ± sd over seeds with an interval pooled over them, and paired differences.",
+            help="Pretrain every policy with N seeds (--seed, --seed+1, ...), the unit of every interval and test.",
         ),
-    ] = 1,
+    ] = 5,
+    baseline_seeds: Annotated[
+        int,
+        typer.Option(
+            "--baseline-seeds",
+            help="Seeds of the baselines with seeds of their own (the CNN, the orbit CNN, pixels): the first N.",
+        ),
+    ] = 3,
+    mlp_tasks: Annotated[
+        str,
+        typer.Option(
+            "--mlp-tasks", help="Tasks also read by the MLP probe on each embedding, comma-separated ('none': none)."
+        ),
+    ] = "traffic-light",
+    part: Annotated[
+        Optional[str],
+        typer.Option(
+            "--part",
+            metavar="K/N",
+            help="Run part K of N (K from 0) and store its results only; run every part (e.g. as a Slurm array), "
+            "then the same command without --part to write the tables.",
+        ),
+    ] = None,
     layers: Annotated[
         str,
         typer.Option(
@@ -200,7 +222,10 @@ def curation(
         recipe=recipe,
         seed=seed,
         seeds=seeds,
+        baseline_seeds=baseline_seeds,
         layers=tuple(_split(layers)),
+        mlp_tasks=tuple(t for t in _split(mlp_tasks) if t != "none"),
+        part=_part(part),
     )
     record, path = run_curation(
         experiment,
@@ -211,9 +236,26 @@ def curation(
         on_stage=lambda text: console.print(text, style="bold"),
     )
 
+    if path is None:
+        k, n = experiment.part or (0, 1)
+        console.print(
+            f"Part {k}/{n} stored in {results}; once every part is done, run the same command without --part to "
+            "write the tables."
+        )
+        return
     for table in experiment_tables(record):
         console.print(table)
     console.print(f"Headline table -> {path}; render everything with: clipprobe report --results {results}")
+
+
+def _part(text: str | None) -> tuple[int, int] | None:
+    """`K/N` -> (K, N); checked by the experiment (0 <= K < N)."""
+    if text is None:
+        return None
+    k, slash, n = text.partition("/")
+    if not slash or not k.strip().isdigit() or not n.strip().isdigit():
+        raise UsageError(f"--part expects K/N with whole numbers, e.g. 0/4; got '{text}'")
+    return int(k), int(n)
 
 
 def _split(text: str) -> list[str]:

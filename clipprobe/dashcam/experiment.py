@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.defaults import EXPERIMENTS_FOLDER, PRECISION, RESULTS_DIR, SENSITIVITY_DIR
 from ..core.errors import UsageError
-from ..core.kinds import RowKind
+from ..core.kinds import RowKind, SeedPolicy
 from ..core.paths import slug
 from ..data.task import get_task
 from ..features.config import ExtractorConfig
@@ -28,37 +28,46 @@ from ..features.weights import check_weights, parse_model_spec
 from ..jobs.base import Job
 from ..jobs.probe import ProbeJob
 from ..jobs.zeroshot import ZeroShotJob
-from ..probes.intervals import seed_pooled_statistics
-from ..probes.registry import get_probe
 from ..results import Provenance, Result, RunInfo, write_document
 from ..runner import Model, RunPlan, run_jobs
+from ..stats.seeds import paired_difference
 from .captions import descriptive_fraction, get_caption_policy
+from .contrasts import Series, exploratory_contrasts, primary_contrasts, row_cell
 from .pairs import COUNTERFACTUALS, list_counterfactuals
+from .preregistration import MATCHED_PROBE, PREREGISTRATION_VERSION
 from .pretrain import PretrainConfig, policy_weights
 from .records import (
     EXPERIMENT_KIND,
     EXPERIMENT_SCHEMA_VERSION,
-    Comparison,
     Design,
     ExperimentRecord,
     ExperimentRow,
     SensitivityCell,
-    TaskCell,
 )
 from .sensitivity import measure_sensitivity
 from .tasks import WORLD_TASKS, DashcamWorld, with_world
 from .world import WorldConfig
 
-DEFAULT_POLICIES = ("salient", "descriptive", "mixed:0.1")
+# Salient captions (the essay's case), descriptive ones, a little of both, and descriptive captions that never name
+# the light: it separates "the light is never named" from "there are only a few distinct salient captions".
+DEFAULT_POLICIES = ("salient", "descriptive", "mixed:0.1", "attribute-dropout:light_state")
 # Every baseline of `clipprobe probe`, with the orbit model over horizontal flips alone: the cheapest group that
 # shows what a hard invariance costs (pedestrian-side) and what it keeps (everything else).
 DEFAULT_EXPERIMENT_BASELINES = "cnn,orbit-cnn:hflip,pixels,random"
-# Both trained baselines at 10 epochs, the orbit model seeing one random flip per training image (its
-# predictions still average the whole orbit, so they are exactly flip-invariant): six tasks fit the demo's time.
-DEFAULT_EXPERIMENT_BUDGET = {"epochs": 10, "orbit_train_elements": 1}
+# The trained baselines' budget is `clipprobe probe`'s (24 epochs, the epoch chosen on validation), except that the
+# orbit model sees one random flip per training image per step (its predictions still average the whole orbit, so
+# they are exactly flip-invariant): the training cost of the plain CNN, for the same epochs.
+DEFAULT_EXPERIMENT_BUDGET = {"orbit_train_elements": 1}
+# Pretraining seeds (the unit of the experiment's inference) and the trained baselines' own seeds.
+DEFAULT_EXPERIMENT_SEEDS = 5
+DEFAULT_BASELINE_SEEDS = 3
 WORLD_TASK_NAMES = tuple(name for name, *_ in WORLD_TASKS)
 # The layers probed by default: where the pooled embedding loses information, if it does, shows between them.
 DEFAULT_EXPERIMENT_LAYERS = ("embedding", "pre-projection", "tokens")
+# Every layer read by the linear probe and by the linear probe on PCA to the embedding's width (layers compared at
+# the same capacity); the MLP on the light's task at the embedding (absent, or present but not linear?).
+DEFAULT_EXPERIMENT_PROBES = ("linear", MATCHED_PROBE)
+DEFAULT_MLP_TASKS = ("traffic-light",)
 
 
 @dataclass(frozen=True)
@@ -80,11 +89,20 @@ class CurationExperiment:
     recipe: PretrainConfig = PretrainConfig()
     world: WorldConfig = WorldConfig()
     seed: int = 0
-    # Pretraining seeds seed .. seed + seeds - 1: every policy is pretrained, and every trained baseline trained,
-    # once per seed.
-    seeds: int = 1
-    # Where in each frozen image tower the tasks are probed (clipprobe.features.config.LAYERS).
+    # Pretraining seeds seed .. seed + seeds - 1: every policy is pretrained once per seed (and random weights drawn
+    # once per seed); the baselines with seeds of their own (the trained networks, pixels) run at the first
+    # `baseline_seeds` of them, their seeds unrelated to the pretraining seeds.
+    seeds: int = DEFAULT_EXPERIMENT_SEEDS
+    baseline_seeds: int = DEFAULT_BASELINE_SEEDS
+    # Where in each frozen image tower the tasks are probed (clipprobe.features.config.LAYERS), and by what.
     layers: tuple[str, ...] = DEFAULT_EXPERIMENT_LAYERS
+    probes: tuple[str, ...] = DEFAULT_EXPERIMENT_PROBES
+    # Tasks on which each model's embedding (and random weights') is also read by the MLP probe, at every seed.
+    mlp_tasks: tuple[str, ...] = DEFAULT_MLP_TASKS
+    # Run only part K of N of the work (K from 0): each pretraining seed's models, and each seed of the baselines,
+    # go to one part; parts run as separate processes on shared storage (a Slurm array), and a last call without
+    # `part` assembles the record from what they stored. None: everything.
+    part: tuple[int, int] | None = None
     # The precision of every frozen row (the experiment is the reference run: fp32 unless asked; `auto` is resolved
     # by the plan exactly as for `clipprobe probe`).
     precision: str = PRECISION
@@ -94,6 +112,8 @@ class CurationExperiment:
         object.__setattr__(self, "tasks", tuple(dict.fromkeys(self.tasks)))
         object.__setattr__(self, "layers", tuple(dict.fromkeys(self.layers)))
         object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
+        object.__setattr__(self, "probes", tuple(dict.fromkeys(self.probes)))
+        object.__setattr__(self, "mlp_tasks", tuple(dict.fromkeys(self.mlp_tasks)))
         if self.attributes is None:
             object.__setattr__(self, "attributes", tuple(list_counterfactuals()))
 
@@ -131,6 +151,15 @@ class CurationExperiment:
             raise UsageError(f"--pairs must be at least 2 (an unrelated pair needs two scenes), got {self.pairs}")
         if self.seeds < 1:
             raise UsageError(f"--seeds must be at least 1, got {self.seeds}")
+        for task in self.mlp_tasks:
+            if task not in self.tasks:
+                raise UsageError(
+                    f"--mlp-tasks: '{task}' is not one of the experiment's tasks ({', '.join(self.tasks)})"
+                )
+        if self.part is not None and not 0 <= self.part[0] < self.part[1]:
+            raise UsageError(f"--part K/N needs 0 <= K < N, got {self.part[0]}/{self.part[1]}")
+        if self.baseline_seeds < 1:
+            raise UsageError(f"--baseline-seeds must be at least 1, got {self.baseline_seeds}")
 
     def model_names(self) -> list[tuple[str, str | None]]:
         """(row name, caption policy) of each model of the plan, in order: the policies', then the other models'."""
@@ -139,7 +168,38 @@ class CurationExperiment:
 
     def plan(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> RunPlan:
         """The run plan: each policy's model per seed (its weights registered, pretrained when first loaded), the
-        other models, the baselines (zero-shot too, unless left out), the layers, every world task."""
+        other models, the baselines (zero-shot too, unless left out), the layers and probes, every world task."""
+        return self._plan(results_dir, refresh)
+
+    def mlp_plan(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> RunPlan | None:
+        """The MLP's plan: every model's embedding and random weights' on `mlp_tasks`, at every seed."""
+        if not self.mlp_tasks:
+            return None
+        random = "random" if "random" in [b.strip() for b in self.baselines.split(",")] else "none"
+        return self._plan(results_dir, refresh, self.mlp_tasks, ("mlp",), ("embedding",), random, zero_shot=False)
+
+    def jobs(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> list[Job]:
+        """Every job of the experiment (of its part, when it has one), in order: the main plan's, then the MLP's."""
+        jobs = list(self.plan(results_dir, refresh).jobs())
+        mlp = self.mlp_plan(results_dir, refresh)
+        jobs += list(mlp.jobs()) if mlp is not None else []
+        if self.part is None:
+            return jobs
+        k, n = self.part
+        units = sorted({(job.origin.seed, job.origin.baseline is not None) for job in jobs})
+        mine = {unit for index, unit in enumerate(units) if index % n == k}
+        return [job for job in jobs if (job.origin.seed, job.origin.baseline is not None) in mine]
+
+    def _plan(
+        self,
+        results_dir: Path,
+        refresh: bool,
+        tasks: tuple[str, ...] | None = None,
+        probes: tuple[str, ...] | None = None,
+        layers: tuple[str, ...] | None = None,
+        baselines: str | None = None,
+        zero_shot: bool | None = None,
+    ) -> RunPlan:
         seeds = list(self.seed_range())
         models = [
             Model(
@@ -158,18 +218,21 @@ class CurationExperiment:
             models.append(
                 Model.seeded(ExtractorConfig(model=model, pretrained=weights, precision=self.precision), seeds)
             )
-        baselines = [] if self.baselines.strip() == "none" else [self.baselines]
-        if self.zero_shot:
-            baselines.append("zero-shot")
+        spec = self.baselines if baselines is None else baselines
+        chosen = [] if spec.strip() == "none" else [spec]
+        if self.zero_shot if zero_shot is None else zero_shot:
+            chosen.append("zero-shot")
         return RunPlan.build(
-            [with_world(get_task(name), self.world) for name in self.tasks],
-            baselines=",".join(baselines) or "none",
+            [with_world(get_task(name), self.world) for name in (tasks or self.tasks)],
+            probes=probes or self.probes,
+            baselines=",".join(chosen) or "none",
             budget=self.budget,
             seeds=seeds,
-            layers=self.layers,
+            layers=layers or self.layers,
             models=models,
             results_dir=results_dir,
             refresh=refresh,
+            own_seeds=min(self.baseline_seeds, self.seeds),
         )
 
     def name(self) -> str:
@@ -191,7 +254,10 @@ class CurationExperiment:
             world=self.world.fingerprint(),
             seed=self.seed,
             seeds=self.seeds,
+            baseline_seeds=min(self.baseline_seeds, self.seeds),
             layers=list(self.layers),
+            probes=list(self.probes),
+            mlp_tasks=list(self.mlp_tasks),
             precision=self.precision,
         )
 
@@ -203,10 +269,12 @@ def run_curation(
     refresh: bool = False,
     on_result: Callable[[Result, Path], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
-) -> tuple[ExperimentRecord, Path]:
+) -> tuple[ExperimentRecord, Path | None]:
     """Pretrain (or reuse) one model per policy and seed, then run the plan (clipprobe.runner: every task probed at
     every layer beside the baselines), score sensitivity on the embeddings, and write the headline table as
-    `<results_dir>/experiments/<name>.json`; returns (record, path).
+    `<results_dir>/experiments/<name>.json`; returns (record, path). With `experiment.part`, only that part's
+    jobs run and nothing but their results is written (path None): the record of a part covers part of the
+    seeds, so the call without a part, once every part is done, writes it from what they stored.
 
     `refresh` recomputes results and scores (not weights or features: delete them from the cache for that).
     `on_result(record, path)` is called for each probe or baseline result, `on_stage(text)` at each stage."""
@@ -215,17 +283,18 @@ def run_curation(
     say = on_stage or (lambda text: None)
     started = time.perf_counter()
     plan = experiment.plan(results_dir, refresh)
+    jobs = experiment.jobs(results_dir, refresh)
     # The record keys tasks by the experiment's names ("traffic-light"), not by the plan's tasks' names, which
     # record a changed world ("traffic-light[image_size=64]").
     task_names = {task.name: name for task, name in zip(plan.tasks, experiment.tasks)}
     labels = {task_names[task.name]: task.labels(task.source.load()["test"]) for task in plan.tasks}
     names = experiment.model_names()
-    rows: dict[tuple[str, str, str | None], _Row] = {}
+    rows: dict[tuple[str, str, str | None], Series] = {}
     timings: dict[str, float] = {}
     scored: dict[ExtractorConfig, dict[str, SensitivityCell]] = {}
     stage, current = time.perf_counter(), None
 
-    for job, (record, path) in run_jobs(plan.jobs(), plan.results_dir, plan.refresh, on_result):
+    for job, (record, path) in run_jobs(jobs, plan.results_dir, plan.refresh, on_result):
         origin = job.origin
         where = (origin.seed, origin.model, origin.baseline)
         if where != current:
@@ -233,17 +302,18 @@ def run_curation(
                 _lap(timings, _stage_name(current, names), stage)
             current, stage = where, time.perf_counter()
             say(_stage_name(current, names))
-        row = _row_for(rows, job, record, names, [b.name for b, _ in plan.baselines], experiment.layers)
+        row = _row_for(rows, job, record, names, plan, experiment.layers)
         row.add(task_names[job.task.name], record, path)
         if experiment.attributes and isinstance(job, ProbeJob) and job.shots is None:
             if job.config.layer == "embedding" and job.probe is plan.probes[0] and job.task is plan.tasks[0]:
                 if job.config not in scored:
                     scored[job.config] = _sensitivity(experiment, job.config, sensitivity_dir, refresh)
-                row.add_sensitivity(origin.seed, scored[job.config])
+                row.sensitivity[origin.seed] = scored[job.config]
     if current is not None:
         _lap(timings, _stage_name(current, names), stage)
 
     ordered = sorted(rows.values(), key=lambda row: row.order)
+    primary = primary_contrasts(ordered, labels)
     document = ExperimentRecord(
         kind=EXPERIMENT_KIND,
         name=experiment.name(),
@@ -252,11 +322,15 @@ def run_curation(
         attributes=list(experiment.attributes or ()),
         seeds=list(experiment.seed_range()),
         layers=list(experiment.layers),
-        rows=[r.summary(labels) for r in ordered],
-        comparisons=_comparisons(ordered, labels, experiment),
+        rows=[_summary(r, labels) for r in ordered],
+        preregistration=PREREGISTRATION_VERSION,
+        primary=primary,
+        exploratory=exploratory_contrasts(ordered, labels, primary),
         provenance=Provenance.now(),
         run=RunInfo.since(started, stages=timings),
     )
+    if experiment.part is not None:  # a part stores its results; the call without a part writes the record
+        return document, None
     path = write_document(
         Path(results_dir) / EXPERIMENTS_FOLDER / f"{experiment.name()}.json", document, EXPERIMENT_SCHEMA_VERSION
     )
@@ -276,16 +350,18 @@ def _stage_name(where: tuple[int, int | None, str | None], names: list[tuple[str
 
 
 def _row_for(
-    rows: dict[tuple[str, str, str | None], _Row],
+    rows: dict[tuple[str, str, str | None], Series],
     job: Job,
     record: Result,
     names: list[tuple[str, str | None]],
-    baselines: list[str],
+    plan: RunPlan,
     layers: tuple[str, ...],
-) -> _Row:
+) -> Series:
     """The headline row a job's result belongs to, from what the job declares (its kind and origin in the plan).
     Rows are ordered by model (its probes, then its zero-shot row), then by baseline, then by layer."""
     origin = job.origin
+    baselines = {baseline.name: baseline for baseline, _ in plan.baselines}
+    order_of = list(baselines)
     policy = None
     layer = job.config.layer if isinstance(job, (ProbeJob, ZeroShotJob)) else None
     depth = layers.index(layer) if layer in layers else 0
@@ -294,14 +370,17 @@ def _row_for(
         label, policy = names[number]
         order: tuple[int, ...] = (0, number, job.kind is RowKind.ZERO_SHOT, depth)
     else:
-        order = (1, baselines.index(origin.baseline) if origin.baseline in baselines else len(baselines), 0, depth)
+        order = (1, order_of.index(origin.baseline) if origin.baseline in order_of else len(order_of), 0, depth)
         if job.kind is RowKind.CONTROL and origin.model is not None:  # a control on the model's architecture
             label = f"{record.model}/{origin.baseline}"
         else:  # a control or a network that owes nothing to the model: its own row name
             label = record.representation
     key = (label, record.method, layer)
     if key not in rows:
-        rows[key] = _Row(label, record.method, job.kind, origin.baseline, policy, layer, order)
+        # A row's seeds are the pretraining seeds unless it declares seeds of its own (a trained network, pixels).
+        declared = baselines[origin.baseline].seeds if origin.baseline in baselines else SeedPolicy.PRETRAINING
+        paired = job.kind is RowKind.ZERO_SHOT or declared is not SeedPolicy.OWN
+        rows[key] = Series(label, record.method, job.kind, origin.baseline, policy, layer, paired, order)
     return rows[key]
 
 
@@ -329,125 +408,40 @@ def _sensitivity(
     }
 
 
-@dataclass
-class _Row:
-    """One headline row while the experiment runs: a representation (all its seeds), a method, a layer, and per task
-    the result of each seed (its test predictions kept for pooled and paired statistics)."""
-
-    label: str
-    method: str
-    kind: RowKind
-    baseline: str | None
-    policy: str | None
-    layer: str | None
-    order: tuple[int, ...] = ()
-    results: dict[str, list[tuple[Result, Path]]] = field(default_factory=dict)
-    sensitivity: dict[int, dict[str, SensitivityCell]] = field(default_factory=dict)
-
-    def add(self, task: str, record: Result, path: Path) -> None:
-        kept = self.results.setdefault(task, [])
-        if all(stored != path for _, stored in kept):  # the same result reached from two models counts once
-            kept.append((record, path))
-
-    def add_sensitivity(self, seed: int, scores: dict[str, SensitivityCell]) -> None:
-        self.sensitivity[seed] = scores
-
-    def predictions(self, task: str) -> list[np.ndarray]:
-        return [np.asarray(record.predictions) for record, _ in self.results[task] if record.predictions is not None]
-
-    def summary(self, labels: dict[str, np.ndarray]) -> ExperimentRow:
-        """The row as the record stores it: per task the mean over seeds, their standard deviation, the interval
-        pooled over seeds (test images resampled), each seed's value and result file; sensitivity likewise."""
-        tasks = {}
-        for name, results in self.results.items():
-            first = results[0][0]
-            stats = seed_pooled_statistics(labels[name], self.predictions(name), len(first.classes))
-            tasks[name] = TaskCell(
-                balanced_accuracy=float(stats["mean"]),
-                sd=stats["sd"],
-                interval=list(stats["interval"]),
-                per_seed=list(stats["per_seed"]),
-                chance=1 / len(first.classes),
-                n_test=first.metrics.n if first.metrics is not None else 0,
-                results=[str(path) for _, path in results],
-                representations=[record.representation for record, _ in results],
-            )
-        return ExperimentRow(
-            representation=self.label,
-            method=self.method,
-            kind=self.kind,
-            policy=self.policy,
-            layer=self.layer,
-            descriptive_fraction=descriptive_fraction(self.policy) if self.policy is not None else None,
-            tasks=tasks,
-            sensitivity=_pooled_sensitivity(list(self.sensitivity.values())) if self.sensitivity else None,
-        )
+def _summary(series: Series, labels: dict[str, np.ndarray]) -> ExperimentRow:
+    """A row as the record stores it: per task the mean over seeds, their sd, the mean's seed-level interval, each
+    seed's value and result file; sensitivity likewise."""
+    return ExperimentRow(
+        representation=series.label,
+        method=series.method,
+        kind=series.kind,
+        policy=series.policy,
+        layer=series.layer,
+        descriptive_fraction=descriptive_fraction(series.policy) if series.policy is not None else None,
+        tasks={task: row_cell(series, task, labels[task]) for task in series.results},
+        sensitivity=_pooled_sensitivity(series.sensitivity) if series.sensitivity else None,
+    )
 
 
-def _pooled_sensitivity(per_seed: list[dict[str, SensitivityCell]]) -> dict[str, SensitivityCell]:
-    """Sensitivity scores over seeds: their mean, sample standard deviation and each seed's score (one seed: its
-    score and interval as they are)."""
+def _pooled_sensitivity(per_seed: dict[int, dict[str, SensitivityCell]]) -> dict[str, SensitivityCell]:
+    """Sensitivity scores over seeds: their mean, sd and a seed-level 95 % interval of the mean (Student's t over
+    the seeds; one seed: its score and bootstrap interval over pairs as they are), each seed's score and ratio."""
+    seeds = sorted(per_seed)
     pooled = {}
-    for attribute in per_seed[0]:
-        scores = [s[attribute].score for s in per_seed]
-        ratios = [s[attribute].ratio[0] for s in per_seed]
+    for attribute in per_seed[seeds[0]]:
+        cells = [per_seed[s][attribute] for s in seeds]
+        scores = [c.score for c in cells]
+        ratios = [c.ratio[0] if c.ratio else None for c in cells]
         if any(score is None for score in scores):
             pooled[attribute] = SensitivityCell(score=None, sd=None, interval=None, per_seed=scores, ratio=ratios)
             continue
         values = np.asarray(scores, dtype=np.float64)
+        interval = cells[0].interval if len(values) == 1 else paired_difference(values).interval
         pooled[attribute] = SensitivityCell(
             score=float(values.mean()),
             sd=float(values.std(ddof=1)) if len(values) > 1 else None,
-            interval=per_seed[0][attribute].interval if len(values) == 1 else None,
+            interval=list(interval) if interval is not None else None,
             per_seed=[float(v) for v in values],
             ratio=ratios,
         )
     return pooled
-
-
-def _comparisons(rows: list[_Row], labels: dict[str, np.ndarray], experiment: CurationExperiment) -> list[Comparison]:
-    """The paired differences the conclusions rest on, per task and layer, combined across seeds (paired seed by
-    seed; test images resampled together): each policy against salient captions, each frozen representation
-    against the CNN trained on the labels, and each policy against random weights at the same layer."""
-    linear = get_probe("linear").method  # the comparisons are between linear probes
-    probes = [r for r in rows if r.kind is RowKind.PROBE and r.method == linear]
-    salient = {r.layer: r for r in probes if r.policy == "salient"}
-    random = {r.layer: r for r in rows if r.kind is RowKind.CONTROL and r.baseline == "random"}
-    cnn = next((r for r in rows if r.kind is RowKind.TRAINED and r.baseline == "cnn"), None)
-    pairs = []
-    for current in probes:
-        if current.policy not in (None, "salient") and current.layer in salient:
-            pairs.append((current, salient[current.layer]))
-        if current.layer in random:
-            pairs.append((current, random[current.layer]))
-        if cnn is not None:
-            pairs.append((current, cnn))
-    out = []
-    for current, against in pairs:
-        for task in experiment.tasks:
-            if task not in current.results or task not in against.results:
-                continue
-            n_classes = len(current.results[task][0][0].classes)
-            stats = seed_pooled_statistics(
-                labels[task], current.predictions(task), n_classes, against=against.predictions(task)
-            )
-            # Resolved: the interval over test images excludes 0 and every seed's difference has the mean's sign
-            # (the interval covers test images, not pretraining seeds: the seeds must agree as well).
-            agree = all(np.sign(d) == np.sign(stats["mean"]) for d in stats["per_seed"])
-            out.append(
-                Comparison(
-                    task=task,
-                    layer=current.layer,
-                    row=current.label,
-                    against=against.label,
-                    against_layer=against.layer,
-                    difference=float(stats["mean"]),
-                    sd=stats["sd"],
-                    per_seed=list(stats["per_seed"]),
-                    interval=list(stats["interval"]),
-                    seeds_agree=bool(agree),
-                    resolved=bool(stats["resolved"]) and bool(agree),
-                    seeds=len(stats["per_seed"]),
-                )
-            )
-    return out

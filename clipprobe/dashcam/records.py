@@ -12,18 +12,22 @@ from ..results import Provenance, RunInfo
 EXPERIMENT_KIND = "curation-experiment"
 # 4: typed all the way down; rows declare their kind (probe, control, trained, zero-shot); "invariance" is now
 # "sensitivity".
-EXPERIMENT_SCHEMA_VERSION = 4
+# 5: inference at the level of seeds: pre-registered primary contrasts (Holm, equivalence against a margin) and
+# exploratory ones (Benjamini-Hochberg); a row's interval over seeds; the trained baselines' own seeds.
+EXPERIMENT_SCHEMA_VERSION = 5
 
 
 @dataclass
 class TaskCell:
-    """One row on one task, over the seeds: the mean balanced accuracy, the seeds' sd, an interval, each seed's
-    value and result file."""
+    """One row on one task, over the seeds: the mean balanced accuracy, the seeds' sd, a 95 % interval of the mean
+    with the seed as the unit (clipprobe.stats.seeds; None for one seed), each seed's value, seed and result
+    file."""
 
     balanced_accuracy: float
     sd: float | None
-    interval: list[float]
+    interval: list[float] | None
     per_seed: list[float]
+    seeds: list[int]
     chance: float
     n_test: int
     results: list[str]
@@ -56,21 +60,35 @@ class ExperimentRow:
 
 
 @dataclass
-class Comparison:
-    """A paired difference in balanced accuracy (row minus reference) on one task and layer, across seeds."""
+class Contrast:
+    """A difference, row minus reference, with the seed as the unit: a pre-registered primary contrast or an
+    exploratory one. `measure` is "balanced accuracy" or "sensitivity: ATTRIBUTE"; `paired` whether the seeds are
+    shared (t over their differences) or not (Welch); `adjusted` the Holm-adjusted p-value (primary) or the
+    Benjamini-Hochberg q-value (exploratory); `equivalence` the Holm-adjusted p-value of the two one-sided tests
+    against `margin` (primary only); `verdict` what may be said."""
 
-    task: str
-    layer: str | None
+    family: str
+    name: str
+    claim: str | None
+    measure: str
+    task: str | None
     row: str
+    layer: str | None
     against: str
     against_layer: str | None
-    difference: float
-    sd: float | None
+    paired: bool
+    estimate: float
+    se: float | None
+    df: float | None
+    interval: list[float] | None
+    image_se: float
+    p: float | None
+    adjusted: float | None
+    equivalence: float | None
+    margin: float | None
+    verdict: str
     per_seed: list[float]
-    interval: list[float]
-    seeds_agree: bool
-    resolved: bool
-    seeds: int
+    per_seed_against: list[float]
 
 
 @dataclass
@@ -90,7 +108,10 @@ class Design:
     world: str
     seed: int
     seeds: int
+    baseline_seeds: int
     layers: list[str]
+    probes: list[str]
+    mlp_tasks: list[str]
     precision: str
 
 
@@ -106,7 +127,10 @@ class ExperimentRecord:
     seeds: list[int]
     layers: list[str]
     rows: list[ExperimentRow]
-    comparisons: list[Comparison]
+    # The plan's version (clipprobe.dashcam.preregistration) and its contrasts, then every exploratory one.
+    preregistration: int
+    primary: list[Contrast]
+    exploratory: list[Contrast]
     provenance: Provenance
     # When it finished and each stage's time: left out where a report stores the record (it changes every run).
     run: RunInfo | None = None

@@ -17,19 +17,28 @@ from ..report.html import escape as _e
 from ..report.html import img as _img
 from ..report.markdown import table_line
 from ..report.plots import DPI, plain, png_bytes, short
-from .records import EXPERIMENT_KIND, EXPERIMENT_SCHEMA_VERSION, ExperimentRecord, ExperimentRow
+from .records import EXPERIMENT_KIND, EXPERIMENT_SCHEMA_VERSION, Contrast, ExperimentRecord, ExperimentRow
 
 EXPERIMENT_CAPTION = (
-    "Balanced accuracy on each task's test split: the mean over pretraining seeds ± their standard deviation, and "
-    "a 95 % bootstrap interval of that mean over test images [low, high]. Sensitivity (on the final embedding): "
+    "Balanced accuracy on each task's test split: the mean over seeds ± their standard deviation, and a 95 % "
+    "interval of that mean with the seed as the unit (t over the seeds, the test images' share added) [low, high]. Sensitivity (on the final embedding): "
     "distance within counterfactual pairs / distance within unrelated pairs that also differ in the attribute "
     "(0: blind to it, 1: as sensitive as an embedding of that attribute alone), mean ± sd over seeds."
 )
-COMPARISONS_CAPTION = (
-    "Paired differences in balanced accuracy (row minus reference), combined across seeds paired seed by seed, "
-    "with a 95 % bootstrap interval over the shared test images; * marks a resolved difference: the interval "
-    "excludes 0 and every seed's difference has the same sign. Only resolved differences support a conclusion."
+PRIMARY_CAPTION = (
+    "Pre-registered primary contrasts (clipprobe.dashcam.preregistration, version {version}): row minus reference "
+    "in balanced accuracy, with the seed as the unit (paired t over shared pretraining seeds, Welch's t over a "
+    "trained network's own seeds; the test images' share added), a 95 % interval, Holm-adjusted p across the "
+    "family, and the equivalence test against the declared margin. Resolved: adjusted p < 0.05. Not resolved is "
+    "not equal: equality is claimed only when the equivalence test rejects."
 )
+EXPLORATORY_CAPTION = (
+    "Exploratory comparisons (not pre-registered): the same estimate and seed-level interval, with "
+    "Benjamini-Hochberg q-values over all of them. A q-value under 0.05 is a lead for a later pre-registered run, "
+    "not a conclusion."
+)
+PRIMARY_HEADERS = ["Contrast", "Estimate", "95 % interval", "Seeds", "p (Holm)", "Equivalence p", "Verdict"]
+EXPLORATORY_HEADERS = ["Comparison", "Estimate", "95 % interval", "Seeds", "p", "q (BH)", "Verdict"]
 
 
 def experiment_label(row: ExperimentRow) -> str:
@@ -85,19 +94,38 @@ def _layer_tables(record: ExperimentRecord) -> list[tuple[str, list[str], list[E
     return out
 
 
-def comparison_grid(record: ExperimentRecord) -> tuple[list[str], list[list[str]]]:
-    """The paired differences as one line per (row, reference, layer) and one column per task."""
-    lines: dict[tuple, dict[str, str]] = {}
-    for c in record.comparisons:
-        key = (c.row, c.against, c.layer)
-        mark = " *" if c.resolved else ""
-        lines.setdefault(key, {})[c.task] = f"{c.difference:+.3f} [{c.interval[0]:+.3f}, {c.interval[1]:+.3f}]{mark}"
-    headers = ["Representation", "Layer", "Against", *record.tasks]
-    rows = [
-        [row, layer, against, *(cells.get(task, "-") for task in record.tasks)]
-        for (row, against, layer), cells in lines.items()
-    ]
-    return headers, rows
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _seeds(c: Contrast) -> str:
+    n_row, n_against = len(c.per_seed), len(c.per_seed_against)
+    return f"{n_row} paired" if c.paired else f"{n_row} vs {n_against}"
+
+
+def contrast_cells(c: Contrast) -> list[str]:
+    interval = "-" if c.interval is None else f"[{c.interval[0]:+.3f}, {c.interval[1]:+.3f}]"
+    last = _p(c.equivalence) + (f" (±{c.margin:g})" if c.margin is not None and c.equivalence is not None else "")
+    middle = last if c.family == "primary" else _p(c.p)
+    adjusted = _p(c.adjusted)
+    cells = [c.name, f"{c.estimate:+.3f}", interval, _seeds(c)]
+    return cells + ([adjusted, middle] if c.family == "primary" else [middle, adjusted]) + [c.verdict]
+
+
+def primary_grid(record: ExperimentRecord) -> list[list[str]]:
+    return [contrast_cells(c) for c in record.primary]
+
+
+def exploratory_grid(record: ExperimentRecord, leads_only: bool = False) -> list[list[str]]:
+    """The exploratory comparisons (with `leads_only`, those with q < 0.05), smallest q first."""
+    chosen = [c for c in record.exploratory if not leads_only or (c.adjusted is not None and c.adjusted < 0.05)]
+    return [contrast_cells(c) for c in sorted(chosen, key=lambda c: (c.adjusted is None, c.adjusted or 0.0, c.name))]
+
+
+def primary_caption(record: ExperimentRecord) -> str:
+    return PRIMARY_CAPTION.format(version=record.preregistration)
 
 
 def experiment_tables(record: ExperimentRecord) -> list[Table]:
@@ -112,17 +140,32 @@ def experiment_tables(record: ExperimentRecord) -> list[Table]:
         for row in rows:
             table.add_row(*(Text(cell) for cell in experiment_cells(record, row, "\n", attributes)))
         tables.append(table)
-    headers, lines = comparison_grid(record)
-    if lines:
-        table = Table(
-            title=f"{experiment_title(record)} · paired differences", caption=COMPARISONS_CAPTION, title_justify="left"
-        )
+    return [*_contrast_tables(record), *tables]
+
+
+def _contrast_tables(record: ExperimentRecord) -> list[Table]:
+    """The primary contrasts, then the exploratory leads (q < 0.05; every comparison is in report.md and the JSON)."""
+    out = []
+    leads = exploratory_grid(record, leads_only=True)
+    others = len(record.exploratory) - len(leads)
+    for title, caption, headers, grid in (
+        ("primary contrasts", primary_caption(record), PRIMARY_HEADERS, primary_grid(record)),
+        (
+            f"exploratory leads (q < 0.05; {others} more not resolved, in report.md)",
+            EXPLORATORY_CAPTION,
+            EXPLORATORY_HEADERS,
+            leads,
+        ),
+    ):
+        if not grid and title.startswith("primary"):
+            continue
+        table = Table(title=f"{experiment_title(record)} · {title}", caption=caption, title_justify="left")
         for i, header in enumerate(headers):
-            table.add_column(header, justify="left" if i < 3 else "right")
-        for line in lines:
+            table.add_column(header, justify="left" if i in (0, 3, 6) else "right", overflow="fold")
+        for line in grid:
             table.add_row(*(Text(cell) for cell in line))
-        tables.append(table)
-    return tables
+        out.append(table)
+    return out
 
 
 def _markdown_table(headers: list[str], rows: list[list[str]], left: int) -> list[str]:
@@ -134,14 +177,18 @@ def _markdown_table(headers: list[str], rows: list[list[str]], left: int) -> lis
 
 
 def experiment_markdown(record: ExperimentRecord) -> str:
-    lines = [f"### {experiment_title(record)}", "", EXPERIMENT_CAPTION]
+    lines = [f"### {experiment_title(record)}", ""]
+    if record.primary:
+        lines += ["#### Primary contrasts (pre-registered)", "", primary_caption(record), ""]
+        lines += _markdown_table(PRIMARY_HEADERS, primary_grid(record), 1)
+        lines += [""]
+    lines += [EXPERIMENT_CAPTION]
     for layer, headers, rows, attributes in _layer_tables(record):
         lines += ["", f"#### Layer: {layer}", ""]
         lines += _markdown_table(headers, [experiment_cells(record, row, " ", attributes) for row in rows], 2)
-    headers, grid = comparison_grid(record)
-    if grid:
-        lines += ["", "#### Paired differences", "", COMPARISONS_CAPTION, ""]
-        lines += _markdown_table(headers, grid, 3)
+    if record.exploratory:
+        lines += ["", "#### Exploratory comparisons", "", EXPLORATORY_CAPTION, ""]
+        lines += _markdown_table(EXPLORATORY_HEADERS, exploratory_grid(record), 1)
     return "\n".join(lines) + "\n"
 
 
@@ -169,19 +216,24 @@ def _experiment_section(anchor: str, record: ExperimentRecord, plots: dict[str, 
     descriptive fractions) the dose-response plot."""
     parts = [
         f'<section id="{anchor}"><h2>{_e(experiment_title(record))}</h2>',
-        f'<p class="caption">{_e(EXPERIMENT_CAPTION)}</p>',
     ]
+    if record.primary:
+        parts += [
+            "<h3>Primary contrasts (pre-registered)</h3>",
+            f'<p class="caption">{_e(primary_caption(record))}</p>',
+            _html_table(PRIMARY_HEADERS, primary_grid(record), 1),
+        ]
+    parts.append(f'<p class="caption">{_e(EXPERIMENT_CAPTION)}</p>')
     for layer, headers, rows, attributes in _layer_tables(record):
         parts += [
             f"<h3>Layer: {_e(layer)}</h3>",
             _html_table(headers, [experiment_cells(record, row, " ", attributes) for row in rows], 2),
         ]
-    headers, grid = comparison_grid(record)
-    if grid:
+    if record.exploratory:
         parts += [
-            "<h3>Paired differences</h3>",
-            f'<p class="caption">{_e(COMPARISONS_CAPTION)}</p>',
-            _html_table(headers, grid, 3),
+            "<h3>Exploratory comparisons</h3>",
+            f'<p class="caption">{_e(EXPLORATORY_CAPTION)}</p>',
+            _html_table(EXPLORATORY_HEADERS, exploratory_grid(record), 1),
         ]
     parts.append(_img(plots["heatmap"], "balanced accuracy per representation and task, one panel per layer"))
     if "dose-response" in plots:

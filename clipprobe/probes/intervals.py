@@ -131,3 +131,26 @@ def seed_pooled_statistics(
     if against is not None:
         stats["resolved"] = bool(low > 0 or high < 0)
     return stats
+
+
+def image_variance(
+    y: np.ndarray,
+    predictions: list[np.ndarray],
+    n_classes: int,
+    against: list[np.ndarray] | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> float:
+    """The test images' share of the uncertainty of a seed-averaged balanced accuracy (or, with `against`, of the
+    difference of two rows' seed averages): its variance over resamples of the test images, drawn once and shared
+    by every seed of both rows (a paired bootstrap: what the two rows share cancels). The seeds' own spread is not
+    in it (clipprobe.stats.seeds adds the two)."""
+    y = np.asarray(y)
+    if not predictions or (against is not None and not against):
+        raise ValueError("image_variance needs one prediction array per seed for each row")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(y), size=(resamples, len(y)))
+    resampled = np.mean([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in predictions], axis=0)
+    if against is not None:
+        resampled = resampled - np.mean([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in against], axis=0)
+    return float(resampled.var(ddof=1))

@@ -1,0 +1,91 @@
+"""The curation experiment's pre-registered primary contrasts: written before the run that tests them, versioned,
+and the only comparisons a conclusion may rest on.
+
+Each contrast is a difference in test balanced accuracy, row minus reference, on one task, with the seed as the
+unit (clipprobe.stats.seeds): paired seed by seed when both rows come from the same pretraining seeds, Welch's
+otherwise. The family's error is controlled with Holm across the contrasts below (alpha 5 %). A difference is
+"resolved" when its Holm-adjusted p-value is under alpha; "equivalent" only when the two one-sided tests against
+the declared margin reject (Holm across the family too); otherwise it is "not resolved", with its interval.
+Every other comparison the experiment computes is exploratory: reported with Benjamini-Hochberg q-values and
+labelled so.
+
+Changing a contrast, the margin or alpha is a new version of the plan (PREREGISTRATION_VERSION), stated in
+docs/curation.md with the reason, never chosen after looking at a result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# 1: the five contrasts below, margin 0.03, alpha 0.05 (2026-12-07, before the first `make experiment`).
+PREREGISTRATION_VERSION = 1
+ALPHA = 0.05
+# A difference in balanced accuracy smaller than 3 points is too small for any of the essay's claims to rest on:
+# the margin of every equivalence test. Declared with the plan, from the claims, not from any result.
+EQUIVALENCE_MARGIN = 0.03
+# The tokens' probe for the layer contrast: PCA (fitted on the train split) to the embedding's width, 128 for
+# mini-clip, so that the two layers are read by probes of the same capacity.
+MATCHED_PROBE = "linear-pca:128"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a contrast: a caption policy's model (`salient`) or a baseline (`cnn`, `random`), read at a
+    layer by a probe (a trained baseline has neither)."""
+
+    row: str
+    layer: str | None = "embedding"
+    probe: str | None = "linear"
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A pre-registered difference: its name, the claim it tests, the task, the row and the reference."""
+
+    name: str
+    claim: str
+    task: str
+    row: Side
+    against: Side
+    margin: float = EQUIVALENCE_MARGIN
+
+
+CNN = Side("cnn", None, None)
+
+PRIMARY: tuple[Contrast, ...] = (
+    Contrast(
+        "light: descriptive - salient",
+        "Captions that name the light keep its state in the embedding; captions that never name it do not.",
+        "traffic-light",
+        Side("descriptive"),
+        Side("salient"),
+    ),
+    Contrast(
+        "light: salient - random weights",
+        "Contrastive pretraining on salient captions keeps less of the light than, or as much as, an untrained tower.",
+        "traffic-light",
+        Side("salient"),
+        Side("random"),
+    ),
+    Contrast(
+        "light: CNN - salient",
+        "A network trained on the labels reads the light better than a probe of the salient embedding.",
+        "traffic-light",
+        CNN,
+        Side("salient"),
+    ),
+    Contrast(
+        "pedestrian: CNN - salient",
+        "The same for the pedestrian, which no caption names.",
+        "pedestrian",
+        CNN,
+        Side("salient"),
+    ),
+    Contrast(
+        "light: salient tokens (PCA-128) - salient embedding",
+        "The light is lost at the pooling and projection, not in the tower: the tokens, read at the embedding's "
+        "width, keep more of it.",
+        "traffic-light",
+        Side("salient", "tokens", MATCHED_PROBE),
+        Side("salient"),
+    ),
+)
