@@ -38,7 +38,7 @@ def test_an_embedding_of_the_attribute_alone_scores_one():
     assert stats.score == pytest.approx(1.0)
     assert stats.interval == pytest.approx([1.0, 1.0])
     # The unscaled ratio's ceiling is 1 / P(an unrelated pair differs in the attribute): above 1 here.
-    assert stats.ratio == pytest.approx(stats.n_pairs / stats.n_unrelated_differing)
+    assert stats.ratio == pytest.approx(stats.mean_pair_distance / stats.mean_unrelated_distance)
     assert stats.ratio > 1.2
 
 
