@@ -24,7 +24,7 @@ from clipprobe.probes.intervals import seed_pooled_statistics
 
 
 def _pairs(n=60, values=("red", "amber", "green"), seed=0):
-    """value_a, value_b of n counterfactual pairs: b's value is the next one after a's, as the light's flip."""
+    """value_a, value_b of n counterfactual pairs: b's value is the next one after a's (any changes will do)."""
     rng = np.random.default_rng(seed)
     a = rng.integers(0, len(values), n)
     b = (a + 1) % len(values)
