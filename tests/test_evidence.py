@@ -24,7 +24,7 @@ from clipprobe.probes.intervals import seed_pooled_statistics
 
 
 def _pairs(n=60, values=("red", "amber", "green"), seed=0):
-    """value_a, value_b of n counterfactual pairs: b's value is the next one after a's, as the light's flip."""
+    """value_a, value_b of n counterfactual pairs: b's value is the next one after a's (any changes will do)."""
     rng = np.random.default_rng(seed)
     a = rng.integers(0, len(values), n)
     b = (a + 1) % len(values)
@@ -38,7 +38,7 @@ def test_an_embedding_of_the_attribute_alone_scores_one():
     assert stats.score == pytest.approx(1.0)
     assert stats.interval == pytest.approx([1.0, 1.0])
     # The unscaled ratio's ceiling is 1 / P(an unrelated pair differs in the attribute): above 1 here.
-    assert stats.ratio == pytest.approx(stats.n_pairs / stats.n_unrelated_differing)
+    assert stats.ratio == pytest.approx(stats.mean_pair_distance / stats.mean_unrelated_distance)
     assert stats.ratio > 1.2
 
 

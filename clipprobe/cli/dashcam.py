@@ -359,8 +359,8 @@ def sensitivity(
     pedestrian_size: PedestrianSizeOpt = None,
 ):
     """How much a frozen embedding moves with an attribute: mean cosine distance within counterfactual pairs
-    over that within unrelated pairs that also differ in it (0 = blind to it, 1 = as sensitive as an embedding of
-    that attribute alone), with a 95% bootstrap interval.
+    over that within unrelated pairs that make the same value change (0 = blind to it, 1 = as sensitive as an
+    embedding of that attribute alone; larger = more sensitive), with a 95% bootstrap interval and both distances.
 
     Examples: clipprobe sensitivity --attribute traffic-light --n 200;
     clipprobe sensitivity --model ViT-B-32 --pretrained laion2b_s34b_b79k --orbit hflip
@@ -387,10 +387,10 @@ def sensitivity(
     table = Table(
         title=f"Sensitivity of {record.representation}",
         title_justify="left",
-        caption="score = mean cosine distance within pairs / within unrelated pairs that differ in the attribute; "
-        "0 = blind to it, 1 = as sensitive as an embedding of the attribute alone",
+        caption="score = numerator / denominator: mean cosine distance within pairs / within unrelated pairs that "
+        "make the same value change; 0 = blind to it, 1 = as sensitive as an embedding of the attribute alone",
     )
-    for column in ("Attribute", "Score", "95% interval", "n pairs", "Mean pair distance", "Mean unrelated distance"):
+    for column in ("Attribute", "Score", "95% interval", "n pairs", "Numerator", "Denominator"):
         table.add_column(column, justify="left" if column == "Attribute" else "right", no_wrap=True)
     for name, scored in record.scores.items():
         stats = scored.stats
@@ -401,8 +401,8 @@ def sensitivity(
             score,
             interval,
             str(stats.n_pairs),
-            f"{stats.mean_pair_distance:.4f}",
-            f"{stats.mean_unrelated_distance:.4f}",
+            "-" if stats.numerator is None else f"{stats.numerator:.4f}",
+            "-" if stats.denominator is None else f"{stats.denominator:.4f}",
         )
     console.print(table)
     for name, scored in record.scores.items():

@@ -18,11 +18,15 @@ from ..core.errors import UsageError
 from ..core.progress import progress_bar
 from ..core.registry import Registry
 from ..core.storage import atomic_dir
-from .scene import TILT_MARGIN, Scene, car_box, light_box, pedestrian_box
+from .scene import ATTRIBUTES, TILT_MARGIN, Scene, car_box, light_box, pedestrian_box
 from .world import WorldConfig, encode, quiet_datasets, scene_at
 
 # Pairs are drawn from their own stream, never from the images a probe trains or tests on.
 PAIRS_STREAM = "test"
+# Bump when the same world and n would render other pairs; it names the pairs' folder, so older pairs are not reused.
+# 2: the counterfactual value is drawn uniformly among the other values (it was the next value in a fixed cycle,
+# which left most value changes of the car's colour out).
+PAIRS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -32,16 +36,19 @@ class Counterfactual:
     attribute: str
     # Whether the scene can be flipped at all (e.g. no light state to change when there is no light).
     applies: Callable[[Scene], bool]
-    flip: Callable[[Scene], Scene]
     # (x0, y0, x1, y1) in fractions of the frame, before camera tilt; None means the whole frame.
     region: Callable[[Scene], tuple[float, float, float, float] | None]
 
+    def flip(self, scene: Scene, rng: np.random.Generator) -> Scene:
+        """The scene with the attribute moved to a value drawn uniformly among its other values, so that the
+        pairs cover every value change (each unordered change about equally often when the values are)."""
+        current = getattr(scene, self.attribute)
+        others = [value for value in ATTRIBUTES[self.attribute] if value != current]
+        changed: dict[str, Any] = {self.attribute: others[int(rng.integers(len(others)))]}
+        return dataclasses.replace(scene, **changed)
+
 
 COUNTERFACTUALS: Registry[Counterfactual] = Registry("counterfactual attribute")
-
-
-def _next(values: tuple[str, ...], value: str) -> str:
-    return values[(values.index(value) + 1) % len(values)]
 
 
 def _grow(box, margin):
@@ -54,39 +61,21 @@ COUNTERFACTUALS.register(
     Counterfactual(
         "light_state",
         applies=lambda s: s.light == "present",
-        flip=lambda s: dataclasses.replace(s, light_state=_next(("red", "amber", "green"), s.light_state)),
         # The lit lamp's night-time halo reaches a little beyond the housing.
         region=lambda s: _grow(light_box(s), light_box(s)[2] - light_box(s)[0]),
     ),
 )
 COUNTERFACTUALS.register(
     "pedestrian",
-    Counterfactual(
-        "pedestrian",
-        applies=lambda s: True,
-        flip=lambda s: dataclasses.replace(s, pedestrian=_next(("absent", "present"), s.pedestrian)),
-        region=lambda s: _grow(pedestrian_box(s), 0.02),
-    ),
+    Counterfactual("pedestrian", applies=lambda s: True, region=lambda s: _grow(pedestrian_box(s), 0.02)),
 )
 COUNTERFACTUALS.register(
     "car-colour",
-    Counterfactual(
-        "car_colour",
-        applies=lambda s: True,
-        flip=lambda s: dataclasses.replace(
-            s, car_colour=_next(("black", "white", "red", "blue", "silver"), s.car_colour)
-        ),
-        region=lambda s: _grow(car_box(s), 0.02),
-    ),
+    Counterfactual("car_colour", applies=lambda s: True, region=lambda s: _grow(car_box(s), 0.02)),
 )
 COUNTERFACTUALS.register(
     "time-of-day",
-    Counterfactual(
-        "time_of_day",
-        applies=lambda s: True,
-        flip=lambda s: dataclasses.replace(s, time_of_day=_next(("day", "dusk", "night"), s.time_of_day)),
-        region=lambda s: None,
-    ),
+    Counterfactual("time_of_day", applies=lambda s: True, region=lambda s: None),
 )
 
 
@@ -111,12 +100,19 @@ def region_mask(scene: Scene, box, size: int) -> np.ndarray:
 
 
 def make_pairs(attribute: str, n: int = 200, config: WorldConfig | None = None, out: Path | None = None) -> Path:
-    """Render `n` pairs (image_a, image_b) differing only in `attribute`; saved as a `datasets` Dataset."""
+    """Render `n` pairs (image_a, image_b) differing only in `attribute`; saved as a `datasets` Dataset.
+
+    The scene's own generator, after it has drawn the scene, draws the counterfactual value, so each pair is
+    reproducible from (world, index) alone."""
     counterfactual = COUNTERFACTUALS.get(attribute)
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
     config = config or WorldConfig()
-    out = Path(out) if out is not None else paths.worlds_dir() / f"pairs-{attribute}-{config.fingerprint()}-{n}"
+    out = (
+        Path(out)
+        if out is not None
+        else (paths.worlds_dir() / f"pairs-v{PAIRS_VERSION}-{attribute}-{config.fingerprint()}-{n}")
+    )
     if (out / "dataset_info.json").exists():
         return out
     rows: dict[str, list[Any]] = {
@@ -131,9 +127,9 @@ def make_pairs(attribute: str, n: int = 200, config: WorldConfig | None = None, 
     with progress_bar() as progress:
         job = progress.add_task(f"Rendering {attribute} pairs", total=n)
         while len(rows["index"]) < n:
-            scene, _ = scene_at(config, PAIRS_STREAM, index)
+            scene, rng = scene_at(config, PAIRS_STREAM, index)
             if counterfactual.applies(scene):
-                flipped = counterfactual.flip(scene)
+                flipped = counterfactual.flip(scene, rng)
                 rows["image_a"].append({"bytes": encode(scene, config), "path": None})
                 rows["image_b"].append({"bytes": encode(flipped, config), "path": None})
                 rows["value_a"].append(getattr(scene, counterfactual.attribute))

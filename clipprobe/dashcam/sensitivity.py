@@ -1,11 +1,22 @@
 """The sensitivity score: how much a frozen embedding moves with one attribute, measured on counterfactual pairs.
 
-score = mean cosine distance between the two images of a pair (the same scene, one attribute changed)
-      / mean cosine distance between unrelated images that also differ in the attribute.
+Each counterfactual pair (the same scene, one attribute changed) is matched with the unrelated image pairs (two
+images of two different scenes) whose attribute values make the same change, as an unordered pair of values
+(red-green and green-red are one change; cosine distance is symmetric):
 
-0: the embedding is blind to the attribute; 1: it moves as far as an embedding of the attribute alone would.
-The 95 % interval is a percentile bootstrap over pairs, the ratio recomputed for each resample. (Sensitivity is
-what is measured; an orbit, clipprobe.features.orbits, is what is imposed.)"""
+score = numerator / denominator
+numerator   = mean cosine distance within the pairs
+denominator = mean over the pairs of the mean cosine distance within the unrelated image pairs that make the
+              pair's value change
+
+i.e. a weighted mean over value changes of (pair distance / unrelated distance) per change, each change weighted
+by its number of pairs times its unrelated distance. 0: the embedding is blind to the attribute; 1: it is as
+sensitive as an embedding of the attribute alone, for the same value changes (for such an embedding a pair and
+an unrelated pair that make the same change are equally far apart, however unequally its values are spaced);
+larger is more sensitive. The denominator moves with everything else the embedding encodes, so the numerator is
+reported too, in the embedding's own units. The 95 % interval is a percentile bootstrap over pairs (each
+resampled pair brings its scene's two images into the unrelated pairs), the score recomputed for each resample.
+(Sensitivity is what is measured; an orbit, clipprobe.features.orbits, is what is imposed.)"""
 
 from __future__ import annotations
 
@@ -29,31 +40,55 @@ from ..jobs.precision import resolve_precision
 from ..results import Provenance, RunInfo, write_document
 from .world import WorldConfig
 
-# Bump when the shape of a sensitivity record changes.
+# Bump when the shape or the meaning of a sensitivity record changes, so that stored scores are not read as new.
 # 4: the sensitivity score (renamed from "invariance"), typed sections.
-SCHEMA_VERSION = 4
+# 5: each pair normalised by the unrelated image pairs that make the same value change (it was every unrelated
+# pair that differs in the attribute), over pairs that cover every value change (clipprobe.dashcam.pairs,
+# PAIRS_VERSION 2); numerator, denominator and the value changes reported; every unrelated image pair is used.
+SCHEMA_VERSION = 5
 RECORD_KIND = "sensitivity"
 DEFAULT_RESAMPLES = 1000
 CONFIDENCE = 0.95
 DISTANCE = "cosine"
-UNRELATED = "image_a[i] vs image_b[j(i)], j a seeded random cyclic derangement of the pairs"
+UNRELATED = "every two images (image_a or image_b) of two different pairs"
+VALUE_CHANGE = "unordered pair of values: a pair is normalised by the unrelated image pairs that make its change"
 PAIR_COLUMNS = ("image_a", "image_b")
 
 
 @dataclass
+class ValueChange:
+    """One change of the attribute's value (an unordered pair of values): its counterfactual pairs, the unrelated
+    image pairs that make the same change, and their mean cosine distances (None: no unrelated pair makes it)."""
+
+    values: list[str]
+    n_pairs: int
+    n_unrelated: int
+    pair_distance: float
+    unrelated_distance: float | None = None
+
+
+@dataclass
 class SensitivityStats:
-    """One attribute's score: within-pair over unrelated-differing distance, with its bootstrap interval, and the
-    distances it is made of (in the embedding's own units); `ratio` keeps the unscaled measure (within pairs over
-    all unrelated pairs). `error` says why a score or interval is undefined."""
+    """One attribute's score (`numerator` / `denominator`) with its bootstrap interval, and the distances it is
+    made of, in the embedding's own units (cosine distance). `numerator` is the mean distance within the pairs
+    whose value change some unrelated pair makes too (`n_matched_pairs`; normally all of them, so it equals
+    `mean_pair_distance`); `denominator` the mean over those pairs of the distance within the unrelated image
+    pairs that make the same change. `ratio` keeps the unscaled measure: `mean_pair_distance` over
+    `mean_unrelated_distance`, the mean over every unrelated image pair. `error` says why a score or interval is
+    undefined."""
 
     n_pairs: int
-    n_unrelated_differing: int
+    n_unrelated: int
+    n_matched_pairs: int
     mean_pair_distance: float
     mean_unrelated_distance: float
-    mean_unrelated_differing_distance: float | None = None
+    changes: list[ValueChange]
+    numerator: float | None = None
+    denominator: float | None = None
     ratio: float | None = None
     score: float | None = None
     interval: list[float] | None = None
+    numerator_interval: list[float] | None = None
     error: str | None = None
 
 
@@ -78,6 +113,7 @@ class Bootstrap:
 class Method:
     distance: str
     unrelated: str
+    value_change: str
     bootstrap: Bootstrap
 
 
@@ -109,23 +145,99 @@ class SensitivityRecord:
     run: RunInfo
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
 def cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 - cos(a[i], b[i]) for each row, in float64; a zero vector is at distance 1 from everything."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    cos = np.divide((a * b).sum(axis=1), norms, out=np.zeros(len(a)), where=norms > 0)
-    return np.clip(1.0 - cos, 0.0, 2.0)
+    """1 - cos(a[i], b[i]) for each row, in float64, as half the squared distance between the unit vectors (so two
+    equal rows are at distance exactly 0). A zero vector has no direction: it is at distance 1 from any other
+    vector and 0 from another zero vector (a constant embedding, even of zeros, does not move)."""
+    unit_a, unit_b = _unit_rows(a), _unit_rows(b)
+    distances = 0.5 * ((unit_a - unit_b) ** 2).sum(axis=1)
+    zero_a, zero_b = ~(np.abs(unit_a).sum(axis=1) > 0), ~(np.abs(unit_b).sum(axis=1) > 0)
+    return np.clip(np.where(zero_a ^ zero_b, 1.0, distances), 0.0, 2.0)
 
 
-def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
-    """j with j[i] != i for every i: the pairs visited in a random order, each sent to the next (one n-cycle)."""
-    if n < 2:
-        raise UsageError(f"--n must be at least 2 (an unrelated pair needs two scenes), got {n}")
-    order = rng.permutation(n)
-    j = np.empty(n, dtype=np.int64)
-    j[order] = np.roll(order, -1)
-    return j
+def _cross_distances(x: np.ndarray) -> np.ndarray:
+    """1 - cos(x[p], x[q]) for every two rows, zero vectors as in `cosine_distances`."""
+    unit = _unit_rows(x)
+    distances = 1.0 - unit @ unit.T
+    zero = ~(np.abs(unit).sum(axis=1) > 0)
+    distances[np.logical_xor.outer(zero, zero)] = 1.0
+    distances[np.logical_and.outer(zero, zero)] = 0.0
+    return np.clip(distances, 0.0, 2.0)
+
+
+@dataclass
+class _Changes:
+    """The pairs and the unrelated image pairs grouped by value change, per pair of scenes: `reference[c][i, j]`
+    sums the distances of the unrelated image pairs (one image of scene i, one of scene j != i) that make change
+    c, `counts[c][i, j]` counts them. With per-scene weights w (how often a resample draws each pair), change c's
+    unrelated distance is w.reference[c].w / w.counts[c].w."""
+
+    names: list[list[str]]
+    pair_change: np.ndarray  # each pair's change, an index into names
+    reference: list[np.ndarray]
+    counts: list[np.ndarray]
+
+
+def _group_changes(unrelated: np.ndarray, value_a: np.ndarray, value_b: np.ndarray) -> _Changes:
+    n = len(value_a)
+    values = sorted(set(value_a.tolist()) | set(value_b.tolist()))
+    code = {value: i for i, value in enumerate(values)}
+    k = len(values)
+    image_code = np.array([code[v] for v in (*value_a.tolist(), *value_b.tolist())], dtype=np.int64)
+    low, high = np.minimum.outer(image_code, image_code), np.maximum.outer(image_code, image_code)
+    image_change = (low * k + high).reshape(2, n, 2, n)  # (image_a or image_b of scene i, ... of scene j)
+    pair_key = np.minimum(image_code[:n], image_code[n:]) * k + np.maximum(image_code[:n], image_code[n:])
+    keys, pair_change = np.unique(pair_key, return_inverse=True)
+    blocks = unrelated.reshape(2, n, 2, n)
+    other_scene = ~np.eye(n, dtype=bool)
+    reference, counts = [], []
+    for key in keys:
+        same = (image_change == key) & other_scene[None, :, None, :]
+        reference.append(np.where(same, blocks, 0.0).sum(axis=(0, 2)))
+        counts.append(same.sum(axis=(0, 2)).astype(np.float64))
+    names = [[values[int(key) // k], values[int(key) % k]] for key in keys]
+    return _Changes(names=names, pair_change=pair_change.reshape(-1), reference=reference, counts=counts)
+
+
+def _matched(pair: np.ndarray, changes: _Changes, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numerator, denominator and the weight of the matched pairs for each row of `weights` (per-pair weights,
+    one row per resample): a pair counts where some unrelated image pair with a weight makes its change."""
+    numerator = np.zeros(len(weights))
+    denominator = np.zeros(len(weights))
+    matched = np.zeros(len(weights))
+    for c, (reference, counts) in enumerate(zip(changes.reference, changes.counts)):
+        mine = changes.pair_change == c
+        weight = weights[:, mine].sum(axis=1)
+        n_unrelated = ((weights @ counts) * weights).sum(axis=1)
+        ok = (weight > 0) & (n_unrelated > 0)
+        distance = np.divide(
+            ((weights @ reference) * weights).sum(axis=1), n_unrelated, where=ok, out=np.zeros_like(weight)
+        )
+        numerator += np.where(ok, weights[:, mine] @ pair[mine], 0.0)
+        denominator += np.where(ok, weight * distance, 0.0)
+        matched += np.where(ok, weight, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return numerator / matched, denominator / matched, matched
+
+
+def _score(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the pairs do not move (even over a denominator of 0); nan where undefined."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = numerator / denominator
+    score = np.where(numerator == 0, 0.0, score)
+    return np.where(np.isfinite(score), score, np.nan)
+
+
+def _percentile_interval(draws: np.ndarray, confidence: float) -> list[float]:
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return [float(low), float(high)]
 
 
 def sensitivity_statistics(
@@ -136,61 +248,81 @@ def sensitivity_statistics(
     confidence: float = CONFIDENCE,
     values: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> SensitivityStats:
-    """The score, its bootstrap interval and the mean distances, from the embeddings of image_a and image_b.
+    """The score, its bootstrap interval and the distances it is made of, from the embeddings of image_a and
+    image_b of each pair and `values`, the attribute's value in image_a and in image_b of each pair.
 
-    The score is on one scale for every attribute: the mean distance within the counterfactual pairs (which
-    differ in the attribute alone) over the mean distance within unrelated pairs that also differ in the
-    attribute (`values`: the attribute's value in image_a and in image_b of each pair). 0: blind to the
-    attribute; 1: as sensitive as an embedding that encodes the attribute alone, whose unrelated pairs are
-    apart exactly as far as their attribute values are. `ratio` keeps the earlier, unscaled measure (within
-    pairs over all unrelated pairs), whose ceiling is 1 / P(an unrelated pair differs in the attribute) and so
-    depends on the attribute. Without `values`, every unrelated pair counts as differing (score == ratio).
+    Each pair is normalised by the unrelated image pairs (one image of another pair's scene) whose values make the
+    same change, as an unordered pair of values; the score is the pairs' mean distance over the mean of their
+    matched unrelated distances, i.e. numerator and denominator matched change by change. 0: blind to the
+    attribute; 1: as sensitive as an embedding that encodes the attribute alone, for the same value changes. A
+    pair whose two values are equal (none from `make_pairs`) is matched with unrelated images of that value;
+    without `values` every pair and every unrelated pair make one change, and the score equals `ratio`. Pairs
+    whose change no unrelated pair makes are left out of the score (`n_matched_pairs` counts the rest).
 
-    One seeded generator draws the derangement, then the resamples (pairs drawn with replacement; a pair
-    keeps its own unrelated pair), so the same seed gives the same numbers. An embedding that does not move
-    within the pairs scores 0 even where unrelated images do not move either (a constant embedding)."""
+    0 / 0 is 0: an embedding that does not move within the pairs scores 0 even where unrelated images do not move
+    either (a constant embedding); pairs that move over a denominator of 0 leave the score undefined (`error`).
+    The score does not change when the embedding is scaled. A generator seeded with `seed` draws the resamples
+    (pairs drawn with replacement), so the same seed gives the same numbers."""
     if len(a) != len(b):
         raise ValueError(f"image_a and image_b have {len(a)} and {len(b)} embeddings")
     if resamples < 1:
         raise UsageError(f"--resamples must be at least 1, got {resamples}")
-    rng = np.random.default_rng(seed)
     n = len(a)
-    unrelated_index = derangement(n, rng)
+    if n < 2:
+        raise UsageError(f"--n must be at least 2 (an unrelated pair needs two scenes), got {n}")
+    value_a, value_b = (
+        (np.asarray(v, dtype=object) for v in values) if values is not None else (np.full(n, "", dtype=object),) * 2
+    )
+    if len(value_a) != n or len(value_b) != n:
+        raise ValueError(f"{n} pairs but {len(value_a)} and {len(value_b)} values")
     pair = cosine_distances(a, b)
-    unrelated = cosine_distances(a, np.asarray(b)[unrelated_index])
-    if values is None:
-        differs = np.ones(n, dtype=bool)
-    else:
-        value_a, value_b = (np.asarray(v, dtype=object) for v in values)
-        differs = value_a != value_b[unrelated_index]
+    unrelated = _cross_distances(np.concatenate([np.asarray(a), np.asarray(b)]))
+    changes = _group_changes(unrelated, value_a, value_b)
+    other_scene = np.tile(~np.eye(n, dtype=bool), (2, 2))
     stats = SensitivityStats(
         n_pairs=int(n),
-        n_unrelated_differing=int(differs.sum()),
+        n_unrelated=int(other_scene.sum()),
+        n_matched_pairs=0,
         mean_pair_distance=float(pair.mean()),
-        mean_unrelated_distance=float(unrelated.mean()),
-        mean_unrelated_differing_distance=float(unrelated[differs].mean()) if differs.any() else None,
+        mean_unrelated_distance=float(unrelated[other_scene].mean()),
+        changes=[
+            ValueChange(
+                values=[str(v) for v in names],
+                n_pairs=int((changes.pair_change == c).sum()),
+                n_unrelated=int(counts.sum()),
+                pair_distance=float(pair[changes.pair_change == c].mean()),
+                unrelated_distance=float(reference.sum() / counts.sum()) if counts.sum() > 0 else None,
+            )
+            for c, (names, reference, counts) in enumerate(zip(changes.names, changes.reference, changes.counts))
+        ],
     )
     if stats.mean_unrelated_distance > 0:
         stats.ratio = stats.mean_pair_distance / stats.mean_unrelated_distance
-    reference = stats.mean_unrelated_differing_distance
-    if stats.mean_pair_distance == 0:
-        stats.score, stats.interval = 0.0, [0.0, 0.0]
+    numerator, denominator, matched = _matched(pair, changes, np.ones((1, n)))
+    stats.n_matched_pairs = int(matched[0])
+    if stats.n_matched_pairs == 0:
+        stats.error = "no unrelated pair makes any of the pairs' value changes: the score is undefined"
         return stats
-    if not reference:
-        stats.error = "no unrelated pair differs in the attribute, or they are at distance 0: the score is undefined"
+    stats.numerator, stats.denominator = float(numerator[0]), float(denominator[0])
+    score = _score(numerator, denominator)[0]
+    if np.isnan(score):
+        stats.error = "the unrelated pairs that make the pairs' value changes are at distance 0: the score is undefined"
         return stats
-    stats.score = stats.mean_pair_distance / reference
+    stats.score = float(score)
+    rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(resamples, n))
-    weights = differs[draws]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reference_draws = (unrelated[draws] * weights).sum(axis=1) / weights.sum(axis=1)
-        ratios = pair[draws].mean(axis=1) / reference_draws
-    if np.isfinite(ratios).all():
-        tail = (1 - confidence) / 2 * 100
-        low, high = np.percentile(ratios, [tail, 100 - tail])
-        stats.interval = [float(low), float(high)]
+    weights = np.zeros((resamples, n))
+    np.add.at(weights, (np.arange(resamples)[:, None], draws), 1.0)
+    numerators, denominators, _ = _matched(pair, changes, weights)
+    scores = _score(numerators, denominators)
+    if np.isfinite(numerators).all():
+        stats.numerator_interval = _percentile_interval(numerators, confidence)
+    if np.isfinite(scores).all():
+        stats.interval = _percentile_interval(scores, confidence)
     else:
-        stats.error = "some bootstrap resamples have no differing unrelated pair at a distance: no interval"
+        stats.error = (
+            "in some bootstrap resamples no pair's value change has an unrelated pair at a distance: no interval"
+        )
     return stats
 
 
@@ -368,7 +500,7 @@ def measure_sensitivity(
         pretrained=described["pretrained"],
         n=n,
         scores=scores,
-        method=Method(DISTANCE, UNRELATED, Bootstrap(resamples=resamples, confidence=CONFIDENCE)),
+        method=Method(DISTANCE, UNRELATED, VALUE_CHANGE, Bootstrap(resamples=resamples, confidence=CONFIDENCE)),
         world=world.fingerprint(),
         features=SensitivityFeatures(dim=dim, layer=config.layer, precision=config.precision, orbit=config.orbit),
         provenance=Provenance.now(),
