@@ -18,7 +18,7 @@ from clipprobe.dashcam.scene import sample_scene, scene_rng
 from clipprobe.dashcam.sensitivity import sensitivity_statistics
 from clipprobe.dashcam.tasks import WORLD_PROMPTS
 from clipprobe.dashcam.world import WorldConfig
-from clipprobe.probes.intervals import seed_pooled_statistics
+from clipprobe.probes.intervals import image_variance
 
 # --- the sensitivity score's scale -----------------------------------------------------------------------------
 
@@ -69,33 +69,39 @@ def _balanced_accuracy(y, p):
     return sum(np.mean([pi == c for yi, pi in zip(y, p) if yi == c]) for c in classes) / len(classes)
 
 
-def test_pooled_and_paired_intervals_match_a_hand_computation():
+def test_the_image_variance_matches_a_hand_computation():
     y = np.array([0, 1, 0, 1, 1, 0])
     ours = [np.array([0, 1, 0, 0, 1, 0]), np.array([0, 1, 1, 1, 1, 0])]
     theirs = [np.array([0, 0, 0, 0, 1, 1]), np.array([1, 1, 0, 0, 1, 0])]
     resamples = 200
-    pooled = seed_pooled_statistics(y, ours, 2, resamples=resamples, seed=7)
-    paired = seed_pooled_statistics(y, ours, 2, against=theirs, resamples=resamples, seed=7)
-    per_seed = [_balanced_accuracy(y, p) for p in ours]
-    differences = [_balanced_accuracy(y, p) - _balanced_accuracy(y, q) for p, q in zip(ours, theirs)]
-    assert pooled["per_seed"] == pytest.approx(per_seed) and pooled["mean"] == pytest.approx(np.mean(per_seed))
-    assert pooled["sd"] == pytest.approx(np.std(per_seed, ddof=1))
-    assert paired["mean"] == pytest.approx(np.mean(differences))
     draws = np.random.default_rng(7).integers(0, len(y), size=(resamples, len(y)))
     mean_ours = [np.mean([_balanced_accuracy(y[d], p[d]) for p in ours]) for d in draws]
     mean_theirs = [np.mean([_balanced_accuracy(y[d], q[d]) for q in theirs]) for d in draws]
-    assert pooled["interval"] == pytest.approx(list(np.percentile(mean_ours, [2.5, 97.5])))
-    expected = np.percentile(np.subtract(mean_ours, mean_theirs), [2.5, 97.5])
-    assert paired["interval"] == pytest.approx(list(expected))
-    assert paired["resolved"] == bool(expected[0] > 0 or expected[1] < 0)
+    each_ours = [[_balanced_accuracy(y[d], p[d]) for d in draws] for p in ours]
+    each_theirs = [[_balanced_accuracy(y[d], q[d]) for d in draws] for q in theirs]
+    own_ours = sum(np.var(v, ddof=1) for v in each_ours) / 4
+    own_theirs = sum(np.var(v, ddof=1) for v in each_theirs) / 4
+    alone = image_variance(y, ours, 2, resamples=resamples, seed=7)
+    paired = image_variance(y, ours, 2, against=theirs, resamples=resamples, seed=7)
+    # What the seeds share: the variance of their average minus each seed's own (over n^2), never below 0.
+    assert alone == pytest.approx(max(0.0, np.var(mean_ours, ddof=1) - own_ours))
+    shared = np.var(np.subtract(mean_ours, mean_theirs), ddof=1) - own_ours - own_theirs
+    assert paired == pytest.approx(max(0.0, shared))
+    assert image_variance(y, ours, 2, against=ours) == 0.0  # a row against itself: nothing varies
+    assert image_variance(y, ours[:1], 2) == 0.0  # one seed: nothing shared
 
 
-def test_one_seed_has_no_standard_deviation_and_a_difference_with_itself_is_unresolved():
-    y = np.array([0, 1, 2, 0, 1, 2])
-    p = [np.array([0, 1, 1, 0, 2, 2])]
-    assert seed_pooled_statistics(y, p, 3)["sd"] is None
-    same = seed_pooled_statistics(y, p, 3, against=p)
-    assert same["mean"] == 0.0 and same["interval"] == [0.0, 0.0] and not same["resolved"]
+def test_the_shared_image_variance_is_the_covariance_between_seeds():
+    """Two seeds with identical predictions share all their image noise; that is what the seeds' spread misses."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=300)
+    p = np.where(rng.random(300) < 0.8, y, 1 - y)
+    same = image_variance(y, [p, p], 2)
+    alone = np.var(
+        [_balanced_accuracy(y[d], p[d]) for d in np.random.default_rng(0).integers(0, 300, size=(1000, 300))],
+        ddof=1,
+    )
+    assert same == pytest.approx(alone / 2, rel=1e-9)  # var(avg) = v; minus 2 v / 4 leaves v / 2
 
 
 # --- the experiment over seeds and layers ----------------------------------------------------------------------
@@ -113,6 +119,8 @@ def seeded_experiment(tiny_model):
         world=WorldConfig(image_size=64, sizes=dict(TINY_SIZES)),
         seeds=2,
         layers=("embedding", "tokens"),
+        probes=("linear",),
+        mlp_tasks=(),
         zero_shot=False,
     )
 
@@ -136,20 +144,31 @@ def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_e
     assert len(set(cell.representations)) == 2  # each seed its own pretrained weights
     sensitivity = record.rows[0].sensitivity["pedestrian"]
     assert len(sensitivity.per_seed) == 2 and record.rows[1].sensitivity is None  # measured on the embedding
-    pairs = {(c.row.rsplit("-", 1)[-1], c.against.rsplit("/", 1)[-1], c.layer) for c in record.comparisons}
-    assert pairs == {
-        ("descriptive", "dashcam-salient", "embedding"),
-        ("descriptive", "dashcam-salient", "tokens"),
-        ("salient", "random", "embedding"),
-        ("salient", "random", "tokens"),
-        ("descriptive", "random", "embedding"),
-        ("descriptive", "random", "tokens"),
+    # The pre-registered contrasts this run can evaluate (no CNN, no PCA-matched probe here), Holm-adjusted.
+    assert [c.name for c in record.primary] == ["light: descriptive - salient", "light: salient - random weights"]
+    assert all(c.paired and c.df == 1 and c.verdict for c in record.primary)
+    light = record.primary[0]
+    salient, descriptive = record.rows[0].tasks["traffic-light"], record.rows[2].tasks["traffic-light"]
+    assert light.per_seed == descriptive.per_seed and light.per_seed_against == salient.per_seed
+    assert light.estimate == pytest.approx(descriptive.balanced_accuracy - salient.balanced_accuracy)
+    assert light.interval[0] <= light.estimate <= light.interval[1]
+    short = lambda name: name.rsplit("/", 1)[-1].removeprefix("dashcam-")  # noqa: E731
+    explored = {(short(c.row), c.layer, short(c.against), c.against_layer) for c in record.exploratory}
+    assert explored == {
+        ("descriptive", "tokens", "salient", "tokens"),
+        ("salient", "tokens", "random", "tokens"),
+        ("descriptive", "embedding", "random", "embedding"),
+        ("descriptive", "tokens", "random", "tokens"),
+        ("salient", "tokens", "salient", "embedding"),
+        ("descriptive", "tokens", "descriptive", "embedding"),
+        ("descriptive", "embedding", "salient", "embedding"),  # the sensitivity contrast (pedestrian)
     }
-    assert all(c.seeds == 2 and c.interval[0] <= c.difference <= c.interval[1] for c in record.comparisons)
+    assert all(c.family == "exploratory" and c.adjusted is not None for c in record.exploratory)
+    assert {c.measure for c in record.exploratory} == {"balanced accuracy", "sensitivity: pedestrian"}
     markdown = experiment_markdown(record)
     assert "#### Layer: embedding" in markdown and "#### Layer: tokens" in markdown and "±" in markdown
-    assert "#### Paired differences" in markdown
-    assert len(experiment_tables(record)) == 3
+    assert "#### Primary contrasts (pre-registered)" in markdown and "#### Exploratory comparisons" in markdown
+    assert len(experiment_tables(record)) == 4
 
 
 @pytest.mark.slow

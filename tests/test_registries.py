@@ -270,7 +270,10 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
             "world": "w",
             "seed": 0,
             "seeds": 2,
+            "baseline_seeds": 2,
             "layers": ["embedding", "tokens"],
+            "probes": ["linear"],
+            "mlp_tasks": [],
             "precision": "fp32",
         },
         "tasks": ["traffic-light"],
@@ -291,6 +294,7 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
                         "sd": 0.02,
                         "interval": interval,
                         "per_seed": [0.48, 0.52],
+                        "seeds": [0, 1],
                         "chance": 1 / 3,
                         "n_test": 9,
                         "results": ["a.json", "b.json"],
@@ -304,6 +308,8 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
                         "interval": None,
                         "per_seed": [0.29, 0.31],
                         "ratio": [0.5, 0.5],
+                        "numerator": [0.1, 0.1],
+                        "per_seed_interval": [[0.2, 0.4], None],
                     }
                 }
                 if layer == "embedding"
@@ -312,20 +318,57 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
             for p, fraction in (("salient", 0.0), ("descriptive", 1.0))
             for layer in ("embedding", "tokens")
         ],
-        "comparisons": [
+        "preregistration": 1,
+        "primary": [
             {
+                "family": "primary",
+                "name": "light: descriptive - salient",
+                "claim": None,
+                "measure": "balanced accuracy",
                 "task": "traffic-light",
-                "layer": "embedding",
                 "row": "mini-clip/dashcam-descriptive",
+                "layer": "embedding",
                 "against": "mini-clip/dashcam-salient",
                 "against_layer": "embedding",
-                "difference": 0.1,
-                "sd": 0.01,
-                "per_seed": [0.09, 0.11],
+                "paired": True,
+                "estimate": 0.1,
+                "se": 0.01,
+                "df": 1.0,
                 "interval": [0.05, 0.15],
-                "seeds_agree": True,
-                "resolved": True,
-                "seeds": 2,
+                "image_se": 0.005,
+                "p": 0.04,
+                "adjusted": 0.04,
+                "equivalence": None,
+                "margin": 0.03,
+                "verdict": "resolved",
+                "per_seed": [0.59, 0.61],
+                "per_seed_against": [0.49, 0.51],
+            }
+        ],
+        "exploratory": [
+            {
+                "family": "exploratory",
+                "name": "light: descriptive - salient",
+                "claim": None,
+                "measure": "balanced accuracy",
+                "task": "traffic-light",
+                "row": "mini-clip/dashcam-descriptive",
+                "layer": "embedding",
+                "against": "mini-clip/dashcam-salient",
+                "against_layer": "embedding",
+                "paired": True,
+                "estimate": 0.1,
+                "se": 0.01,
+                "df": 1.0,
+                "interval": [0.05, 0.15],
+                "image_se": 0.005,
+                "p": 0.04,
+                "adjusted": 0.04,
+                "equivalence": None,
+                "margin": 0.03,
+                "verdict": "resolved",
+                "per_seed": [0.59, 0.61],
+                "per_seed_against": [0.49, 0.51],
             }
         ],
         "provenance": {
@@ -342,6 +385,9 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
     html = view.html("experiment-0", record, plots)
     assert 'id="experiment-0"' in html and "mini-clip/dashcam-descriptive" in html
     tables = view.tables(record)
-    assert [table.row_count for table in tables] == [2, 2, 1]  # one table per layer, then the paired differences
+    # The primary contrasts, the exploratory leads (q < 0.05), then one table per layer.
+    assert [table.row_count for table in tables] == [1, 1, 2, 2]
     assert "0.500 ± 0.020 [0.400, 0.600]" in view.markdown(record)
-    assert "+0.100 [+0.050, +0.150] *" in view.markdown(record)
+    assert "| light: descriptive - salient | +0.100 | [+0.050, +0.150] | 2 paired | 0.040 | - | resolved |" in (
+        view.markdown(record)
+    )

@@ -40,6 +40,8 @@ class Series:
     policy: str | None
     layer: str | None
     paired: bool
+    # The probe that reads the row, by its registered name ("linear", "linear-pca:128"); None for a trained row.
+    probe: str | None = None
     order: tuple[int, ...] = ()
     results: dict[str, dict[int, tuple[Result, Path]]] = field(default_factory=dict)
     sensitivity: dict[int, dict[str, SensitivityCell]] = field(default_factory=dict)
@@ -72,7 +74,7 @@ class Series:
             return False
         if side.probe is None:
             return self.kind is RowKind.TRAINED
-        return self.layer == side.layer and self.method == get_probe(side.probe).method
+        return self.layer == side.layer and self.probe == side.probe
 
 
 def row_cell(series: Series, task: str, y: np.ndarray) -> TaskCell:

@@ -305,7 +305,8 @@ def run_curation(
         row = _row_for(rows, job, record, names, plan, experiment.layers)
         row.add(task_names[job.task.name], record, path)
         if experiment.attributes and isinstance(job, ProbeJob) and job.shots is None:
-            if job.config.layer == "embedding" and job.probe is plan.probes[0] and job.task is plan.tasks[0]:
+            first = job.task.name == plan.tasks[0].name and job.probe.name == plan.probes[0].name
+            if job.config.layer == "embedding" and first:
                 if job.config not in scored:
                     scored[job.config] = _sensitivity(experiment, job.config, sensitivity_dir, refresh)
                 row.sensitivity[origin.seed] = scored[job.config]
@@ -380,7 +381,8 @@ def _row_for(
         # A row's seeds are the pretraining seeds unless it declares seeds of its own (a trained network, pixels).
         declared = baselines[origin.baseline].seeds if origin.baseline in baselines else SeedPolicy.PRETRAINING
         paired = job.kind is RowKind.ZERO_SHOT or declared is not SeedPolicy.OWN
-        rows[key] = Series(label, record.method, job.kind, origin.baseline, policy, layer, paired, order)
+        probe = job.probe.name if isinstance(job, ProbeJob) else None
+        rows[key] = Series(label, record.method, job.kind, origin.baseline, policy, layer, paired, probe, order)
     return rows[key]
 
 
@@ -403,6 +405,8 @@ def _sensitivity(
             interval=score.stats.interval,
             per_seed=[score.stats.score],
             ratio=[score.stats.ratio],
+            numerator=[score.stats.numerator],
+            per_seed_interval=[score.stats.interval],
         )
         for attribute, score in record.scores.items()
     }
@@ -432,8 +436,10 @@ def _pooled_sensitivity(per_seed: dict[int, dict[str, SensitivityCell]]) -> dict
         cells = [per_seed[s][attribute] for s in seeds]
         scores = [c.score for c in cells]
         ratios = [c.ratio[0] if c.ratio else None for c in cells]
+        numerators = [c.numerator[0] if c.numerator else None for c in cells]
+        intervals = [c.per_seed_interval[0] if c.per_seed_interval else None for c in cells]
         if any(score is None for score in scores):
-            pooled[attribute] = SensitivityCell(score=None, sd=None, interval=None, per_seed=scores, ratio=ratios)
+            pooled[attribute] = SensitivityCell(None, None, None, scores, ratios, numerators, intervals)
             continue
         values = np.asarray(scores, dtype=np.float64)
         interval = cells[0].interval if len(values) == 1 else paired_difference(values).interval
@@ -443,5 +449,7 @@ def _pooled_sensitivity(per_seed: dict[int, dict[str, SensitivityCell]]) -> dict
             interval=list(interval) if interval is not None else None,
             per_seed=[float(v) for v in values],
             ratio=ratios,
+            numerator=numerators,
+            per_seed_interval=intervals,
         )
     return pooled

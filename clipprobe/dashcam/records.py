@@ -36,13 +36,18 @@ class TaskCell:
 
 @dataclass
 class SensitivityCell:
-    """One row's sensitivity score for one attribute over the seeds (one seed: its score and bootstrap interval)."""
+    """One row's sensitivity score for one attribute over the seeds: the mean, the seeds' sd and a seed-level
+    interval (one seed: its score and bootstrap interval over pairs); per seed the score, its bootstrap interval,
+    the numerator (mean cosine distance within counterfactual pairs, in the embedding's own units) and `ratio`
+    (that distance over the mean distance of all unrelated pairs)."""
 
     score: float | None
     sd: float | None
     interval: list[float] | None
     per_seed: list[float | None]
     ratio: list[float | None]
+    numerator: list[float | None]
+    per_seed_interval: list[list[float] | None]
 
 
 @dataclass

@@ -21,9 +21,10 @@ from .records import EXPERIMENT_KIND, EXPERIMENT_SCHEMA_VERSION, Contrast, Exper
 
 EXPERIMENT_CAPTION = (
     "Balanced accuracy on each task's test split: the mean over seeds ± their standard deviation, and a 95 % "
-    "interval of that mean with the seed as the unit (t over the seeds, the test images' share added) [low, high]. Sensitivity (on the final embedding): "
-    "distance within counterfactual pairs / distance within unrelated pairs that also differ in the attribute "
-    "(0: blind to it, 1: as sensitive as an embedding of that attribute alone), mean ± sd over seeds."
+    "interval of that mean with the seed as the unit (t over the seeds, the test images' share added) [low, high]. Sensitivity (on the final embedding; larger: more "
+    "sensitive): distance within counterfactual pairs / distance within unrelated pairs that make the same value "
+    "change (0: blind to it, 1: as sensitive as an embedding of that attribute alone), mean ± sd over seeds and a "
+    "seed-level interval; each seed's numerator (in the embedding's units) is in the JSON."
 )
 PRIMARY_CAPTION = (
     "Pre-registered primary contrasts (clipprobe.dashcam.preregistration, version {version}): row minus reference "

@@ -16,8 +16,6 @@ predicted examples, as `score_predictions` computes it (`zero_division=0`).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 DEFAULT_RESAMPLES = 1000
@@ -86,53 +84,6 @@ def _resampled_balanced_accuracy(y: np.ndarray, predicted: np.ndarray, draws: np
     return metrics_from_counts(counts.reshape(len(draws), n_classes, n_classes))["balanced_accuracy"]
 
 
-def seed_pooled_statistics(
-    y: np.ndarray,
-    predictions: list[np.ndarray],
-    n_classes: int,
-    against: list[np.ndarray] | None = None,
-    resamples: int = DEFAULT_RESAMPLES,
-    confidence: float = CONFIDENCE,
-    seed: int = BOOTSTRAP_SEED,
-) -> dict[str, Any]:
-    """Balanced accuracy of one row over several seeds (its test predictions per seed, on the same test images y):
-    the mean over seeds, the sample standard deviation across seeds (None for one seed), and a percentile
-    bootstrap interval of the mean, the test images resampled once per draw and shared by every seed.
-
-    With `against` (another row's predictions per seed, paired with `predictions` seed by seed; a row of one seed
-    pairs with every seed), the same for the difference of the two means instead: a paired bootstrap, so the
-    variation both rows share (which test images are hard) cancels. `resolved` says whether the interval
-    excludes 0."""
-    y = np.asarray(y)
-    if against is not None and len(against) == 1:
-        against = list(against) * len(predictions)
-    if not predictions or (against is not None and len(against) != len(predictions)):
-        raise ValueError("seed_pooled_statistics needs one prediction array per seed for each row, paired")
-    per_seed = np.array(
-        [metrics_from_counts(confusion_counts(y, p, n_classes))["balanced_accuracy"] for p in predictions]
-    )
-    if against is not None:
-        per_seed = per_seed - np.array(
-            [metrics_from_counts(confusion_counts(y, p, n_classes))["balanced_accuracy"] for p in against]
-        )
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(y), size=(resamples, len(y)))
-    resampled = np.mean([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in predictions], axis=0)
-    if against is not None:
-        resampled = resampled - np.mean([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in against], axis=0)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(resampled, [tail, 100 - tail])
-    stats: dict[str, Any] = {
-        "mean": float(per_seed.mean()),
-        "sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None,
-        "per_seed": [float(v) for v in per_seed],
-        "interval": [float(low), float(high)],
-    }
-    if against is not None:
-        stats["resolved"] = bool(low > 0 or high < 0)
-    return stats
-
-
 def image_variance(
     y: np.ndarray,
     predictions: list[np.ndarray],
@@ -141,16 +92,23 @@ def image_variance(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> float:
-    """The test images' share of the uncertainty of a seed-averaged balanced accuracy (or, with `against`, of the
-    difference of two rows' seed averages): its variance over resamples of the test images, drawn once and shared
-    by every seed of both rows (a paired bootstrap: what the two rows share cancels). The seeds' own spread is not
-    in it (clipprobe.stats.seeds adds the two)."""
+    """The share of the test images in the uncertainty of a seed-averaged balanced accuracy (with `against`, of the
+    difference of two rows' seed averages) that the seeds do not already show: the part every seed shares.
+
+    The test images are resampled once per draw for every seed of both rows (a paired bootstrap: what the two rows
+    find hard together cancels). The variance of the seed-averaged statistic over the draws has two parts: what
+    each seed's score does alone when the images change (independent between seeds, so it is already in the
+    spread between seeds that the seed-level interval uses) and what all seeds do together (the covariance between
+    seeds across draws, which that spread cannot show). This returns the second: the variance of the average
+    minus each seed's own variance over n^2 (for each row), never below 0. With one seed per row it is 0."""
     y = np.asarray(y)
     if not predictions or (against is not None and not against):
         raise ValueError("image_variance needs one prediction array per seed for each row")
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(y), size=(resamples, len(y)))
-    resampled = np.mean([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in predictions], axis=0)
+    rows = [np.array([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in predictions])]
     if against is not None:
-        resampled = resampled - np.mean([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in against], axis=0)
-    return float(resampled.var(ddof=1))
+        rows.append(np.array([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in against]))
+    average = rows[0].mean(axis=0) - (rows[1].mean(axis=0) if len(rows) > 1 else 0.0)
+    own = sum(float(r.var(axis=1, ddof=1).sum()) / len(r) ** 2 for r in rows)
+    return max(0.0, float(average.var(ddof=1)) - own)

@@ -4,7 +4,8 @@ Per-seed differences are drawn as the experiment produces them: d_s = effect + u
 is shared by every seed (all rows are scored on the same test images) and e_s ~ N(0, seed_sd^2) is the seed's own
 (which pretraining run). The levels default to those measured in the curation demo before this rule existed: a
 seed standard deviation of a difference of 0.05 balanced accuracy, and a test-image standard error 1.66 times
-smaller than the seeds' standard error at 3 seeds (the median ratio measured over its 96 comparisons).
+smaller than the seeds' standard error at 3 seeds (the median ratio measured over its 96 comparisons), all of it
+put in the shared part: the worst case for the rule (in a real run each seed's own image noise is in e_s).
 
 `family_error` applies the primary family's rule (clipprobe.stats.seeds.paired_difference, then Holm across the
 family) to families with no true difference and returns how often any member is called resolved; `power` the
