@@ -14,13 +14,13 @@ import clipprobe.dashcam.pretrain as pretrain
 import clipprobe.features.extractors as extractors
 from clipprobe.cli.app import app
 from clipprobe.cli.dashcam import _expand_policies
-from clipprobe.jobs.probe import ProbeJob
 from clipprobe.core.kinds import RowKind
 from clipprobe.core.records import to_json
 from clipprobe.dashcam.captions import descriptive_fraction
 from clipprobe.dashcam.experiment import CurationExperiment, run_curation
 from clipprobe.dashcam.pretrain import PretrainConfig
 from clipprobe.dashcam.world import WorldConfig
+from clipprobe.jobs.probe import ProbeJob
 from clipprobe.report.build import build_report
 from clipprobe.results import VOLATILE_FIELD, read_results
 
