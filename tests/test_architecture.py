@@ -234,8 +234,9 @@ def test_readme_is_a_users_page():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 210
 
 
-def test_the_results_pages_are_generated_from_the_last_demo():
-    """README's excerpt and docs/results.md are rendered from docs/results.json, which `make demo` writes."""
+def test_the_results_pages_are_generated_from_the_last_experiment():
+    """README's excerpts, docs/results.md and docs/curation.md's primary contrasts and simulation table are rendered
+    from docs/results.json (and clipprobe.stats.simulate), which `make experiment` writes."""
     result = subprocess.run(
         [sys.executable, "scripts/results_page.py", "--check"], capture_output=True, text=True, cwd=ROOT
     )
