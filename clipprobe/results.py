@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .core.defaults import EXPERIMENTS_FOLDER, RESULTS_DIR
+from .core.defaults import EXPERIMENTS_FOLDER, PRECISION, RESULTS_DIR
 from .core.errors import RunError, UsageError
 from .core.kinds import RowKind
 from .core.locks import exclusive
@@ -276,29 +276,53 @@ class Selection:
     grid: list[float] | None = None
 
 
+def distinct_precision(precision: str | None) -> str | None:
+    """The precision that sets a result apart from the fp32 one of the same representation: None for fp32 (the
+    default) and for rows without features (a trained CNN); else the precision itself (bf16, fp16, amp, ...)."""
+    return None if precision is None or precision == PRECISION else precision
+
+
 @dataclass(frozen=True)
 class Identity:
     """What a result is of: the task, the representation (or the baseline's row), the method, the few-shot k
-    (None: the whole train split) and the seed. It names the file; the key says whether a stored file answers."""
+    (None: the whole train split), the seed and the features' precision when it is not fp32. It names the file;
+    the key says whether a stored file answers.
+
+    The precision is not in the representation's name (`--precision auto` picks bf16 on one machine and fp32 on
+    another): it is a field of its own, so that fp32 and bf16 results of one representation stay two files and two
+    rows of a report under one name."""
 
     task: str
     representation: str
     method: str
     seed: int
     shots: int | str | None = None
+    # bf16, fp16, amp, amp_bf16: another precision of the same representation is another result. None for fp32 (an
+    # fp32 given here becomes None) and for rows without features.
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", distinct_precision(self.precision))
 
     def path(self, results_dir: Path = RESULTS_DIR) -> Path:
-        """results/TASK/REPRESENTATION__METHOD[__K-shot]__seedS.json"""
+        """results/TASK/REPRESENTATION__METHOD[__K-shot][__PRECISION]__seedS.json (no precision for fp32)."""
         shots = f"__{self.shots}-shot" if self.shots is not None else ""
+        precision = f"__{slug(self.precision)}" if self.precision is not None else ""
         return (
             Path(results_dir)
             / slug(self.task)
-            / f"{slug(self.representation)}__{slug(self.method)}{shots}__seed{self.seed}.json"
+            / f"{slug(self.representation)}__{slug(self.method)}{shots}{precision}__seed{self.seed}.json"
         )
 
     def key(self, inputs: dict[str, Any]) -> str:
-        """A hash of the identity and of every input that decides the numbers (features, data, settings, code)."""
-        return stable_hash({**dataclasses.asdict(self), "inputs": inputs})
+        """A hash of the identity and of every input that decides the numbers (features, data, settings, code).
+
+        An identity without a precision (fp32, or no features) hashes as identities did before they had one: the
+        stored results of trained baselines and fp32 probes keep answering."""
+        fields = dataclasses.asdict(self)
+        if fields["precision"] is None:
+            del fields["precision"]
+        return stable_hash({**fields, "inputs": inputs})
 
 
 @dataclass
@@ -319,6 +343,9 @@ class Result:
     provenance: Provenance
     run: RunInfo
     shots: int | str | None = None
+    # The features' precision when it is not fp32 (Identity.precision); left out of the file for fp32 and for rows
+    # without features. `features.precision` says the precision of every row with features, fp32 included.
+    precision: str | None = None
     metrics: Metrics | None = None
     skipped: str | None = None
     selection: Selection | None = None
@@ -335,7 +362,7 @@ class Result:
 
     @property
     def identity(self) -> Identity:
-        return Identity(self.task, self.representation, self.method, self.seed, self.shots)
+        return Identity(self.task, self.representation, self.method, self.seed, self.shots, self.precision)
 
     def path(self, results_dir: Path = RESULTS_DIR) -> Path:
         return self.identity.path(results_dir)

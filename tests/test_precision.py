@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from clipprobe import runner
 from clipprobe.cli.app import app
 from clipprobe.cli.options import Precision
+from clipprobe.core.defaults import PRECISION_NAMES
 from clipprobe.core.errors import UsageError
 from clipprobe.dashcam.scene import ATTRIBUTES
 from clipprobe.data.task import Task
@@ -34,6 +35,7 @@ def _cosines(a, b):
 
 def test_the_cli_offers_every_precision_and_auto_first():
     assert [p.value for p in Precision] == ["auto", *PRECISIONS] == ["auto", "fp32", "bf16", "fp16", "amp", "amp_bf16"]
+    assert tuple(PRECISIONS) == PRECISION_NAMES  # the light list the report's gate reads
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "amp", "amp_bf16"])
@@ -46,7 +48,9 @@ def test_every_precision_runs_close_to_fp32_under_its_own_key_and_row(tiny_model
     assert _cosines(lower.arrays["test"], reference.arrays["test"]).min() > 0.99
     assert not np.array_equal(lower.arrays["test"], reference.arrays["test"])
     assert lower.meta["keys"]["test"] != reference.meta["keys"]["test"]
-    assert lower.meta["representation"] == f"{tiny_model}/random [{precision}]"
+    # The same row name as fp32's (names do not depend on the machine); the precision beside it.
+    assert lower.meta["representation"] == reference.meta["representation"] == f"{tiny_model}/random"
+    assert (lower.meta["precision"], reference.meta["precision"]) == (precision, "fp32")
 
 
 def test_autocast_precisions_keep_float32_weights_and_run_the_products_in_low_precision(tiny_model, monkeypatch):
@@ -104,10 +108,10 @@ def test_cli_extracts_with_autocast_and_channels_last(conv_model, tiny_tasks):
     args = ["extract", "--task", "tiny-light", "--model", conv_model, "--pretrained", "random"]
     result = CliRunner().invoke(app, [*args, "--precision", "amp_bf16", "--channels-last"])
     assert result.exit_code == 0, result.output
-    assert f"{conv_model}/random [amp_bf16] train: 60 x 16 (extracted)" in result.output
+    assert f"{conv_model}/random (amp_bf16) train: 60 x 16 (extracted)" in result.output
     again = CliRunner().invoke(app, [*args, "--precision", "amp_bf16"])  # the same entry, whatever the layout
     assert again.exit_code == 0, again.output
-    assert f"{conv_model}/random [amp_bf16] train: 60 x 16 (cached)" in again.output
+    assert f"{conv_model}/random (amp_bf16) train: 60 x 16 (cached)" in again.output
 
 
 # --precision auto: bf16 where the device computes it natively and bf16 agrees with fp32 for the model; else fp32.
@@ -128,16 +132,20 @@ def test_auto_picks_bf16_on_a_cpu_with_native_bf16_and_says_why(tiny_model, tiny
     args = ["extract", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random"]
     result = CliRunner().invoke(app, args)  # --precision auto is the default
     assert result.exit_code == 0, result.output
-    assert f"{tiny_model}/random [bf16] train: 60 x 16 (extracted)" in result.output
+    assert f"{tiny_model}/random (bf16) train: 60 x 16 (extracted)" in result.output
     # The same entry as an explicit bf16: auto is resolved before the key exists.
     again = CliRunner().invoke(app, [*args, "--precision", "bf16"])
-    assert f"{tiny_model}/random [bf16] train: 60 x 16 (cached)" in again.output
+    assert f"{tiny_model}/random (bf16) train: 60 x 16 (cached)" in again.output
     probed = CliRunner().invoke(
         app, ["probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--baselines", "none"]
     )
     assert probed.exit_code == 0, probed.output
     (path,) = Path("results/tiny-light").glob("*linear-probe*.json")
-    features = json.loads(path.read_text())["features"]
+    # The name is fp32's; the precision is in the record and the file name, beside fp32's file.
+    assert path.name == f"{tiny_model}-random__linear-probe__bf16__seed0.json"
+    record = json.loads(path.read_text())
+    assert (record["representation"], record["precision"]) == (f"{tiny_model}/random", "bf16")
+    features = record["features"]
     assert features["precision"] == "bf16"
     assert features["precision_reason"].startswith("auto: bf16, since the CPU computes bf16 natively (avx512_bf16)")
     # Checked on the task's own train and validation images (60 + 30 in the tiny world), never on test ones.
@@ -149,7 +157,7 @@ def test_auto_picks_fp32_on_a_cpu_without_native_bf16_and_says_why(tiny_model, t
         app, ["extract", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random"]
     )
     assert result.exit_code == 0, result.output
-    assert f"{tiny_model}/random train: 60 x 16 (extracted)" in result.output  # fp32: no tag
+    assert f"{tiny_model}/random train: 60 x 16 (extracted)" in result.output  # fp32: nothing beside the name
     config = precision_checks.resolve_precision(
         ExtractorConfig(model=tiny_model, pretrained="random", precision="auto"), tiny_tasks["tiny-light"]
     )
@@ -208,7 +216,8 @@ def test_auto_in_the_library_resolves_before_the_cache_key(tiny_model, tiny_task
     auto = runner.extract(tiny_tasks["tiny-light"], config)
     explicit = extract_features(tiny_world, dataclasses.replace(config, precision="bf16"))
     assert explicit.computed == [] and auto.meta["keys"] == explicit.meta["keys"]
-    assert auto.meta["identity"]["precision"] == "bf16" and auto.meta["representation"] == f"{tiny_model}/random [bf16]"
+    assert auto.meta["identity"]["precision"] == auto.meta["precision"] == "bf16"
+    assert auto.meta["representation"] == f"{tiny_model}/random"
     assert (
         auto.meta["precision_reason"].startswith("auto: bf16")
         and explicit.meta["precision_reason"] == "asked for (bf16)"

@@ -32,7 +32,7 @@ from clipprobe.report.tables import (
     summarise,
     task_group,
 )
-from clipprobe.results import DataInfo, Result, Selection, SkippedFiles, Weights
+from clipprobe.results import DataInfo, FeatureInfo, Result, Selection, SkippedFiles, Weights, distinct_precision
 
 runner = CliRunner()
 CLASSES = ("red", "amber", "green")
@@ -59,9 +59,10 @@ def add_result(
     intervals=True,
     results_dir=Path("results"),
     selection=None,
+    precision=None,
 ):
     """A result record scored with score_predictions on simulated predictions right about `accuracy` of the time
-    (its choice `selection`, by default C=1 inside the grid)."""
+    (its choice `selection`, by default C=1 inside the grid); with `precision`, of features in that precision."""
     rng = np.random.default_rng(zlib.crc32(f"{task}|{row}|{method}|{seed}".encode()))
     y = np.arange(n) % len(CLASSES)
     right = np.zeros(n, dtype=bool)
@@ -71,7 +72,11 @@ def add_result(
     if not intervals:  # a result file without intervals: the report shows [-]
         metrics = dataclasses.replace(metrics, intervals={})
     selection = selection or Selection("balanced_accuracy", "validation", "C", 1.0)
-    return stored_result(task, row, method, seed, CLASSES, metrics, selection).write(results_dir)
+    record = stored_result(task, row, method, seed, CLASSES, metrics, selection)
+    if precision is not None:
+        features = FeatureInfo(dim=16, layer="embedding", precision=precision, device="cpu", cache_keys={})
+        record = dataclasses.replace(record, precision=distinct_precision(precision), features=features)
+    return record.write(results_dir)
 
 
 @pytest.fixture
@@ -218,7 +223,7 @@ def test_malformed_floor_is_a_usage_error(results, spec):
     assert result.exit_code == 2
     assert error_line(result.output) == (
         "Error: --fail-under expects TASK:REPRESENTATION:METRIC=VALUE (TASK and REPRESENTATION may hold * wildcards; "
-        "METRIC one of accuracy, "
+        "REPRESENTATION may end in a precision, ' (bf16)'; METRIC one of accuracy, "
         f"balanced_accuracy, macro_f1), e.g. traffic-light:*:balanced_accuracy=0.3; got '{spec}'"
     )
     assert not Path("reports").exists()  # checked before any work
@@ -259,9 +264,10 @@ def test_compare_regression(results):
     assert "Added (not in the reference): traffic-light | cnn/from-scratch | cnn | seed 0" in result.stdout
 
 
-def test_a_reference_in_another_precision_is_reported_as_renamed(results):
+def test_a_reference_with_a_precision_tag_in_its_names_matches_the_row_by_name(results):
     """A reference whose row carries a precision tag ("[bf16]", as names did before they stopped depending on the
-    machine) against a run without it: the gate fails, naming the row as renamed, never "passed" with it removed."""
+    machine) against a run in fp32: the row is matched by its name and compared, and a note says that the precision
+    differs; never "1 added, 1 removed"."""
     reference = make_reference(results)
     data = json.loads(Path(reference).read_text())
     for entry in data["entries"]:
@@ -269,11 +275,117 @@ def test_a_reference_in_another_precision_is_reported_as_renamed(results):
             entry["representation"], entry["precision"] = "mini-clip/random [bf16]", "bf16"
     Path(reference).write_text(json.dumps(data))
     result = invoke("report", "--compare", reference)
-    assert result.exit_code == 1
+    assert result.exit_code == 0, result.output
     assert (
-        "Renamed (in the reference as 'mini-clip/random [bf16]', precision bf16; now 'mini-clip/random', precision "
-        in result.stderr
+        "Precision differs: traffic-light | mini-clip/random | linear-probe | seed 0: bf16 in the reference (named "
+        "'mini-clip/random [bf16]'), fp32 in this run; compared by name" in result.stdout
     )
+    gate = json.loads(Path("reports/results.json").read_text())["gate"]["comparison"]
+    assert (gate["matched"], gate["other_precision"], gate["added"], gate["removed"]) == (4, 1, 0, 0)
+    assert "4 matched (1 in another precision)" in Path("reports/report.md").read_text()
+    # Compared, not waved through: a drop in the renamed row is a regression.
+    add_result("traffic-light", "mini-clip/random", 0.40)
+    result = invoke("report", "--compare", reference)
+    assert result.exit_code == 1
+    assert "Regression: traffic-light | mini-clip/random | linear-probe | seed 0" in result.stderr
+
+
+def test_a_reference_in_another_precision_matches_by_name_and_never_passes_with_the_row_removed(results):
+    """A reference made where `--precision auto` chose bf16 (same names, precision bf16) against a run in fp32."""
+    shutil.rmtree("results")
+    add_result("traffic-light", "mini-clip/dashcam-salient", 0.40, precision="bf16")
+    add_result("traffic-light", "mini-clip/random", 0.60, precision="bf16")
+    add_result("traffic-light", "orbit-cnn/translate:4+hflip", 0.90, method="orbit-cnn")
+    add_result("pedestrian", "mini-clip/random", 0.70, precision="bf16")
+    reference = make_reference(results)
+    shutil.rmtree("results")
+    # This run, on a machine without native bf16: the same rows in fp32.
+    add_result("traffic-light", "mini-clip/dashcam-salient", 0.40)
+    add_result("traffic-light", "mini-clip/random", 0.45)  # 0.15 below the reference: a regression
+    add_result("traffic-light", "orbit-cnn/translate:4+hflip", 0.90, method="orbit-cnn")
+    add_result("pedestrian", "mini-clip/random", 0.70)
+    result = invoke("report", "--compare", reference)
+    assert result.exit_code == 1
+    failures = [line for line in result.stderr.splitlines() if line.strip()]
+    assert failures[0].startswith("Regression: traffic-light | mini-clip/random | linear-probe | seed 0:")
+    assert not any(line.startswith(("Missing", "Added")) for line in result.output.splitlines())
+    assert (
+        "Precision differs: pedestrian | mini-clip/random | linear-probe | seed 0: bf16 in the reference, fp32 in "
+        "this run; compared by name" in result.stdout
+    )
+    comparison = json.loads(Path("reports/results.json").read_text())["gate"]["comparison"]
+    assert (comparison["matched"], comparison["other_precision"]) == (4, 3)
+    assert (comparison["added"], comparison["removed"], comparison["regressed"]) == (0, 0, 1)
+
+
+def test_the_same_name_in_two_precisions_is_two_rows_each_with_its_precision(results):
+    add_result("traffic-light", "mini-clip/random", 0.50, precision="bf16")  # beside fp32's file, not over it
+    names = sorted(path.name for path in Path("results/traffic-light").glob("mini-clip-random*"))
+    assert names == ["mini-clip-random__linear-probe__bf16__seed0.json", "mini-clip-random__linear-probe__seed0.json"]
+    result = invoke("report")
+    assert result.exit_code == 0, result.output
+    data = json.loads(Path("reports/results.json").read_text())
+    rows = [(e["representation"], e["precision"]) for e in data["entries"] if e["task"] == "traffic-light"]
+    assert rows == [
+        ("orbit-cnn/translate:4+hflip", None),
+        ("mini-clip/random", None),
+        ("mini-clip/random", "bf16"),
+        ("mini-clip/dashcam-salient", None),
+    ]
+    assert len([a for a in data["aggregates"] if a["representation"] == "mini-clip/random"]) == 3
+    markdown = Path("reports/report.md").read_text()
+    # A table with a row that is not fp32 shows a Precision column; a table of fp32 rows does not.
+    assert "| Representation | Precision | Method | Balanced acc." in markdown
+    assert re.search(r"\| mini-clip/random \| bf16 \| linear-probe \| 0\.500 ", markdown)
+    assert re.search(r"\| mini-clip/random \| - \| linear-probe \| 0\.600 ", markdown)
+    assert markdown.count("| Representation | Method | Balanced acc.") == 1  # pedestrian's
+    assert "┃ Precision ┃" in result.output and "│ bf16 " in result.output
+    html = Path("reports/report.html").read_text()
+    assert "<th>Precision</th>" in html and "mini-clip/random (bf16) · linear-probe" in html
+    with open("reports/results.csv", newline="") as f:
+        precisions = [(r["representation"], r["precision"]) for r in csv.DictReader(f) if r["task"] == "traffic-light"]
+    assert ("mini-clip/random", "bf16") in precisions and ("mini-clip/random", "") in precisions
+
+
+def test_the_across_seeds_and_few_shot_tables_keep_two_precisions_apart():
+    for seed in (0, 1):
+        for precision, accuracy in (("fp32", 0.60), ("bf16", 0.50 + 0.05 * seed)):
+            path = add_result("traffic-light", "mini-clip/random", accuracy, seed=seed, precision=precision)
+            record = Result.from_json(json.loads(path.read_text()))
+            dataclasses.replace(record, shots=4).write()
+    # An 8-shot run that could not be made (no features section): its line is fp32's.
+    dataclasses.replace(record, precision=None, shots=8, metrics=None, skipped="too few", features=None).write()
+    assert invoke("report").exit_code == 0
+    markdown = Path("reports/report.md").read_text()
+    assert "| Representation | Precision | Method | Seeds | Balanced acc. | Accuracy | Macro-F1 |" in markdown
+    assert "| --- | --- | --- | ---: | ---: | ---: | ---: |" in markdown
+    assert "| mini-clip/random | fp32 | linear-probe | 2 | 0.600 ± 0.000 |" in markdown
+    assert "| mini-clip/random | bf16 | linear-probe | 2 | 0.525 ± 0.035 |" in markdown
+    assert "| Representation | Precision | Method | 4-shot | 8-shot |" in markdown
+    assert "| mini-clip/random | fp32 | linear-probe | 0.600 ± 0.000 | skipped |" in markdown
+    assert "| mini-clip/random | bf16 | linear-probe | 0.525 ± 0.035 | - |" in markdown
+    html = Path("reports/report.html").read_text()
+    assert "<td>mini-clip/random</td><td>bf16</td><td>linear-probe</td><td class=num>2</td>" in html
+
+
+def test_a_floor_matches_a_name_in_every_precision_or_the_one_it_pins(results):
+    add_result("traffic-light", "mini-clip/random", 0.50, precision="bf16")
+    rows = build_report(results, Path("reports")).entries
+    # By name: both precisions, each failing on its own.
+    below = check_floors(rows, ["traffic-light:mini-clip/random:balanced_accuracy=0.65"])
+    assert [line.split(": balanced_accuracy")[0] for line in below] == [
+        "Below floor: traffic-light | mini-clip/random | linear-probe | seed 0",
+        "Below floor: traffic-light | mini-clip/random | linear-probe | bf16 | seed 0",
+    ]
+    pinned = parse_floor("traffic-light:mini-clip/random (bf16):balanced_accuracy=0.55")
+    assert (pinned.target, pinned.precision) == ("traffic-light:mini-clip/random", "bf16")
+    assert len(check_floors(rows, [pinned])) == 1  # the bf16 row (0.50) only; fp32's 0.60 is not gated
+    assert check_floors(rows, ["*:* (bf16):balanced_accuracy=0.45"]) == []
+    with pytest.raises(UsageError, match=r"matches no entry\. Available: .*mini-clip/random \(bf16\)"):
+        check_floors(rows, ["pedestrian:mini-clip/random (bf16):accuracy=0.1"])
+    result = invoke("report", "--fail-under", "traffic-light:mini-clip/random (bf16):balanced_accuracy=0.55")
+    assert result.exit_code == 1
+    assert "Below floor: traffic-light | mini-clip/random | linear-probe | bf16 | seed 0:" in result.stderr
 
 
 @pytest.mark.parametrize("entries", [[], {}])
@@ -494,8 +606,9 @@ PHOTOS = {
 def test_results_csv_and_json_give_each_part_of_a_rows_provenance_its_own_field():
     add_described(
         "photos",
-        "RN50/rn50_finetuned-1a2b3c4d [tokens, bf16]",
+        "RN50/rn50_finetuned-1a2b3c4d [tokens]",
         0.8,
+        precision="bf16",
         model="RN50",
         pretrained="rn50_finetuned-1a2b3c4d",
         weights={"kind": "file", "sha256": "1a2b3c4d" + "0" * 56},
@@ -525,7 +638,7 @@ def test_results_csv_and_json_give_each_part_of_a_rows_provenance_its_own_field(
     with open("reports/results.csv", newline="") as f:
         trained, probed = list(csv.DictReader(f))
     assert {k: probed[k] for k in ("representation", "kind", "model", "pretrained", "weights_kind")} == {
-        "representation": "RN50/rn50_finetuned-1a2b3c4d [tokens, bf16]",
+        "representation": "RN50/rn50_finetuned-1a2b3c4d [tokens]",
         "kind": "probe",
         "model": "RN50",
         "pretrained": "rn50_finetuned-1a2b3c4d",

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..core.defaults import REPORTS_DIR, RESULTS_DIR
+from ..core.defaults import PRECISION, REPORTS_DIR, RESULTS_DIR
 from ..core.errors import ClipProbeError, UsageError
 from ..core.progress import console, err_console
 from ..features.chunks import DEFAULT_CHUNK_ROWS
@@ -216,7 +216,10 @@ def extract(
     features = run(chosen, config, chunk_rows=chunk_rows)
     for split, array in features.arrays.items():
         state = "extracted" if split in features.computed else "cached"
-        console.print(f"{features.meta['representation']} {split}: {array.shape[0]} x {array.shape[1]} ({state})")
+        # The precision beside the name, not in it (the name is the same on every machine): "(bf16)", none for fp32.
+        precision = features.meta.get("precision", PRECISION)
+        named = features.meta["representation"] + (f" ({precision})" if precision != PRECISION else "")
+        console.print(f"{named} {split}: {array.shape[0]} x {array.shape[1]} ({state})")
 
 
 @command
@@ -338,7 +341,8 @@ def print_outcome(record, path: Path, show_seed: bool = False) -> None:
     reused = " (stored result reused)" if record.reused else ""
     shots = f" | {record.shots}-shot" if record.shots is not None else ""
     seed = f" | seed {record.seed}" if show_seed else ""
-    where = f"{record.task} | {record.representation} | {record.method}{shots}{seed}"
+    precision = f" | {record.precision}" if record.precision is not None else ""
+    where = f"{record.task} | {record.representation} | {record.method}{shots}{precision}{seed}"
     if record.skipped is not None:
         err_console.print(f"Skipped: {where}: {record.skipped} -> {path}{reused}", markup=False, highlight=False)
         return
@@ -412,7 +416,9 @@ def report(
             metavar="TASK:REPRESENTATION:METRIC=VALUE",
             help="CI gate, repeatable: exit 1 when a matched entry's METRIC (accuracy, balanced_accuracy, "
             "macro_f1) is below VALUE. TASK and REPRESENTATION (as printed) may hold * wildcards; a wildcard "
-            "in REPRESENTATION matches the model rows only, a control is gated when named.",
+            "in REPRESENTATION matches the model rows only, a control is gated when named. A name matches its "
+            "rows in every precision; end it in one, e.g. 'ViT-B-32/openai (bf16)', to gate that precision's "
+            "rows only.",
         ),
     ] = None,
     reference: Annotated[
@@ -421,7 +427,9 @@ def report(
             "--compare",
             metavar="REFERENCE.json",
             help="CI gate: a results.json from an earlier report; exit 1 when an entry's balanced accuracy "
-            "regressed, an entry of the reference is missing, or nothing matched.",
+            "regressed, an entry of the reference is missing, or nothing matched. Entries match by name; one "
+            "computed in another precision than the reference's (--precision auto on another machine) is "
+            "compared all the same, with a note.",
         ),
     ] = None,
     max_drop: Annotated[

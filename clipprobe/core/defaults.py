@@ -16,6 +16,9 @@ SENSITIVITY_DIR = Path("results-sensitivity")
 EXPERIMENTS_FOLDER = "experiments"
 # The precision the library's ExtractorConfig uses unless told otherwise: float32, the same on every machine.
 PRECISION = "fp32"
+# Every precision an image tower can run in (clipprobe.features.precision.PRECISIONS says what each is); a row name
+# never carries one, a result's identity and the report's Precision column do.
+PRECISION_NAMES = ("fp32", "bf16", "fp16", "amp", "amp_bf16")
 # `auto`: bf16 where the device computes it natively and bf16 has been checked against fp32 for the model;
 # fp32 elsewhere (clipprobe.jobs.precision). Resolved once, in the run plan, before anything is keyed or named.
 AUTO = "auto"

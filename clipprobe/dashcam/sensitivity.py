@@ -37,7 +37,7 @@ from ..features.config import ExtractorConfig
 from ..features.extract import entry_meta
 from ..features.extractors import Extractor, make_extractor
 from ..jobs.precision import resolve_precision
-from ..results import Provenance, RunInfo, write_document
+from ..results import Provenance, RunInfo, distinct_precision, write_document
 from .world import WorldConfig
 
 # Bump when the shape or the meaning of a sensitivity record changes, so that stored scores are not read as new.
@@ -512,9 +512,11 @@ def measure_sensitivity(
 
 
 def sensitivity_path(results_dir: Path, record: SensitivityRecord, world: WorldConfig) -> Path:
-    """<results_dir>/<representation>__<attributes>[__world-<fingerprint>]__seed<seed>.json: a changed world gets
-    its own file."""
+    """<results_dir>/<representation>__<attributes>[__<precision>][__world-<fingerprint>]__seed<seed>.json: another
+    precision than fp32 (not in the representation's name) and a changed world get their own file."""
     parts = [slug(record.representation), "+".join(sorted(record.attributes))]
+    if (precision := distinct_precision(record.features.precision)) is not None:
+        parts.append(slug(precision))
     if world != WorldConfig():
         parts.append(f"world-{world.fingerprint()[:8]}")
     return Path(results_dir) / f"{'__'.join(parts)}__seed{record.seed}.json"

@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FeaturePlan:
-    """What a job knows of its features before any is extracted: how its row is named and each split's cache key."""
+    """What a job knows of its features before any is extracted: how its row is named, in which precision its
+    features are computed (None: an extractor that has one precision, such as raw pixels) and each split's cache
+    key."""
 
     representation: str
     model: str
     pretrained: str
+    precision: str | None
     precision_reason: str | None
     identity: dict[str, Any]
     keys: dict[str, str]
@@ -48,6 +51,7 @@ def plan_features(
         representation=named["representation"],
         model=named["model"],
         pretrained=named["pretrained"],
+        precision=named.get("precision"),
         precision_reason=named.get("precision_reason"),
         identity=extractor.identity(),
         keys=keys,

@@ -200,15 +200,16 @@ class OpenClipExtractor(BatchExtractor):
         row = representation_name(
             model if model == pretrained else f"{model}/{pretrained}",
             layer=self.config.layer,
-            precision=self.config.precision,
             orbit=self.config.orbit,
             resize=self.config.resize,
         )
-        # Why this precision (what `auto` saw, or "asked for"): it travels with the features into each result.
+        # The precision is not in the name (it may differ between machines, see clipprobe.features.naming): it goes
+        # beside it, with why it was chosen (what `auto` saw, or "asked for"), into each result.
         return {
             "representation": row,
             "model": model,
             "pretrained": pretrained,
+            "precision": self.config.precision,
             "precision_reason": self.precision_reason,
         }
 
@@ -273,7 +274,7 @@ class PixelsExtractor(BatchExtractor):
         return identity
 
     def describe(self) -> dict[str, str]:
-        # Raw pixels have one layer and one precision: only an orbit and a resize make another row.
+        # Raw pixels have one layer and one precision (no "precision" here): only an orbit and a resize make another row.
         row = representation_name(f"pixels/{self.SIZE}px", orbit=self.config.orbit, resize=self.config.resize)
         return {"representation": row, "model": "pixels", "pretrained": "none"}
 

@@ -1,12 +1,15 @@
 """How result tables name a representation: the model and weights as a row name (from what the weights are, not
-the path typed), tagged with every setting that makes it another representation (layer, precision, orbit, resize)."""
+the path typed), tagged with every setting that makes it another representation (layer, orbit, resize).
+
+The numeric precision is not in the name: `--precision auto` picks bf16 on one machine and fp32 on another, and a
+name that changed with the machine would break every `--fail-under` and README excerpt that names the row. The
+precision is a column of the tables and part of the result's identity (clipprobe.results.Identity) instead."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ..core.defaults import PRECISION
 from .config import DEFAULT_LAYER
 from .layers import layer_identity
 
@@ -39,17 +42,15 @@ def representation_name(
     name: str,
     *,
     layer: str = DEFAULT_LAYER,
-    precision: str = PRECISION,
     orbit: str | None = None,
     resize: str | None = None,
 ) -> str:
     """`name` (e.g. "ViT-B-32/openai") with a tag for each setting that is not the default, each its own row (and
-    result file): "ViT-B-32/openai [tokens, bf16, orbit:hflip, resize=pad]". An extractor passes only the settings
-    that change its numbers."""
+    result file): "ViT-B-32/openai [tokens, orbit:hflip, resize=pad]". An extractor passes only the settings
+    that change its numbers. The precision is never a tag: the same representation in bf16 has the same name (its
+    precision is a column, and a part of the result's identity)."""
     # A non-default layer is another representation: its own row, e.g. "ViT-B-32/openai [tokens]".
     tags = [layer_identity(layer)] if layer != DEFAULT_LAYER else []
-    # So is another precision: fp32 and bf16 results stand side by side, e.g. "ViT-B-32/openai [bf16]".
-    tags += [precision] if precision != PRECISION else []
     tags += [f"orbit:{orbit}"] if orbit else []
     tags += [f"resize={resize}"] if resize else []
     return name + (f" [{', '.join(tags)}]" if tags else "")

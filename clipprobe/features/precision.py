@@ -19,8 +19,9 @@ PRECISIONS = {
 }
 # `auto` (core.defaults.AUTO): bf16 where the device computes it natively (CUDA from Ampere on; CPUs with
 # AVX512-BF16, AMX or Arm BF16) and bf16 keeps what the probe reads on the task's own images
-# (clipprobe.jobs.precision); fp32 elsewhere. It is resolved in the run plan before anything is keyed or named, so a
-# cache entry, a row name and a result always carry the concrete precision, and the record says why it was chosen.
+# (clipprobe.jobs.precision); fp32 elsewhere. It is resolved in the run plan before anything is keyed, so a cache
+# entry and a result always carry the concrete precision (a result in its identity and its record, never in its row
+# name, which is the same on every machine), and the record says why it was chosen.
 PRECISION_CHOICES = (AUTO, *PRECISIONS)
 # Precisions whose weights stay float32 and whose matrix products run under torch.autocast in this dtype.
 AUTOCAST_DTYPES = {"amp": "float16", "amp_bf16": "bfloat16"}

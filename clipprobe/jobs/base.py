@@ -53,7 +53,8 @@ class Job(ABC):
 
     def describe(self) -> str:
         identity = self.identity()
-        return f"{identity.task} | {identity.representation} | {identity.method}"
+        precision = f" | {identity.precision}" if identity.precision is not None else ""
+        return f"{identity.task} | {identity.representation} | {identity.method}{precision}"
 
 
 def data_info(task: Task, sizes: dict[str, int]) -> DataInfo:
@@ -80,6 +81,7 @@ def record(job: Job, started: float, run: dict[str, Any] | None = None, **fields
         method=identity.method,
         seed=identity.seed,
         shots=identity.shots,
+        precision=identity.precision,
         key=job.key(),
         kind=job.kind,
         provenance=Provenance.now(),

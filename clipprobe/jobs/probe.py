@@ -96,7 +96,10 @@ class ProbeJob(Job):
         return tuple(sorted(float(value) for value in (self.grid or self.probe.grid)))
 
     def identity(self) -> Identity:
-        return Identity(self.task.name, self.plan.representation, self.probe.method, self.config.seed, self.shots)
+        plan = self.plan
+        return Identity(
+            self.task.name, plan.representation, self.probe.method, self.config.seed, self.shots, plan.precision
+        )
 
     def key(self) -> str:
         return self.identity().key(

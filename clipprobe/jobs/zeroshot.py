@@ -64,7 +64,10 @@ class ZeroShotJob(Job):
         return self._prompts
 
     def identity(self) -> Identity:
-        return Identity(self.task.name, self.plan.representation, self.baseline.method, self.config.seed)
+        plan = self.plan
+        return Identity(
+            self.task.name, plan.representation, self.baseline.method, self.config.seed, precision=plan.precision
+        )
 
     def key(self) -> str:
         return self.identity().key(

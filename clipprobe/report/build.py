@@ -17,7 +17,7 @@ from .experiments import Experiment, read_experiments
 from .files import stable, write_csv, write_experiment_plots
 from .gate import Gate, GateOutcome
 from .markdown import markdown
-from .tables import aggregate, group_key, order_tasks, skipped_entry, summarise
+from .tables import aggregate, group_key, order_tasks, row_precision, skipped_entry, summarise
 from .terminal import task_tables
 
 
@@ -68,6 +68,7 @@ def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, g
             e["shots"] is not None,
             -means[group_key(e)],
             e["representation"],
+            row_precision(e) or "",
             e["method"],
             e["seed"],
         )

@@ -10,14 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.defaults import PRECISION, PRECISION_NAMES
 from ..core.errors import RunError, UsageError
-from .tables import METRICS, full_data
+from .tables import METRICS, full_data, named, row_precision
 
 FLOOR_FORM = (
-    "TASK:REPRESENTATION:METRIC=VALUE (TASK and REPRESENTATION may hold * wildcards; METRIC one of "
-    + ", ".join(METRICS)
-    + "), e.g. traffic-light:*:balanced_accuracy=0.3"
+    "TASK:REPRESENTATION:METRIC=VALUE (TASK and REPRESENTATION may hold * wildcards; REPRESENTATION may end in a "
+    "precision, ' (bf16)'; METRIC one of " + ", ".join(METRICS) + "), e.g. traffic-light:*:balanced_accuracy=0.3"
 )
+# A floor's REPRESENTATION that ends in " (PRECISION)" gates the rows computed in that precision only; without it,
+# a floor gates a row by its name whatever its precision (names are the same on every machine).
+_PINNED = re.compile(r"(?P<target>.*) \((?P<precision>" + "|".join(map(re.escape, PRECISION_NAMES)) + r")\)\Z")
 # The kind of row a floor with a wildcard in its REPRESENTATION applies to: the model under test. A control, a
 # network trained on the labels or zero-shot is gated only when the floor names it (no wildcard in the name).
 GATED_BY_PATTERN = ("probe",)
@@ -34,14 +37,18 @@ class Floor:
 
     TASK and REPRESENTATION may hold `*` wildcards. A REPRESENTATION with a wildcard matches the model rows only
     (kind `probe`: what is being measured), never a control, a CNN or zero-shot, which a floor gates only when it
-    names them exactly."""
+    names them exactly. A row is matched by its name whatever its precision; a REPRESENTATION that ends in
+    " (bf16)" (any precision of `--precision`, fp32 too) matches the rows computed in that precision only."""
 
     spec: str
-    target: str  # "TASK:REPRESENTATION", either part possibly with "*"
+    target: str  # "TASK:REPRESENTATION", either part possibly with "*", without the precision
     metric: str
     value: float
+    precision: str | None = None  # the precision pinned with " (PRECISION)"; None: any
 
     def matches(self, row: dict[str, Any]) -> bool:
+        if self.precision is not None and row.get("precision") != self.precision:
+            return False
         # Task and row names may hold colons ("orbit-cnn/translate:4+hflip", "traffic-light[light_size=0.03:0.06]"):
         # every split of the target at a colon is tried.
         task, name = row["task"], row["representation"]
@@ -63,20 +70,26 @@ def parse_floor(spec: str) -> Floor:
         number = math.nan
     if not equals or not colon or ":" not in target or metric not in METRICS or not math.isfinite(number):
         raise UsageError(f"--fail-under expects {FLOOR_FORM}; got '{spec}'")
+    pinned = _PINNED.match(target)
+    if pinned is not None:
+        return Floor(spec, pinned["target"], metric, number, pinned["precision"])
     return Floor(spec=spec, target=target, metric=metric, value=number)
 
 
-def _where(row: dict[str, Any]) -> str:
+def _where(row: dict[str, Any], precision: bool = True) -> str:
+    """ "traffic-light | ViT-B-32/openai | linear-probe | bf16 | seed 0": the precision when it is not fp32."""
     shots = f" | {row['shots']}-shot" if row.get("shots") is not None else ""
-    return f"{row['task']} | {row['representation']} | {row['method']}{shots} | seed {row['seed']}"
+    shown = f" | {row_precision(row)}" if precision and row_precision(row) is not None else ""
+    return f"{row['task']} | {row['representation']} | {row['method']}{shots}{shown} | seed {row['seed']}"
 
 
 def _available(rows: list[dict[str, Any]]) -> str:
+    """Per task, its rows' names, each precision other than fp32 beside its name ("ViT-B-32/openai (bf16)")."""
     by_task: dict[str, list[str]] = {}
     for row in rows:
         by_task.setdefault(row["task"], [])
-        if row["representation"] not in by_task[row["task"]]:
-            by_task[row["task"]].append(row["representation"])
+        if named(row) not in by_task[row["task"]]:
+            by_task[row["task"]].append(named(row))
     return "; ".join(f"{task}: {', '.join(names)}" for task, names in by_task.items())
 
 
@@ -119,20 +132,43 @@ def _key(row: dict[str, Any]) -> tuple:
     return (row["task"], row["representation"], row["method"], row.get("shots"), row["seed"])
 
 
-# A precision tag in a row name (as written by clipprobe before names stopped depending on the machine).
-_PRECISION_TAG = re.compile(r"(?:, |(?<= \[))(?:bf16|fp16|amp|amp_bf16)(?=[,\]])|\s\[(?:bf16|fp16|amp|amp_bf16)\]")
+# Precisions that clipprobe once wrote into row names as a tag ("ViT-B-32/openai [tokens, bf16]"), before names
+# stopped depending on the machine; fp32 never was one.
+_TAGGED = frozenset(PRECISION_NAMES) - {PRECISION}
+_TAGS = re.compile(r"(?P<name>.*) \[(?P<tags>[^\[\]]*)\]\Z")
 
 
-def _unpinned(key: tuple) -> tuple:
-    """The key with any precision tag dropped from the row name: the same row computed in another precision."""
-    task, name, *rest = key
-    return (task, _PRECISION_TAG.sub("", name).replace("[, ", "["), *rest)
+def _untagged(name: str) -> tuple[str, str | None]:
+    """A row name without the precision tag that older clipprobe wrote into it, and that precision:
+    "ViT-B-32/openai [tokens, bf16]" -> ("ViT-B-32/openai [tokens]", "bf16"); a name without one is itself."""
+    match = _TAGS.match(name)
+    if match is None:
+        return name, None
+    tags = match["tags"].split(", ")
+    precision = next((tag for tag in tags if tag in _TAGGED), None)
+    if precision is None:
+        return name, None
+    rest = [tag for tag in tags if tag != precision]
+    return match["name"] + (f" [{', '.join(rest)}]" if rest else ""), precision
+
+
+def _compared(row: dict[str, Any]) -> tuple[tuple, str | None]:
+    """(the entry's key by name, its precision other than fp32): what the comparison matches entries by."""
+    name, tagged = _untagged(row["representation"])
+    return (row["task"], name, row["method"], row.get("shots"), row["seed"]), row_precision(row) or tagged
+
+
+def _precision(row: dict[str, Any]) -> str:
+    """An entry's precision as a message says it ("fp32" for an entry that says none)."""
+    return _compared(row)[1] or row.get("precision") or "fp32"
 
 
 @dataclass
 class Comparison:
     """Entries of the current report against a reference report's, matched by (task, representation, method, shots,
-    seed).
+    seed) and precision; an entry that finds no twin in its precision is matched by its name alone (a reference
+    made where `--precision auto` chose bf16, compared with a run where it chose fp32), and a note says that the
+    precision differs.
 
     A matched entry has *regressed* when even the top of its current balanced-accuracy interval is more than
     `max_drop` below the reference's balanced accuracy: current_high < reference - max_drop (an entry without an
@@ -147,6 +183,8 @@ class Comparison:
     added: list[dict[str, Any]] = field(default_factory=list)
     removed: list[dict[str, Any]] = field(default_factory=list)
     matched: int = 0
+    # Entries matched by name in another precision: {"entry": current entry, "reference": the reference's entry}.
+    other_precision: list[dict[str, Any]] = field(default_factory=list)
 
     def failures(self) -> list[str]:
         found = [
@@ -156,16 +194,8 @@ class Comparison:
             f"(interval top {r['high']:.4f}) < reference {r['reference']:.4f} - max drop {self.max_drop:g}"
             for r in self.regressed
         ]
-        moved = {_key(entry): entry for entry in self.added}
         for entry in self.removed:
-            twin = next((moved[k] for k in moved if _unpinned(k) == _unpinned(_key(entry))), None)
-            if twin is not None:
-                found.append(
-                    f"Renamed (in the reference as {entry['representation']!r}, precision {entry.get('precision')}; "
-                    f"now {twin['representation']!r}, precision {twin.get('precision')}): {_where(entry)}"
-                )
-            else:
-                found.append(f"Missing (in the reference, not in this run): {_where(entry)}")
+            found.append(f"Missing (in the reference, not in this run): {_where(entry)}")
         if self.matched == 0:
             found.append(
                 "The reference matched no entry of this run (another task set, or renamed rows): nothing was compared"
@@ -173,7 +203,17 @@ class Comparison:
         return found
 
     def notes(self) -> list[str]:
-        return [f"Added (not in the reference): {_where(entry)}" for entry in self.added]
+        changed = []
+        for pair in self.other_precision:
+            entry, before = pair["entry"], pair["reference"]
+            named_as = (
+                f" (named {before['representation']!r})" if before["representation"] != entry["representation"] else ""
+            )
+            changed.append(
+                f"Precision differs: {_where(entry, precision=False)}: {_precision(before)} in the reference"
+                f"{named_as}, {_precision(entry)} in this run; compared by name"
+            )
+        return changed + [f"Added (not in the reference): {_where(entry)}" for entry in self.added]
 
 
 DEFAULT_MAX_DROP = 0.02
@@ -190,20 +230,39 @@ def regressions(
     """Compare balanced accuracy entry by entry against a reference report's entries (see Comparison for the rule)."""
     check_max_drop(max_drop)
     result = Comparison(max_drop=max_drop)
-    before_by_key = {_key(entry): entry for entry in reference}
-    current_keys = {_key(entry) for entry in entries}
-    for entry in entries:
-        before = before_by_key.get(_key(entry))
-        if before is None:
+    # Each reference entry answers one entry of this run: first in the same precision, then by name alone.
+    exact: dict[tuple, int] = {}
+    by_name: dict[tuple, list[int]] = {}
+    for i, before in enumerate(reference):
+        key, precision = _compared(before)
+        exact.setdefault((key, precision), i)
+        by_name.setdefault(key, []).append(i)
+    twins: dict[int, int] = {}  # this run's entry -> the reference's
+    answered: set[int] = set()
+    for j, entry in enumerate(entries):
+        same = exact.get(_compared(entry))
+        if same is not None and same not in answered:
+            twins[j] = same
+            answered.add(same)
+    for j, entry in enumerate(entries):
+        if j not in twins:
+            left = [i for i in by_name.get(_compared(entry)[0], []) if i not in answered]
+            if left:
+                twins[j] = left[0]
+                answered.add(left[0])
+                result.other_precision.append({"entry": entry, "reference": reference[left[0]]})
+    for j, entry in enumerate(entries):
+        if j not in twins:
             result.added.append(entry)
             continue
+        before = reference[twins[j]]
         result.matched += 1
         interval = (entry.get("intervals") or {}).get("balanced_accuracy")
         high = interval[1] if interval else entry["balanced_accuracy"]
         # An incomplete entry, or a NaN, is never within the reference's reach.
         if entry.get("incomplete") or not high >= before["balanced_accuracy"] - max_drop:
             result.regressed.append({"entry": entry, "reference": before["balanced_accuracy"], "high": high})
-    result.removed = [entry for entry in reference if _key(entry) not in current_keys]
+    result.removed = [entry for i, entry in enumerate(reference) if i not in answered]
     return result
 
 
@@ -273,6 +332,7 @@ class Gate:
                 "reference": str(self.reference),
                 "max_drop": self.max_drop,
                 "matched": compared.matched,
+                "other_precision": len(compared.other_precision),
                 "regressed": len(compared.regressed),
                 "added": len(compared.added),
                 "removed": len(compared.removed),
@@ -315,10 +375,11 @@ class GateOutcome:
         if self.comparison is not None:
             c = self.comparison
             regressed = "no regression" if not c["regressed"] else f"{c['regressed']} regressed"
+            other = f" ({c['other_precision']} in another precision)" if c.get("other_precision") else ""
             lines.append(
                 (
                     f"--compare {c['reference']} --max-drop {c['max_drop']:g}",
-                    f"{c['matched']} matched",
+                    f"{c['matched']} matched{other}",
                     f"{regressed}; {c['added']} added, {c['removed']} removed",
                 )
             )

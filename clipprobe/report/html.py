@@ -21,7 +21,7 @@ from .tables import (
     NUMERIC,
     ROW_KINDS,
     SEEDS_CAPTION,
-    SEEDS_HEADERS,
+    SEEDS_NUMBERS,
     YOUR_DATA,
     cell,
     chance_level,
@@ -29,11 +29,16 @@ from .tables import (
     columns,
     data_note,
     edge_note,
+    entry_key,
     few_shot_cells,
     few_shot_grid,
     full_data,
     geometry_note,
     has_several_seeds,
+    named,
+    record_key,
+    row_precision,
+    seeds_headers,
     seeds_rows,
     selected_cell,
     skipped_notes,
@@ -100,7 +105,7 @@ def render_html(
     chance level, its table, a bar chart of balanced accuracy, the rows' provenance, the means across seeds and the
     few-shot table and curves when there are any, and per row its confusion matrix and validation curve. Every
     text from the records is escaped; the same rows and records give the same string."""
-    by_key = {(r.task, r.representation, r.method, r.shots, r.seed): r for r in records}
+    by_key = {record_key(r): r for r in records}
     entries = aggregates
     tasks = list(dict.fromkeys(row["task"] for row in [*rows, *skipped]))
     anchors = {task: f"task-{i}-{slug(task)}" for i, task in enumerate(tasks)}
@@ -125,7 +130,7 @@ def render_html(
     chances = {task: chance_level(rows, task) for task in tasks}
     cards = _render_cards(
         [
-            (label, row, by_key.get(_key(row)), (chances[task] or (None,))[0])
+            (label, row, by_key.get(entry_key(row)), (chances[task] or (None,))[0])
             for task, task_rows, card_rows in sections
             for label, row in zip(_labels(card_rows), card_rows)
         ]
@@ -193,18 +198,14 @@ def _gate_section(gate: GateOutcome) -> str:
     return "\n".join(parts)
 
 
-def _key(item: dict[str, Any]) -> tuple:
-    return (item["task"], item["representation"], item["method"], item.get("shots"), item["seed"])
-
-
 def _card_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows that get a card: each row and method once, at its first seed (the others are in the tables)."""
+    """The rows that get a card: each row (in each precision) and method once, at its first seed (the others are
+    in the tables)."""
     first: dict[tuple, int] = {}
     for row in rows:
-        first[row["representation"], row["method"]] = min(
-            row["seed"], first.get((row["representation"], row["method"]), row["seed"])
-        )
-    return [row for row in rows if row["seed"] == first[row["representation"], row["method"]]]
+        line = (row["representation"], row_precision(row), row["method"])
+        first[line] = min(row["seed"], first.get(line, row["seed"]))
+    return [row for row in rows if row["seed"] == first[row["representation"], row_precision(row), row["method"]]]
 
 
 def escape(text: Any) -> str:
@@ -218,7 +219,7 @@ def img(png: bytes, alt: str) -> str:
 
 
 def _label(row: dict[str, Any], seeds: bool) -> str:
-    return f"{row['representation']} · {row['method']}" + (f" · seed {row['seed']}" if seeds else "")
+    return f"{named(row)} · {row['method']}" + (f" · seed {row['seed']}" if seeds else "")
 
 
 def _labels(rows: list[dict[str, Any]]) -> list[str]:
@@ -326,9 +327,13 @@ def _seeds_section(task: str, entries: list[dict[str, Any]]) -> list[str]:
     lines = seeds_rows(entries, task)
     if not has_several_seeds(entries, task) or not lines:
         return []
-    head = "".join(f"<th>{escape(h)}</th>" for h in SEEDS_HEADERS)
+    headers = seeds_headers(entries, task)
+    text = len(headers) - SEEDS_NUMBERS
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = [
-        "<tr>" + "".join(f"<td{' class=num' if i >= 2 else ''}>{escape(c)}</td>" for i, c in enumerate(line)) + "</tr>"
+        "<tr>"
+        + "".join(f"<td{' class=num' if i >= text else ''}>{escape(c)}</td>" for i, c in enumerate(line))
+        + "</tr>"
         for line in lines
     ]
     return [
@@ -342,23 +347,24 @@ def _few_shot_section(
     task: str, entries: list[dict[str, Any]], skipped: list[dict[str, Any]], chance: tuple[float, int] | None
 ) -> list[str]:
     """The few-shot table, its curves (balanced accuracy against k, log axis) and the skipped runs with reasons."""
-    shots, lines = few_shot_grid(entries, skipped, task)
+    shots, names, lines = few_shot_grid(entries, skipped, task)
     if not lines:
         return []
-    head = "".join(f"<th>{escape(h)}</th>" for h in ["Representation", "Method", *(f"{k}-shot" for k in shots)])
+    head = "".join(f"<th>{escape(h)}</th>" for h in [*names, *(f"{k}-shot" for k in shots)])
     body = [
         "<tr>"
-        + f"<td>{escape(row)}</td><td>{escape(method)}</td>"
+        + "".join(f"<td>{escape(text)}</td>" for text in line)
         + "".join(f"<td class=num>{escape(c)}</td>" for c in few_shot_cells(cells, shots))
         + "</tr>"
-        for row, method, cells in lines
+        for line, cells in lines
     ]
     parts = [
         "<h3>Few-shot</h3>",
         f'<p class="caption">{escape(FEW_SHOT_CAPTION)}</p>',
         f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>' + "".join(body) + "</tbody></table></div>",
     ]
-    curves = [(f"{row} · {method}", cells) for row, method, cells in lines]
+    # A line's label: its name, its precision where the table shows one, and its method.
+    curves = [(" · ".join(line), cells) for line, cells in lines]
     if any(isinstance(entry, dict) for _, cells in curves for entry in cells.values()):
         parts += [
             "<figure>",

@@ -11,7 +11,7 @@ from .tables import (
     HEADERS,
     NUMERIC,
     SEEDS_CAPTION,
-    SEEDS_HEADERS,
+    SEEDS_NUMBERS,
     cell,
     chance_note,
     columns,
@@ -22,6 +22,7 @@ from .tables import (
     full_data,
     geometry_note,
     has_several_seeds,
+    seeds_headers,
     seeds_rows,
     skipped_notes,
 )
@@ -82,17 +83,19 @@ def markdown_sections(entries: list[dict[str, Any]], skipped: list[dict[str, Any
     """The same tables as Markdown lines, for report.md."""
     lines = []
     if has_several_seeds(entries, task) and (rows := seeds_rows(entries, task)):
+        headers = seeds_headers(entries, task)
+        text = len(headers) - SEEDS_NUMBERS
         lines += [
             "",
             f"#### {md(task)}: across seeds",
             "",
             SEEDS_CAPTION,
             "",
-            "| " + " | ".join(SEEDS_HEADERS) + " |",
-            "| --- | --- | ---: | ---: | ---: | ---: |",
+            "| " + " | ".join(headers) + " |",
+            "| " + " | ".join("---" if i < text else "---:" for i in range(len(headers))) + " |",
         ]
         lines += [table_line(row) for row in rows]
-    columns, grid = few_shot_grid(entries, skipped, task)
+    columns, names, grid = few_shot_grid(entries, skipped, task)
     if grid:
         lines += [
             "",
@@ -100,10 +103,10 @@ def markdown_sections(entries: list[dict[str, Any]], skipped: list[dict[str, Any
             "",
             FEW_SHOT_CAPTION,
             "",
-            "| Representation | Method | " + " | ".join(f"{k}-shot" for k in columns) + " |",
-            "| --- | --- | " + " | ".join("---:" for _ in columns) + " |",
+            "| " + " | ".join([*names, *(f"{k}-shot" for k in columns)]) + " |",
+            "| " + " | ".join(["---"] * len(names) + ["---:"] * len(columns)) + " |",
         ]
-        lines += [table_line([row, method, *few_shot_cells(cells, columns)]) for row, method, cells in grid]
+        lines += [table_line([*line, *few_shot_cells(cells, columns)]) for line, cells in grid]
         if notes := skipped_notes(skipped, task):
             lines += ["", *(f"- {md(note)}" for note in notes)]
     return lines

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from ..core.defaults import PRECISION
 from ..core.kinds import RowKind
 from ..data.task import TASKS
 from ..probes.shots import ALL
-from ..results import Result, Selection
+from ..results import Result, Selection, distinct_precision
 
 AGGREGATE_METRICS = ("balanced_accuracy", "accuracy", "macro_f1")
 SEEDS_CAPTION = (
@@ -27,22 +28,60 @@ FEW_SHOT_CAPTION = (
 )
 
 
+def row_precision(row: dict[str, Any]) -> str | None:
+    """The precision that makes an entry another row than the fp32 one of the same name: None for fp32 and for
+    rows without features, else bf16, fp16, amp, ... (clipprobe.results.distinct_precision)."""
+    return distinct_precision(row.get("precision"))
+
+
+def precision_shown(rows: Iterable[dict[str, Any]]) -> bool:
+    """Whether a table shows a Precision column: when one of its rows is not fp32. A table of fp32 rows (and rows
+    without features) stays as it was; a bf16 row's precision is never hidden."""
+    return any(row_precision(row) is not None for row in rows)
+
+
+def named(row: dict[str, Any]) -> str:
+    """A row's name where its precision cannot have a column of its own (a card's title, a plot's legend, a gate
+    message): "ViT-B-32/openai (bf16)"; the name alone for fp32."""
+    precision = row_precision(row)
+    return row["representation"] + (f" ({precision})" if precision is not None else "")
+
+
+def entry_key(row: dict[str, Any]) -> tuple:
+    """What tells the entries of a report apart: (task, representation, precision, method, shots, seed)."""
+    return (*group_key(row), row["seed"])
+
+
+def record_key(result: Result) -> tuple:
+    """`entry_key` of the entry that `summarise` makes of `result`."""
+    precision = distinct_precision(record_precision(result))
+    return (result.task, result.representation, precision, result.method, result.shots, result.seed)
+
+
+def record_precision(result: Result) -> str | None:
+    """The precision an entry shows: its features' (fp32 too); for a record without features, the one it is keyed
+    by (None: fp32, or no features)."""
+    return result.features.precision if result.features is not None else result.precision
+
+
 def group_key(row: dict[str, Any]) -> tuple:
-    return (row["task"], row["representation"], row["method"], row.get("shots"))
+    return (row["task"], row["representation"], row_precision(row), row["method"], row.get("shots"))
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (task, row, method, shots), in first-seen order: the seeds, and per metric mean and std.
+    """One entry per (task, row, precision, method, shots), in first-seen order: the seeds, and per metric mean and
+    std.
 
     std is the sample standard deviation (ddof=1), None for a single seed."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(group_key(row), []).append(row)
     entries = []
-    for (task, name, method, shots), members in groups.items():
+    for (task, name, _, method, shots), members in groups.items():
         entry = {
             "task": task,
             "representation": name,
+            "precision": members[0].get("precision"),
             "method": method,
             "shots": shots,
             "seeds": sorted(member["seed"] for member in members),
@@ -67,17 +106,28 @@ def shots_order(value: Any) -> tuple:
     return (1, 0) if value == ALL else (0, value)
 
 
-def few_shot_grid(entries: list[dict[str, Any]], skipped: list[dict[str, Any]], task: str) -> tuple[list, list]:
-    """The task's few-shot table: (the shots as columns, [(row, method, {shots: entry or "skipped"})])."""
+def few_shot_grid(
+    entries: list[dict[str, Any]], skipped: list[dict[str, Any]], task: str
+) -> tuple[list, tuple[str, ...], list[tuple[tuple[str, ...], dict]]]:
+    """The task's few-shot table: (the shots as columns, the headers of the cells that name a line, [(those cells:
+    representation, precision when shown, method; {shots: entry or "skipped"})])."""
     few = [e for e in entries if e["task"] == task and e["shots"] is not None]
     gaps = [s for s in skipped if s["task"] == task]
     columns = sorted({e["shots"] for e in few} | {s["shots"] for s in gaps}, key=shots_order)
+    shown = precision_shown(few + gaps)
+    names: dict[tuple, tuple[str, ...]] = {}
     lines: dict[tuple, dict] = {}
-    for entry in few:
-        lines.setdefault((entry["representation"], entry["method"]), {})[entry["shots"]] = entry
-    for gap in gaps:
-        lines.setdefault((gap["representation"], gap["method"]), {}).setdefault(gap["shots"], "skipped")
-    return columns, [(row, method, cells) for (row, method), cells in lines.items()]
+    for item in few + gaps:
+        key = (item["representation"], row_precision(item), item["method"])
+        precision = [_format("precision", item.get("precision"))] if shown else []
+        names.setdefault(key, (item["representation"], *precision, item["method"]))
+        cells = lines.setdefault(key, {})
+        if "reason" in item:  # a skipped run: only where no seed of it has an entry
+            cells.setdefault(item["shots"], "skipped")
+        else:
+            cells[item["shots"]] = item
+    headers = ("Representation", *(["Precision"] if shown else []), "Method")
+    return columns, headers, [(names[key], cells) for key, cells in lines.items()]
 
 
 def few_shot_cells(cells: dict[Any, Any], columns: list) -> list[str]:
@@ -92,9 +142,7 @@ def skipped_notes(skipped: list[dict[str, Any]], task: str) -> list[str]:
     notes: dict[tuple, list] = {}
     for gap in skipped:
         if gap["task"] == task:
-            notes.setdefault((gap["representation"], gap["method"], gap["shots"], gap["reason"]), []).append(
-                gap["seed"]
-            )
+            notes.setdefault((named(gap), gap["method"], gap["shots"], gap["reason"]), []).append(gap["seed"])
     return [
         f"Skipped {row} · {method} · {shots}-shot (seed {', '.join(map(str, sorted(seeds)))}): {reason}"
         for (row, method, shots, reason), seeds in notes.items()
@@ -106,15 +154,32 @@ def has_several_seeds(entries: list[dict[str, Any]], task: str) -> bool:
 
 
 def seeds_rows(entries: list[dict[str, Any]], task: str) -> list[list[str]]:
-    """The full-data rows of a task across seeds: Representation, Method, Seeds, then mean ± std per metric."""
+    """The full-data rows of a task across seeds: Representation, Precision (when shown), Method, Seeds, then
+    mean ± std per metric (the headers: `seeds_headers`)."""
+    full = [e for e in entries if e["task"] == task and e["shots"] is None]
+    shown = precision_shown(full)
     return [
-        [e["representation"], e["method"], str(len(e["seeds"])), *(mean_std(e[m]) for m in AGGREGATE_METRICS)]
-        for e in entries
-        if e["task"] == task and e["shots"] is None
+        [
+            e["representation"],
+            *([_format("precision", e.get("precision"))] if shown else []),
+            e["method"],
+            str(len(e["seeds"])),
+            *(mean_std(e[m]) for m in AGGREGATE_METRICS),
+        ]
+        for e in full
     ]
 
 
 SEEDS_HEADERS = ("Representation", "Method", "Seeds", "Balanced acc.", "Accuracy", "Macro-F1")
+# The across-seeds table's last columns are numbers (Seeds and the metrics), the others text.
+SEEDS_NUMBERS = 4
+
+
+def seeds_headers(entries: list[dict[str, Any]], task: str) -> tuple[str, ...]:
+    """SEEDS_HEADERS, with Precision after Representation when one of the task's rows is not fp32."""
+    if not precision_shown(e for e in entries if e["task"] == task and e["shots"] is None):
+        return SEEDS_HEADERS
+    return SEEDS_HEADERS[:1] + ("Precision",) + SEEDS_HEADERS[1:]
 
 
 # One table per task: the probed representations and the baselines, on the same test split and metrics.
@@ -132,6 +197,7 @@ COLUMNS = (
 
 HEADERS = {
     "representation": "Representation",
+    "precision": "Precision",
     "method": "Method",
     "seed": "Seed",
     "balanced_accuracy": "Balanced acc.",
@@ -154,10 +220,14 @@ CAPTION = "Test split; every choice (probe C, training epoch) made on the valida
 
 
 def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
-    """COLUMNS, with a Seed column after Method when the rows come from several seeds."""
+    """COLUMNS, with a Precision column after Representation when a row is not fp32 (`precision_shown`: the name is
+    the same in every precision, the column tells them apart), and a Seed column after Method when the rows come
+    from several seeds."""
+    shown = COLUMNS[:1] + (("precision",) if precision_shown(rows) else ()) + COLUMNS[1:]
     if len({row["seed"] for row in rows}) < 2:
-        return COLUMNS
-    return COLUMNS[:2] + ("seed",) + COLUMNS[2:]
+        return shown
+    at = shown.index("method") + 1
+    return shown[:at] + ("seed",) + shown[at:]
 
 
 def full_data(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -248,7 +318,7 @@ def provenance(result: Result) -> dict[str, Any]:
         "source_path": path,
         "source_fingerprint": result.data.fingerprint,
         "layer": features.layer if features is not None else None,
-        "precision": features.precision if features is not None else None,
+        "precision": record_precision(result),
     }
 
 
@@ -326,6 +396,8 @@ def skipped_entry(result: Result) -> dict[str, Any]:
         "method": result.method,
         "shots": result.shots,
         "seed": result.seed,
+        # As the entries of its kind say it: a row with features in fp32 says fp32 (its record, None).
+        "precision": result.precision or (PRECISION if result.kind is not RowKind.TRAINED else None),
         "reason": result.skipped,
     }
 

@@ -13,7 +13,7 @@ from .tables import (
     HEADERS,
     NUMERIC,
     SEEDS_CAPTION,
-    SEEDS_HEADERS,
+    SEEDS_NUMBERS,
     cell,
     chance_note,
     columns,
@@ -23,6 +23,7 @@ from .tables import (
     full_data,
     geometry_note,
     has_several_seeds,
+    seeds_headers,
     seeds_rows,
     skipped_notes,
 )
@@ -62,20 +63,21 @@ def rich_tables(entries: list[dict[str, Any]], skipped: list[dict[str, Any]], ta
     tables = []
     if has_several_seeds(entries, task) and (lines := seeds_rows(entries, task)):
         table = Table(title=f"{task}: across seeds", caption=SEEDS_CAPTION, title_justify="left")
-        for i, header in enumerate(SEEDS_HEADERS):
-            table.add_column(header, justify="left" if i < 2 else "right")
-        for line in lines:
-            table.add_row(*(Text(cell) for cell in line))
+        headers = seeds_headers(entries, task)
+        for i, header in enumerate(headers):
+            table.add_column(header, justify="left" if i < len(headers) - SEEDS_NUMBERS else "right")
+        for cells in lines:
+            table.add_row(*(Text(cell) for cell in cells))
         tables.append(table)
-    columns, grid = few_shot_grid(entries, skipped, task)
+    columns, names, grid = few_shot_grid(entries, skipped, task)
     if grid:
         caption = "\n".join([FEW_SHOT_CAPTION, *skipped_notes(skipped, task)])
         table = Table(title=f"{task}: few-shot balanced accuracy", caption=caption, title_justify="left")
-        table.add_column("Representation")
-        table.add_column("Method")
+        for name in names:
+            table.add_column(name)
         for k in columns:
             table.add_column(f"{k}-shot", justify="right")
-        for row, method, cells in grid:
-            table.add_row(Text(row), Text(method), *(Text(cell) for cell in few_shot_cells(cells, columns)))
+        for line, shots in grid:
+            table.add_row(*(Text(text) for text in line), *(Text(cell) for cell in few_shot_cells(shots, columns)))
         tables.append(table)
     return tables
