@@ -3,11 +3,12 @@
 A docstring is a summary sentence, paragraphs of prose (wrapped in the source as convenient: single line breaks
 are joined, so the terminal's width decides where lines break; a line starting with "- " starts a new line), and
 last an Examples section, one command a line, which is never wrapped: a line longer than the terminal runs past
-its edge rather than breaking inside the command, so each one pastes as it is.
+its edge rather than breaking inside the command, so each one pastes as it is (so no comments after it either:
+zsh does not take them by default).
 
     Examples:
         clipprobe probe --task traffic-light
-        clipprobe extract --shard 0/4   # then 1/4, 2/4 and 3/4 on the other machines
+        clipprobe probe --task pedestrian --baselines none
 """
 
 from __future__ import annotations

@@ -199,11 +199,12 @@ def extract(
     """Extract frozen image features for every split and cache them.
 
     Extraction goes in chunks: a killed run resumes where it stopped. With --shard I/N (or under torchrun, which
-    sets RANK and WORLD_SIZE) this process computes only its shard's chunks; --merge then assembles them.
+    sets RANK and WORLD_SIZE) this process computes only its shard's chunks into the shared cache: run --shard 0/4
+    to --shard 3/4 on four machines, say, then --merge once to assemble them.
 
     Examples:
         clipprobe extract --model ViT-B-32 --pretrained /models/vit-b-32.bin --device cuda --precision amp
-        clipprobe extract --shard 0/4  # and --shard 1/4, 2/4, 3/4 on other machines, into the same cache
+        clipprobe extract --shard 0/4
         clipprobe extract --merge
     """
     from .. import runner
