@@ -260,6 +260,10 @@ class Metrics:
 class Selection:
     """The one choice a row makes, always on the validation split: the probe's C or alpha, the network's epoch.
 
+    `at_grid_edge`: the choice is the first or last value of what was swept (for a probe, the first or last
+    value of `grid`, after any extension; for a trained network, the last epoch of its budget): the best value may
+    lie beyond. `grid`: a probe's values swept, ascending (the linear probe extends its default grid beyond an edge
+    that validation chose, clipprobe.probes.linear); None for a trained network (its curve lists the epochs).
     Zero-shot chooses nothing: `parameter`, `chosen`, `metric` and `split` are None and `note` says why."""
 
     metric: str | None
@@ -269,6 +273,7 @@ class Selection:
     at_grid_edge: bool = False
     curve: list[dict[str, int | float | bool]] = field(default_factory=list)  # a point may say `converged`
     note: str | None = None
+    grid: list[float] | None = None
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,7 @@ def test_cnn_learns_a_planted_colour(tmp_path):
         assert epochs == list(range(1, selection.chosen + 1))
     else:
         assert epochs == list(range(1, FAST.epochs + 1))
-    assert selection.at_grid_edge is False
+    assert selection.at_grid_edge is (selection.chosen == FAST.epochs)  # the budget's last epoch: flagged
     assert record.data.sizes == {"train": 120, "validation": 60, "test": 90}
     assert record.metrics.n == 90 and np.asarray(record.metrics.confusion_matrix).sum() == 90
     assert record.training.epochs_run == len(epochs) and record.incomplete is None

@@ -172,7 +172,7 @@ def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_e
 
 
 @pytest.mark.slow
-def test_the_cli_prints_mean_and_sd_per_layer_and_paired_differences(tiny_model, monkeypatch):
+def test_the_cli_prints_mean_and_sd_per_layer_and_the_contrasts(tiny_model, monkeypatch):
     """The issue's acceptance command, on a tiny world and model (the defaults would pretrain full models)."""
     from typer.testing import CliRunner
 
@@ -211,7 +211,11 @@ def test_the_cli_prints_mean_and_sd_per_layer_and_paired_differences(tiny_model,
     )
     assert result.exit_code == 0, result.output
     assert "layer embedding" in result.output and "layer tokens" in result.output
-    assert " ± " in result.output and "paired differences" in result.output
+    assert " ± " in result.output
+    # The acceptance of the seed-level issue: the primary contrasts, then the exploratory ones with q-values.
+    assert "primary contrasts" in result.output and "exploratory leads" in result.output
+    assert "light: descriptive - salient" in result.output and "p (Holm)" in result.output
+    assert "q (BH)" in result.output
 
 
 # --- zero-shot prompts and orbit draws -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -19,6 +20,7 @@ from clipprobe.dashcam.captions import descriptive_fraction
 from clipprobe.dashcam.experiment import CurationExperiment, run_curation
 from clipprobe.dashcam.pretrain import PretrainConfig
 from clipprobe.dashcam.world import WorldConfig
+from clipprobe.jobs.probe import ProbeJob
 from clipprobe.report.build import build_report
 from clipprobe.results import VOLATILE_FIELD, read_results
 
@@ -38,6 +40,9 @@ def tiny_experiment(tiny_model):
         recipe=PretrainConfig(model=tiny_model, steps=2, batch_size=8),
         world=world,
         layers=("embedding",),
+        probes=("linear",),
+        mlp_tasks=(),
+        seeds=1,
     )
 
 
@@ -175,6 +180,12 @@ def test_policy_list_shorthand_continues_the_family():
             ["--baselines", "cnn,gan"],
             "Error: Unknown baseline 'gan'. Available: cnn, orbit-cnn, pixels, random, zero-shot\n",
         ),
+        (["--part", "2/2"], "Error: --part K/N needs 0 <= K < N, got 2/2\n"),
+        (["--part", "one"], "Error: --part expects K/N with whole numbers, e.g. 0/4; got 'one'\n"),
+        (
+            ["--tasks", "pedestrian", "--mlp-tasks", "clouds"],
+            "Error: --mlp-tasks: 'clouds' is not one of the experiment's tasks (pedestrian)\n",
+        ),
         (
             ["--attributes", "weather"],
             "Error: Unknown counterfactual attribute 'weather'. Available: car-colour, pedestrian, time-of-day, traffic-light\n",
@@ -221,3 +232,30 @@ def test_an_unknown_model_tag_fails_before_any_training(tiny_experiment, monkeyp
     monkeypatch.setattr(pretrain, "train", lambda *a, **k: pytest.fail("nothing may run before the input is checked"))
     with pytest.raises(UsageError, match="Unknown pretrained tag 'laion9000' for model 'ViT-B-32'"):
         run_curation(dataclasses.replace(tiny_experiment, models=("ViT-B-32@laion9000",)))
+
+
+def _describe(job):
+    probe = job.probe.name if isinstance(job, ProbeJob) else None
+    layer = job.config.layer if isinstance(job, ProbeJob) else None
+    return (type(job).__name__, job.task.name, job.origin, probe, layer)
+
+
+def test_the_parts_of_an_experiment_share_out_its_jobs(tiny_experiment):
+    """Every job in exactly one part; a pretraining seed's models stay together, and so do a baseline seed's rows."""
+    experiment = dataclasses.replace(tiny_experiment, seeds=3, baseline_seeds=2, mlp_tasks=("traffic-light",))
+    everything = [_describe(job) for job in experiment.jobs()]
+    parts = [[_describe(job) for job in dataclasses.replace(experiment, part=(k, 4)).jobs()] for k in range(4)]
+    assert sorted(map(repr, everything)) == sorted(repr(job) for part in parts for job in part)
+    assert len(everything) == len(set(map(repr, everything)))
+    for part in parts:
+        units = {(origin.seed, origin.baseline is not None) for _, _, origin, _, _ in part}
+        assert 1 <= len(units) <= 2  # 3 seeds x (models, baselines): 6 units over 4 parts
+    # The MLP reads each policy's embedding on the light at every pretraining seed (and random weights').
+    mlp = [d for d in everything if d[3] == "mlp"]
+    assert {(d[2].seed, d[2].baseline, d[4]) for d in mlp} == {
+        (seed, baseline, "embedding") for seed in range(3) for baseline in (None, "random")
+    }
+    assert len([d for d in mlp if d[2].baseline is None]) == 3 * len(experiment.policies)
+    # The trained baselines at their own two seeds only; random weights at every pretraining seed.
+    assert {d[2].seed for d in everything if d[0] == "TrainedJob"} == {0, 1}
+    assert {d[2].seed for d in everything if d[2].baseline == "random"} == {0, 1, 2}

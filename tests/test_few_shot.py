@@ -80,12 +80,42 @@ def test_mlp_probe_reads_what_a_linear_probe_cannot():
     )  # strongest penalty first
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_mlp_probe_is_class_balanced_by_sample_weights():
+    """The MLP's chosen model is MLPClassifier fitted with scikit-learn's balanced sample weights (the rule of every
+    trained row), which MLPClassifier takes as `sample_weight` (it has no class_weight)."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    (tx, ty), (vx, vy) = xor(300, 1), xor(100, 2)
+    keep = np.flatnonzero((ty == 0) | (np.arange(len(ty)) % 4 == 0))  # class 1 kept one time in four
+    tx, ty = tx[keep], ty[keep]
+    fit = fit_mlp_probe(tx, ty, vx, vy, alpha_grid=(1.0,), hidden=16, max_iter=50)
+    scaler, model = fit.model[0], fit.model[-1]
+    z = scaler.transform(tx).astype(np.float32)
+    settings = dict(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=50, random_state=0, alpha=1.0)
+    balanced = MLPClassifier(**settings).fit(z, ty, sample_weight=compute_sample_weight("balanced", ty))
+    for ours, theirs in zip(model.coefs_, balanced.coefs_):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    unweighted = MLPClassifier(**settings).fit(z, ty)
+    assert not np.allclose(model.coefs_[-1], unweighted.coefs_[-1], rtol=1e-3)
+
+
 def test_probe_registry_lists_and_rejects():
-    assert list_probes() == ["linear", "mlp"]
+    assert list_probes() == ["linear", "mlp", "linear-pca:K"]
     assert get_probe("mlp").method == "mlp-probe"
     assert [p.name for p in parse_probes("mlp, linear,mlp")] == ["mlp", "linear"]
-    with pytest.raises(UsageError, match=r"^Unknown probe 'svm'\. Available: linear, mlp$"):
+    with pytest.raises(UsageError, match=r"^Unknown probe 'svm'\. Available: linear, mlp, linear-pca:K$"):
         parse_probes("linear,svm")
+    # A family member: its name and method hold its argument; two spellings of one are one probe.
+    pca = get_probe("linear-pca:128")
+    assert (pca.name, pca.method, pca.parameter) == ("linear-pca:128", "linear-probe-pca128", "C")
+    assert [p.name for p in parse_probes("linear-pca:128,linear,linear-pca:0128")] == ["linear-pca:128", "linear"]
+    for bad in ("linear-pca", "linear-pca:", "linear-pca:0", "linear-pca:half"):
+        with pytest.raises(UsageError, match=r"^Probe 'linear-pca:K' needs a number of principal components K"):
+            get_probe(bad)
+    with pytest.raises(UsageError, match=r"^Probe 'linear' takes no argument, got 'linear:3'$"):
+        get_probe("linear:3")
 
 
 def test_few_shot_probe_uses_k_per_class(tiny_model, tiny_tasks, tmp_path):
@@ -231,11 +261,29 @@ def test_same_seed_gives_identical_few_shot_files(tiny_model, tiny_tasks, tmp_pa
     assert texts[0] == texts[1]
 
 
+def test_cli_probes_with_the_pca_matched_probe(tiny_model, tiny_tasks):
+    args = ("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--baselines", "none")
+    result = invoke(*args, "--probe", "linear,linear-pca:8")
+    assert result.exit_code == 0, result.output
+    assert "tiny-light | tiny-clip/random | linear-probe-pca8 | balanced accuracy" in result.output
+    assert sorted(path.name for path in Path("results/tiny-light").glob("*.json")) == [
+        "tiny-clip-random__linear-probe-pca8__seed0.json",
+        "tiny-clip-random__linear-probe__seed0.json",
+    ]
+    listing = invoke("probes")
+    assert listing.exit_code == 0 and "\nlinear-pca:K: The linear probe on the first K principal" in listing.output
+
+
 def test_cli_checks_probe_shots_and_seeds_before_any_work(tiny_model, tiny_tasks):
     args = ("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--baselines", "none")
     for extra, message in [
         (("--shots", "1,x"), "Error: " + SHOTS_ERROR.format("1,x")),
-        (("--probe", "svm"), "Error: Unknown probe 'svm'. Available: linear, mlp"),
+        (("--probe", "svm"), "Error: Unknown probe 'svm'. Available: linear, mlp, linear-pca:K"),
+        (
+            ("--probe", "linear-pca:x"),
+            "Error: Probe 'linear-pca:K' needs a number of principal components K, a whole number of at least 1 "
+            "(e.g. linear-pca:128); got 'linear-pca:x'",
+        ),
         (("--seeds", "0"), "Error: --seeds must be at least 1, got 0"),
     ]:
         result = invoke(*args, *extra)

@@ -26,7 +26,7 @@ from clipprobe.features.extract import extract_features
 from clipprobe.features.extractors import EXTRACTORS
 from clipprobe.features.orbits import GROUP_FACTORS, get_group, orbit_average
 from clipprobe.features.weights import BUILTIN_WEIGHTS
-from clipprobe.probes.registry import PROBES
+from clipprobe.probes.registry import PROBE_FAMILIES, PROBES, get_probe
 from clipprobe.report.experiments import EXPERIMENT_VIEWS
 from clipprobe.results import Result
 from clipprobe.runner import RunPlan, run_jobs
@@ -49,6 +49,7 @@ EXPECTED = {
     "extractor": (EXTRACTORS, {"open_clip", "pixels"}),
     "group": (GROUP_FACTORS, {"translate", "hflip"}),
     "probe": (PROBES, {"linear", "mlp"}),
+    "probe family": (PROBE_FAMILIES, {"linear-pca"}),
     "baseline": (BASELINES, {"cnn", "orbit-cnn", "pixels", "random", "zero-shot"}),
     "caption policy": (CAPTION_POLICIES, {"salient", "descriptive", "mixed", "attribute-dropout"}),
     "counterfactual attribute": (COUNTERFACTUALS, {"traffic-light", "pedestrian", "car-colour", "time-of-day"}),
@@ -58,6 +59,7 @@ EXPECTED = {
 # Arguments for the families registered under a bare name.
 POLICY_ARGUMENT = {"mixed": "0.5", "attribute-dropout": "light_state"}
 GROUP_ARGUMENT = {"translate": "4"}
+PROBE_ARGUMENT = {"linear-pca": "3"}
 
 
 @pytest.mark.parametrize("kind", sorted(EXPECTED))
@@ -180,15 +182,22 @@ def test_every_group_makes_orbit_averages_exactly_invariant(name):
         torch.testing.assert_close(orbit_average(forward, element(images), group), averaged, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(PROBES.names()))
+@pytest.mark.parametrize(
+    "name", [*PROBES.names(), *(f"{family}:{PROBE_ARGUMENT[family]}" for family in PROBE_FAMILIES.names())]
+)
 def test_every_probe_learns_a_separable_task_and_reports_its_choice(name):
+    """Every probe, and every probe family with an argument (its name and method hold the argument)."""
     rng = np.random.default_rng(0)
     y = np.arange(90) % 3
     x = rng.normal(size=(90, 5)) + 4 * np.eye(3, 5)[y]
-    probe = PROBES.get(name)
+    probe = get_probe(name)
+    assert probe.name == name and name.partition(":")[2] in probe.method
     fit = probe.fit(x[:60], y[:60], x[60:], y[60:], probe.grid, seed=0)
-    assert fit.parameter == probe.parameter and fit.chosen in probe.grid
-    assert [point[probe.parameter] for point in fit.curve] == list(probe.grid)[: len(fit.curve)]
+    # The grid swept holds the probe's own (a probe may extend it beyond an edge it chose), ascending.
+    assert fit.parameter == probe.parameter and set(probe.grid) <= set(fit.grid) and fit.grid == sorted(fit.grid)
+    assert fit.chosen in fit.grid and fit.at_grid_edge == (fit.chosen in (fit.grid[0], fit.grid[-1]))
+    values = [point[probe.parameter] for point in fit.curve]
+    assert set(values) <= set(fit.grid) and len(set(values)) == len(values)
     assert (fit.model.predict(x[60:]) == y[60:]).mean() > 0.9
 
 

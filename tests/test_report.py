@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import zlib
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from clipprobe.probes.metrics import score_predictions
 from clipprobe.report.build import build_report
 from clipprobe.report.gate import check_floors, load_reference, parse_floor, regressions
 from clipprobe.report.tables import (
+    EDGE_NOTE,
     ROW_KINDS,
     aggregate,
     cell,
@@ -47,8 +49,19 @@ def error_line(text: str) -> str:
     return lines[0]
 
 
-def add_result(task, row, accuracy, method="linear-probe", seed=0, n=300, intervals=True, results_dir=Path("results")):
-    """A result record scored with score_predictions on simulated predictions right about `accuracy` of the time."""
+def add_result(
+    task,
+    row,
+    accuracy,
+    method="linear-probe",
+    seed=0,
+    n=300,
+    intervals=True,
+    results_dir=Path("results"),
+    selection=None,
+):
+    """A result record scored with score_predictions on simulated predictions right about `accuracy` of the time
+    (its choice `selection`, by default C=1 inside the grid)."""
     rng = np.random.default_rng(zlib.crc32(f"{task}|{row}|{method}|{seed}".encode()))
     y = np.arange(n) % len(CLASSES)
     right = np.zeros(n, dtype=bool)
@@ -57,7 +70,7 @@ def add_result(task, row, accuracy, method="linear-probe", seed=0, n=300, interv
     metrics = score_predictions(y, predicted, CLASSES)
     if not intervals:  # a result file without intervals: the report shows [-]
         metrics = dataclasses.replace(metrics, intervals={})
-    selection = Selection("balanced_accuracy", "validation", "C", 1.0)
+    selection = selection or Selection("balanced_accuracy", "validation", "C", 1.0)
     return stored_result(task, row, method, seed, CLASSES, metrics, selection).write(results_dir)
 
 
@@ -118,6 +131,7 @@ def test_results_csv_has_one_row_per_task_row_method(results):
         "macro_f1",
         "n_test",
         "selected",
+        "at_grid_edge",
         "incomplete",
         "model",
         "pretrained",
@@ -361,7 +375,7 @@ def test_parse_floor_keeps_colons_in_representation_names():
     ("selection", "cell"),
     [
         (Selection("balanced_accuracy", "validation", "C", 0.01), "C=0.01"),
-        (Selection("balanced_accuracy", "validation", "alpha", 100.0, at_grid_edge=True), "alpha=100 (grid edge)"),
+        (Selection("balanced_accuracy", "validation", "alpha", 100.0, at_grid_edge=True), "alpha=100"),
         (Selection("balanced_accuracy", "validation", "epoch", 7), "epoch 7"),
         (Selection(None, None, None, None, note="nothing is chosen"), None),
         (None, None),
@@ -369,6 +383,50 @@ def test_parse_floor_keeps_colons_in_representation_names():
 )
 def test_the_chosen_hyperparameter_as_a_cell(selection, cell):
     assert selected(selection) == cell
+
+
+def test_a_choice_at_the_edge_of_what_was_swept_is_marked_in_every_format():
+    """A probe's C at the end of its (extended) grid, a network's epoch the last of its budget (a record written
+    before networks set the flag: the budget says so), each marked † with the footnote; a choice inside is not."""
+    grid = [float(c) for c in np.logspace(-4, 6, 21)]
+    add_result(
+        "traffic-light",
+        "mini-clip/dashcam-salient",
+        0.4,
+        selection=Selection("balanced_accuracy", "validation", "C", 1e6, at_grid_edge=True, grid=grid),
+    )
+    add_result("traffic-light", "mini-clip/random", 0.6)
+    path = add_result(
+        "traffic-light",
+        "cnn/from-scratch",
+        0.9,
+        method="supervised-cnn",
+        selection=Selection("balanced_accuracy", "validation", "epoch", 24),
+    )
+    record = json.loads(path.read_text())
+    record.update(kind="trained", training={**TRAINED_SQUASHED, "budget": {"epochs": 24}, "epochs_run": 24})
+    path.write_text(json.dumps(record))
+    add_result("pedestrian", "mini-clip/random", 0.7)  # nothing at an edge: no footnote
+    result = invoke("report")
+    assert result.exit_code == 0, result.output
+    assert "C=1e+06 †" in result.output and "epoch 24 †" in result.output and "C=1 †" not in result.output
+    assert result.output.count("† Chosen at the edge of what was swept") == 1
+    markdown = Path("reports/report.md").read_text()
+    assert "| C=1e+06 † |" in markdown and "| epoch 24 † |" in markdown and "| C=1 |" in markdown
+    assert markdown.count(EDGE_NOTE) == 1
+    assert markdown.index("### pedestrian") < markdown.index("### traffic-light") < markdown.index(EDGE_NOTE)
+    html = Path("reports/report.html").read_text()
+    assert "<td>C=1e+06 †</td>" in html and "<td>epoch 24 †</td>" in html and html.count(escape(EDGE_NOTE)) == 1
+    with open("reports/results.csv", newline="") as f:
+        edges = {(r["task"], r["representation"]): (r["selected"], r["at_grid_edge"]) for r in csv.DictReader(f)}
+    assert edges == {
+        ("traffic-light", "mini-clip/dashcam-salient"): ("C=1e+06", "True"),
+        ("traffic-light", "mini-clip/random"): ("C=1", "False"),
+        ("traffic-light", "cnn/from-scratch"): ("epoch 24", "True"),
+        ("pedestrian", "mini-clip/random"): ("C=1", "False"),
+    }
+    entries = json.loads(Path("reports/results.json").read_text())["entries"]
+    assert sorted(e["at_grid_edge"] for e in entries) == [False, False, True, True]
 
 
 def test_a_number_with_its_interval_or_a_dash():

@@ -201,6 +201,8 @@ def train_baseline(
             split="validation",
             parameter="epoch",
             chosen=trained.chosen_epoch,
+            # The last epoch of the budget: more epochs might have done better.
+            at_grid_edge=trained.chosen_epoch == budget.epochs,
             curve=trained.curve,
         ),
         training=Training(

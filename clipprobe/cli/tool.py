@@ -298,7 +298,8 @@ def probe(
         typer.Option(
             "--probe",
             help="Probes, comma-separated (see `clipprobe probes`): linear, and mlp (one hidden layer) to tell "
-            "'absent' from 'present but not linearly decodable'. Each runs on the model and on the pixels/random baselines.",
+            "'absent' from 'present but not linearly decodable'; linear-pca:K, the linear probe on K principal "
+            "components, compares layers at matched width. Each runs on the model and on the pixels/random baselines.",
         ),
     ] = "linear",
     shots: Annotated[
@@ -393,12 +394,12 @@ def print_outcome(record, path: Path, show_seed: bool = False) -> None:
         f"{interval} | accuracy {metrics.accuracy:.3f} | {chosen} -> {path}{reused}"
     )
     if selection.at_grid_edge:
-        err_console.print(
-            f"Warning: {where}: the chosen {selection.parameter} is at the edge of the grid; "
-            "the best value may lie outside it.",
-            markup=False,
-            highlight=False,
-        )
+        if selection.parameter == "epoch":
+            edge = "is the last epoch of the budget; more epochs may do better"
+        else:
+            swept = f" ({selection.grid[0]:.3g} to {selection.grid[-1]:.3g})" if selection.grid else ""
+            edge = f"is at the edge of the grid swept{swept}; the best value may lie outside it"
+        err_console.print(f"Warning: {where}: the chosen {selection.parameter} {edge}.", markup=False, highlight=False)
 
 
 @command
@@ -408,12 +409,14 @@ def probes():
     Example:
         clipprobe probes
     """
-    from ..probes.registry import DEFAULT_PROBES, get_probe, list_probes
+    from ..probes.registry import DEFAULT_PROBES, PROBE_FAMILIES, PROBES
 
     library()
-    for name in list_probes():
+    for name, probe in PROBES.items():
         default = " (default)" if name in DEFAULT_PROBES else ""
-        console.print(f"{name}{default}: {get_probe(name).description}")
+        console.print(f"{name}{default}: {probe.description}", markup=False, highlight=False)
+    for _, family in PROBE_FAMILIES.items():
+        console.print(f"{family.usage}: {family.description}", markup=False, highlight=False)
 
 
 @command

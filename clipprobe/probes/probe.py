@@ -55,5 +55,7 @@ def run_probe(
         chosen=fit.chosen,
         at_grid_edge=fit.at_grid_edge,
         curve=fit.curve,
+        note=fit.note,
+        grid=list(fit.grid) or None,
     )
     return ProbeRun(np.asarray(fit.model.predict(inputs["test"])), selection, sample, None, len(train))

@@ -1,6 +1,7 @@
 """Multinomial (or binomial) logistic regression, L2-penalised, solved by a preconditioned L-BFGS along a path of C
-values: scikit-learn's objective, so the same optimum as `LogisticRegression(C=C)`. Pure numpy numerics; the
-probe that sweeps C over it is clipprobe.probes.linear.
+values: scikit-learn's objective, so the same optimum as `LogisticRegression(C=C)`, or with per-row weights as
+`LogisticRegression(C=C).fit(x, y, sample_weight=...)` (`class_weight="balanced"`: see `problem`). Pure numpy
+numerics; the probe that sweeps C over it is clipprobe.probes.linear.
 
 Each C stops on a gradient certificate, never on an estimate of the step still to take (see `converged`)."""
 
@@ -54,6 +55,8 @@ class Solution:
 class Logistic:
     """scikit-learn's logistic objective (the same optimum as `LogisticRegression(C=C)`): mean log-loss +
     ||W||^2 / (2 C n), the intercept unpenalised; binomial with one column for two classes, multinomial otherwise.
+    With row `weights` s (None: all 1), the loss is sum(s_i loss_i) / n: proportional to scikit-learn's
+    weighted objective (its mean over sum(s) and penalty ||W||^2 / (2 C sum(s))), so the same optimum.
     Products with the features run in the features' type (float32, or float64 for small problems; single-threaded
     BLAS); the rest in float64 where sums need it. Logits and residuals are kept class-major, (classes, n), the
     layout in which both products with the features run fastest; the logits are moved along each search direction
@@ -64,9 +67,15 @@ class Logistic:
     the Hessian as far as the features decide it, so on correlated features (embeddings, whose directions are
     far from independent) L-BFGS converges in tens of iterations where it would need thousands."""
 
-    def __init__(self, x: np.ndarray, codes: np.ndarray, classes: int):
+    def __init__(self, x: np.ndarray, codes: np.ndarray, classes: int, weights: np.ndarray | None = None):
         self.x, self.n = x, len(x)
-        eigenvalues, self.vectors = np.linalg.eigh((x.T @ x).astype(np.float64) / self.n)
+        # Row weights (float64, one per row), or None for the unweighted objective (the same arithmetic as before
+        # weights existed: a balanced train split costs nothing more).
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        # The loss's curvature in the features' directions: X' diag(s) X / n, weighted as the loss is.
+        weighted = x if self.weights is None else x * self.weights.astype(x.dtype)[:, None]
+        eigenvalues, self.vectors = np.linalg.eigh((x.T @ weighted).astype(np.float64) / self.n)
+        del weighted
         # A transposed copy makes the logits' product about twice as fast; kept below _TRANSPOSED_BYTES, above
         # which the product runs on the features as they are.
         self.xt = np.ascontiguousarray(x.T) if x.nbytes <= _TRANSPOSED_BYTES else None
@@ -81,6 +90,7 @@ class Logistic:
         # The features' mean squared norm per row: the scale of a product's rounding (see `rounding`).
         self.row_scale = float(np.einsum("ij,ij->", x, x, dtype=np.float64)) / self.n
         self.target = codes.astype(self.dtype)[None, :] if self.binary else None
+        self.row_weights = self.weights.astype(self.dtype) if self.weights is not None else None
 
     def logits(self, w: np.ndarray, b: np.ndarray) -> np.ndarray:
         w = np.ascontiguousarray(w, dtype=self.dtype)
@@ -89,16 +99,20 @@ class Logistic:
         return z
 
     def residual(self, z: np.ndarray) -> np.ndarray:
-        """d(sum of losses)/dZ: predicted probabilities minus the one-hot labels (classes x n)."""
+        """d(sum of weighted losses)/dZ: predicted probabilities minus the one-hot labels (classes x n), each row
+        times its weight."""
         # Logits are clipped where exp would give subnormal floats, which slow every later product tenfold; the
         # probabilities move by less than 1e-13.
         if self.binary:
-            return expit(np.clip(z, -_LOGIT_LIMIT, _LOGIT_LIMIT)) - self.target
-        r = z - z.max(axis=0)
-        np.maximum(r, -_LOGIT_LIMIT, out=r)
-        np.exp(r, out=r)
-        r /= r.sum(axis=0)
-        r[self.codes, self.rows] -= 1
+            r = expit(np.clip(z, -_LOGIT_LIMIT, _LOGIT_LIMIT)) - self.target
+        else:
+            r = z - z.max(axis=0)
+            np.maximum(r, -_LOGIT_LIMIT, out=r)
+            np.exp(r, out=r)
+            r /= r.sum(axis=0)
+            r[self.codes, self.rows] -= 1
+        if self.row_weights is not None:
+            r *= self.row_weights
         return r
 
     def gradient(self, r: np.ndarray, w: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -118,16 +132,22 @@ class Logistic:
         its own (|r| eps), at random signs; the weights' product adds each row's error times the row's norm. So
         eps sqrt(sum over rows and classes of (|r| + |z| / 4)^2) / n, times the rows' rms norm for the weights,
         and _ROUNDING_MARGIN times that. Negligible in float64."""
-        spread = np.abs(r) + 0.25 * np.abs(z)
+        spread = np.abs(r) + 0.25 * (np.abs(z) if self.weights is None else np.abs(z) * self.weights)
         error = _ROUNDING_MARGIN * self.eps * np.sqrt(np.einsum("ij,ij->", spread, spread, dtype=np.float64)) / self.n
         return float(error * np.sqrt(self.row_scale)), float(error)
 
     def curvature(self, r: np.ndarray) -> float:
-        """The loss's mean curvature per logit, p (1 - p) averaged over rows and classes (p from the residual)."""
+        """The loss's mean curvature per logit, p (1 - p) averaged over rows and classes (p from the residual;
+        each row's curvature times its weight, with weights)."""
+        if self.weights is not None:
+            r = r / self.weights
         p = np.abs(r) if self.binary else r.copy()
         if not self.binary:
             p[self.codes, self.rows] += 1
-        return max(float(np.mean(p * (1 - p), dtype=np.float64)), 1e-8)
+        q = p * (1 - p)
+        if self.weights is not None:
+            q *= self.weights
+        return max(float(np.mean(q, dtype=np.float64)), 1e-8)
 
     def preconditioner(self, lam: float, curvature: float):
         """q -> (curvature S + lam I)^-1 q for the weights, q / curvature for the intercepts."""
@@ -146,18 +166,30 @@ class Logistic:
         if self.binary:
             z = np.vstack([np.zeros_like(z), z])
         top = z.max(axis=0)
-        loss = np.mean(top + np.log(np.exp(z - top).sum(axis=0)) - z[self.codes, self.rows])
+        losses = top + np.log(np.exp(z - top).sum(axis=0)) - z[self.codes, self.rows]
+        loss = np.mean(losses if self.weights is None else losses * self.weights)
         return float(loss + np.vdot(w, w) / (2 * c * self.n))
 
 
-def problem(x: np.ndarray, codes: np.ndarray, classes: int) -> Logistic:
-    """The objective for features `x` (rows x features, standardised) and class codes 0..classes-1. float32
-    products for speed; a small problem, or one with no more rows than weights (few-shot runs: such data are
-    separable, and at large C their fit creeps along a flat valley), in float64, where rounding does not stop
-    it short of its optimum."""
-    weights = x.shape[1] * (1 if classes == 2 else classes)
-    dtype = np.float64 if x.size <= _FLOAT64_SIZE or len(x) <= weights else np.float32
-    return Logistic(np.ascontiguousarray(x, dtype=dtype), codes, classes)
+def balanced_weights(codes: np.ndarray, classes: int) -> np.ndarray | None:
+    """scikit-learn's `class_weight="balanced"` as row weights: n_samples / (n_classes * count of the row's class),
+    n_classes the classes present in `codes` (as `compute_class_weight` counts them). None when every class has
+    as many rows as every other (every weight is then exactly 1: the unweighted objective)."""
+    counts = np.bincount(codes, minlength=classes)
+    present = counts[counts > 0]
+    if np.all(present == present[0]):
+        return None
+    return (len(codes) / (len(present) * counts.astype(np.float64)))[codes]
+
+
+def problem(x: np.ndarray, codes: np.ndarray, classes: int, weights: np.ndarray | None = None) -> Logistic:
+    """The objective for features `x` (rows x features, standardised), class codes 0..classes-1 and optional row
+    `weights` (e.g. `balanced_weights(codes, classes)`). float32 products for speed; a small problem, or one with
+    no more rows than weights (few-shot runs: such data are separable, and at large C their fit creeps along a
+    flat valley), in float64, where rounding does not stop it short of its optimum."""
+    size = x.shape[1] * (1 if classes == 2 else classes)
+    dtype = np.float64 if x.size <= _FLOAT64_SIZE or len(x) <= size else np.float32
+    return Logistic(np.ascontiguousarray(x, dtype=dtype), codes, classes, weights)
 
 
 def _dot(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
@@ -176,16 +208,17 @@ def _excess(problem: Logistic, z, r, w, gw, gb, lam: float) -> float:
     )
 
 
-def path(problem: Logistic, values: list[float], max_iter: int) -> Iterator[Solution]:
+def path(problem: Logistic, values: list[float], max_iter: int, start: Solution | None = None) -> Iterator[Solution]:
     """Yield the solution for each C of `values` in order, each fit starting from the previous optimum, with
     L-BFGS's correction pairs carried over (their gradient differences corrected exactly for the new penalty).
+    The first starts from zero, or from `start` (the solution of another C, e.g. a grid's edge being extended).
 
     A fit stops when its gradient certifies it (`_excess` <= 1): a test that does not depend on where the fit
     started, so a warm start ends where a cold one would. It also stops, uncertified (`converged` False), at
     `max_iter` iterations, or when no step lowers the objective or the gradient has not come nearer its
     certificate for _PATIENCE iterations; it then returns the iterate nearest its certificate."""
     d, k = problem.x.shape[1], problem.columns
-    w, b = np.zeros((d, k)), np.zeros(k)
+    w, b = (np.zeros((d, k)), np.zeros(k)) if start is None else (start.w.copy(), start.b.copy())
     z = problem.logits(w, b)
     r = problem.residual(z)
     gw, gb = problem.gradient(r, w, 0.0)

@@ -25,6 +25,7 @@ CSV_COLUMNS = (
     "macro_f1",
     "n_test",
     "selected",
+    "at_grid_edge",
     "incomplete",
     *PROVENANCE,
     "resize",
@@ -47,7 +48,8 @@ def text_cell(value: object) -> str:
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     """One line per task x row x method x shots x seed (shots empty for full-data rows); low and high bound the
-    balanced accuracy (empty without an interval); then where the row comes from, one column each (PROVENANCE),
+    balanced accuracy (empty without an interval); at_grid_edge whether the choice lies at the edge of what was
+    swept (the tables' † mark); then where the row comes from, one column each (PROVENANCE),
     and how the images were fitted to the square input (resize: crop, squash or pad)."""
     with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
@@ -69,6 +71,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
                     row["macro_f1"],
                     row["n_test"],
                     text_cell(row["selected"]),
+                    bool(row.get("at_grid_edge")),
                     text_cell(row.get("incomplete")),
                     *(text_cell(row.get(column)) for column in PROVENANCE),
                     text_cell(row.get("geometry")),

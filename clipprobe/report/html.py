@@ -28,12 +28,14 @@ from .tables import (
     chance_note,
     columns,
     data_note,
+    edge_note,
     few_shot_cells,
     few_shot_grid,
     full_data,
     geometry_note,
     has_several_seeds,
     seeds_rows,
+    selected_cell,
     skipped_notes,
     task_group,
 )
@@ -266,8 +268,9 @@ def _task_section(
             f"{_chance_text(chance)}.</figcaption>",
             "</figure>",
         ]
-        if note := geometry_note(rows, task):
-            parts.insert(-4, f'<p class="caption">{escape(note)}</p>')
+        for note in (geometry_note(rows, task), edge_note(rows, task)):
+            if note:
+                parts.insert(-4, f'<p class="caption">{escape(note)}</p>')
         parts.append(_provenance(rows))
     parts += extra
     if cards:
@@ -403,7 +406,7 @@ def _card(label: str, row: dict[str, Any], record: Result | None, chance: float 
     selection = record.selection if record is not None else None
     curve = selection.curve if selection is not None else None
     if selection is not None and curve and curve_axis(curve):
-        parts.append(img(curve_png(curve, selection, row.get("selected"), chance), f"Validation curve, {label}"))
+        parts.append(img(curve_png(curve, selection, selected_cell(row), chance), f"Validation curve, {label}"))
     else:
         why = (
             "No validation curve in the result file."

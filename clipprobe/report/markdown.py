@@ -16,6 +16,7 @@ from .tables import (
     chance_note,
     columns,
     data_note,
+    edge_note,
     few_shot_cells,
     few_shot_grid,
     full_data,
@@ -70,8 +71,9 @@ def markdown(
                 "| " + " | ".join("---:" if c in NUMERIC else "---" for c in shown) + " |",
             ]
             lines += [table_line([cell(c, row) for c in shown]) for row in task_rows]
-            if note := geometry_note(task_rows, task):
-                lines += ["", md(note)]
+            for note in (geometry_note(task_rows, task), edge_note(task_rows, task)):
+                if note:
+                    lines += ["", md(note)]
         lines += markdown_sections(entries, list(skipped), task)
     return "\n".join(lines) + "\n"
 

@@ -184,6 +184,8 @@ def summarise(result: Result) -> dict[str, Any]:
         "parameter": selection.parameter if selection is not None else None,
         "chosen": selection.chosen if selection is not None else None,
         "selected": selected(selection),
+        # The choice at the edge of what was swept (a grid's end, a budget's last epoch): marked in every table.
+        "at_grid_edge": at_edge(result),
         # Class order, not the alphabetical order that sorted JSON keys would give.
         "per_class_recall": {name: metrics.per_class_recall[name] for name in result.classes},
         "n_test": metrics.n,
@@ -329,13 +331,47 @@ def skipped_entry(result: Result) -> dict[str, Any]:
 
 
 def selected(selection: Selection | None) -> str | None:
-    """What was chosen on validation, as a cell: "C=0.01", "alpha=1 (grid edge)", "epoch 7"; None for nothing."""
+    """What was chosen on validation, as a cell: "C=0.01", "alpha=1", "epoch 7"; None for nothing. Whether it
+    lies at the edge of what was swept is the entry's `at_grid_edge` (`at_edge`), marked by `cell`."""
     if selection is None or selection.parameter is None or selection.chosen is None:
         return None
     if selection.parameter == "epoch":
         return f"epoch {selection.chosen}"
-    edge = " (grid edge)" if selection.at_grid_edge else ""
-    return f"{selection.parameter}={selection.chosen:.3g}{edge}"
+    return f"{selection.parameter}={selection.chosen:.3g}"
+
+
+# The mark of a choice at the edge of what was swept, and its footnote under every table that shows one.
+EDGE_MARK = "†"
+EDGE_NOTE = (
+    f"{EDGE_MARK} Chosen at the edge of what was swept: a probe's C or alpha at the first or last value of its grid "
+    "(the linear probe's grid already extended a decade at a time beyond an edge it chose, up to C = 1e-6 or 1e6; "
+    "the result's selection lists the grid swept), a trained network's epoch the last of its budget. The best "
+    "value may lie beyond."
+)
+
+
+def at_edge(result: Result) -> bool:
+    """Whether the result's choice lies at the edge of what was swept: its selection's `at_grid_edge`, or a trained
+    network's chosen epoch equal to its budget's epochs (records written before networks set the flag)."""
+    selection = result.selection
+    if selection is None or selection.chosen is None:
+        return False
+    if selection.at_grid_edge:
+        return True
+    budget = result.training.budget if result.training is not None else {}
+    return selection.parameter == "epoch" and selection.chosen == budget.get("epochs")
+
+
+def edge_note(entries: list[dict[str, Any]], task: str) -> str | None:
+    """The footnote to EDGE_MARK, when one of the task's entries is marked."""
+    return EDGE_NOTE if any(e["task"] == task and e.get("at_grid_edge") for e in entries) else None
+
+
+def selected_cell(row: dict[str, Any]) -> str | None:
+    """The entry's choice as shown: "C=1e+04 †" at the edge of what was swept (see EDGE_NOTE)."""
+    if row.get("selected") is None:
+        return None
+    return f"{row['selected']} {EDGE_MARK}" if row.get("at_grid_edge") else row["selected"]
 
 
 def _format(column: str, value: Any) -> str:
@@ -350,7 +386,7 @@ def _format(column: str, value: Any) -> str:
 
 def cell(column: str, row: dict[str, Any], separator: str = " ") -> str:
     """A headline number with its interval beside it, "0.973 [0.962, 0.983]" ("0.973 [-]" without one)."""
-    text = _format(column, row[column])
+    text = _format(column, selected_cell(row) if column == "selected" else row[column])
     if column == "representation" and row.get("incomplete"):
         text += f"{separator}[{row['incomplete']}]"
     if column in METRICS and row[column] is not None:

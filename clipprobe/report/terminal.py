@@ -17,6 +17,7 @@ from .tables import (
     cell,
     chance_note,
     columns,
+    edge_note,
     few_shot_cells,
     few_shot_grid,
     full_data,
@@ -30,7 +31,7 @@ from .tables import (
 def task_table(entries: list[dict[str, Any]], task: str) -> Table:
     """The task's full-data entries, as ordered (best balanced accuracy first)."""
     rows = [entry for entry in full_data(entries) if entry["task"] == task]
-    notes = [note for note in (chance_note(rows, task), geometry_note(rows, task)) if note]
+    notes = [note for note in (chance_note(rows, task), geometry_note(rows, task), edge_note(rows, task)) if note]
     table = Table(title=f"{task}", caption="\n".join([CAPTION, *notes]), title_justify="left")
     shown = columns(rows)
     for column in shown:
