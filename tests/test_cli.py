@@ -419,7 +419,9 @@ def test_help_reads_whole_at_80_columns(path, monkeypatch):
     assert result.exit_code == 0
     assert "…" not in result.output, result.output
     assert not re.search(r"<(bool|str|int|float|path|list\[str\])>", result.output), result.output
-    assert all(len(line) <= 80 for line in result.output.splitlines())
+    # An example longer than the terminal runs on whole rather than wrapping (tests/test_help.py).
+    before_examples = result.output.partition("\n Example")[0]
+    assert all(len(line) <= 80 for line in before_examples.splitlines())
 
 
 def test_help_groups_the_options_of_probe_in_panels():

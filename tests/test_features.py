@@ -199,7 +199,7 @@ def test_pixels_floor_and_orbit_invariance_on_frozen_features(tiny_model, tiny_w
     mirrored_plain = extract_features(Mirrored(), ExtractorConfig(model=tiny_model, pretrained="random"))
     assert not np.allclose(mirrored_plain.arrays["test"], plain.arrays["test"], atol=1e-3)
 
-    with pytest.raises(UsageError, match=r"^Unknown group 'flip'\. Available: hflip, translate"):
+    with pytest.raises(UsageError, match=r"^Unknown group 'flip'\. Did you mean hflip\? Available: hflip, translate"):
         extract_features(tiny_world, ExtractorConfig(model=tiny_model, pretrained="random", orbit="flip"))
     with pytest.raises(UsageError, match=r"^Unknown extractor 'sift'\. Available: open_clip, pixels$"):
         extract_features(tiny_world, ExtractorConfig(extractor="sift"))

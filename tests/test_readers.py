@@ -145,6 +145,7 @@ def test_a_toy_scheme_in_a_task_file(toy_scheme, tmp_path):
 
 def test_an_unregistered_scheme_lists_the_registered_ones_with_the_toy(toy_scheme, tmp_path):
     with pytest.raises(
-        UsageError, match=r"^Unknown dataset scheme 'toys'\. Available: csv, hf, imagefolder, parquet, toy$"
+        UsageError,
+        match=r"^Unknown dataset scheme 'toys'\. Did you mean toy\? Available: csv, hf, imagefolder, parquet, toy$",
     ):
         choose_task(None, f"toys:{tmp_path}")

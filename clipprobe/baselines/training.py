@@ -15,7 +15,7 @@ from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..core.errors import UsageError
+from ..core.errors import UsageError, did_you_mean
 from ..core.progress import err_console, progress_bar
 from ..probes.registry import SELECTION_METRIC
 from .nets import CNN, OrbitCNN
@@ -66,7 +66,10 @@ class Budget:
         if bad:
             raise UsageError(f"Invalid budget: {bad[0]}={getattr(self, bad[0])!r}")
         if self.augment not in AUGMENTS:
-            raise UsageError(f"Unknown augmentation '{self.augment}'. Available: {', '.join(AUGMENTS)}")
+            raise UsageError(
+                f"Unknown augmentation '{self.augment}'. {did_you_mean(self.augment, AUGMENTS)}"
+                f"Available: {', '.join(AUGMENTS)}"
+            )
 
 
 def parse_budget(text: str | None) -> dict[str, Any]:
@@ -80,8 +83,10 @@ def parse_budget(text: str | None) -> dict[str, Any]:
     for part in text.split(","):
         key, sep, value = (s.strip() for s in part.partition("="))
         if key not in fields or not sep:
+            suggestion = "" if key in fields else did_you_mean(key, fields).strip()  # epoch=40: "Did you mean epochs?"
             raise UsageError(
                 f"Budget expects KEY=VALUE[,KEY=VALUE...] with KEY one of {', '.join(fields)}; got '{part}'"
+                + (f". {suggestion}" if suggestion else "")
             )
         default = fields[key].default
         if value.lower() == "none" and key in ("max_seconds", "orbit_train_elements"):

@@ -78,8 +78,9 @@ def pretrain(
 ):
     """Pretrain a small CLIP-style model on the dashcam world under a caption policy.
 
-    Examples: clipprobe pretrain --captions descriptive --out models/descriptive
-              clipprobe pretrain --captions descriptive --width 32 --image-size 96 --steps 2000 --device cuda --out models/big
+    Examples:
+        clipprobe pretrain --captions descriptive --out models/descriptive
+        clipprobe pretrain --captions descriptive --width 32 --image-size 96 --steps 2000 --device cuda --out models/big
     """
     from ..dashcam.pretrain import PretrainConfig
     from ..dashcam.pretrain import pretrain as run_pretrain
@@ -198,9 +199,10 @@ def curation(
     CNN and against random weights) say which differences the data resolves. Everything is cached, so a re-run
     does only new work. Writes the headline tables to RESULTS/experiments/; `clipprobe report` renders them.
 
-    Examples: clipprobe experiment curation --seeds 3
-              clipprobe experiment curation --policies mixed:0,0.01,0.05,0.2,1
-              clipprobe experiment curation --model ViT-B-32@openai --model ViT-B-32@/models/vit-b-32.bin
+    Examples:
+        clipprobe experiment curation --seeds 3
+        clipprobe experiment curation --policies mixed:0,0.01,0.05,0.2,1
+        clipprobe experiment curation --model ViT-B-32@openai --model ViT-B-32@/models/vit-b-32.bin
     """
     from ..baselines.training import parse_budget
     from ..dashcam.experiment import DEFAULT_EXPERIMENT_BUDGET, WORLD_TASK_NAMES, CurationExperiment, run_curation
@@ -285,7 +287,8 @@ def show(
 ):
     """Write a contact sheet: sample images with their labels and, for the dashcam world, one caption per policy.
 
-    Example: clipprobe data show --task traffic-light --light-size 0.03:0.06 --out sheet.png
+    Example:
+        clipprobe data show --task traffic-light --light-size 0.03:0.06 --out sheet.png
     """
     from ..dashcam.sheets import contact_sheet
     from ..dashcam.tasks import with_world
@@ -314,7 +317,8 @@ def pairs(
 ):
     """Render counterfactual pairs: the same scene, every random draw kept, with one attribute changed.
 
-    Example: clipprobe data pairs --attribute traffic-light --n 200
+    Example:
+        clipprobe data pairs --attribute traffic-light --n 200
     """
     from ..dashcam.pairs import make_pairs
     from ..dashcam.sheets import pairs_sheet
@@ -358,12 +362,16 @@ def sensitivity(
     light_size: LightSizeOpt = None,
     pedestrian_size: PedestrianSizeOpt = None,
 ):
-    """How much a frozen embedding moves with an attribute: mean cosine distance within counterfactual pairs
-    over that within unrelated pairs that make the same value change (0 = blind to it, 1 = as sensitive as an
-    embedding of that attribute alone; larger = more sensitive), with a 95% bootstrap interval and both distances.
+    """Score how much a frozen embedding moves when one attribute of the scene changes.
 
-    Examples: clipprobe sensitivity --attribute traffic-light --n 200;
-    clipprobe sensitivity --model ViT-B-32 --pretrained laion2b_s34b_b79k --orbit hflip
+    The score is the mean cosine distance within counterfactual pairs (the same scene with one attribute changed)
+    over that within unrelated pairs that make the same value change: 0 = blind to the attribute, 1 = as sensitive
+    as an embedding of that attribute alone, larger = more sensitive. Each score comes with its 95% bootstrap
+    interval and both distances.
+
+    Examples:
+        clipprobe sensitivity --attribute traffic-light --n 200
+        clipprobe sensitivity --model ViT-B-32 --pretrained laion2b_s34b_b79k --orbit hflip
     """
     from rich.table import Table
 

@@ -32,6 +32,15 @@ class Precision(str, Enum):
 assert tuple(p.value for p in Precision) == PRECISION_CHOICES, "Precision must list PRECISION_CHOICES, in order"
 
 
+# Every key of `--budget KEY=VALUE,...`: the fields of clipprobe.baselines.training.Budget, which the help cannot
+# import (it loads torch); tests/test_help.py checks that they agree.
+BUDGET_KEYS = (
+    "epochs, batch_size, image_size, learning_rate, weight_decay, max_seconds (none: no limit), "
+    "augment (auto, translate+hflip, translate, hflip or none), orbit_train_elements (none: the whole orbit), "
+    "eval_batch_images"
+)
+
+
 # Options shared by every command that builds features: defined once, reused.
 ModelOpt = Annotated[
     str,

@@ -3,6 +3,7 @@ groups, extractors, schemes)."""
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from ..core.progress import console, err_console
 from ..features.chunks import DEFAULT_CHUNK_ROWS
 from .app import command, library
 from .options import (
+    BUDGET_KEYS,
     AllowOutsideRootOpt,
     BatchOpt,
     ChannelsLastOpt,
@@ -48,7 +50,8 @@ from .options import (
 def tasks():
     """List the tasks with their classes, split sizes and class counts.
 
-    Example: clipprobe tasks
+    Example:
+        clipprobe tasks
     """
     from rich.table import Table
 
@@ -88,36 +91,62 @@ def tasks():
 
 
 @command
-def models(pattern: Annotated[Optional[str], typer.Argument(help="Wildcard filter, e.g. '*ViT-B*'.")] = None):
+def models(
+    pattern: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Only the architectures whose name matches: * and ? wildcards, any case, e.g. 'vit-b-32*'; "
+            "a name without wildcards matches the names that contain it."
+        ),
+    ] = None,
+):
     """List the built-in weights and the open_clip architectures with their tags, saying which load offline.
 
     Built-in weights are trained by clipprobe on first use (no network); an open_clip tag marked (offline) is in
     the local cache already, the others download on first use.
 
-    Example: clipprobe models 'ViT-B*'
+    Examples:
+        clipprobe models
+        clipprobe models 'ViT-B-32*'
+        clipprobe models convnext
     """
-    import fnmatch
-
     import open_clip
 
     from ..features.weights import BUILTIN_FAMILIES, builtin_weights, tag_available_offline
 
     library()
-    console.print("Built-in weights (trained by clipprobe, no network needed):")
-    for _, weights in builtin_weights().items():
+    matches = functools.partial(name_matches, pattern)
+    builtins = [weights for _, weights in builtin_weights().items() if matches(weights.model)]
+    families = [(model, prefix) for model, prefix in BUILTIN_FAMILIES if matches(model)]
+    architectures = [name for name in open_clip.list_models() if matches(name)]
+    if not (builtins or families or architectures):
+        err_console.print(f"No model matches '{pattern}'", markup=False, highlight=False)
+        return
+    if builtins or families:
+        console.print("Built-in weights (trained by clipprobe, no network needed):")
+    for weights in builtins:
         state = "trained, cached" if weights.trained() else "trained on first use, about a minute"
         default = ", the default" if weights.default else ""
         console.print(f"  {weights.model}@{weights.tag}  ({state}{default}): {weights.description}")
-    for model, prefix in BUILTIN_FAMILIES:
+    for model, prefix in families:
         console.print(f"  {model}@{prefix}POLICY  (any caption policy, trained on first use)")
     console.print("open_clip architectures and tags ((offline): in the local cache; the others download on first use):")
-    for name in open_clip.list_models():
-        if pattern is None or fnmatch.fnmatch(name, pattern):
-            tags = [
-                f"{tag} (offline)" if tag_available_offline(name, tag) else tag
-                for tag in open_clip.list_pretrained_tags_by_model(name)
-            ]
-            console.print(f"  {name}  tags: {', '.join(tags) or '-'}")
+    for name in architectures:
+        tags = [
+            f"{tag} (offline)" if tag_available_offline(name, tag) else tag
+            for tag in open_clip.list_pretrained_tags_by_model(name)
+        ]
+        console.print(f"  {name}  tags: {', '.join(tags) or '-'}")
+
+
+def name_matches(pattern: str | None, name: str) -> bool:
+    """`clipprobe models PATTERN`: shell wildcards in any case, as `timm.list_models('vit*')` takes them; a pattern
+    without wildcards matches the names that contain it."""
+    if pattern is None:
+        return True
+    if not any(char in pattern for char in "*?["):
+        pattern = f"*{pattern}*"
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
 @command
@@ -170,10 +199,13 @@ def extract(
     """Extract frozen image features for every split and cache them.
 
     Extraction goes in chunks: a killed run resumes where it stopped. With --shard I/N (or under torchrun, which
-    sets RANK and WORLD_SIZE) this process computes only its shard's chunks; --merge then assembles them.
+    sets RANK and WORLD_SIZE) this process computes only its shard's chunks into the shared cache: run --shard 0/4
+    to --shard 3/4 on four machines, say, then --merge once to assemble them.
 
-    Examples: clipprobe extract --model ViT-B-32 --pretrained /models/vit-b-32.bin --device cuda --precision amp;
-    clipprobe extract --shard 0/4 (and 1/4, 2/4, 3/4 elsewhere), then clipprobe extract --merge
+    Examples:
+        clipprobe extract --model ViT-B-32 --pretrained /models/vit-b-32.bin --device cuda --precision amp
+        clipprobe extract --shard 0/4
+        clipprobe extract --merge
     """
     from .. import runner
     from ..data.taskfile import resolve_task
@@ -257,8 +289,8 @@ def probe(
         Optional[str],
         typer.Option(
             "--budget",
-            help="Override the trained baselines' budget: KEY=VALUE,... e.g. epochs=40,image_size=96 "
-            "(keys: epochs, batch_size, image_size, learning_rate, weight_decay, max_seconds, augment, ...).",
+            help="Override the trained baselines' budget: KEY=VALUE,... e.g. epochs=40,image_size=96. "
+            f"Keys: {BUDGET_KEYS}.",
         ),
     ] = None,
     refresh: Annotated[
@@ -295,11 +327,13 @@ def probe(
 ):
     """Fit a linear probe (C chosen on validation, scored once on test) and the baselines; one result file each.
 
-    Examples: clipprobe probe --task traffic-light; clipprobe probe --task pedestrian --baselines none;
-    clipprobe probe --task traffic-light --shots 1,2,4,8,16,all --seeds 5 --probe linear,mlp;
-    clipprobe probe --task my_task.toml --baselines cnn --budget epochs=40;
-    clipprobe probe --task traffic-light --models models.txt --model ViT-B-32@openai --baselines none;
-    clipprobe probe --dataset imagefolder:photos --strict
+    Examples:
+        clipprobe probe --task traffic-light
+        clipprobe probe --task pedestrian --baselines none
+        clipprobe probe --task traffic-light --shots 1,2,4,8,16,all --seeds 5 --probe linear,mlp
+        clipprobe probe --task my_task.toml --baselines cnn --budget epochs=40,augment=none
+        clipprobe probe --task traffic-light --models models.txt --model ViT-B-32@openai --baselines none
+        clipprobe probe --dataset imagefolder:photos --strict
     """
     from .. import runner
 
@@ -376,7 +410,8 @@ def print_outcome(record, path: Path, show_seed: bool = False) -> None:
 def probes():
     """List the probes `clipprobe probe --probe` can fit on frozen features.
 
-    Example: clipprobe probes
+    Example:
+        clipprobe probes
     """
     from ..probes.registry import DEFAULT_PROBES, PROBE_FAMILIES, PROBES
 
@@ -392,7 +427,8 @@ def probes():
 def baselines():
     """List the baselines `clipprobe probe --baselines` can run beside the probe.
 
-    Example: clipprobe baselines
+    Example:
+        clipprobe baselines
     """
     from ..baselines.registry import DEFAULT_BASELINES, get_baseline, list_baselines
 
@@ -445,13 +481,16 @@ def report(
 
     Every headline number shows its 95 % bootstrap interval. --fail-under and --compare make it a CI gate.
 
-    Example: clipprobe report --compare reference/results.json --max-drop 0.02 --fail-under 'traffic-light:*:balanced_accuracy=0.3'
+    Exit codes:
+    - 0: the report is written and every gate passed.
+    - 1: a floor failed, an entry regressed or is missing, or the reference matched nothing (one line each on
+      stderr; the report is still written), or unreadable results.
+    - 2: bad input: a malformed or unmatched --fail-under, a missing or invalid --compare file.
 
-    Exit code 0: the report is written and every gate passed.
-
-    Exit code 1: a floor failed, an entry regressed or is missing, or the reference matched nothing (one line each on stderr; the report is still written), or unreadable results.
-
-    Exit code 2: bad input: a malformed or unmatched --fail-under, a missing or invalid --compare file.
+    Examples:
+        clipprobe report
+        clipprobe report --results results --out reports
+        clipprobe report --compare reference/results.json --max-drop 0.02 --fail-under 'traffic-light:*:balanced_accuracy=0.3'
     """
     from ..report.build import build_report
     from ..report.gate import Gate
@@ -479,7 +518,8 @@ def report(
 def groups():
     """List the groups that orbit averaging uses (`--orbit GROUP`, `--baselines orbit-cnn:GROUP`).
 
-    Example: clipprobe groups
+    Example:
+        clipprobe groups
     """
     from ..features.orbits import GROUP_FACTORS
 

@@ -6,13 +6,13 @@ import fnmatch
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from .errors import UsageError
+from .errors import UsageError, did_you_mean
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to entries; unknown names raise an error that lists what exists."""
+    """Maps names to entries; an unknown name raises an error that suggests the close names and lists them all."""
 
     def __init__(self, kind: str):
         self.kind = kind
@@ -44,7 +44,10 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UsageError(f"Unknown {self.kind} '{name}'. Available: {', '.join(self.names())}") from None
+            names = self.names()
+            raise UsageError(
+                f"Unknown {self.kind} '{name}'. {did_you_mean(name, names)}Available: {', '.join(names)}"
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.defaults import PRECISION
-from ..core.errors import UsageError
+from ..core.errors import UsageError, did_you_mean
 from .devices import AUTO, resolve_device
 
 # Which features of the image tower are read (see `layer_forward`); "embedding" is what CLIP users get.
@@ -62,4 +62,4 @@ class ExtractorConfig:
 
 def check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise UsageError(f"Unknown {flag} '{value}'. Available: {', '.join(choices)}")
+        raise UsageError(f"Unknown {flag} '{value}'. {did_you_mean(value, choices)}Available: {', '.join(choices)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageOps
 
-from ..core.errors import UsageError
+from ..core.errors import UsageError, did_you_mean
 
 # --resize choices, and open_clip's name for each (its `image_resize_mode`).
 RESIZE_MODES = {"crop": "shortest", "squash": "squash", "pad": "longest"}
@@ -17,7 +17,9 @@ OPEN_CLIP_NAMES = {name: ours for ours, name in RESIZE_MODES.items()}
 
 def check_resize(mode: str | None) -> None:
     if mode is not None and mode not in RESIZE_MODES:
-        raise UsageError(f"Unknown resize '{mode}'. Available: {', '.join(RESIZE_MODES)}")
+        raise UsageError(
+            f"Unknown resize '{mode}'. {did_you_mean(mode, RESIZE_MODES)}Available: {', '.join(RESIZE_MODES)}"
+        )
 
 
 def fit_image(image: Image.Image, size: int, mode: str = "squash") -> Image.Image:

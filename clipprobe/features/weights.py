@@ -14,7 +14,7 @@ from typing import Any, Literal, overload
 import open_clip
 
 from ..core import paths
-from ..core.errors import RunError, UsageError
+from ..core.errors import RunError, UsageError, close_matches, did_you_mean
 from ..core.hub import hub_offline, hub_reachable
 from ..core.registry import Registry
 from ..core.storage import file_sha256, stable_hash, write_json
@@ -67,8 +67,32 @@ def find_builtin_weights(model: str, tag: str) -> BuiltinWeights | None:
         return registry.get(f"{model}/{tag}")
     for (family_model, prefix), make in BUILTIN_FAMILIES.items():
         if model == family_model and tag.startswith(prefix) and len(tag) > len(prefix):
-            return register_builtin_weights(make(tag[len(prefix) :]), replace=True)
+            try:
+                return register_builtin_weights(make(tag[len(prefix) :]), replace=True)
+            except UsageError:
+                # A near miss of a known tag (dashcam-salent) is a typo of that tag, not a new family member:
+                # suggest the tag; otherwise the family's own message (an unknown caption policy) says more.
+                if close_matches(tag, _known_tags(model), cutoff=0.8):
+                    raise _unknown_tag(model, tag) from None
+                raise
     return None
+
+
+def _known_tags(model: str) -> list[str]:
+    """The tags `--pretrained` takes for `model` by name: built-in weights, then open_clip's."""
+    tags = [w.tag for _, w in BUILTIN_WEIGHTS.items() if w.model == model]
+    return tags + open_clip.list_pretrained_tags_by_model(model)
+
+
+def _unknown_tag(model: str, pretrained: str) -> UsageError:
+    """An unknown tag: the close tags, then every choice (a family as PREFIXPOLICY)."""
+    choices = [w.tag for _, w in BUILTIN_WEIGHTS.items() if w.model == model]
+    choices += [f"{prefix}POLICY" for family_model, prefix in BUILTIN_FAMILIES if family_model == model]
+    choices += open_clip.list_pretrained_tags_by_model(model) + [RANDOM]
+    return UsageError(
+        f"Unknown pretrained tag '{pretrained}' for model '{model}'. {did_you_mean(pretrained, _known_tags(model))}"
+        f"Available: {', '.join(choices)}, or a checkpoint file"
+    )
 
 
 def default_pretrained(model: str) -> str | None:
@@ -220,12 +244,7 @@ def resolve_weights(model: str, pretrained: str | None, check_only: bool = False
         return _resolve_file(model, str(path))
     if _looks_like_path(pretrained):
         raise UsageError(f"Checkpoint file not found: {pretrained}")
-    choices = [w.tag for _, w in BUILTIN_WEIGHTS.items() if w.model == model]
-    choices += [f"{prefix}POLICY" for family_model, prefix in BUILTIN_FAMILIES if family_model == model]
-    choices += open_clip.list_pretrained_tags_by_model(model) + [RANDOM]
-    raise UsageError(
-        f"Unknown pretrained tag '{pretrained}' for model '{model}'. Available: {', '.join(choices)}, or a checkpoint file"
-    )
+    raise _unknown_tag(model, pretrained)
 
 
 def _looks_like_path(value: str) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.errors import UsageError
+from ..core.errors import UsageError, did_you_mean
 from ..core.registry import Registry
 
 # What every probe's hyperparameter is chosen on, on the validation split (clipprobe.probes.select).
@@ -70,7 +70,8 @@ def get_probe(name: str) -> Probe:
         return PROBE_FAMILIES.get(family).make(argument)
     if colon and family in PROBES:
         raise UsageError(f"Probe '{family}' takes no argument, got '{name}'")
-    raise UsageError(f"Unknown probe '{name}'. Available: {', '.join(list_probes())}")
+    close = did_you_mean(family if colon else name, [*PROBES.names(), *PROBE_FAMILIES.names()])
+    raise UsageError(f"Unknown probe '{name}'. {close}Available: {', '.join(list_probes())}")
 
 
 def parse_probes(spec: str | Sequence[str] = DEFAULT_PROBES) -> list[Probe]:
