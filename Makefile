@@ -21,12 +21,13 @@ demo: $(STAMP)
 	$(BIN)/clipprobe report --results results-demo --out reports-demo
 
 # The pre-registered curation experiment (docs/curation.md): mini-clip pretrained under four caption policies with
-# five seeds each, every dashcam task probed at three layers beside the CNN and orbit CNN (three seeds of their
-# own), pixels, random weights and zero-shot; sensitivity scores; the few-shot curves on the light's crops. Its own
+# five seeds each, the tasks of the essay's claims (the light, the pedestrian, its side; the command's default is
+# all six dashcam tasks) probed at three layers beside the CNN and orbit CNN (three seeds of their own), pixels,
+# random weights and zero-shot; sensitivity scores; the few-shot curves on the light's crops. Its own
 # results folder, then its report, then docs/results.*, the README's excerpt and docs/curation.md's primary
 # contrasts from that report alone. Resumable: every stage is cached. Its measured time is in docs/curation.md.
 experiment: $(STAMP)
-	$(BIN)/clipprobe experiment curation --results results-experiment
+	$(BIN)/clipprobe experiment curation --tasks traffic-light,pedestrian,pedestrian-side --results results-experiment
 	$(BIN)/clipprobe probe --task traffic-light-crops --pretrained dashcam-descriptive --baselines pixels \
 		--shots 1,2,4,8,16,32,all --seeds 3 --resize squash --precision fp32 --results results-experiment
 	$(BIN)/clipprobe report --results results-experiment --out reports-experiment
