@@ -87,7 +87,7 @@ def page(data: dict[str, Any]) -> str:
     )
 
 
-def conclusions(data: dict[str, Any]) -> str:
+def conclusions(data: dict[str, Any], where: str = "in [results.md](results.md)") -> str:
     """What the run may conclude, one line per pre-registered contrast (estimate, seed-level interval, Holm-adjusted
     p, verdict), then the exploratory leads (q < 0.05), labelled so."""
     lines = []
@@ -105,15 +105,14 @@ def conclusions(data: dict[str, Any]) -> str:
         lines += [
             "",
             f"Exploratory (not pre-registered; Benjamini-Hochberg over {len(record.exploratory)} comparisons): "
-            f"{len(leads)} with q < 0.05, listed in [results.md](results.md); leads for a later pre-registered run, "
-            "not conclusions.",
+            f"{len(leads)} with q < 0.05, listed {where}; leads for a later pre-registered run, not conclusions.",
         ]
     return "\n".join(lines) + "\n"
 
 
 def resolved(data: dict[str, Any]) -> str:
     """The page's closing section: the pre-registered contrasts' verdicts."""
-    return "## What the pre-registered contrasts say\n\n" + conclusions(data)
+    return "## What the pre-registered contrasts say\n\n" + conclusions(data, "in the exploratory table above")
 
 
 def excerpt(data: dict[str, Any]) -> str:
@@ -139,8 +138,12 @@ def with_excerpt(readme: str, table: str, markers: tuple[str, str] = (START, END
     return f"{before}{markers[0]}\n{table}\n{markers[1]}{after}"
 
 
-def with_conclusions(text: str, data: dict[str, Any]) -> str:
-    return with_excerpt(text, conclusions(data).rstrip("\n"), CONCLUSIONS, "docs/curation.md")
+def with_conclusions(text: str, data: dict[str, Any], where: str = "in [results.md](results.md)") -> str:
+    return with_excerpt(text, conclusions(data, where).rstrip("\n"), CONCLUSIONS, "docs/curation.md")
+
+
+def readme_page(text: str, data: dict[str, Any]) -> str:
+    return with_conclusions(with_excerpt(text, excerpt(data)), data, "in [docs/results.md](docs/results.md)")
 
 
 def simulation() -> str:
@@ -190,7 +193,7 @@ def check() -> list[str]:
     if PAGE.read_text() != page(data):
         drifted.append(str(PAGE.relative_to(ROOT)))
     readme = README.read_text()
-    if with_conclusions(with_excerpt(readme, excerpt(data)), data) != readme:
+    if readme_page(readme, data) != readme:
         drifted.append(str(README.relative_to(ROOT)))
     curation = CURATION.read_text()
     if curation_page(curation, data) != curation:
@@ -200,7 +203,7 @@ def check() -> list[str]:
 
 def write_pages(data: dict[str, Any]) -> None:
     PAGE.write_text(page(data))
-    README.write_text(with_conclusions(with_excerpt(README.read_text(), excerpt(data)), data))
+    README.write_text(readme_page(README.read_text(), data))
     CURATION.write_text(curation_page(CURATION.read_text(), data))
 
 

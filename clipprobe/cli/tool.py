@@ -116,7 +116,7 @@ def models(
 
     library()
     matches = functools.partial(name_matches, pattern)
-    builtins = [weights for _, weights in builtin_weights().items() if matches(weights.model)]
+    builtins = [weights for _, weights in builtin_weights().items() if weights.listed and matches(weights.model)]
     families = [(model, prefix) for model, prefix in BUILTIN_FAMILIES if matches(model)]
     architectures = [name for name in open_clip.list_models() if matches(name)]
     if not (builtins or families or architectures):

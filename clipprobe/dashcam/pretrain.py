@@ -248,6 +248,11 @@ def policy_tag(config: PretrainConfig) -> str:
     )
 
 
+# The policies whose default-recipe weights `--pretrained` lists by name; any other policy or recipe is a member of
+# the dashcam-POLICY family, registered on first use and not listed.
+LISTED_POLICIES = ("salient", "descriptive")
+
+
 def policy_weights(config: PretrainConfig) -> BuiltinWeights:
     """Built-in weights for one caption policy and recipe, registered under `policy_tag(config)`: trained on first use."""
     get_caption_policy(config.captions)  # an unknown policy fails here, listing the policies
@@ -274,12 +279,13 @@ def policy_weights(config: PretrainConfig) -> BuiltinWeights:
             # The essay's case: web captions that name only the salient object.
             default=config == PretrainConfig(),
             trained=lambda: (builtin_weights_dir(config) / WEIGHTS_FILE).exists(),
+            listed=config.captions in LISTED_POLICIES and config == PretrainConfig(captions=config.captions),
         ),
         replace=True,
     )
 
 
-for _policy in ("salient", "descriptive"):
+for _policy in LISTED_POLICIES:
     policy_weights(PretrainConfig(captions=_policy))
 # Any other policy, e.g. `--pretrained dashcam-mixed:0.05`, is trained with the default recipe on first use.
 BUILTIN_FAMILIES[("mini-clip", "dashcam-")] = lambda policy: policy_weights(PretrainConfig(captions=policy))

@@ -41,6 +41,9 @@ class BuiltinWeights:
     default: bool = False
     # Whether they are trained and stored already (else the first use trains them).
     trained: Callable[[], bool] = lambda: False
+    # Whether `--pretrained`'s choices and `clipprobe models` list it by name; False for a family's members and
+    # recipe variants registered on first use, so a list never depends on what ran before in the process.
+    listed: bool = True
 
 
 BUILTIN_WEIGHTS: Registry[BuiltinWeights] = Registry("built-in weights")
@@ -80,13 +83,13 @@ def find_builtin_weights(model: str, tag: str) -> BuiltinWeights | None:
 
 def _known_tags(model: str) -> list[str]:
     """The tags `--pretrained` takes for `model` by name: built-in weights, then open_clip's."""
-    tags = [w.tag for _, w in BUILTIN_WEIGHTS.items() if w.model == model]
+    tags = [w.tag for _, w in BUILTIN_WEIGHTS.items() if w.model == model and w.listed]
     return tags + open_clip.list_pretrained_tags_by_model(model)
 
 
 def _unknown_tag(model: str, pretrained: str) -> UsageError:
     """An unknown tag: the close tags, then every choice (a family as PREFIXPOLICY)."""
-    choices = [w.tag for _, w in BUILTIN_WEIGHTS.items() if w.model == model]
+    choices = [w.tag for _, w in BUILTIN_WEIGHTS.items() if w.model == model and w.listed]
     choices += [f"{prefix}POLICY" for family_model, prefix in BUILTIN_FAMILIES if family_model == model]
     choices += open_clip.list_pretrained_tags_by_model(model) + [RANDOM]
     return UsageError(
