@@ -66,7 +66,7 @@ docs: $(STAMP)
 # probe_scale.py sweeps C on 100,000 x 768 features with 100 classes (target: under 2 minutes).
 # precision.py runs mini-clip only here (benchmarks/precision.py --models mini-clip,ViT-B-32 for both; ViT-B-32 in
 # bf16 takes many minutes on CPUs without bf16 instructions); its probe-agreement check pretrains
-# mini-clip/dashcam-descriptive on first use (about a minute; cached after make demo).
+# mini-clip/dashcam-descriptive on first use (cached after make demo).
 # The GPU run is benchmarks/gpu.sh, on a machine with a CUDA device.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/extract_speed.py --images 1024 --rounds 5 --anchor-target 1.4

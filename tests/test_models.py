@@ -208,7 +208,7 @@ def test_models_says_which_tags_load_offline(monkeypatch, tmp_path):
     assert result.exit_code == 0
     assert "  ViT-B-32  tags: openai (offline), laion400m_e31," in result.output
     result = CliRunner().invoke(app, ["models", "mini-clip"])  # the pattern filters the built-ins too
-    assert "  mini-clip@dashcam-salient  (trained on first use, about a minute, the default)" in result.output
+    assert "  mini-clip@dashcam-salient  (trained on first use, the default)" in result.output
 
 
 @pytest.mark.parametrize("kind", ["vit", "resnet", "timm"])

@@ -47,6 +47,62 @@ def test_a_short_task_prints_nothing(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_each_split_of_an_extraction_has_its_own_elapsed_time_rate_and_time_left(capsys):
+    """Three splits queued at once (as extraction queues them), encoded one after another at different speeds:
+    every split gets a line, and each line's time, rate and time left are that split's own."""
+    clock = Clock()
+    with LineProgress(interval=10, clock=clock) as bar:
+        jobs = {s: bar.add_task(f"Extracting dashcam/{s}", total=n, start=False) for s, n in SPLITS}
+        for split, n in SPLITS:
+            bar.start_task(jobs[split])
+            seconds_per_batch = {"train": 3.0, "validation": 1.0, "test": 0.5}[split]
+            for _ in range(n // 10):
+                clock.now += seconds_per_batch
+                bar.advance(jobs[split], 10)
+    assert capsys.readouterr().err.splitlines() == [
+        "Extracting dashcam/train: 40/100 (40%) | 0:00:12 elapsed | 3.3/s | about 0:00:18 left",
+        "Extracting dashcam/train: 80/100 (80%) | 0:00:24 elapsed | 3.3/s | about 0:00:06 left",
+        "Extracting dashcam/train: done: 100/100 (100%) | 0:00:30 elapsed | 3.3/s",
+        "Extracting dashcam/validation: done: 50/50 (100%) | 0:00:05 elapsed | 10.0/s",
+        "Extracting dashcam/test: done: 40/40 (100%) | 0:00:02 elapsed | 20.0/s",
+    ]
+
+
+SPLITS = (("train", 100), ("validation", 50), ("test", 40))
+
+
+def test_a_split_that_finished_before_the_first_line_still_gets_its_line(capsys):
+    clock = Clock()
+    with LineProgress(interval=10, clock=clock) as bar:
+        train = bar.add_task("Extracting dashcam/train", total=20, start=False)
+        test = bar.add_task("Extracting dashcam/test", total=100, start=False)
+        for _ in range(2):
+            clock.now += 2
+            bar.advance(train, 10)  # 4 s, quiet
+        for _ in range(4):
+            clock.now += 2
+            bar.advance(test, 25)  # its clock starts when train finished
+    assert capsys.readouterr().err.splitlines() == [
+        "Extracting dashcam/train: done: 20/20 (100%) | 0:00:04 elapsed | 5.0/s",
+        "Extracting dashcam/test: 75/100 (75%) | 0:00:06 elapsed | 12.5/s | about 0:00:02 left",
+        "Extracting dashcam/test: done: 100/100 (100%) | 0:00:08 elapsed | 12.5/s",
+    ]
+
+
+def test_a_slow_task_reads_in_seconds_per_unit(capsys):
+    clock = Clock()
+    with LineProgress(interval=10, clock=clock) as bar:
+        job = bar.add_task("Training cnn/from-scratch", total=3, unit="epoch")
+        for _ in range(3):
+            clock.now += 12
+            bar.advance(job)
+    assert capsys.readouterr().err.splitlines() == [
+        "Training cnn/from-scratch: 1/3 (33%) | 0:00:12 elapsed | 12.0 s/epoch | about 0:00:24 left",
+        "Training cnn/from-scratch: 2/3 (67%) | 0:00:24 elapsed | 12.0 s/epoch | about 0:00:12 left",
+        "Training cnn/from-scratch: done: 3/3 (100%) | 0:00:36 elapsed | 12.0 s/epoch",
+    ]
+
+
 def test_without_a_terminal_progress_bar_gives_lines(monkeypatch):
     monkeypatch.setenv(progress.PROGRESS_INTERVAL_VARIABLE, "2.5")
     bar = progress.progress_bar()  # pytest's stderr is not a terminal

@@ -207,7 +207,7 @@ def fit(
     stopped = None
     started = time.perf_counter()
     with progress_bar() as progress:
-        job = progress.add_task(description, total=budget.epochs)
+        job = progress.add_task(description, total=budget.epochs, unit="epoch")
         for epoch in range(1, budget.epochs + 1):
             epoch_started = time.perf_counter()
             model.train()

@@ -125,7 +125,7 @@ def models(
     if builtins or families:
         console.print("Built-in weights (trained by clipprobe, no network needed):")
     for weights in builtins:
-        state = "trained, cached" if weights.trained() else "trained on first use, about a minute"
+        state = "trained, cached" if weights.trained() else "trained on first use"
         default = ", the default" if weights.default else ""
         console.print(f"  {weights.model}@{weights.tag}  ({state}{default}): {weights.description}")
     for model, prefix in families:

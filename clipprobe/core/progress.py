@@ -70,13 +70,21 @@ def progress_interval() -> float:
 
 
 class LineProgress:
-    """Progress as plain lines on stderr, for logs: a task that runs longer than `interval` seconds gets a line
-    every `interval` seconds (done/total, elapsed, rate, time left) and one when it finishes; a short task prints
-    nothing, so a quick command's output stays as it is. The subset of rich's Progress that clipprobe uses."""
+    """Progress as plain lines on stderr, for logs. The subset of rich's Progress that clipprobe uses.
+
+    Each task (a split, a training run) has its own clock: it starts when the task's work starts (its first advance,
+    or the moment the task before it finished, whichever is later than its creation), so elapsed time, rate and
+    time left are the task's own, never carried over from the split before. An operation that runs longer than
+    `interval` seconds writes a line every `interval` seconds and one line per task when it finishes, the tasks
+    that finished before the first line included; a short operation prints nothing, so a quick command's output
+    stays as it is. A task may declare its `unit` ("epoch"): a rate under one per second reads "12.0 s/epoch"."""
 
     def __init__(self, interval: float = DEFAULT_PROGRESS_INTERVAL, clock=time.monotonic):
         self.interval, self.clock = interval, clock
         self.tasks: dict[int, dict] = {}
+        self.last = clock()  # when the operation began or last wrote a line
+        self.talking = False  # whether the operation has written a line: then every task's end gets one
+        self.finished_at: float | None = None  # when the last task finished
 
     def __enter__(self) -> LineProgress:
         return self
@@ -86,25 +94,52 @@ class LineProgress:
             if task["printed"] and not task["finished"]:
                 self._line(task, final=True)
 
-    def add_task(self, description: str, total: float | None = None, **_) -> TaskID:
-        now = self.clock()
+    def add_task(
+        self, description: str, total: float | None = None, unit: str | None = None, start: bool = True, **_
+    ) -> TaskID:
+        """A task; `start=False` (as in rich) for one queued behind others: its clock starts with `start_task` or
+        its first advance."""
         self.tasks[len(self.tasks)] = dict(
-            description=description, total=total, done=0, start=now, last=now, printed=False, finished=False
+            description=description,
+            total=total,
+            unit=unit,
+            done=0,
+            added=self.clock(),
+            start=self.clock() if start else None,
+            end=None,
+            printed=False,
+            finished=False,
         )
         return TaskID(len(self.tasks) - 1)
 
+    def start_task(self, task_id: TaskID) -> None:
+        task = self.tasks[task_id]
+        if task["start"] is None:
+            task["start"] = self.clock()
+
     def update(self, task_id: TaskID, advance: float = 0, description: str | None = None, **_) -> None:
         task = self.tasks[task_id]
-        task["done"] += advance
         if description is not None:
             task["description"] = description
         now = self.clock()
-        if task["total"] is not None and task["done"] >= task["total"] and not task["finished"]:
-            task["finished"] = True
-            if task["printed"]:
+        if advance and task["start"] is None:
+            task["start"] = max(task["added"], self.finished_at if self.finished_at is not None else task["added"])
+        task["done"] += advance
+        finishing = task["total"] is not None and task["done"] >= task["total"] and not task["finished"]
+        due = now - self.last >= self.interval
+        if due and not self.talking:
+            self.talking = True
+            for other in self.tasks.values():  # the tasks that finished quietly, in order, before the first line
+                if other["finished"] and not other["printed"]:
+                    self._line(other, final=True)
+        if finishing:
+            task["finished"], task["end"] = True, now
+            self.finished_at = now
+            if self.talking:
+                self.last = now
                 self._line(task, final=True)
-        elif now - task["last"] >= self.interval:
-            task["last"], task["printed"] = now, True
+        elif due:
+            self.last = now
             self._line(task)
 
     def advance(self, task_id: TaskID, advance: float = 1) -> None:
@@ -119,17 +154,26 @@ class LineProgress:
             self.advance(task)
 
     def _line(self, task: dict, final: bool = False) -> None:
-        elapsed = self.clock() - task["start"]
+        task["printed"] = True
+        started = task["start"] if task["start"] is not None else task["added"]
+        elapsed = (task["end"] if task["end"] is not None else self.clock()) - started
         done, total = task["done"], task["total"]
         rate = done / elapsed if elapsed > 0 else 0.0
         parts = [f"{done:,.0f}/{total:,.0f} ({done / total:.0%})" if total else f"{done:,.0f}"]
         parts.append(f"{_clock(elapsed)} elapsed")
         if rate > 0:
-            parts.append(f"{rate:,.1f}/s")
+            parts.append(_rate(rate, task["unit"]))
             if total and not final:
                 parts.append(f"about {_clock((total - done) / rate)} left")
         status = "done: " if final else ""
         err_console.print(f"{task['description']}: {status}{' | '.join(parts)}", markup=False, highlight=False)
+
+
+def _rate(rate: float, unit: str | None) -> str:
+    """Items per second, or seconds per item when under one a second (a trained baseline's epochs)."""
+    if rate >= 1:
+        return f"{rate:,.1f} {unit}/s" if unit else f"{rate:,.1f}/s"
+    return f"{1 / rate:,.1f} s/{unit or 'item'}"
 
 
 def _clock(seconds: float) -> str:

@@ -131,7 +131,9 @@ def train(config: PretrainConfig, device: str = "cpu") -> TrainedModel:
     started = time.perf_counter()
     model.train()
     with progress_bar() as progress:
-        job = progress.add_task(f"Pretraining {config.model} ({config.captions} captions)", total=config.steps)
+        job = progress.add_task(
+            f"Pretraining {config.model} ({config.captions} captions)", total=config.steps, unit="step"
+        )
         for step in range(config.steps):
             index = torch.from_numpy(order.choice(len(images), size=batch, replace=False))
             image_features, text_features, logit_scale = model(images[index].to(device), tokens[index].to(device))[:3]
@@ -264,7 +266,8 @@ def policy_weights(config: PretrainConfig) -> BuiltinWeights:
                 if not (folder / WEIGHTS_FILE).exists():
                     err_console.print(
                         f"Pretraining {config.model}/{policy_tag(config)} on first use: {config.steps} steps on the "
-                        f"dashcam world with {config.captions} captions, about a minute on 2 CPU cores; kept in {folder}",
+                        f"dashcam world with {config.captions} captions (the progress measures the time left); "
+                        f"kept in {folder}",
                         highlight=False,
                     )
                     pretrain(config, folder)

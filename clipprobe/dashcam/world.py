@@ -99,8 +99,8 @@ def load_world(config: WorldConfig | None = None) -> datasets.DatasetDict:
         with exclusive(path, "rendering the same dashcam world"):  # the second process waits, then loads it
             if not (path / "dataset_dict.json").exists():
                 err_console.print(
-                    f"Rendering the dashcam world on first use: {sum(config.sizes.values())} images, about a "
-                    f"minute per 5,000 on 2 CPU cores; kept in {path}",
+                    f"Rendering the dashcam world on first use: {sum(config.sizes.values())} images (the progress "
+                    f"measures the time left); kept in {path}",
                     highlight=False,
                 )
                 _generate(config, path)

@@ -190,9 +190,12 @@ def _compute(source, extractor, data, stores, plan, suffix: str = "") -> None:
         for split, _, _ in plan:
             if split not in jobs:
                 total = sum(b - a for s, a, b in plan if s == split)
-                jobs[split] = progress.add_task(f"Extracting {source.name}/{split}{suffix}", total=total)
+                # Each split's clock starts with its own first chunk, so its elapsed time, rate and time left
+                # are its own.
+                jobs[split] = progress.add_task(f"Extracting {source.name}/{split}{suffix}", total=total, start=False)
 
         def encode(split: str, start: int, stop: int) -> np.ndarray:
+            progress.start_task(jobs[split])
             return extractor.encode_rows(
                 data[split], start, stop, source.image_column, lambda n: progress.advance(jobs[split], n)
             )
