@@ -416,9 +416,16 @@ def check_results_folder(task_name: str, location: str, results_dir: Path = RESU
         return
     for path in sorted(folder.glob("*.json")):
         try:
-            theirs = json.loads(path.read_text())["data"]["location"]
+            stored = json.loads(path.read_text())
+            theirs, their_name = stored["data"]["location"], stored["task"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
+        if their_name != task_name:
+            raise UsageError(
+                f"Task names '{their_name}' and '{task_name}' share the results folder {folder}: one would replace "
+                "the other's results. Name this one apart with --name NAME (in a task file: name = ...), or use "
+                "another --results folder"
+            )
         if theirs != location:
             raise UsageError(
                 f"{folder} holds results of {theirs}, but this run's task '{task_name}' reads {location}: two data "

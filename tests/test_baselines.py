@@ -157,8 +157,25 @@ def test_budget_overrides_parse_with_the_fields_types():
         parse_budget("epoch=3")
     with pytest.raises(UsageError, match=r"^Budget epochs expects int \(default 24\); got 'many'$"):
         parse_budget("epochs=many")
-    with pytest.raises(UsageError, match=r"^Invalid budget: image_size=4$"):
+    with pytest.raises(
+        UsageError, match=r"^Invalid budget: image_size=4; it must be a whole number of pixels from 8 to 1024$"
+    ):
         parse_budget("image_size=4")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("learning_rate=inf", r"^Invalid budget: learning_rate=inf; it must be a number in \(0, 10\]$"),
+        ("learning_rate=nan", r"^Invalid budget: learning_rate=nan; it must be a number in \(0, 10\]$"),
+        ("weight_decay=inf", r"^Invalid budget: weight_decay=inf; it must be a number in \[0, 10\]$"),
+        ("max_seconds=inf", r"^Invalid budget: max_seconds=inf; it must be a finite number of seconds above 0"),
+        ("image_size=3000", r"^Invalid budget: image_size=3000; it must be a whole number of pixels from 8 to 1024$"),
+    ],
+)
+def test_a_budget_outside_its_range_is_refused_before_any_training(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_budget(text)
 
 
 def test_bad_arguments_fail_before_any_training():
@@ -172,7 +189,7 @@ def test_bad_arguments_fail_before_any_training():
         UsageError, match=r"^Unknown augmentation 'mixup'\. Available: auto, translate\+hflip, translate, hflip, none$"
     ):
         Budget(augment="mixup")
-    with pytest.raises(UsageError, match=r"^Invalid budget: epochs=0$"):
+    with pytest.raises(UsageError, match=r"^Invalid budget: epochs=0; it must be a whole number from 1 to 10000$"):
         Budget(epochs=0)
 
 

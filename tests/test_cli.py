@@ -249,6 +249,10 @@ def test_world_options_are_validated_and_named_in_results(tiny_model):
     assert (
         error_line(result) == "Error: --pedestrian-size needs 0 < MIN <= MAX < 1 (fractions of the image), got 0.3:0.1"
     )
+    # Bounded before anything is rendered: a 3000 px world would take hours and gigabytes.
+    result = invoke("probe", "--baselines", "none", "--task", "traffic-light[image_size=3000]")
+    assert result.exit_code == 2
+    assert error_line(result) == "Error: --image-size must be from 16 to 512 pixels, got 3000"
     result = invoke("data", "show", "--task", "traffic-light", "--light-size", "0.5")
     assert result.exit_code == 2
     assert error_line(result) == "Error: --light-size expects MIN:MAX fractions of the image, e.g. 0.02:0.05; got '0.5'"
@@ -323,7 +327,7 @@ def test_bad_baselines_and_budgets_fail_before_any_work(tiny_model, tiny_tasks):
     )
     result = invoke(*args, "--budget", "epochs=0")
     assert result.exit_code == 2
-    assert error_line(result) == "Error: Invalid budget: epochs=0"
+    assert error_line(result) == "Error: Invalid budget: epochs=0; it must be a whole number from 1 to 10000"
     result = invoke(*args, "--baselines", "orbit-cnn:translate:3", "--budget", "image_size=16")
     assert result.exit_code == 2
     assert error_line(result) == "Error: Group translate:3 needs an image size divisible by 3, got 16x16"
@@ -482,3 +486,12 @@ def test_weights_given_twice_is_a_usage_error():
     result = runner.invoke(app, ["extract", "--model", "ViT-B-32@openai", "--pretrained", "openai"])
     assert result.exit_code == 2
     assert error_line(result) == "Error: Give the weights once: --model ViT-B-32@openai or --pretrained"
+
+
+def test_a_model_listed_many_times_runs_once_with_a_note(tmp_path):
+    from clipprobe.cli.options import model_configs
+
+    (tmp_path / "models.txt").write_text("mini-clip,random\n" * 10_000)
+    with pytest.warns(UserWarning, match=r"^Models listed more than once run once: mini-clip@random \(10001 times\)$"):
+        configs = model_configs(["mini-clip@random"], tmp_path / "models.txt", None)
+    assert [(c.model, c.pretrained) for c in configs] == [("mini-clip", "random")]

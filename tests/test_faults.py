@@ -204,6 +204,10 @@ def empty_name(tmp_path, monkeypatch):
     return probe_args("--name", " ")
 
 
+def named(name: str) -> Callable[..., list[str]]:
+    return lambda tmp_path, monkeypatch: probe_args("--name", name)
+
+
 CASES = [
     Case(
         "same-name-other-folder",
@@ -262,6 +266,18 @@ CASES = [
         r"^Error: imagefolder:photos: imagefolder data takes its labels from its class folders' names",
     ),
     Case("empty-name", empty_name, 2, r"^Error: --name must not be empty$"),
+    # --- names that leave their folder, or share one ---------------------------------------------------------
+    Case("name-dotdot", named(".."), 2, r"^Error: Task name '\.\.' is '\.\.', a folder of its own: a task's name is"),
+    Case("name-dot", named("."), 2, r"^Error: Task name '\.' is '\.', a folder of its own"),
+    Case("name-separator", named("a/../../b"), 2, r"^Error: Task name 'a/\.\./\.\./b' holds a path separator"),
+    Case("name-escape", named("x\x1b[31mred"), 2, r"^Error: Task name 'x\\x1b\[31mred' holds a control or escape"),
+    Case("name-long", named("n" * 300), 2, r"^Error: Task name 'n+' has 300 characters; at most 100"),
+    Case(
+        "name-same-folder",
+        named("photos?"),
+        2,
+        r"^Error: Task names 'photos' and 'photos\?' share the results folder results/photos: one would replace",
+    ),
 ]
 
 

@@ -41,7 +41,14 @@ def test_bad_groups_name_the_choices():
     assert list_groups() == ["hflip", "translate"]
     with pytest.raises(UsageError, match=r"^Unknown group 'rotate'\. Available: hflip, translate$"):
         get_group("rotate:4")
-    with pytest.raises(UsageError, match=r"^Group 'translate:N' needs a whole number N >= 1, got 'translate:x'$"):
+    with pytest.raises(
+        UsageError, match=r"^Group 'translate:N' needs a whole number N from 1 to 32 \(N\*N copies of every image\), "
+    ):
         get_group("translate:x")
+    # Refused before any element is built (translate:100000 would build 10^10 closures).
+    with pytest.raises(UsageError, match=r"got 'translate:100000'$"):
+        get_group("translate:100000")
+    with pytest.raises(UsageError, match=r"^Group translate:32\+hflip\+hflip has 4096 elements .*; at most 2048$"):
+        get_group("translate:32+hflip+hflip")
     with pytest.raises(UsageError, match=r"^Group translate:3 needs an image size divisible by 3, got 16x16$"):
         get_group("translate:3").orbit(torch.zeros(1, 3, 16, 16))

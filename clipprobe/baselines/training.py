@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,19 +53,28 @@ class Budget:
     eval_batch_images: int = 512  # images per forward pass when evaluating (orbit copies included)
 
     def __post_init__(self):
+        # Each field's range, checked before anything runs (a learning rate of inf trains to chance with exit 0).
+        finite = math.isfinite
         checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 2,
-            "image_size": self.image_size >= 8,
-            "learning_rate": self.learning_rate > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "max_seconds": self.max_seconds is None or self.max_seconds > 0,
-            "orbit_train_elements": self.orbit_train_elements is None or self.orbit_train_elements >= 1,
-            "eval_batch_images": self.eval_batch_images >= 1,
+            "epochs": (1 <= self.epochs <= 10_000, "a whole number from 1 to 10000"),
+            "batch_size": (2 <= self.batch_size <= 65_536, "a whole number from 2 to 65536"),
+            "image_size": (8 <= self.image_size <= 1024, "a whole number of pixels from 8 to 1024"),
+            "learning_rate": (finite(self.learning_rate) and 0 < self.learning_rate <= 10, "a number in (0, 10]"),
+            "weight_decay": (finite(self.weight_decay) and 0 <= self.weight_decay <= 10, "a number in [0, 10]"),
+            "max_seconds": (
+                self.max_seconds is None or (finite(self.max_seconds) and self.max_seconds > 0),
+                "a finite number of seconds above 0, or none",
+            ),
+            "orbit_train_elements": (
+                self.orbit_train_elements is None or self.orbit_train_elements >= 1,
+                "a whole number from 1, or none",
+            ),
+            "eval_batch_images": (self.eval_batch_images >= 1, "a whole number from 1"),
         }
-        bad = [name for name, ok in checks.items() if not ok]
+        bad = [(name, expected) for name, (ok, expected) in checks.items() if not ok]
         if bad:
-            raise UsageError(f"Invalid budget: {bad[0]}={getattr(self, bad[0])!r}")
+            name, expected = bad[0]
+            raise UsageError(f"Invalid budget: {name}={getattr(self, name)!r}; it must be {expected}")
         if self.augment not in AUGMENTS:
             raise UsageError(
                 f"Unknown augmentation '{self.augment}'. {did_you_mean(self.augment, AUGMENTS)}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, overload
@@ -240,6 +242,14 @@ def model_configs(
         specs += read_models_file(models_file)
     specs = specs or [("mini-clip", pretrained)]
     configs = [extractor_config(model=model, pretrained=weights, **options) for model, weights in specs]
+    counts = Counter((c.model, c.pretrained) for c in configs)
+    if len(counts) < len(configs):  # a model listed twice is run once, with a note
+        repeated = ", ".join(f"{m}@{w or 'default'} ({n} times)" for (m, w), n in counts.items() if n > 1)
+        warnings.warn(f"Models listed more than once run once: {repeated}", UserWarning, stacklevel=2)
+        first: dict[tuple[str, str | None], ExtractorConfig] = {}
+        for config in configs:
+            first.setdefault((config.model, config.pretrained), config)
+        configs = list(first.values())
     for config in configs:
         if config.extractor == "open_clip":
             check_weights(config.model, config.pretrained)

@@ -41,6 +41,11 @@ class DashcamWorld(DataSource):
         return {split: self.config.sizes[split] for split in PROBE_SPLITS}
 
 
+# The world's image sizes, checked before anything is rendered: every image of a world is rendered on first use,
+# and its time and disk grow with the square of the size.
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
+
+
 def world_config(
     seed: int | None = None,
     image_size: int | None = None,
@@ -61,8 +66,10 @@ def world_config(
             raise UsageError(
                 f"--{name.replace('_', '-')} needs 0 < MIN <= MAX < 1 (fractions of the image), got {low}:{high}"
             )
-    if changes.get("image_size", 224) < 16:
-        raise UsageError(f"--image-size must be at least 16, got {changes['image_size']}")
+    if not MIN_IMAGE_SIZE <= changes.get("image_size", 224) <= MAX_IMAGE_SIZE:
+        raise UsageError(
+            f"--image-size must be from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {changes['image_size']}"
+        )
     base = WorldConfig()
     return dataclasses.replace(
         base,

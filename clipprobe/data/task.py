@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.errors import UsageError
+from ..core.paths import name_problem
 from ..core.registry import Registry
 
 if TYPE_CHECKING:
@@ -39,6 +40,14 @@ class Task:
     # How the task takes options written in its name, `NAME[key=value,...]` (e.g. another dashcam world):
     # (task, {key: value}) -> the changed task, whose name records the options. None: it takes none.
     variant: Callable[[Task, dict[str, str]], Task] | None = None
+
+    def __post_init__(self) -> None:
+        problem = name_problem(self.name)
+        if problem is not None:
+            raise UsageError(
+                f"Task name {self.name!r} {problem}: a task's name is its results folder. Name it with --name NAME "
+                "(in a task file: name = ...)"
+            )
 
     def _check_column(self, split: datasets.Dataset, column: str) -> None:
         if column not in split.column_names:

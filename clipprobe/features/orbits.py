@@ -17,6 +17,11 @@ from ..core.registry import Registry
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
+# Every image is encoded once per group element: translate:N takes N up to MAX_TRANSLATE (N*N copies), and a
+# product at most MAX_ORBIT elements; both are checked before any element is built.
+MAX_TRANSLATE = 32
+MAX_ORBIT = 2048
+
 
 @dataclass(frozen=True)
 class Group:
@@ -44,8 +49,11 @@ def translate(argument: str) -> tuple[Transform, ...]:
         n = int(argument)
     except ValueError:
         n = 0
-    if n < 1:
-        raise UsageError(f"Group 'translate:N' needs a whole number N >= 1, got 'translate:{argument}'")
+    if not 1 <= n <= MAX_TRANSLATE:
+        raise UsageError(
+            f"Group 'translate:N' needs a whole number N from 1 to {MAX_TRANSLATE} (N*N copies of every image), "
+            f"got 'translate:{argument}'"
+        )
 
     def shift(i: int, j: int) -> Transform:
         def apply(x: torch.Tensor) -> torch.Tensor:
@@ -78,6 +86,11 @@ def get_group(spec: str) -> Group:
     for part in spec.split("+"):
         name, _, argument = part.partition(":")
         factors.append(GROUP_FACTORS.get(name)(argument))
+    size = 1
+    for factor in factors:
+        size *= len(factor)
+    if size > MAX_ORBIT:
+        raise UsageError(f"Group {spec} has {size} elements (copies of every image); at most {MAX_ORBIT}")
     elements = []
     for combination in itertools.product(*factors):
 
