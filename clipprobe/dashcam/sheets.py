@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..core.errors import UsageError
 from ..core.storage import atomic_path
+from ..data.depth import to_rgb
 from ..data.task import Task
 from .captions import caption_for
 from .scene import Scene
@@ -37,7 +38,7 @@ def contact_sheet(task: Task, out: Path, n: int = 12, split: str = "train", seed
     for k, pick in enumerate(chosen):
         row = data[int(rows[pick])]
         x, y = (k % columns) * TILE, (k // columns) * tile_h
-        image = row[task.source.image_column].convert("RGB")
+        image = to_rgb(row[task.source.image_column])
         image.thumbnail((TILE, TILE))
         sheet.paste(image, (x + (TILE - image.width) // 2, y + (TILE - image.height) // 2))
         lines = [f"{task.label}: {task.classes[labels[pick]]}"]
@@ -72,7 +73,7 @@ def pairs_sheet(pairs: Path, out: Path, n: int = 8, columns: int = 2) -> Path:
         row = data[k]
         x, y = (k % columns) * width, (k // columns) * height
         for side, (image, value) in enumerate(((row["image_a"], row["value_a"]), (row["image_b"], row["value_b"]))):
-            image = image.convert("RGB").resize((tile, tile))
+            image = to_rgb(image).resize((tile, tile))
             left = x + side * tile
             sheet.paste(image, (left, y))
             x0, y0, x1, y1 = (float(v) * tile for v in row["region"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import UsageError
+from .depth import to_rgb
 
 # Images above this many pixels are refused unread (a decompression bomb decodes a few KB into gigabytes).
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
@@ -53,7 +54,7 @@ def image_problem(value: dict[str, Any]) -> str | None:
                 )
             image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale; every byte is still read
             image.load()
-            image.convert("RGB")
+            to_rgb(image)
     except FileNotFoundError:
         return "file not found"
     except UnidentifiedImageError:

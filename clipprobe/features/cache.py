@@ -16,7 +16,8 @@ from .chunks import ChunkStore
 
 # Bump when the extraction code changes what it stores, so old cache entries are not reused.
 # 3: images decoded and resized in uint8 by torchvision (clipprobe.features.decode), no longer through PIL.
-CACHE_FORMAT = 3
+# 4: 16-bit, 32-bit and float grey images scaled by their mode's range (clipprobe.data.depth), no longer clipped.
+CACHE_FORMAT = 4
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import io
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from ..data.depth import to_rgb
+
 if TYPE_CHECKING:
     import PIL.Image
 
@@ -132,7 +134,7 @@ class Uint8Preprocess:
         """A PIL image (any mode) -> uint8 (3, size, size)."""
         from torchvision.transforms.v2 import functional as F
 
-        return self._fit(F.pil_to_tensor(image.convert("RGB")))
+        return self._fit(F.pil_to_tensor(to_rgb(image)))
 
     def normalize(self, batch):
         """A uint8 batch -> float32 in open_clip's numbers: ToTensor's /255, then Normalize, in the same order."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from PIL import Image, ImageOps
 
 from ..core.errors import UsageError, did_you_mean
+from ..data.depth import to_rgb
 
 # --resize choices, and open_clip's name for each (its `image_resize_mode`).
 RESIZE_MODES = {"crop": "shortest", "squash": "squash", "pad": "longest"}
@@ -26,7 +27,7 @@ def fit_image(image: Image.Image, size: int, mode: str = "squash") -> Image.Imag
     """`image` as a size x size RGB image (bilinear): squashed, centre-cropped after resizing its short side, or
     padded with black after resizing its long side."""
     check_resize(mode)
-    image = image.convert("RGB")
+    image = to_rgb(image)
     if image.size == (size, size):
         return image
     if mode == "crop":

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..core.errors import UsageError
 from ..core.machine import cores
+from ..data.depth import to_rgb
 from .decode import Uint8Preprocess, raw_images, read_bytes, readable
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class _ImageSplit:
         return len(self.images)
 
     def __getitem__(self, index: int):
-        return self.transform(self.images[index][self.column].convert("RGB"))
+        return self.transform(to_rgb(self.images[index][self.column]))
 
     def __getitems__(self, indices: list[int]):
         """A batch's rows in one read of the Arrow table (the DataLoader asks for them together): `datasets` has a
@@ -129,7 +130,7 @@ class _ImageSplit:
                 return [self.transform.decode(read_bytes(entry)) for entry in entries]
         with _READ_LOCK:
             images = self.images[indices][self.column]
-        return [self.transform(image.convert("RGB")) for image in images]
+        return [self.transform(to_rgb(image)) for image in images]
 
 
 _READ_LOCK = threading.Lock()
