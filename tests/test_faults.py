@@ -204,6 +204,16 @@ def empty_name(tmp_path, monkeypatch):
     return probe_args("--name", " ")
 
 
+def split_mapped_twice(split: str) -> Callable[..., list[str]]:
+    def setup(tmp_path, monkeypatch):
+        for part in ("train", "test"):
+            photos(Path("split") / part, per_class=4)
+        Path("leak.toml").write_text(f'source = "imagefolder:split"\n[splits]\n{split} = "train"\n')
+        return ["probe", "--task", "leak.toml", "--model", "tiny-clip", "--pretrained", "random", "--baselines", "none"]
+
+    return setup
+
+
 def named(name: str) -> Callable[..., list[str]]:
     return lambda tmp_path, monkeypatch: probe_args("--name", name)
 
@@ -266,6 +276,19 @@ CASES = [
         r"^Error: imagefolder:photos: imagefolder data takes its labels from its class folders' names",
     ),
     Case("empty-name", empty_name, 2, r"^Error: --name must not be empty$"),
+    # --- no split leaks: a probe scored on (or tuned on) its own training rows ---------------------------------
+    Case(
+        "test-is-train",
+        split_mapped_twice("test"),
+        2,
+        r"^Error: imagefolder:split: the probe's train and test splits are both the data's split 'train'; each must be a split",
+    ),
+    Case(
+        "validation-is-train",
+        split_mapped_twice("validation"),
+        2,
+        r"^Error: imagefolder:split: the probe's train and validation splits are both the data's split 'train'",
+    ),
     # --- names that leave their folder, or share one ---------------------------------------------------------
     Case("name-dotdot", named(".."), 2, r"^Error: Task name '\.\.' is '\.\.', a folder of its own: a task's name is"),
     Case("name-dot", named("."), 2, r"^Error: Task name '\.' is '\.', a folder of its own"),

@@ -50,9 +50,17 @@ def plan_splits(
     `names` maps a probe split to the data's name for it; `source` names the data in errors."""
     mapping = dict(names)
     named = {}
+    used: dict[str, str] = {}
     for split in PROBE_SPLITS:
         theirs = mapping.get(split, split)
+        if theirs in raw and theirs in used:
+            # A probe scored on its training rows (or C chosen on them) would read as a result.
+            raise UsageError(
+                f"{source}: the probe's {used[theirs]} and {split} splits are both the data's split '{theirs}'; "
+                "each must be a split of its own (or leave a split out to have it carved from train)"
+            )
         if theirs in raw:
+            used[theirs] = split
             named[split] = raw[theirs]
         elif split in mapping:
             raise UsageError(f"{source} has no split '{theirs}' (named for {split}). Splits: {', '.join(raw)}")
