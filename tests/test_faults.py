@@ -214,6 +214,25 @@ def split_mapped_twice(split: str) -> Callable[..., list[str]]:
     return setup
 
 
+def class_without_images(tmp_path, monkeypatch):
+    Path("three.toml").write_text('source = "imagefolder:photos"\nclasses = ["red", "green", "blue"]\n')
+    return ["probe", "--task", "three.toml", "--model", "tiny-clip", "--pretrained", "random", "--baselines", "none"]
+
+
+def numbers_here_names_there(tmp_path, monkeypatch):
+    lines = ["path,label,split"]
+    lines += [f"{c}/{i:02d}.png,{k},train" for k, c in enumerate(COLOURS) for i in range(8)]
+    lines += [f"{c}/{i:02d}.png,{c},test" for c in COLOURS for i in range(8, 10)]
+    Path("photos/labels.csv").write_text("\n".join(lines) + "\n")
+    return probe_args(data="csv:photos/labels.csv")
+
+
+def two_label_columns(tmp_path, monkeypatch):
+    lines = ["path,label,label"] + [f"{c}/{i:02d}.png,{c},other" for c in COLOURS for i in range(10)]
+    Path("photos/labels.csv").write_text("\n".join(lines) + "\n")
+    return probe_args(data="csv:photos/labels.csv")
+
+
 def named(name: str) -> Callable[..., list[str]]:
     return lambda tmp_path, monkeypatch: probe_args("--name", name)
 
@@ -289,6 +308,27 @@ CASES = [
         2,
         r"^Error: imagefolder:split: the probe's train and validation splits are both the data's split 'train'",
     ),
+    # --- labels as given ---------------------------------------------------------------------------------------
+    Case(
+        "class-without-images",
+        class_without_images,
+        2,
+        r"^Error: imagefolder:photos: class 'blue' has no training images; every class needs some\. Classes: red, "
+        r"green, blue$",
+    ),
+    Case(
+        "numbers-and-names",
+        numbers_here_names_there,
+        2,
+        r"^Error: csv:photos/labels\.csv: the labels in column 'label' are numbers in the train split and names in "
+        r"the test split",
+    ),
+    Case(
+        "two-label-columns",
+        two_label_columns,
+        2,
+        r"^Error: photos/labels\.csv has the column 'label' more than once; give each column one name$",
+    ),
     # --- names that leave their folder, or share one ---------------------------------------------------------
     Case("name-dotdot", named(".."), 2, r"^Error: Task name '\.\.' is '\.\.', a folder of its own: a task's name is"),
     Case("name-dot", named("."), 2, r"^Error: Task name '\.' is '\.', a folder of its own"),
@@ -324,6 +364,20 @@ def test_a_task_name_keeps_two_data_sets_apart(earlier):
     result = runner.invoke(app, probe_args("--name", "photos-elsewhere", data="imagefolder:elsewhere/photos"))
     assert result.exit_code == 0, result.output
     assert sorted(p.parent.name for p in Path("results").glob("*/*.json")) == ["photos", "photos-elsewhere"]
+
+
+def test_class_folders_are_classes_as_named(tiny_model, home):
+    """A folder named like a missing-value token is a class (the world's clouds task has a class `none`), and
+    `red` and `red ` are two classes, not one."""
+    for folder in ("red", "red ", "none"):
+        (Path("shades") / folder).mkdir(parents=True)
+        for i in range(12):
+            shade = {"red": (220, 30, 30), "red ": (120, 10, 10), "none": (250, 250, 250)}[folder]
+            (Path("shades") / folder / f"{i:02d}.png").write_bytes(png(tuple(max(0, c - 3 * i) for c in shade)))
+    result = runner.invoke(app, probe_args(data="imagefolder:shades"))
+    assert result.exit_code == 0, result.output
+    (path,) = Path("results/shades").glob("*.json")
+    assert json.loads(path.read_text())["classes"] == ["none", "red", "red "]
 
 
 def test_allow_outside_root_lets_a_manifest_reach_out(earlier):

@@ -39,6 +39,9 @@ class CsvSource(UserSource):
             reader = csv.DictReader(f)
             rows = list(reader)
             columns = list(reader.fieldnames or [])
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:  # DictReader would keep the last one silently
+            raise UsageError(f"{self.path} has the column '{repeated[0]}' more than once; give each column one name")
         path_column = self.image_column if self.image_column in columns else "path"
         label = self.label
         assert label is not None, "a labelled scheme always has a label column (UserSource.__post_init__)"

@@ -215,9 +215,21 @@ class UserSource(DataSource):
             }
         else:
             values = {s: d[label] for s, d in data.items()}
+        # Names are taken as given (no strip: "red" and "red " are two classes). The missing-value tokens ("none",
+        # "nan", "") apply to label values read from a column, never to class folders' names, which are classes.
+        missing = _missing_label if self.label_column else (lambda value: value is None)
         names = self.classes
         if names is None:
-            found = {str(v).strip() for column in values.values() for v in column if not _missing_label(v)}
+            by_split = {s: {str(v) for v in column if not missing(v)} for s, column in values.items()}
+            numeric = {s: all(re.fullmatch(r"-?\d+", v) for v in found) for s, found in by_split.items() if found}
+            if len(set(numeric.values())) > 1:
+                numbers = next(s for s, n in numeric.items() if n)
+                text = next(s for s, n in numeric.items() if not n)
+                raise UsageError(
+                    f"{self.name}: the labels in column '{label}' are numbers in the {numbers} split and names in "
+                    f"the {text} split; give every split the same kind (or the class names in a task file's classes)"
+                )
+            found = set().union(*by_split.values())
             names = tuple(sorted(found, key=int) if all(re.fullmatch(r"-?\d+", v) for v in found) else sorted(found))
         if self.classes is None and len(names) < 2:
             shown = f"only the class '{names[0]}'" if names else "no labels at all"
@@ -227,12 +239,12 @@ class UserSource(DataSource):
         for split_name, column in values.items():
             ids = np.empty(len(column), dtype=np.int64)
             for row, value in enumerate(column):
-                if _missing_label(value):
+                if missing(value):
                     raise UsageError(
                         f"{self.name}: {split_name} row {row} has no label in column '{label}' (got {value!r}); "
                         "give every image a label, or drop it"
                     )
-                text = str(value).strip()
+                text = str(value)
                 if text in index:
                     ids[row] = index[text]
                 elif self.classes is not None and _is_index(value) and 0 <= int(value) < len(names):
@@ -267,6 +279,16 @@ class UserSource(DataSource):
                     f"{example['reason']}); fix or remove them, or leave the class out of the data"
                 )
         splits = apply_plan(data, plan, self.label, self.fractions, classes, self.name)
+        if self.label is not None and classes:
+            # A declared class without training images would still count in chance level and macro-F1.
+            counts = np.bincount(np.asarray(splits["train"][self.label]), minlength=len(classes))
+            empty = [name for name, count in zip(classes, counts, strict=True) if not count]
+            if empty:
+                raise UsageError(
+                    f"{self.name}: class '{empty[0]}' has no training images"
+                    + (f" (nor {', '.join(repr(e) for e in empty[1:])})" if len(empty) > 1 else "")
+                    + f"; every class needs some. Classes: {', '.join(classes)}"
+                )
         return _Prepared(datasets.DatasetDict(splits), classes, bad)
 
     def _class_counts(self, data: dict[str, datasets.Dataset], classes: tuple[str, ...]) -> dict[str, int]:
