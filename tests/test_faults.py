@@ -380,6 +380,32 @@ def test_class_folders_are_classes_as_named(tiny_model, home):
     assert json.loads(path.read_text())["classes"] == ["none", "red", "red "]
 
 
+def test_escape_sequences_and_links_in_names_stay_inert_in_every_output(tiny_model, home):
+    """A class folder named with an ANSI escape, and a task named like a Markdown image: the terminal, report.md
+    and report.html show them as text, never as an escape sequence or a live link."""
+    hostile = {"red\x1b[31m": (220, 30, 30), "green": (30, 200, 60)}
+    for folder, colour in hostile.items():
+        (Path("odd") / folder).mkdir(parents=True)
+        for i in range(10):
+            (Path("odd") / folder / f"{i:02d}.png").write_bytes(png(tuple(max(0, c - 3 * i) for c in colour)))
+    result = runner.invoke(app, probe_args("--name", "![x](javascript:alert)", data="imagefolder:odd"))
+    assert result.exit_code == 0, result.output
+    report = runner.invoke(app, ["report"])
+    assert report.exit_code == 0, report.output
+    markdown = Path("reports/report.md").read_text()
+    assert all("\x1b" not in text for text in (result.output, report.output, markdown))
+    assert "](" not in markdown and "![x]\\(javascript:alert)" in markdown  # text, not a live image or link
+    assert "red\\x1b[31m" in report.output
+    assert "\x1b" not in Path("reports/report.html").read_text()
+
+
+def test_inert_writes_control_characters_as_escapes():
+    from clipprobe.core.text import inert
+
+    assert inert("a\x1b]8;;https://x\x07b\r\n\tc") == "a\\x1b]8;;https://x\\x07b\\r\n\tc"
+    assert inert("plain [0.1, 0.2] ünïcode") == "plain [0.1, 0.2] ünïcode"
+
+
 def test_allow_outside_root_lets_a_manifest_reach_out(earlier):
     manifest_outside_its_folder(None, None)
     result = runner.invoke(app, probe_args("--allow-outside-root", data="csv:data/labels.csv"))

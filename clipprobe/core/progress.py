@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -21,6 +21,7 @@ from rich.progress import (
 )
 
 from .errors import UsageError
+from .text import inert
 
 T = TypeVar("T")
 
@@ -28,8 +29,18 @@ T = TypeVar("T")
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 # Messages and bars go to stderr so stdout stays clean for tables and piping. No markup: row names and
 # messages hold brackets ("mini-clip/random [orbit:hflip]") that rich would otherwise swallow as tags.
-err_console = Console(stderr=True, soft_wrap=True, markup=False)
-console = Console(soft_wrap=True, width=_WIDTH, markup=False)
+
+
+class InertConsole(Console):
+    """A Console whose text is inert (clipprobe.core.text.inert): an escape sequence in a file, folder or class
+    name prints as `\x1b`, never reaches the terminal raw. Rich renderables (tables) carry their own cells."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(inert(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+err_console = InertConsole(stderr=True, soft_wrap=True, markup=False)
+console = InertConsole(soft_wrap=True, width=_WIDTH, markup=False)
 
 
 # Seconds between progress lines when stderr is not a terminal (CI logs, nohup, `2> log`).

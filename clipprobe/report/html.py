@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from ..core.paths import slug
+from ..core.text import inert
 from ..results import Result
 from .gate import GateOutcome
 from .plots import CHANCE_COLOUR, KIND_COLOURS, bar_chart_png, confusion_png, curve_axis, curve_png, few_shot_png
@@ -209,8 +210,9 @@ def _card_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def escape(text: Any) -> str:
-    """Text from records, safe inside HTML (element content and attribute values)."""
-    return html.escape(str(text), quote=True)
+    """Text from records, safe inside HTML (element content and attribute values), control characters written as
+    escapes (clipprobe.core.text.inert)."""
+    return html.escape(inert(str(text)), quote=True)
 
 
 def img(png: bytes, alt: str) -> str:

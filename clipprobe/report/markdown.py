@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..core.text import inert
 from .tables import (
     CAPTION,
     FEW_SHOT_CAPTION,
@@ -32,8 +33,11 @@ if TYPE_CHECKING:
 
 
 def md(text: object) -> str:
-    """Text from result files made inert in Markdown: no table cell split by `|`, no raw HTML, one line."""
-    escaped = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;")
+    """Text from result files made inert in Markdown: no table cell split by `|`, no raw HTML, no link or image
+    (`](` and `][` escaped; an interval "[0.962, 0.983]" stays as it is), no control character
+    (clipprobe.core.text.inert), one line."""
+    escaped = inert(str(text)).replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;")
+    escaped = escaped.replace("](", "]\\(").replace("][", "]\\[")
     return " ".join(escaped.replace("<", "&lt;").replace(">", "&gt;").split())
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..core.defaults import PRECISION
 from ..core.kinds import RowKind
+from ..core.text import inert
 from ..data.task import TASKS
 from ..probes.shots import ALL
 from ..results import Result, Selection, distinct_precision
@@ -458,7 +459,7 @@ def _format(column: str, value: Any) -> str:
 
 def cell(column: str, row: dict[str, Any], separator: str = " ") -> str:
     """A headline number with its interval beside it, "0.973 [0.962, 0.983]" ("0.973 [-]" without one)."""
-    text = _format(column, selected_cell(row) if column == "selected" else row[column])
+    text = inert(_format(column, selected_cell(row) if column == "selected" else row[column]))
     if column == "representation" and row.get("incomplete"):
         text += f"{separator}[{row['incomplete']}]"
     if column in METRICS and row[column] is not None:
