@@ -406,6 +406,16 @@ def test_inert_writes_control_characters_as_escapes():
     assert inert("plain [0.1, 0.2] ünïcode") == "plain [0.1, 0.2] ünïcode"
 
 
+def test_an_automatic_split_is_announced_with_its_sizes(tiny_model, home):
+    photos(Path("pool"), per_class=20)
+    result = runner.invoke(app, probe_args(data="imagefolder:pool"))
+    assert result.exit_code == 0, result.output
+    assert (
+        "imagefolder:pool has no train, validation and test splits: split by label 70%/10%/20% (seed 0); "
+        "images: train 28, validation 4, test 8"
+    ) in result.output.splitlines()
+
+
 def test_allow_outside_root_lets_a_manifest_reach_out(earlier):
     manifest_outside_its_folder(None, None)
     result = runner.invoke(app, probe_args("--allow-outside-root", data="csv:data/labels.csv"))

@@ -118,7 +118,12 @@ def curation(
         Optional[str], typer.Option(help="World tasks, comma-separated (default: every dashcam task).")
     ] = None,
     baselines: Annotated[
-        str, typer.Option(help="Baselines beside the pretrained models ('none': no baselines).")
+        str,
+        typer.Option(
+            help="Baselines beside the pretrained models ('none': no baselines). The orbit CNN averages over the "
+            "mirror alone here (probe's default group is translate:4+hflip): the cheapest group that shows what a "
+            "hard invariance keeps and what it destroys (the pedestrian's side)."
+        ),
     ] = "cnn,orbit-cnn:hflip,pixels,random",
     budget: Annotated[
         Optional[str],

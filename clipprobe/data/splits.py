@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -107,6 +107,22 @@ def apply_plan(
         parts = split_by_label(np.asarray(pool[label]), PROBE_SPLITS, fractions, classes, source)
         splits = {s: pool.select(idx) for s, idx in parts.items()}
     return {s: splits[s] for s in PROBE_SPLITS}
+
+
+def split_note(source: str, plan: tuple[str, ...], fractions: SplitFractions, splits: dict[str, Any]) -> str:
+    """The one line that announces an automatic split: which splits were made, how, and their sizes."""
+    sizes = ", ".join(f"{s} {len(splits[s]):,}" for s in PROBE_SPLITS)
+    if plan[0] == "carve":
+        share = fractions.carve(plan[1])
+        return (
+            f"{source} has no {plan[1]} split: {share:.0%} of its train split carved out by label (seed "
+            f"{fractions.seed}); images: {sizes}"
+        )
+    shares = "/".join(f"{getattr(fractions, s):.0%}" for s in PROBE_SPLITS)
+    return (
+        f"{source} has no train, validation and test splits: split by label {shares} (seed {fractions.seed}); "
+        f"images: {sizes}"
+    )
 
 
 def split_by_label(

@@ -23,7 +23,7 @@ from ...core.errors import RunError, UsageError
 from ...core.progress import err_console, progress_bar
 from ...core.storage import file_sha256, stable_hash, write_json
 from ..safety import image_problem, max_image_pixels
-from ..splits import SplitFractions, apply_plan, plan_splits
+from ..splits import SplitFractions, apply_plan, plan_splits, split_note
 from ..task import PROBE_SPLITS
 from .base import DataSource
 
@@ -279,6 +279,8 @@ class UserSource(DataSource):
                     f"{example['reason']}); fix or remove them, or leave the class out of the data"
                 )
         splits = apply_plan(data, plan, self.label, self.fractions, classes, self.name)
+        if plan[0] != "keep":
+            err_console.print(split_note(self.name, plan, self.fractions, splits), markup=False, highlight=False)
         if self.label is not None and classes:
             # A declared class without training images would still count in chance level and macro-F1.
             counts = np.bincount(np.asarray(splits["train"][self.label]), minlength=len(classes))
