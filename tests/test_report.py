@@ -901,3 +901,26 @@ def test_a_checkpoint_through_two_paths_is_one_row(tiny_model, tmp_path, monkeyp
     }
     (name,) = names
     assert re.fullmatch(rf"{tiny_model}/tiny_ft-[0-9a-f]{{8}}", name)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_terminal_table_fits_the_terminal_without_cutting_a_cell(width):
+    """The experiment's own entries (docs/results.json): at 80 and 120 columns every line fits, no cell is cut to
+    "…", every row keeps its name and balanced accuracy, and the columns left out are named."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from clipprobe.report.terminal import task_table
+
+    entries = json.loads((Path(__file__).parent.parent / "docs" / "results.json").read_text())["entries"]
+    task = "traffic-light"
+    console = Console(width=width, file=io.StringIO(), record=True)
+    console.print(task_table(entries, task, width=width), crop=False)
+    text = console.export_text()
+    assert "\u2026" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    shown = [e for e in entries if e["task"] == task and e.get("shots") is None]
+    assert text.count(f"{shown[0]['balanced_accuracy']:.3f}") >= 1
+    assert "Left out at" in text and "Recall per class" in text  # named in the note, not a column

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from rich.cells import cell_len
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..core.progress import console
 from .tables import (
     CAPTION,
     FEW_SHOT_CAPTION,
@@ -28,22 +32,58 @@ from .tables import (
     skipped_notes,
 )
 
+# A name column narrower than this folds names into too many lines to read.
+MIN_NAME_WIDTH = 24
+# The columns a terminal table leaves out first when it is wider than the terminal, in this order (report.md and
+# report.html keep every column): the table is never cut to "…".
+DROP_ORDER = ("per_class_recall", "n_test", "macro_f1", "accuracy", "seed", "selected", "precision")
+ELLIPSIS = "\u2026"
 
-def task_table(entries: list[dict[str, Any]], task: str) -> Table:
-    """The task's full-data entries, as ordered (best balanced accuracy first)."""
+
+def task_table(entries: list[dict[str, Any]], task: str, width: int | None = None) -> Table:
+    """The task's full-data entries, as ordered (best balanced accuracy first), fitted to `width` columns (the
+    console's by default): numbers with their intervals under them, columns wrapped, and when that is not enough
+    the columns of DROP_ORDER left out, with a note that names them."""
     rows = [entry for entry in full_data(entries) if entry["task"] == task]
     notes = [note for note in (chance_note(rows, task), geometry_note(rows, task), edge_note(rows, task)) if note]
+    width = width or console.width
+    shown = list(columns(rows))
+    left_out: list[str] = []
+    while True:
+        more = [f"Left out at {width} columns: {', '.join(HEADERS[c] for c in left_out)} (report.md has them)."]
+        table = _task_table(rows, task, shown, notes + (more if left_out else []))
+        droppable = [c for c in DROP_ORDER if c in shown]
+        if _fits(table, width) or not droppable:
+            return table
+        shown.remove(droppable[0])
+        left_out.append(droppable[0])
+
+
+def _task_table(rows: list[dict[str, Any]], task: str, shown: list[str], notes: list[str]) -> Table:
     table = Table(title=f"{task}", caption="\n".join([CAPTION, *notes]), title_justify="left")
-    shown = columns(rows)
     for column in shown:
+        # A name folds when it must (it is one long word); every other cell wraps at spaces and keeps its words.
         table.add_column(
-            HEADERS[column], justify="right" if column in NUMERIC else "left", no_wrap=column != "per_class_recall"
+            HEADERS[column],
+            justify="right" if column in NUMERIC else "left",
+            overflow="fold" if column == "representation" else "ellipsis",
+            min_width=MIN_NAME_WIDTH if column == "representation" else None,
         )
     for row in rows:
-        # Text, not markup: names such as "mini-clip/random [orbit:hflip]" hold brackets.
-        # The interval goes under its number here, so that the table fits 160 columns (CI logs).
+        # Text, not markup: names such as "mini-clip/random [orbit:hflip]" hold brackets. The interval goes under
+        # its number.
         table.add_row(*(Text(cell(column, row, separator="\n")) for column in shown))
     return table
+
+
+def _fits(table: Table, width: int) -> bool:
+    """Whether `table` renders within `width` columns with no cell cut to "…" (rendered, not estimated: rich's
+    own layout decides)."""
+    trial = Console(width=width, file=io.StringIO(), color_system=None, soft_wrap=False)
+    with trial.capture() as captured:
+        trial.print(table, crop=False)
+    text = captured.get()
+    return ELLIPSIS not in text and all(cell_len(line) <= width for line in text.splitlines())
 
 
 def task_tables(
