@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# A first look in a few minutes (docs/curation.md gives the measured time): two caption policies, two pretraining
+# A first look (its steps print their measured rates and times left): two caption policies, two pretraining
 # seeds, the light and the pedestrian, beside the CNN, pixels and random weights; the report in reports-demo/.
 # Writes nothing tracked: the documented results come from `make experiment`.
 demo: $(STAMP)
@@ -27,11 +27,15 @@ demo: $(STAMP)
 # results folder, then its report, then docs/results.*, the README's excerpt and docs/curation.md's primary
 # contrasts from that report alone. Resumable: every stage is cached. Its measured time is in docs/curation.md.
 experiment: $(STAMP)
+	@mkdir -p reports-experiment && date +%s > reports-experiment/started
+	@test -d "$${CLIPPROBE_HOME:-$$HOME/.cache/clipprobe}/models" && echo warm > reports-experiment/cache \
+		|| echo empty > reports-experiment/cache
 	$(BIN)/clipprobe experiment curation --tasks traffic-light,pedestrian,pedestrian-side --results results-experiment
 	$(BIN)/clipprobe probe --task traffic-light-crops --pretrained dashcam-descriptive --baselines pixels \
 		--shots 1,2,4,8,16,32,all --seeds 3 --resize squash --precision fp32 --results results-experiment
 	$(BIN)/clipprobe report --results results-experiment --out reports-experiment
-	$(BIN)/python scripts/results_page.py reports-experiment/results.json
+	$(BIN)/python scripts/results_page.py reports-experiment/results.json \
+		--started "$$(cat reports-experiment/started)" --cache "$$(cat reports-experiment/cache)"
 
 # The whole suite (what CI runs), after the linter and formatter checks.
 test: $(STAMP) lint
