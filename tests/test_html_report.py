@@ -118,11 +118,11 @@ def test_one_section_per_task_with_its_table_and_plots(results):
     traffic = by_task["traffic-light"]
     table = traffic[: traffic.index("<figure>")]
     rows = re.findall(r'<tr class="kind-([a-z-]+)"><td>(.*?)</td><td>(.*?)</td>', table)
-    assert rows == [
+    assert rows == [  # the rows under test first, then what they are compared with
+        ("probe", "mini-clip/dashcam-salient", "linear-probe"),
+        ("zero-shot", "mini-clip/zero-shot", "zero-shot"),
         ("trained", "cnn/from-scratch", "cnn"),
         ("control", "mini-clip/random", "linear-probe"),
-        ("zero-shot", "mini-clip/zero-shot", "zero-shot"),
-        ("probe", "mini-clip/dashcam-salient", "linear-probe"),
     ]
     # The same columns as report.md, numbers with their intervals.
     assert "<th>Representation</th><th>Method</th><th>Balanced acc.</th>" in traffic
@@ -220,10 +220,10 @@ def test_a_legend_says_what_each_kind_of_row_is(results):
     assert "<b>chance</b>" in legend
     # Each card carries its kind (its colour), as each table row does.
     assert re.findall(r'<div class="card kind-([a-z-]+)">', sections(page)["traffic-light"]) == [
+        "probe",
+        "zero-shot",
         "trained",
         "control",
-        "zero-shot",
-        "probe",
     ]
 
 

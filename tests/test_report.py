@@ -636,7 +636,7 @@ def test_results_csv_and_json_give_each_part_of_a_rows_provenance_its_own_field(
     )
     assert invoke("report").exit_code == 0
     with open("reports/results.csv", newline="") as f:
-        trained, probed = list(csv.DictReader(f))
+        probed, trained = list(csv.DictReader(f))  # the row under test first
     assert {k: probed[k] for k in ("representation", "kind", "model", "pretrained", "weights_kind")} == {
         "representation": "RN50/rn50_finetuned-1a2b3c4d [tokens]",
         "kind": "probe",

@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from ..core.defaults import REPORTS_DIR, RESULTS_DIR
+from ..core.kinds import RowKind
 from ..core.records import to_json
 from ..core.storage import atomic_path, write_json
 from ..results import read_results
@@ -44,6 +45,10 @@ class Report:
         return headline + task_tables(self.entries, self.aggregates, self.skipped, self.tasks())
 
 
+# The order of a task's rows by kind: what is being measured first, then what it is compared with.
+KIND_ORDER = (RowKind.PROBE.value, RowKind.ZERO_SHOT.value, RowKind.TRAINED.value, RowKind.CONTROL.value)
+
+
 def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, gate: Gate | None = None) -> Report:
     """Read every result file under `results_dir`; write report.md, report.html, results.json and results.csv in `out_dir`.
 
@@ -56,8 +61,9 @@ def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, g
     skipped = [skipped_entry(r) for r in results if r.skipped is not None]
     scored = [r for r in results if r.metrics is not None]
     entries = [summarise(r) for r in scored]
-    # Tasks in the report's order; in each, best first by the mean over seeds, so that the seeds of one
-    # representation stay together.
+    # Tasks in the report's order; in each, the rows under test first (probes of pretrained weights, then their
+    # zero-shot rows), then the networks trained on the labels, then the controls, each group best first by the
+    # mean over seeds, so that the seeds of one representation stay together.
     means = {group_key(e): e["balanced_accuracy"]["mean"] for e in aggregate(entries)}
     named = [task for experiment in experiments for task in experiment.view.tasks(experiment.record)]
     rank = {task: i for i, task in enumerate(order_tasks((e["task"] for e in entries + skipped), named))}
@@ -66,6 +72,7 @@ def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, g
         key=lambda e: (
             rank[e["task"]],
             e["shots"] is not None,
+            KIND_ORDER.index(e["kind"]),
             -means[group_key(e)],
             e["representation"],
             row_precision(e) or "",

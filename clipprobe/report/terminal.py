@@ -41,7 +41,7 @@ ELLIPSIS = "\u2026"
 
 
 def task_table(entries: list[dict[str, Any]], task: str, width: int | None = None) -> Table:
-    """The task's full-data entries, as ordered (best balanced accuracy first), fitted to `width` columns (the
+    """The task's full-data entries, as ordered (the rows under test first, then the baselines), fitted to `width` columns (the
     console's by default): numbers with their intervals under them, columns wrapped, and when that is not enough
     the columns of DROP_ORDER left out, with a note that names them."""
     rows = [entry for entry in full_data(entries) if entry["task"] == task]
