@@ -310,6 +310,19 @@ def test_bad_task_files_are_usage_errors(tmp_path, text, message):
     assert str(info.value) == message.format(path=path, folder=tmp_path)
 
 
+def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path):
+    """Editors on Windows save UTF-8 with a BOM: task files and models files read the same either way."""
+    from clipprobe.features.weights import read_models_file
+
+    image_folder(tmp_path / "photos", {"red": 5, "green": 5})
+    path = tmp_path / "t.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'name = "bom"\nsource = "imagefolder:photos"\n')
+    assert load_task_file(path).name == "bom"
+    models = tmp_path / "models.txt"
+    models.write_bytes(b"\xef\xbb\xbfViT-B-32,openai\n")
+    assert read_models_file(models) == [("ViT-B-32", "openai")]
+
+
 def test_task_file_errors_on_the_command_line(tmp_path):
     result = invoke("probe", "--baselines", "none", "--task", "missing.toml")
     assert result.exit_code == 2

@@ -59,7 +59,7 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"{what} not found: {path}")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{what} {path} is not valid TOML: {exc}") from None
 

@@ -146,7 +146,7 @@ def read_models_file(path: str | Path) -> list[tuple[str, str | None]]:
     blank lines and lines starting with # are skipped). Returns (model, pretrained) pairs in order."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read models file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     models = []
