@@ -196,8 +196,11 @@ def test_bad_arguments_fail_before_any_training():
 def test_cnn_learns_a_planted_colour(tmp_path):
     record, path = run_baseline("cnn", colour_task(), results_dir=tmp_path, budget=FAST)
     assert record.metrics.balanced_accuracy > 0.9
-    assert path == tmp_path / "planted-colour-0" / "cnn-from-scratch__supervised-cnn__seed0.json"
-    assert record.method == "supervised-cnn" and record.representation == "cnn/from-scratch"
+    # A budget other than the baseline's own is in the row's name and file: it keeps its own result.
+    named = "cnn/from-scratch[epochs=6,batch_size=16,image_size=16,learning_rate=0.01]"
+    file = "cnn-from-scratch-epochs-6-batch_size-16-image_size-16-learning_rate-0.01__supervised-cnn__seed0.json"
+    assert path == tmp_path / "planted-colour-0" / file
+    assert record.method == "supervised-cnn" and record.representation == named
     assert record.kind is RowKind.TRAINED
     assert record.pretrained is None and record.weights == Weights(kind="trained-on-task")
     selection = record.selection
@@ -257,13 +260,14 @@ def test_results_have_the_probe_schema_and_join_the_report(tmp_path):
     assert {"versions", "machine"} <= set(record.to_json()["provenance"])
     assert {"source", "fingerprint", "label", "where", "sizes", "skipped"} <= set(record.to_json()["data"])
     assert record.kind is RowKind.TRAINED and record.to_json()["kind"] == "trained"
-    assert record.representation == "orbit-cnn/translate:4+hflip" and record.method == "orbit-cnn"
+    named = "orbit-cnn/translate:4+hflip[epochs=1,batch_size=16,image_size=16]"
+    assert record.representation == named and record.method == "orbit-cnn"
     assert record.training.group_size == 32
     assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
     report = build_report(tmp_path / "results", tmp_path / "reports")
     (entry,) = report.entries
-    assert entry["representation"] == "orbit-cnn/translate:4+hflip" and entry["parameter"] == "epoch"
-    assert "orbit-cnn/translate:4+hflip" in report.files["markdown"].read_text()
+    assert entry["representation"] == named and entry["parameter"] == "epoch"
+    assert named in report.files["markdown"].read_text()
 
 
 def test_selection_never_depends_on_test_labels(monkeypatch, tmp_path):
@@ -326,7 +330,7 @@ def test_a_flip_invariant_model_is_at_chance_on_left_versus_right(tmp_path):
 
     # The default augmentation leaves out flips for a left/right task, so the plain CNN keeps the information.
     plain, _ = run_baseline("cnn", task, results_dir=tmp_path, budget=FAST)
-    assert plain.representation == "cnn/from-scratch" and plain.training.augment == "translate"
+    assert plain.representation.startswith("cnn/from-scratch[epochs=6,") and plain.training.augment == "translate"
     assert plain.metrics.balanced_accuracy > 0.9
 
 
@@ -395,7 +399,15 @@ def test_baselines_run_on_a_dashcam_world(tiny_tasks, tmp_path):
     assert record.data.sizes == {split: len(task.rows(data[split])) for split in ("train", "validation", "test")}
     assert record.data.where == [["light", "present"]]
     assert record.metrics.n == record.data.sizes["test"]
-    assert BASELINES.get("orbit-cnn").row("hflip", budget, None) == "orbit-cnn/hflip"
+    assert (
+        BASELINES.get("orbit-cnn").row("hflip", budget, None) == "orbit-cnn/hflip[epochs=1,batch_size=8,image_size=32]"
+    )
+    assert BASELINES.get("orbit-cnn").row("hflip", None, None) == "orbit-cnn/hflip"
+    # orbit_train_elements names an orbit model's row, never the plain CNN's (which has no orbit).
+    assert BASELINES.get("cnn").row(None, {"orbit_train_elements": 1}, None) == "cnn/from-scratch"
+    assert BASELINES.get("orbit-cnn").row("hflip", {"orbit_train_elements": 1}, None) == (
+        "orbit-cnn/hflip[orbit_train_elements=1]"
+    )
     assert BASELINES.get("cnn").row(None, Budget(augment="translate"), None) == "cnn/from-scratch[augment=translate]"
 
 

@@ -366,6 +366,34 @@ def test_row_names_with_brackets_print_verbatim(tiny_model, tiny_tasks):
     assert "tiny-clip/random [orbit:hflip]" in report.output
 
 
+def test_two_budgets_of_one_baseline_keep_two_results_named_apart(tiny_model, tiny_tasks):
+    """A CNN at one budget, then at another: both result files stay, and the report shows both rows by name."""
+    for epochs in (2, 3):
+        result = invoke(
+            "probe",
+            "--task",
+            "tiny-light",
+            "--model",
+            tiny_model,
+            "--pretrained",
+            "random",
+            "--baselines",
+            "cnn",
+            "--budget",
+            f"epochs={epochs},image_size=16,batch_size=16",
+        )
+        assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in Path("results/tiny-light").glob("cnn-*.json"))
+    assert files == [
+        "cnn-from-scratch-epochs-2-batch_size-16-image_size-16__supervised-cnn__seed0.json",
+        "cnn-from-scratch-epochs-3-batch_size-16-image_size-16__supervised-cnn__seed0.json",
+    ]
+    assert invoke("report").exit_code == 0
+    markdown = Path("reports/report.md").read_text()
+    for epochs in (2, 3):
+        assert f"| cnn/from-scratch[epochs={epochs},batch_size=16,image_size=16] |" in markdown
+
+
 def test_a_time_limited_run_is_marked_incomplete_everywhere_and_the_gate_refuses_it(tiny_model, tiny_tasks):
     budget = "epochs=50,image_size=16,batch_size=16,max_seconds=0.001"
     result = invoke(
@@ -383,14 +411,15 @@ def test_a_time_limited_run_is_marked_incomplete_everywhere_and_the_gate_refuses
     )
     assert result.exit_code == 0, result.output
     note = "INCOMPLETE: 1 of 50 epochs (max_seconds=0.001 would have passed during epoch 2)"
+    CNN_50 = "cnn/from-scratch[epochs=50,batch_size=16,image_size=16]"  # noqa: N806  (its budget, in its name)
     assert re.search(
-        rf"^tiny-light \| cnn/from-scratch \| supervised-cnn \| {re.escape(note)} \| balanced", result.output, re.M
+        rf"^tiny-light \| {re.escape(CNN_50)} \| supervised-cnn \| {re.escape(note)} \| balanced", result.output, re.M
     )
-    report = invoke("report", "--fail-under", "tiny-light:cnn/from-scratch:balanced_accuracy=0")
+    report = invoke("report", "--fail-under", f"tiny-light:{CNN_50}:balanced_accuracy=0")
     assert report.exit_code == 1
     assert "[INCOMPLETE: 1 of 50 epochs" in report.stdout  # the terminal table (the note wraps in its cell)
-    assert f"cnn/from-scratch [{note}]" in Path("reports/report.md").read_text()
-    assert f"cnn/from-scratch [{note}]" in Path("reports/report.html").read_text()
+    assert f"{CNN_50} [{note}]" in Path("reports/report.md").read_text()
+    assert f"{CNN_50} [{note}]" in Path("reports/report.html").read_text()
     (line,) = [r for r in csv.DictReader(open("reports/results.csv", newline="")) if r["method"] == "supervised-cnn"]
     assert line["incomplete"] == note
     (entry,) = [
@@ -398,9 +427,9 @@ def test_a_time_limited_run_is_marked_incomplete_everywhere_and_the_gate_refuses
     ]
     assert entry["incomplete"] == note
     assert report.stderr.strip().splitlines() == [
-        f"Incomplete: tiny-light | cnn/from-scratch | supervised-cnn | seed 0: {note}; an incomplete result cannot pass "
-        "the gate (--fail-under tiny-light:cnn/from-scratch:balanced_accuracy=0)",
-        "CI gate: FAILED (1 problem) (--fail-under tiny-light:cnn/from-scratch:balanced_accuracy=0: 1 entries, 1 below "
+        f"Incomplete: tiny-light | {CNN_50} | supervised-cnn | seed 0: {note}; an incomplete result cannot pass "
+        f"the gate (--fail-under tiny-light:{CNN_50}:balanced_accuracy=0)",
+        f"CI gate: FAILED (1 problem) (--fail-under tiny-light:{CNN_50}:balanced_accuracy=0: 1 entries, 1 below "
         "the floor)",
     ]
 

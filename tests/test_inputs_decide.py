@@ -186,7 +186,7 @@ def test_resize_is_in_the_key_the_row_name_and_every_row_of_a_run(resize, tiny_m
     names = [record.representation for record, _ in outcomes]
     assert names == [
         f"tiny-clip/random [resize={resize}]",
-        f"cnn/from-scratch[resize={resize}]",
+        f"cnn/from-scratch[epochs=1,batch_size=16,image_size=16,resize={resize}]",
         f"pixels/32px [resize={resize}]",
     ]
     assert {record.training.geometry for record, _ in outcomes if record.training} == {resize}

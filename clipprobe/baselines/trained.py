@@ -30,6 +30,16 @@ DEFAULT_GROUP = "translate:4+hflip"
 BASELINE_VERSION = 5
 
 
+# The budget fields that change what a trained baseline learns, named in its row when they differ from its own
+# default (augment has its tag above; max_seconds marks the result incomplete instead; eval_batch_images changes
+# only the speed).
+NAMED_BUDGET_FIELDS = ("epochs", "batch_size", "image_size", "learning_rate", "weight_decay", "orbit_train_elements")
+
+
+def _tag_value(value: Any) -> str:
+    return "all" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 @dataclass(frozen=True, eq=False)
 class ScratchBaseline(LabelBaseline):
     """A model trained from scratch on the task's own labels: how it is built and named in the results."""
@@ -58,6 +68,14 @@ class ScratchBaseline(LabelBaseline):
         # A chosen augmentation is a different reference (a flip can destroy a left/right label): its own row;
         # so is a chosen image geometry (--resize).
         tags = [f"augment={chosen.augment}"] if chosen.augment != "auto" else []
+        # So is any other setting that changes what it learns, when it is not the baseline's own default: two runs
+        # of one baseline with different budgets keep both results, named apart (epochs=10 beside the default).
+        tags += [
+            f"{name}={_tag_value(getattr(chosen, name))}"
+            for name in NAMED_BUDGET_FIELDS
+            if getattr(chosen, name) != getattr(self.budget, name)
+            and (name != "orbit_train_elements" or self.default_group is not None)
+        ]
         tags += [f"resize={resize}"] if resize else []
         return f"{row}[{','.join(tags)}]" if tags else row
 

@@ -180,7 +180,13 @@ class CurationExperiment:
 
     def jobs(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> list[Job]:
         """Every job of the experiment (of its part, when it has one), in order: the main plan's, then the MLP's."""
-        jobs = list(self.plan(results_dir, refresh).jobs())
+        # The matched probe reads a layer at the embedding's width: on the embedding itself it is the plain probe
+        # again (the same C, the same score), so the embedding is read by the plain probe alone.
+        jobs = [
+            job
+            for job in self.plan(results_dir, refresh).jobs()
+            if not (isinstance(job, ProbeJob) and job.probe.name == MATCHED_PROBE and job.origin.layer == "embedding")
+        ]
         mlp = self.mlp_plan(results_dir, refresh)
         jobs += list(mlp.jobs()) if mlp is not None else []
         if self.part is None:
