@@ -369,19 +369,9 @@ def test_row_names_with_brackets_print_verbatim(tiny_model, tiny_tasks):
 def test_two_budgets_of_one_baseline_keep_two_results_named_apart(tiny_model, tiny_tasks):
     """A CNN at one budget, then at another: both result files stay, and the report shows both rows by name."""
     for epochs in (2, 3):
-        result = invoke(
-            "probe",
-            "--task",
-            "tiny-light",
-            "--model",
-            tiny_model,
-            "--pretrained",
-            "random",
-            "--baselines",
-            "cnn",
-            "--budget",
-            f"epochs={epochs},image_size=16,batch_size=16",
-        )
+        budget = f"epochs={epochs},image_size=16,batch_size=16"
+        args = f"probe --task tiny-light --model {tiny_model} --pretrained random --baselines cnn --budget {budget}"
+        result = invoke(*args.split())
         assert result.exit_code == 0, result.output
     files = sorted(p.name for p in Path("results/tiny-light").glob("cnn-*.json"))
     assert files == [
