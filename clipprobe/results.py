@@ -129,7 +129,7 @@ class SkippedFiles:
 @dataclass
 class DataInfo:
     """What a record says about its data: the source, where it lives, its fingerprint, the task's label and filter,
-    the split sizes, and the unreadable files left out."""
+    the split sizes, the unreadable files left out, and the images allowed in two splits."""
 
     source: str
     location: str
@@ -138,6 +138,8 @@ class DataInfo:
     where: list[list[str]]
     sizes: dict[str, int]
     skipped: SkippedFiles
+    # Validation and test images with the content of an image in another split, allowed by the task file.
+    duplicates: int = 0
 
     @property
     def scheme_path(self) -> tuple[str | None, str | None]:

@@ -233,6 +233,20 @@ def two_label_columns(tmp_path, monkeypatch):
     return probe_args(data="csv:photos/labels.csv")
 
 
+def rows_repeat_train(tmp_path, monkeypatch):
+    write_leaky_manifest()
+    return probe_args(data="csv:photos/leak.csv")
+
+
+def write_leaky_manifest() -> None:
+    """Train, validation and test rows from the same files: the test split repeats 4 training images."""
+    lines = ["path,label,split"]
+    lines += [f"{c}/{i:02d}.png,{c},train" for c in COLOURS for i in range(8)]
+    lines += [f"{c}/{i:02d}.png,{c},validation" for c in COLOURS for i in range(8, 10)]
+    lines += [f"{c}/{i:02d}.png,{c},test" for c in COLOURS for i in range(2)]
+    Path("photos/leak.csv").write_text("\n".join(lines) + "\n")
+
+
 def named(name: str) -> Callable[..., list[str]]:
     return lambda tmp_path, monkeypatch: probe_args("--name", name)
 
@@ -307,6 +321,14 @@ CASES = [
         split_mapped_twice("validation"),
         2,
         r"^Error: imagefolder:split: the probe's train and validation splits are both the data's split 'train'",
+    ),
+    Case(
+        "test-rows-repeat-train",
+        rows_repeat_train,
+        2,
+        r"^Error: csv:photos/leak\.csv: 4 images in one split have the content of an image in another \(e\.g\. "
+        r"00\.png in test is 00\.png in train\): a probe would be scored on what it trained on\. Remove them, or "
+        r"allow this in a task file: allow_duplicates = true$",
     ),
     # --- labels as given ---------------------------------------------------------------------------------------
     Case(
@@ -414,6 +436,21 @@ def test_an_automatic_split_is_announced_with_its_sizes(tiny_model, home):
         "imagefolder:pool has no train, validation and test splits: split by label 70%/10%/20% (seed 0); "
         "images: train 28, validation 4, test 8"
     ) in result.output.splitlines()
+
+
+def test_a_task_file_may_allow_duplicates_and_every_result_records_them(earlier):
+    write_leaky_manifest()
+    Path("photos/leak.toml").write_text('source = "csv:leak.csv"\nallow_duplicates = true\n')
+    args = ["probe", "--task", "photos/leak.toml", "--model", "tiny-clip", "--pretrained", "random"]
+    result = runner.invoke(app, [*args, "--baselines", "none"])
+    assert result.exit_code == 0, result.output
+    (path,) = Path("results/leak").glob("*.json")
+    assert json.loads(path.read_text())["data"]["duplicates"] == 4
+    report = runner.invoke(app, ["report"])
+    assert report.exit_code == 0, report.output
+    note = "4 validation and test images repeat images of another split (allowed by the task file)"
+    for text in (report.output, Path("reports/report.md").read_text(), Path("reports/report.html").read_text()):
+        assert note in " ".join(text.split()), text
 
 
 def test_allow_outside_root_lets_a_manifest_reach_out(earlier):

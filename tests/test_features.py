@@ -136,7 +136,9 @@ def test_a_users_saved_dataset_dict_works_as_a_task(config, tmp_path):
     from clipprobe.data.task import Task
 
     def split(n, offset):
-        images = [Image.new("RGB", (40, 30), (255 * (i % 2), 40, 90)) for i in range(n)]
+        images = [
+            Image.new("RGB", (40, 30), (255 * (i % 2), 40 + i, 90 + 50 * offset)) for i in range(n)
+        ]  # all distinct
         return datasets.Dataset.from_dict(
             {"photo": images, "label": [i % 2 for i in range(n)]},
             features=datasets.Features(

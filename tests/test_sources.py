@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 import json
 import re
 from pathlib import Path
@@ -39,18 +40,27 @@ def error_line(result) -> str:
     return lines[0]
 
 
-def jpeg_bytes(colour, size=(24, 24)) -> bytes:
+def jpeg_bytes(colour, size=(24, 24), marker: str | None = None) -> bytes:
+    """A flat colour; with a `marker`, one corner pixel set from its hash, so that no two marked images are alike
+    (content that repeats across splits is refused)."""
+    image = Image.new("RGB", size, colour)
+    if marker is not None:
+        code = zlib.crc32(marker.encode())
+        image.putpixel((0, 0), (code >> 16 & 255, code >> 8 & 255, code & 255))
     buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, format="JPEG", quality=95)
+    image.save(buffer, format="JPEG", quality=95)
     return buffer.getvalue()
 
 
 def image_folder(root: Path, counts: dict[str, int]) -> Path:
-    """`root/CLASS/NN.jpg`, one flat colour per class (a random-weight model separates them)."""
+    """`root/CLASS/NN.jpg`, one flat colour per class (a random-weight model separates them), each image marked by
+    its place (no two alike, also across split folders)."""
     for name, count in counts.items():
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            (root / name / f"{i:02d}.jpg").write_bytes(jpeg_bytes(COLOURS[name]))
+            split = root.name if root.name in ("train", "validation", "test") else ""  # the same layout, the same bytes
+            marker = f"{split}/{name}/{i}"
+            (root / name / f"{i:02d}.jpg").write_bytes(jpeg_bytes(COLOURS[name], marker=marker))
     return root
 
 
@@ -281,7 +291,7 @@ def test_task_file_works_like_a_built_in_task(tmp_path, model_args):
     [
         (
             'source = "imagefolder:photos"\nlables = "x"\n',
-            "Task file {path}: unknown key 'lables'. Keys: allow_outside_root, auto_split, classes, description, image_column, label, name, prompts, source, splits",
+            "Task file {path}: unknown key 'lables'. Keys: allow_duplicates, allow_outside_root, auto_split, classes, description, image_column, label, name, prompts, source, splits",
         ),
         ('label = "x"\n', 'Task file {path} has no source, e.g. source = "imagefolder:photos"'),
         (
@@ -402,8 +412,8 @@ def test_labels_can_be_indices_into_the_task_files_classes(tmp_path):
         load_task_file("t.toml").source.load()
 
 
-def _parquet_rows(n_per_class: int, classes=("red", "green")):
-    images = [jpeg_bytes(COLOURS[c]) for c in classes for _ in range(n_per_class)]
+def _parquet_rows(n_per_class: int, classes=("red", "green"), split: str = ""):
+    images = [jpeg_bytes(COLOURS[c], marker=f"{split}/{c}/{i}") for c in classes for i in range(n_per_class)]
     labels = [c for c in classes for _ in range(n_per_class)]
     return images, labels
 
@@ -454,7 +464,7 @@ def test_parquet_file_with_image_bytes(tmp_path, config):
 def test_parquet_folder_written_by_datasets_with_splits(tmp_path, layout):
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["red", "green"])})
     for split, n in (("train", 8), ("test", 3)):
-        images, labels = _parquet_rows(n)
+        images, labels = _parquet_rows(n, split=split)
         rows = {
             "image": [{"bytes": b, "path": None} for b in images],
             "label": [0 if c == "red" else 1 for c in labels],

@@ -19,6 +19,7 @@ else:  # pragma: no cover
 
 
 TASK_FILE_KEYS = (
+    "allow_duplicates",
     "allow_outside_root",
     "auto_split",
     "classes",
@@ -103,6 +104,7 @@ def load_task_file(path: str | Path) -> Task:
         splits=splits,
         fractions=SplitFractions(**auto),
         allow_outside_root=get("allow_outside_root", bool, False),
+        allow_duplicates=get("allow_duplicates", bool, False),
     )
     name = get("name", str, path.stem)
     description = get("description", str, f"{label} of {source_spec}")

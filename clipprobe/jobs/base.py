@@ -69,6 +69,7 @@ def data_info(task: Task, sizes: dict[str, int]) -> DataInfo:
         where=[list(condition) for condition in task.where],
         sizes={split: int(n) for split, n in sizes.items()},
         skipped=SkippedFiles(count=int(skipped["count"]), files=list(skipped["files"])),
+        duplicates=task.source.duplicates(),
     )
 
 

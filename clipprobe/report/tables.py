@@ -266,6 +266,8 @@ def summarise(result: Result) -> dict[str, Any]:
         "incomplete": result.incomplete.note() if result.incomplete is not None else None,
         # How the images became square inputs: crop, squash or pad (None when the record does not say).
         "geometry": result.geometry,
+        # Validation and test images with the content of a training image, allowed by the task file (0: none).
+        "duplicates": result.data.duplicates,
         **provenance(result),
     }
 
@@ -349,6 +351,9 @@ def data_note(entries: list[dict[str, Any]], task: str) -> str | None:
             text += f", fingerprint {entry['source_fingerprint']}"
             if text not in seen:
                 seen.append(text)
+    repeated = max((entry.get("duplicates") or 0 for entry in entries if entry["task"] == task), default=0)
+    if repeated:
+        seen.append(f"{repeated} validation and test images repeat images of another split (allowed by the task file)")
     return f"Data: {'; '.join(seen)}." if seen else None
 
 

@@ -21,6 +21,7 @@ from .tables import (
     cell,
     chance_note,
     columns,
+    data_note,
     edge_note,
     few_shot_cells,
     few_shot_grid,
@@ -46,6 +47,8 @@ def task_table(entries: list[dict[str, Any]], task: str, width: int | None = Non
     the columns of DROP_ORDER left out, with a note that names them."""
     rows = [entry for entry in full_data(entries) if entry["task"] == task]
     notes = [note for note in (chance_note(rows, task), geometry_note(rows, task), edge_note(rows, task)) if note]
+    if any(row.get("duplicates") for row in rows):
+        notes.insert(0, str(data_note(rows, task)))
     width = width or console.width
     shown = list(columns(rows))
     left_out: list[str] = []

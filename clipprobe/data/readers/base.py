@@ -66,6 +66,11 @@ class DataSource(ABC):
         """Unreadable images left out: {"count": how many, "files": the first few as {"file", "reason"}}."""
         return {"count": 0, "files": []}
 
+    def duplicates(self) -> int:
+        """Images in validation or test with the content of an image in another split, allowed by the user (a
+        source that refuses them, or cannot have them, has 0)."""
+        return 0
+
     def ready(self) -> bool:
         """Whether the data is at hand, so that counting its rows is quick (False: it is still to be made)."""
         return True

@@ -7,6 +7,7 @@ feature cache is reused until the data changes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -48,6 +49,7 @@ class _Prepared:
     data: datasets.DatasetDict
     classes: tuple[str, ...]
     bad: list[dict[str, Any]]
+    duplicates: int = 0  # images in validation or test whose content is also in another split (allowed)
 
 
 _PREPARED: dict[str, _Prepared] = {}
@@ -74,6 +76,8 @@ class UserSource(DataSource):
     strict: bool = False
     # A manifest's image paths must lie inside its folder (no ../ or absolute path out of it) unless this is set.
     allow_outside_root: bool = False
+    # An image whose content is in two splits is refused (a probe scored on what it trained on) unless this is set.
+    allow_duplicates: bool = False
 
     def __post_init__(self):
         if self.label is None and self.labelled:
@@ -158,6 +162,7 @@ class UserSource(DataSource):
             "classes": self.classes,
             "splits": self.splits,
             "fractions": asdict(self.fractions),
+            "allow_duplicates": self.allow_duplicates,
         }
 
     def _prepare(self) -> _Prepared:
@@ -291,7 +296,37 @@ class UserSource(DataSource):
                     + (f" (nor {', '.join(repr(e) for e in empty[1:])})" if len(empty) > 1 else "")
                     + f"; every class needs some. Classes: {', '.join(classes)}"
                 )
-        return _Prepared(datasets.DatasetDict(splits), classes, bad)
+        duplicates = self._check_duplicates(splits)
+        return _Prepared(datasets.DatasetDict(splits), classes, bad, duplicates)
+
+    def _check_duplicates(self, splits: dict[str, datasets.Dataset]) -> int:
+        """How many validation and test images have the content of an image in another split: refused (a UsageError
+        with the count and one example) unless `allow_duplicates`; then the count, recorded with every result."""
+        seen: dict[str, tuple[str, str]] = {}  # content hash -> (split, file) of its first appearance
+        repeated, example = 0, None
+        for split in PROBE_SPLITS:
+            images = splits[split].cast_column(self.image_column, datasets.Image(decode=False))[self.image_column]
+            for row, value in enumerate(images):
+                digest, file = _content_hash(value), value.get("path") or f"{split} row {row}"
+                if digest is None:
+                    continue
+                first = seen.setdefault(digest, (split, file))
+                if first[0] != split:
+                    repeated += 1
+                    example = example or (first, (split, file))
+        if repeated and not self.allow_duplicates:
+            assert example is not None
+            (split_a, file_a), (split_b, file_b) = example
+            raise UsageError(
+                f"{self.name}: {repeated} image{'' if repeated == 1 else 's'} in one split have the content of an image "
+                f"in another (e.g. {Path(file_b).name} in {split_b} is {Path(file_a).name} in {split_a}): a probe would "
+                "be scored on what it trained on. Remove them, or allow this in a task file: allow_duplicates = true"
+            )
+        return repeated
+
+    def duplicates(self) -> int:
+        """Images in validation or test with the content of an image in another split (0 unless allowed)."""
+        return self._prepare().duplicates
 
     def _class_counts(self, data: dict[str, datasets.Dataset], classes: tuple[str, ...]) -> dict[str, int]:
         """Images per class over every used split (none counted for data without a label column)."""
@@ -395,6 +430,13 @@ def _is_index(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.isdigit())
+
+
+def _content_hash(value: dict[str, Any]) -> str | None:
+    """An image's content hash: of its bytes, or of the file it names (None when there is neither)."""
+    if value.get("bytes") is not None:
+        return hashlib.sha256(value["bytes"]).hexdigest()
+    return file_hash(Path(value["path"])) if value.get("path") else None
 
 
 def file_hash(path: Path) -> str | None:
