@@ -301,8 +301,8 @@ def test_probe_runs_the_baselines_beside_the_probe_and_reuses_stored_results(tin
     lines = result.output.splitlines()
     for row, method, chosen in [
         ("tiny-clip/random", "linear-probe", "C"),
-        ("cnn/from-scratch", "supervised-cnn", "epoch"),
-        ("orbit-cnn/hflip", "orbit-cnn", "epoch"),
+        ("cnn/from-scratch[epochs=1,batch_size=16,image_size=16]", "supervised-cnn", "epoch"),
+        ("orbit-cnn/hflip[epochs=1,batch_size=16,image_size=16]", "orbit-cnn", "epoch"),
         ("pixels/32px", "linear-probe", "C"),
     ]:
         pattern = rf"^tiny-light \| {re.escape(row)} \| {method} \| balanced accuracy \d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\] \| accuracy \d\.\d{{3}} \| {chosen} \S+ -> results/"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import zlib
 import json
 import re
+import zlib
 from pathlib import Path
 
 import datasets
