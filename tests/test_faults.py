@@ -453,6 +453,23 @@ def test_a_task_file_may_allow_duplicates_and_every_result_records_them(earlier)
         assert note in " ".join(text.split()), text
 
 
+def test_sixteen_bit_images_keep_their_levels_through_a_run(earlier, home):
+    """Grey 16-bit PNGs at levels near 5000 and near 60000: raw pixels tell them apart (Pillow's own conversion made
+    both white, 0.500), and the earlier run's files stay as they were."""
+    for name, level in (("dark", 5000), ("bright", 60000)):
+        (Path("deep") / name).mkdir(parents=True)
+        for i in range(10):
+            pixels = np.full((16, 16), level + 40 * i, dtype=np.uint16)
+            Image.fromarray(pixels).save(Path("deep") / name / f"{i:02d}.png")
+    before = snapshot(Path("results"), home)
+    result = runner.invoke(app, [*probe_args(data="imagefolder:deep")[:-2], "--baselines", "pixels"])
+    assert result.exit_code == 0, result.output
+    (pixels,) = Path("results/deep").glob("pixels-*.json")
+    assert json.loads(pixels.read_text())["metrics"]["balanced_accuracy"] == 1.0
+    after = snapshot(Path("results"), home)
+    assert {path: after.get(path) for path in before} == before
+
+
 def test_allow_outside_root_lets_a_manifest_reach_out(earlier):
     manifest_outside_its_folder(None, None)
     result = runner.invoke(app, probe_args("--allow-outside-root", data="csv:data/labels.csv"))
