@@ -449,12 +449,13 @@ def test_compare_writes_the_probe_and_every_baseline_on_the_same_splits(tiny_mod
 
     config = ExtractorConfig(model=tiny_model, pretrained="random", batch_size=16)
     tiny_budget = {"epochs": 1, "image_size": 16, "batch_size": 16}
+    TINY = "[epochs=1,batch_size=16,image_size=16]"  # noqa: N806  (the trained rows' budget, in their names)
     outcomes = compare("tiny-light", config, results_dir=tmp_path / "results", budget=tiny_budget)
     rows = [(record.representation, record.method) for record, _ in outcomes]
     assert rows == [
         ("tiny-clip/random", "linear-probe"),
-        ("cnn/from-scratch", "supervised-cnn"),
-        ("orbit-cnn/translate:4+hflip", "orbit-cnn"),
+        (f"cnn/from-scratch{TINY}", "supervised-cnn"),
+        (f"orbit-cnn/translate:4+hflip{TINY}", "orbit-cnn"),
         ("pixels/32px", "linear-probe"),
         ("tiny-clip/random", "linear-probe"),  # the random control of a random-weights model is the same run...
     ]
@@ -467,8 +468,8 @@ def test_compare_writes_the_probe_and_every_baseline_on_the_same_splits(tiny_mod
     assert report.tasks() == ["tiny-light"]
     assert {entry["representation"] for entry in report.entries} == {
         "tiny-clip/random",
-        "cnn/from-scratch",
-        "orbit-cnn/translate:4+hflip",
+        f"cnn/from-scratch{TINY}",
+        f"orbit-cnn/translate:4+hflip{TINY}",
         "pixels/32px",
     }
     markdown = report.files["markdown"].read_text()
