@@ -351,6 +351,20 @@ CASES = [
         2,
         r"^Error: photos/labels\.csv has the column 'label' more than once; give each column one name$",
     ),
+    # --- unbounded work, refused before any ------------------------------------------------------------------
+    Case(
+        "learning-rate-inf",
+        lambda tmp_path, monkeypatch: [*probe_args()[:-2], "--baselines", "cnn", "--budget", "learning_rate=inf"],
+        2,
+        r"^Error: Invalid budget: learning_rate=inf; it must be a number in \(0, 10\]$",
+    ),
+    Case(
+        "orbit-too-large",
+        lambda tmp_path, monkeypatch: probe_args("--orbit", "translate:100000"),
+        2,
+        r"^Error: Group 'translate:N' needs a whole number N from 1 to 32 \(N\*N copies of every image\), got "
+        r"'translate:100000'$",
+    ),
     # --- names that leave their folder, or share one ---------------------------------------------------------
     Case("name-dotdot", named(".."), 2, r"^Error: Task name '\.\.' is '\.\.', a folder of its own: a task's name is"),
     Case("name-dot", named("."), 2, r"^Error: Task name '\.' is '\.', a folder of its own"),
