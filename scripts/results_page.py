@@ -72,11 +72,11 @@ def timing(data: dict[str, Any]) -> str:
     where = f"{machine.get('cpu', 'an unnamed CPU')}, {machine.get('cores', '?')} cores"
     bf16 = machine.get("native_bf16")
     where += ", native bf16" if bf16 else ", no native bf16" if bf16 is not None else ""
-    cache = {"empty": "from an empty cache", "warm": "with a cache from earlier runs"}.get(run.get("cache", ""), "")
-    note = f" {run['note']}" if run.get("note") else ""
-    return f"The last `make experiment` took {minutes} minutes of wall time on {where}, {cache}.{note}".replace(
-        ", .", "."
+    cache = {"empty": ", from an empty cache", "warm": ", with a cache from earlier runs"}.get(
+        run.get("cache") or "", ""
     )
+    note = f" {run['note']}" if run.get("note") else ""
+    return f"The last `make experiment` took {minutes} minutes of wall time on {where}{cache}.{note}"
 
 
 def experiments(data: dict[str, Any]) -> list[tuple[Any, Any]]:

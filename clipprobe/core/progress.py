@@ -110,13 +110,14 @@ class LineProgress:
     ) -> TaskID:
         """A task; `start=False` (as in rich) for one queued behind others: its clock starts with `start_task` or
         its first advance."""
+        now = self.clock()
         self.tasks[len(self.tasks)] = dict(
             description=description,
             total=total,
             unit=unit,
             done=0,
-            added=self.clock(),
-            start=self.clock() if start else None,
+            added=now,
+            start=now if start else None,
             end=None,
             printed=False,
             finished=False,
