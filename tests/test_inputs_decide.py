@@ -194,6 +194,24 @@ def test_resize_is_in_the_key_the_row_name_and_every_row_of_a_run(resize, tiny_m
     assert outcomes[0][0].features.cache_keys != default.meta["keys"]
 
 
+def test_a_default_run_gives_every_row_the_same_geometry(tiny_model, tiny_tasks, tmp_path):
+    """No --resize: the model (its own preprocessing crops), pixels and the CNN all crop, so the report has no
+    geometry note; the names carry no resize tag."""
+    from clipprobe.report.tables import geometry_note, summarise
+    from clipprobe.runner import compare
+
+    outcomes = compare(
+        "tiny-light",
+        ExtractorConfig(model=tiny_model, pretrained="random"),
+        "cnn,pixels",
+        results_dir=tmp_path,
+        budget={"epochs": 1, "image_size": 16, "batch_size": 16},
+    )
+    assert [record.geometry for record, _ in outcomes] == ["crop", "crop", "crop"]
+    assert not any("resize=" in record.representation for record, _ in outcomes)
+    assert geometry_note([summarise(record) for record, _ in outcomes], "tiny-light") is None
+
+
 def test_tall_images_keep_their_middle_when_cropped_and_everything_when_padded():
     from PIL import Image
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..core.defaults import GEOMETRY
 from ..core.errors import UsageError
 from ..core.progress import track
 from ..data.readers import DataSource
@@ -25,13 +26,14 @@ def clear_image_cache() -> None:
 
 
 def split_images(
-    source: DataSource, split: datasets.Dataset, split_name: str, size: int, resize: str = "squash"
+    source: DataSource, split: datasets.Dataset, split_name: str, size: int, resize: str = GEOMETRY
 ) -> torch.Tensor:
     """Every image of one split as an (N, 3, size, size) uint8 tensor, in row order.
 
     The whole split is decoded (not only a task's rows), so every task over one source shares the entry.
-    Images are squashed to size x size by default (no crop: a light or a pedestrian at the edge stays in the
-    picture), or cropped or padded (clipprobe.features.geometry), with PIL's bilinear filter."""
+    Images are centre-cropped to size x size by default, as the models' preprocessing usually does
+    (clipprobe.core.defaults.GEOMETRY), or squashed or padded (clipprobe.features.geometry), with PIL's bilinear
+    filter."""
     column = source.image_column
     if column not in split.column_names:
         raise UsageError(f"No image column '{column}' in {source.name}. Columns: {', '.join(split.column_names)}")
@@ -49,5 +51,5 @@ def split_images(
     return out
 
 
-def to_tensor(image: Image.Image, size: int, resize: str = "squash") -> torch.Tensor:
+def to_tensor(image: Image.Image, size: int, resize: str = GEOMETRY) -> torch.Tensor:
     return torch.from_numpy(np.array(fit_image(image, size, resize), dtype=np.uint8)).permute(2, 0, 1)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..core.defaults import GEOMETRY
 from ..core.errors import UsageError
 from ..data.task import PROBE_SPLITS, Task
 from ..data.taskfile import resolve_task
@@ -27,7 +28,8 @@ from .training import Budget, channel_stats, fit, predict, resolve_augment
 DEFAULT_GROUP = "translate:4+hflip"
 # Bump when training changes what a baseline's result would be, so that stored results are not reused.
 # 5: images of other depths scaled by their mode's range (clipprobe.data.depth), no longer clipped.
-BASELINE_VERSION = 5
+# 6: the default geometry is crop (clipprobe.core.defaults.GEOMETRY), as the models', no longer squash.
+BASELINE_VERSION = 6
 
 
 # The budget fields that change what a trained baseline learns, named in its row when they differ from its own
@@ -86,7 +88,7 @@ class ScratchBaseline(LabelBaseline):
             "torch": _version("torch"),
             "group": self.group(option),
             "budget": asdict(self.resolve_budget(budget)),
-            "resize": resize or "squash",
+            "resize": resize or GEOMETRY,
         }
 
     def check_option(self, option: str | None, budget: Mapping[str, Any] | Budget | None = None) -> None:
@@ -181,7 +183,7 @@ def train_baseline(
     data = task.source.load()
     rows = {split: task.rows(data[split]) for split in PROBE_SPLITS}
     images = {
-        split: split_images(task.source, data[split], split, budget.image_size, resize or "squash")[
+        split: split_images(task.source, data[split], split, budget.image_size, resize or GEOMETRY)[
             torch.as_tensor(r, dtype=torch.long)
         ]
         for split, r in rows.items()
@@ -211,7 +213,7 @@ def train_baseline(
             augment=augment,
         )
         test_predictions = predict(trained.model, images["test"], budget).argmax(dim=1).numpy()
-    geometry = resize or "squash"
+    geometry = resize or GEOMETRY
     return Trained(
         model=ARCHITECTURE,
         test_predictions=test_predictions,

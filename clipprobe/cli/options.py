@@ -126,8 +126,8 @@ ResizeOpt = Annotated[
     typer.Option(
         "--resize",
         help="How images become the model's square input: crop (short side resized, centre cropped), squash or "
-        "pad; applies to every row of the run, baselines too. Default: each model's own (open_clip's weights "
-        "usually crop; pixels and the CNN baselines squash).",
+        "pad; applies to every row of the run, baselines too. Default: crop for pixels and the CNN baselines, "
+        "and each model's own preprocessing (open_clip's weights usually crop).",
     ),
 ]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder of result files.")]

@@ -16,6 +16,10 @@ SENSITIVITY_DIR = Path("results-sensitivity")
 EXPERIMENTS_FOLDER = "experiments"
 # The precision the library's ExtractorConfig uses unless told otherwise: float32, the same on every machine.
 PRECISION = "fp32"
+# The image geometry of every row that has no --resize and no preprocessing of its own (pixels, the trained
+# baselines): the crop that open_clip's weights usually declare, so that a default run compares rows that saw the
+# same pixels (clipprobe.features.geometry).
+GEOMETRY = "crop"
 # Every precision an image tower can run in (clipprobe.features.precision.PRECISIONS says what each is); a row name
 # never carries one, a result's identity and the report's Precision column do.
 PRECISION_NAMES = ("fp32", "bf16", "fp16", "amp", "amp_bf16")

@@ -47,7 +47,8 @@ class ExtractorConfig:
     channels_last: bool = False
     # How an image is fitted to the model's square input: crop (resize the short side, centre crop), squash
     # (resize both sides) or pad (resize the long side, pad); None: the model's own preprocessing (open_clip's
-    # resize mode for the weights, usually crop; squash for raw pixels). Part of the cache key and the row name.
+    # resize mode for the weights, usually crop; for raw pixels core.defaults.GEOMETRY, crop). Part of the cache
+    # key and the row name.
     resize: str | None = None
     # Why `precision` is what it is, when `auto` chose it (resolve_precision); recorded with the features and in
     # each result. Not part of any key or comparison: the features depend on the precision, not on the reason.

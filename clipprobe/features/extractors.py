@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import datasets
 import numpy as np
 
-from ..core.defaults import AUTO
+from ..core.defaults import AUTO, GEOMETRY
 from ..core.errors import UsageError
 from ..core.progress import progress_bar
 from ..core.registry import Registry
@@ -269,8 +269,8 @@ class PixelsExtractor(BatchExtractor):
         identity = {"extractor": "pixels", "size": self.SIZE}
         if self.config.orbit:
             identity["orbit"] = self.config.orbit
-        if self.config.resize is not None:
-            identity["resize"] = self.config.resize
+        # The geometry always (the default changed from squash to crop: features of one must not answer the other).
+        identity["resize"] = self.config.resize or GEOMETRY
         return identity
 
     def describe(self) -> dict[str, str]:
@@ -279,13 +279,13 @@ class PixelsExtractor(BatchExtractor):
         return {"representation": row, "model": "pixels", "pretrained": "none"}
 
     def preprocess_cfg(self) -> dict[str, Any]:
-        mode = RESIZE_MODES[self.config.resize or "squash"]
+        mode = RESIZE_MODES[self.config.resize or GEOMETRY]
         return {"size": self.SIZE, "interpolation": "bilinear", "resize_mode": mode, "mean": None, "std": None}
 
     def pipeline(self):
         import torch
 
-        transform = tensor_transform(self.SIZE, self.config.resize or "squash")
+        transform = tensor_transform(self.SIZE, self.config.resize or GEOMETRY)
         return transform, lambda images: images.flatten(1), torch.float32
 
 

@@ -1,13 +1,15 @@
 """How an image of any shape becomes a square input: crop, squash or pad (`--resize`).
 
-open_clip's models crop by default (resize the short side, centre crop): a tall traffic-light photo keeps about
-its middle half. Raw pixels and the trained baselines squash by default (the whole image, distorted). Giving
-`--resize` makes every row of a comparison see the same geometry."""
+open_clip's models usually crop (resize the short side, centre crop): a tall traffic-light photo keeps about its
+middle half. Raw pixels and the trained baselines crop by default too (clipprobe.core.defaults.GEOMETRY), so a
+default run compares rows that saw the same pixels; a model whose own preprocessing squashes or pads keeps it
+unless `--resize` gives every row one geometry."""
 
 from __future__ import annotations
 
 from PIL import Image, ImageOps
 
+from ..core.defaults import GEOMETRY
 from ..core.errors import UsageError, did_you_mean
 from ..data.depth import to_rgb
 
@@ -23,7 +25,7 @@ def check_resize(mode: str | None) -> None:
         )
 
 
-def fit_image(image: Image.Image, size: int, mode: str = "squash") -> Image.Image:
+def fit_image(image: Image.Image, size: int, mode: str = GEOMETRY) -> Image.Image:
     """`image` as a size x size RGB image (bilinear): squashed, centre-cropped after resizing its short side, or
     padded with black after resizing its long side."""
     check_resize(mode)
@@ -37,7 +39,7 @@ def fit_image(image: Image.Image, size: int, mode: str = "squash") -> Image.Imag
     return image.resize((size, size), Image.Resampling.BILINEAR)
 
 
-def tensor_transform(size: int, mode: str = "squash"):
+def tensor_transform(size: int, mode: str = GEOMETRY):
     """The same on tensors (torchvision v2, antialiased): PIL image -> (3, size, size) float32 in [0, 1]."""
     import torch
     from torchvision.transforms import v2
