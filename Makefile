@@ -60,7 +60,7 @@ docs: $(STAMP)
 
 # Speed and memory figures are ratios measured side by side in one run; each script writes a JSON record under
 # benchmarks/results/, and summary.py gathers them into benchmarks/results/SUMMARY.md, every ratio beside its target
-# (issue 19). About 12 minutes on 2 cores from an empty cache (docs/performance.md).
+# (issue 19).
 # extract_speed.py runs at the command line's default precision, auto (bf16 on a CPU with native bf16, after its
 # check against fp32, cached per model and machine; fp32 elsewhere), twice: ViT-B-32 (compute-bound; against the
 # fp32 plain loop its target is 1.4x where auto picks bf16) and the small conv tower mini-clip (decode-bound on a

@@ -355,8 +355,11 @@ class Result:
     training: Training | None = None
     sample: Sample | None = None
     prompts: dict[str, list[str]] | None = None
-    # The class predicted for each test example, in the task's row order (for paired comparisons between rows).
+    # The class predicted for each test example, in the task's row order (for paired comparisons between rows),
+    # and the test labels they were scored against, in the same order: a record can be scored again, and the
+    # report compares rows image by image (clipprobe.report.answers). Records made before labels were kept lack them.
     predictions: list[int] | None = None
+    labels: list[int] | None = None
     # Set when something other than the inputs stopped the run early (a user's time limit). Every output marks
     # such a result, the CI gate refuses it, and it is never reused.
     incomplete: Incomplete | None = None

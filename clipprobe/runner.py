@@ -30,7 +30,7 @@ from .baselines.training import Budget, parse_budget
 from .core.defaults import AUTO, RESULTS_DIR
 from .core.errors import UsageError
 from .core.kinds import RowKind, SeedPolicy
-from .data.task import Task
+from .data.task import PROBE_SPLITS, Task
 from .data.taskfile import resolve_task
 from .features import extract as extraction
 from .features.cache import FeatureCache, FeatureSet
@@ -237,13 +237,31 @@ class RunPlan:
         """The first model's config."""
         return self.configs[0]
 
-    def jobs(self) -> Iterator[Job]:
-        """Every row of the plan as a job, in order: per task and seed, each model's probes then its baselines."""
+    def check_data(self) -> list[str]:
+        """Each task's data read as a run reads it (splits made or mapped, labels checked, duplicates refused; no
+        image decoded for a model), one line per task: "traffic-light: train 1038, validation 149, test 297"."""
+        lines = []
+        for task in self.tasks:
+            data = task.source.load()
+            sizes = []
+            for split in PROBE_SPLITS:
+                sizes.append(f"{split} {len(task.labels(data[split]))}")
+            lines.append(f"{task.name}: {', '.join(sizes)} images; classes {', '.join(task.classes)}")
+        return lines
+
+    def outline(self) -> list[str]:
+        """Every row the plan would write, one line each (Job.outline), found without resolving anything: what a
+        dry run prints."""
+        return [job.outline() for job in self.jobs(resolve=False)]
+
+    def jobs(self, resolve: bool = True) -> Iterator[Job]:
+        """Every row of the plan as a job, in order: per task and seed, each model's probes then its baselines.
+        Without `resolve`, `auto` precision is left as it is (the jobs can then only be outlined)."""
         resolved: dict[tuple[str, ExtractorConfig], ExtractorConfig] = {}
 
         def concrete(task: Task, config: ExtractorConfig) -> ExtractorConfig:
             # `auto` resolved once per (task, config) of the plan, before any job of it is keyed or named.
-            if config.precision != AUTO:
+            if config.precision != AUTO or not resolve:
                 return config
             if (task.name, config) not in resolved:
                 resolved[(task.name, config)] = resolve_precision(config, task)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import clipprobe.catalog  # noqa: F401  (the experiment views)
+from clipprobe.core.records import from_json
+from clipprobe.report.answers import Answer
 from clipprobe.report.experiments import get_experiment_view
 from clipprobe.report.markdown import markdown
 
@@ -51,6 +53,7 @@ def collect(report: dict[str, Any]) -> dict[str, Any]:
         "aggregates": report["aggregates"],
         "skipped": report["skipped"],
         "experiments": report["experiments"],
+        "answers": report.get("answers") or {},
         "machine": provenance.get("machine"),
         "versions": provenance.get("versions"),
     }
@@ -91,7 +94,11 @@ def experiments(data: dict[str, Any]) -> list[tuple[Any, Any]]:
 def page(data: dict[str, Any]) -> str:
     machine, versions = data.get("machine") or {}, data.get("versions") or {}
     views = [view.markdown(record) for view, record in experiments(data)]
-    body = markdown(data["entries"], data["aggregates"], views, data["skipped"]).replace(
+    answers = {
+        task: [from_json(Answer, a, f"docs/results.json answers of {task}") for a in found]
+        for task, found in (data.get("answers") or {}).items()
+    }
+    body = markdown(data["entries"], data["aggregates"], views, data["skipped"], answers=answers).replace(
         "## clipprobe results\n", "", 1
     )
     threads = machine.get("torch_threads", "?")

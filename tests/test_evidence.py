@@ -88,7 +88,10 @@ def test_the_image_variance_matches_a_hand_computation():
     shared = np.var(np.subtract(mean_ours, mean_theirs), ddof=1) - own_ours - own_theirs
     assert paired == pytest.approx(max(0.0, shared))
     assert image_variance(y, ours, 2, against=ours) == 0.0  # a row against itself: nothing varies
-    assert image_variance(y, ours[:1], 2) == 0.0  # one seed: nothing shared
+    # One seed: no spread between seeds holds its own part, so all of it is kept (the bootstrap variance itself).
+    assert image_variance(y, ours[:1], 2, resamples=resamples, seed=7) == pytest.approx(np.var(each_ours[0], ddof=1))
+    one_each = image_variance(y, ours[:1], 2, against=theirs[:1], resamples=resamples, seed=7)
+    assert one_each == pytest.approx(np.var(np.subtract(each_ours[0], each_theirs[0]), ddof=1))
 
 
 def test_the_shared_image_variance_is_the_covariance_between_seeds():
@@ -168,7 +171,11 @@ def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_e
     markdown = experiment_markdown(record)
     assert "#### Layer: embedding" in markdown and "#### Layer: tokens" in markdown and "±" in markdown
     assert "#### Primary contrasts (pre-registered)" in markdown and "#### Exploratory comparisons" in markdown
-    assert len(experiment_tables(record)) == 4
+    # In the terminal (wide enough for each whole): the primary contrasts, the exploratory leads, the embedding's
+    # balanced accuracy and its sensitivity, the tokens' balanced accuracy.
+    titles = [table.title.split(" · ")[-1] for table in experiment_tables(record, width=200)]
+    assert titles[0] == "primary contrasts" and titles[1].startswith("exploratory leads")
+    assert titles[2:] == ["layer embedding", "sensitivity, layer embedding", "layer tokens"]
 
 
 @pytest.mark.slow

@@ -394,8 +394,12 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
     html = view.html("experiment-0", record, plots)
     assert 'id="experiment-0"' in html and "mini-clip/dashcam-descriptive" in html
     tables = view.tables(record)
-    # The primary contrasts, the exploratory leads (q < 0.05), then one table per layer.
-    assert [table.row_count for table in tables] == [1, 1, 2, 2]
+    # The primary contrasts, the exploratory leads (q < 0.05), then per layer its balanced accuracy (and at the
+    # embedding its sensitivity).
+    assert [table.row_count for table in tables] == [1, 1, 2, 2, 2]
+    # The opening summary: a line per primary contrast, then the exploratory count.
+    summary = view.summary(record)
+    assert len(summary) == 2 and "resolved" in summary[0] and summary[1].startswith("Exploratory: 1 of 1")
     assert "0.500 ± 0.020 [0.400, 0.600]" in view.markdown(record)
     assert "| light: descriptive - salient | +0.100 | [+0.050, +0.150] | 2 paired | 0.040 | - | resolved |" in (
         view.markdown(record)

@@ -924,3 +924,37 @@ def test_the_terminal_table_fits_the_terminal_without_cutting_a_cell(width):
     shown = [e for e in entries if e["task"] == task and e.get("shots") is None]
     assert text.count(f"{shown[0]['balanced_accuracy']:.3f}") >= 1
     assert "Left out at" in text and "Recall per class" in text  # named in the note, not a column
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_the_experiment_tables_name_every_row_in_full_at_any_width(width):
+    """The experiment's record (docs/results.json) in a terminal or a CI log: no cell cut to "…", no line wider
+    than the terminal, every row named in full (at 160 columns each name on one line; narrower, a table too wide
+    is split into parts that repeat the names)."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from clipprobe.core.records import from_json
+    from clipprobe.dashcam.records import ExperimentRecord
+    from clipprobe.dashcam.report import experiment_label, experiment_tables
+
+    document = json.loads((Path(__file__).parent.parent / "docs" / "results.json").read_text())["experiments"][0]
+    record = from_json(ExperimentRecord, {k: v for k, v in document.items() if k != "schema_version"}, "docs")
+    console = Console(width=width, file=io.StringIO(), record=True)
+    for table in experiment_tables(record, width):
+        console.print(table, crop=False)
+    text = console.export_text()
+    assert "\u2026" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    labels = {experiment_label(row) for row in record.rows}
+    if width == 160:
+        assert all(label in text for label in labels)
+        assert all(c.name in text for c in record.primary)
+        assert "(1/2)" not in text
+    else:  # folded, never lost: the first column's lines, joined, hold every name whole
+        first = "".join(
+            "".join(line.split("\u2502")[1].split()) for line in text.splitlines() if line.startswith("\u2502")
+        )
+        assert all("".join(label.split()) in first for label in labels)

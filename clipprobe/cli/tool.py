@@ -7,7 +7,7 @@ import fnmatch
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -44,6 +44,9 @@ from .options import (
     extractor_config,
     model_configs,
 )
+
+if TYPE_CHECKING:
+    from ..results import Result
 
 
 @command
@@ -324,6 +327,14 @@ def probe(
     workers: WorkersOpt = None,
     channels_last: ChannelsLastOpt = False,
     resize: ResizeOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check every option and the data (splits, labels), list the rows the run would write, one "
+            "line each, and stop: no weights loaded, nothing extracted or trained.",
+        ),
+    ] = False,
 ):
     """Fit a linear probe (C chosen on validation, scored once on test) and the baselines; one result file each.
 
@@ -367,7 +378,30 @@ def probe(
         refresh=refresh,
         strict=strict,
     )
-    runner.run(plan, on_result=functools.partial(print_outcome, show_seed=seeds > 1))
+    if dry_run:
+        for line in plan.check_data():
+            console.print(line, markup=False, highlight=False)
+        lines = plan.outline()
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
+        console.print(f"{len(lines)} rows planned; nothing run (--dry-run).", markup=False, highlight=False)
+        return
+    outcomes = runner.run(plan, on_result=functools.partial(print_outcome, show_seed=seeds > 1))
+    print_answers([record for record, _ in outcomes])
+
+
+def print_answers(records: Sequence[Result]) -> None:
+    """After a run, each task's one-line answers from this run's rows (clipprobe.report.answers), and how they were
+    made; `clipprobe report` gives the same for every stored row."""
+    from ..report.answers import task_answers
+    from ..report.terminal import answer_text
+
+    for task in dict.fromkeys(record.task for record in records):
+        found = task_answers(records, task)
+        if any(answer.comparisons for answer in found):
+            console.print(f"\n{task}:", markup=False, highlight=False)
+            for text in answer_text(found):
+                console.print(text)
 
 
 def print_outcome(record, path: Path, show_seed: bool = False) -> None:

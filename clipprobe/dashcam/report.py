@@ -8,15 +8,17 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 from rich.table import Table
-from rich.text import Text
 
 from ..core.kinds import RowKind
+from ..core.progress import console
 from ..core.records import from_json
+from ..probes.registry import get_probe
 from ..report.experiments import EXPERIMENT_VIEWS
 from ..report.html import escape as _e
 from ..report.html import img as _img
 from ..report.markdown import table_line
 from ..report.plots import DPI, plain, png_bytes, short
+from ..report.terminal import fitted_tables
 from .records import EXPERIMENT_KIND, EXPERIMENT_SCHEMA_VERSION, Contrast, ExperimentRecord, ExperimentRow
 
 EXPERIMENT_CAPTION = (
@@ -42,9 +44,17 @@ PRIMARY_HEADERS = ["Contrast", "Estimate", "95 % interval", "Seeds", "p (Holm)",
 EXPLORATORY_HEADERS = ["Comparison", "Estimate", "95 % interval", "Seeds", "p", "q (BH)", "Verdict"]
 
 
+def _linear_method() -> str:
+    """The method of the linear probe's rows (the headline rows, named by their representation alone)."""
+    return get_probe("linear").method
+
+
 def experiment_label(row: ExperimentRow) -> str:
-    """How the headline table names a row: the representation, and the method when it is not a probe of it."""
-    return f"{row.representation} · zero-shot" if row.method == "zero-shot" else row.representation
+    """How the headline table names a row: the representation, and the method unless the row is its linear probe
+    or a network trained on the labels (whose name says what it is): "mini-clip/dashcam-salient · mlp-probe"."""
+    if row.kind is RowKind.TRAINED or row.method == _linear_method():
+        return row.representation
+    return f"{row.representation} · {row.method}"
 
 
 def layer_rows(record: ExperimentRecord, layer: str) -> list[ExperimentRow]:
@@ -129,24 +139,61 @@ def primary_caption(record: ExperimentRecord) -> str:
     return PRIMARY_CAPTION.format(version=record.preregistration)
 
 
-def experiment_tables(record: ExperimentRecord) -> list[Table]:
-    """The headline tables in the terminal, one per layer, then the paired differences."""
-    tables = []
+# The narrowest a column of names gets in the terminal: narrower, a name folds into too many lines to read.
+NAME_WIDTH = 16
+
+
+def experiment_tables(record: ExperimentRecord, width: int | None = None) -> list[Table]:
+    """The headline tables in the terminal (`width` columns, the console's by default): the primary contrasts and
+    the exploratory leads, then per layer a table of balanced accuracy and, at the embedding, one of sensitivity
+    (report.md has them side by side). Every row and comparison is named in full where the width allows (two fifths
+    of it for names; a model's name holds its caption policy), and a table that does not fit is split into parts
+    that do (clipprobe.report.terminal.fitted_tables), never cut to "…"."""
+    width = width or console.width
+    names = max(NAME_WIDTH, 2 * width // 5)
+    tables = _contrast_tables(record, names, width)
     for layer, headers, rows, attributes in _layer_tables(record):
-        table = Table(
-            title=f"{experiment_title(record)} · layer {layer}", caption=EXPERIMENT_CAPTION, title_justify="left"
+        tasks = 2 + len(record.tasks)  # the name, the captions, then a column per task
+        parts = [(f"layer {layer}", list(range(tasks)), rows)]
+        if attributes:
+            measured = [row for row in rows if row.sensitivity]
+            parts.append((f"sensitivity, layer {layer}", [0, 1, *range(tasks, len(headers))], measured))
+        for title, picked, shown in parts:
+            if not shown or len(picked) == 2:
+                continue
+            picked.remove(1)  # the captions: in the terminal, the model's name says them
+            cells = [experiment_cells(record, row, "\n", attributes) for row in shown]
+            tables += fitted_tables(
+                f"{experiment_title(record)} · {title}",
+                EXPERIMENT_CAPTION,
+                [headers[j] for j in picked],
+                [[line[j] for j in picked] for line in cells],
+                width,
+                name_width=min(max(len(line[0]) for line in cells), names),
+            )
+    return tables
+
+
+def experiment_summary(record: ExperimentRecord) -> list[str]:
+    """One line per primary contrast ("light: descriptive - salient: +0.139 [+0.042, +0.235], resolved (Holm p
+    0.016)"), then how many exploratory comparisons have q < 0.05; or why there is no primary contrast."""
+    lines = []
+    for c in record.primary:
+        interval = f" [{c.interval[0]:+.3f}, {c.interval[1]:+.3f}]" if c.interval is not None else ""
+        lines.append(f"{c.name}: {c.estimate:+.3f}{interval}, {c.verdict} (Holm p {_p(c.adjusted)})")
+    if not record.primary:
+        lines.append("No pre-registered contrast: the run lacks the rows they compare (make experiment runs them).")
+    leads = sum(c.adjusted is not None and c.adjusted < 0.05 for c in record.exploratory)
+    if record.exploratory:
+        lines.append(
+            f"Exploratory: {leads} of {len(record.exploratory)} comparisons with q < 0.05 (leads, not findings)."
         )
-        for i, header in enumerate(headers):
-            table.add_column(header, justify="left" if i < 2 else "right")
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in experiment_cells(record, row, "\n", attributes)))
-        tables.append(table)
-    return [*_contrast_tables(record), *tables]
+    return lines
 
 
-def _contrast_tables(record: ExperimentRecord) -> list[Table]:
+def _contrast_tables(record: ExperimentRecord, names: int, width: int) -> list[Table]:
     """The primary contrasts, then the exploratory leads (q < 0.05; every comparison is in report.md and the JSON)."""
-    out = []
+    out: list[Table] = []
     leads = exploratory_grid(record, leads_only=True)
     others = len(record.exploratory) - len(leads)
     for title, caption, headers, grid in (
@@ -160,12 +207,15 @@ def _contrast_tables(record: ExperimentRecord) -> list[Table]:
     ):
         if not grid and title.startswith("primary"):
             continue
-        table = Table(title=f"{experiment_title(record)} · {title}", caption=caption, title_justify="left")
-        for i, header in enumerate(headers):
-            table.add_column(header, justify="left" if i in (0, 3, 6) else "right", overflow="fold")
-        for line in grid:
-            table.add_row(*(Text(cell) for cell in line))
-        out.append(table)
+        out += fitted_tables(
+            f"{experiment_title(record)} · {title}",
+            caption,
+            headers,
+            grid,
+            width,
+            left=(0, 3, 6),
+            name_width=min(max((len(line[0]) for line in grid), default=NAME_WIDTH), names),
+        )
     return out
 
 
@@ -291,7 +341,7 @@ def dose_points(record: ExperimentRecord) -> list[tuple[float, ExperimentRow]]:
         for row in record.rows
         if row.kind is RowKind.PROBE
         and row.policy is not None
-        and row.method == "linear-probe"
+        and row.method == _linear_method()
         and row.descriptive_fraction is not None
         and row.layer == "embedding"
     ]
@@ -386,6 +436,9 @@ class CurationView:
 
     def tables(self, record: ExperimentRecord) -> list[Table]:
         return experiment_tables(record)
+
+    def summary(self, record: ExperimentRecord) -> list[str]:
+        return experiment_summary(record)
 
     def markdown(self, record: ExperimentRecord) -> str:
         return experiment_markdown(record)

@@ -51,10 +51,29 @@ class Job(ABC):
     def compute(self, started: float) -> Result:
         """Do the work (extract, fit, train) and return the record; test labels are read only to score."""
 
+    @abstractmethod
+    def outline(self) -> str:
+        """What the job is, from the plan alone (no weights found, no data read): a dry run's line."""
+
     def describe(self) -> str:
         identity = self.identity()
         precision = f" | {identity.precision}" if identity.precision is not None else ""
         return f"{identity.task} | {identity.representation} | {identity.method}{precision}"
+
+
+def typed(config: Any) -> str:
+    """A model as the user gave it, for `outline`: "mini-clip@dashcam-salient [tokens, orbit:hflip]"."""
+    from ..features.weights import default_pretrained
+
+    weights = config.pretrained or default_pretrained(config.model) or "open_clip's default"
+    name = "pixels" if config.extractor == "pixels" else f"{config.model}@{weights}"
+    tags = [
+        t
+        for t in (config.layer if config.layer != "embedding" else None, config.orbit and f"orbit:{config.orbit}")
+        if t
+    ]
+    tags += [f"resize={config.resize}"] if config.resize else []
+    return name + (f" [{', '.join(tags)}]" if tags else "")
 
 
 def data_info(task: Task, sizes: dict[str, int]) -> DataInfo:

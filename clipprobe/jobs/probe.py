@@ -18,7 +18,7 @@ from ..probes.probe import run_probe
 from ..probes.registry import PROBE_VERSION, Probe
 from ..probes.shots import Shots
 from ..results import FeatureInfo, Identity, Preprocess, Result, Weights, package_versions
-from .base import Job, Origin, data_info, record
+from .base import Job, Origin, data_info, record, typed
 
 
 def weights_of(identity: dict) -> Weights:
@@ -95,6 +95,11 @@ class ProbeJob(Job):
     def chosen_grid(self) -> tuple[float, ...]:
         return tuple(sorted(float(value) for value in (self.grid or self.probe.grid)))
 
+    def outline(self) -> str:
+        shots = f" | {self.shots}-shot" if self.shots is not None else ""
+        what = "probe" if self.kind is RowKind.PROBE else f"control: {self.origin.baseline}"
+        return f"{self.task.name} | {typed(self.config)} | {self.probe.name}{shots} | seed {self.config.seed} | {what}"
+
     def identity(self) -> Identity:
         plan = self.plan
         return Identity(
@@ -144,6 +149,7 @@ class ProbeJob(Job):
             **described,
             metrics=score_predictions(test_labels, outcome.predictions, task.classes),
             predictions=[int(p) for p in outcome.predictions],
+            labels=[int(y) for y in test_labels],
             selection=outcome.selection,
             features=feature_info(config, features.arrays["train"].shape[1], features.meta, features.meta["keys"]),
             sample=outcome.sample,

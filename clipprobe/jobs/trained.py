@@ -35,6 +35,10 @@ class TrainedJob(Job):
             self.baseline.check_option(self.option, self.budget)
             self._fingerprint = self.task.source.fingerprint()
 
+    def outline(self) -> str:
+        row = self.baseline.row(self.option, self.budget, self.resize)
+        return f"{self.task.name} | {row} | {self.baseline.method} | seed {self.seed} | trained on the labels"
+
     def identity(self) -> Identity:
         return Identity(
             self.task.name, self.baseline.row(self.option, self.budget, self.resize), self.baseline.method, self.seed
@@ -69,6 +73,7 @@ class TrainedJob(Job):
             classes=list(self.task.classes),
             metrics=score_predictions(test_labels, trained.test_predictions, self.task.classes),
             predictions=[int(p) for p in trained.test_predictions],
+            labels=[int(y) for y in test_labels],
             selection=trained.selection,
             data=data_info(self.task, trained.sizes),
             training=trained.training,

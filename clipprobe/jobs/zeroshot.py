@@ -16,7 +16,7 @@ from ..features.config import ExtractorConfig
 from ..features.extract import FeaturePlan, extract_features, plan_features
 from ..probes.metrics import score_predictions
 from ..results import Identity, Result, Selection
-from .base import Job, Origin, data_info, record
+from .base import Job, Origin, data_info, record, typed
 from .probe import feature_info, weights_of
 
 SPLITS = ("test",)
@@ -37,6 +37,9 @@ class ZeroShotJob(Job):
     kind: RowKind = field(default=RowKind.ZERO_SHOT, init=False)
     _plan: FeaturePlan | None = field(default=None, init=False, repr=False)
     _prompts: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
+
+    def outline(self) -> str:
+        return f"{self.task.name} | {typed(self.config)} | zero-shot | seed {self.config.seed} | zero-shot"
 
     def resolve(self) -> None:
         if self._plan is None:
@@ -99,6 +102,7 @@ class ZeroShotJob(Job):
             classes=list(task.classes),
             metrics=score_predictions(labels, predicted, task.classes),
             predictions=[int(p) for p in predicted],
+            labels=[int(y) for y in labels],
             selection=Selection(
                 metric=None,
                 split=None,

@@ -100,15 +100,32 @@ def image_variance(
     each seed's score does alone when the images change (independent between seeds, so it is already in the
     spread between seeds that the seed-level interval uses) and what all seeds do together (the covariance between
     seeds across draws, which that spread cannot show). This returns the second: the variance of the average
-    minus each seed's own variance over n^2 (for each row), never below 0. With one seed per row it is 0."""
-    y = np.asarray(y)
+    minus each seed's own variance over n^2 (for each row of several seeds), never below 0. A row of one seed has
+    no spread between seeds to show its own part, so that part is kept: for one seed per row this is the paired
+    bootstrap variance of the difference itself (of the score, without `against`)."""
     if not predictions or (against is not None and not against):
         raise ValueError("image_variance needs one prediction array per seed for each row")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(y), size=(resamples, len(y)))
-    rows = [np.array([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in predictions])]
-    if against is not None:
-        rows.append(np.array([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in against]))
+    row = resampled_scores(y, predictions, n_classes, resamples, seed)
+    return shared_variance(row, resampled_scores(y, against, n_classes, resamples, seed) if against else None)
+
+
+def resampled_scores(
+    y: np.ndarray,
+    predictions: list[np.ndarray],
+    n_classes: int,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> np.ndarray:
+    """(seeds, resamples): each seed's balanced accuracy on the same test-image resamples (drawn from `seed`), so
+    that rows computed apart pair draw by draw (`shared_variance`)."""
+    y = np.asarray(y)
+    draws = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
+    return np.array([_resampled_balanced_accuracy(y, p, draws, n_classes) for p in predictions])
+
+
+def shared_variance(row: np.ndarray, against: np.ndarray | None = None) -> float:
+    """`image_variance` from `resampled_scores` of a row (and of the row it is compared with)."""
+    rows = [row] if against is None else [row, against]
     average = rows[0].mean(axis=0) - (rows[1].mean(axis=0) if len(rows) > 1 else 0.0)
-    own = sum(float(r.var(axis=1, ddof=1).sum()) / len(r) ** 2 for r in rows)
+    own = sum(float(r.var(axis=1, ddof=1).sum()) / len(r) ** 2 for r in rows if len(r) > 1)
     return max(0.0, float(average.var(ddof=1)) - own)

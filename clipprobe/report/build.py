@@ -7,19 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
+from rich.console import RenderableType
 
 from ..core.defaults import REPORTS_DIR, RESULTS_DIR
 from ..core.kinds import RowKind
 from ..core.records import to_json
 from ..core.storage import atomic_path, write_json
 from ..results import read_results
+from .answers import Answer, answers
 from .experiments import Experiment, read_experiments
 from .files import stable, write_csv, write_experiment_plots
 from .gate import Gate, GateOutcome
 from .markdown import markdown
 from .tables import aggregate, group_key, order_tasks, row_precision, skipped_entry, summarise
-from .terminal import task_tables
+from .terminal import summary, task_tables
 
 
 @dataclass
@@ -34,15 +35,29 @@ class Report:
     aggregates: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     gate: GateOutcome | None = None
+    # Per task, the one-line answers of its rows under test (clipprobe.report.answers).
+    answers: dict[str, list[Answer]] = field(default_factory=dict)
 
     def tasks(self) -> list[str]:
         named = [task for experiment in self.experiments for task in experiment.view.tasks(experiment.record)]
         return order_tasks((entry["task"] for entry in self.entries + self.skipped), named)
 
-    def tables(self) -> list[Table]:
-        """The experiments' headline tables, then per task its tables (see clipprobe.report.terminal)."""
+    def tables(self) -> list[RenderableType]:
+        """What the terminal prints: a summary first when the report has experiments or several tasks (what each
+        experiment found, then the answers of the tasks no experiment covers), the experiments' headline tables,
+        then per task its answers and tables (clipprobe.report.terminal)."""
+        tasks = self.tasks()
+        opening = (
+            summary(
+                self.answers,
+                [(e.view.title(e.record), e.view.summary(e.record)) for e in self.experiments],
+                [task for e in self.experiments for task in e.view.tasks(e.record)],
+            )
+            if self.experiments or len(tasks) > 1
+            else []
+        )
         headline = [table for e in self.experiments for table in e.view.tables(e.record)]
-        return headline + task_tables(self.entries, self.aggregates, self.skipped, self.tasks())
+        return opening + headline + task_tables(self.entries, self.aggregates, self.skipped, tasks, self.answers)
 
 
 # The order of a task's rows by kind: what is being measured first, then what it is compared with.
@@ -81,6 +96,9 @@ def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, g
         )
     )
     aggregates = aggregate(entries)  # once, in the entries' order: every format reads these
+    # A task an experiment covers is answered by the experiment's own contrasts (with its pretraining seeds as the
+    # unit), not row by row.
+    answered = answers(scored, [task for task in rank if task not in named])
     outcome = gate.check(entries) if gate is not None else None
     out_dir = Path(out_dir)
     files = {
@@ -89,7 +107,7 @@ def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, g
         "json": out_dir / "results.json",
         "csv": out_dir / "results.csv",
     }
-    text = markdown(entries, aggregates, [e.view.markdown(e.record) for e in experiments], skipped, outcome)
+    text = markdown(entries, aggregates, [e.view.markdown(e.record) for e in experiments], skipped, outcome, answered)
     with atomic_path(files["markdown"]) as tmp:
         tmp.write_text(text)
     from .html import render_html  # imports matplotlib
@@ -100,7 +118,7 @@ def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, g
         for i, (e, drawn) in enumerate(zip(experiments, plots))
     ]
     with atomic_path(files["html"]) as tmp:
-        tmp.write_text(render_html(entries, aggregates, scored, sections, skipped, outcome), encoding="utf-8")
+        tmp.write_text(render_html(entries, aggregates, scored, sections, skipped, outcome, answered), encoding="utf-8")
     files.update(write_experiment_plots(experiments, plots, out_dir))
     write_json(
         files["json"],
@@ -111,6 +129,7 @@ def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, g
             "records": [r.to_json(volatile=False) for r in results],
             "experiments": [stable(to_json(e.record)) for e in experiments],
             "gate": outcome.to_json() if outcome is not None else None,
+            "answers": {task: [to_json(a) for a in found] for task, found in answered.items() if found},
         },
     )
     write_csv(files["csv"], entries)
@@ -119,5 +138,11 @@ def build_report(results_dir: Path = RESULTS_DIR, out_dir: Path = REPORTS_DIR, g
         with open(summary, "a") as f:
             f.write(text)
     return Report(
-        entries=entries, files=files, experiments=experiments, aggregates=aggregates, skipped=skipped, gate=outcome
+        entries=entries,
+        files=files,
+        experiments=experiments,
+        aggregates=aggregates,
+        skipped=skipped,
+        gate=outcome,
+        answers=answered,
     )

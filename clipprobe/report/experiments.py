@@ -30,6 +30,9 @@ class ExperimentView(Protocol):
 
     def tables(self, record: Any) -> list[Table]: ...
 
+    def summary(self, record: Any) -> list[str]:
+        """What the experiment found, a line each, for the opening of the terminal report."""
+
     def markdown(self, record: Any) -> str: ...
 
     def plots(self, record: Any) -> dict[str, bytes]: ...

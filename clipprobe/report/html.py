@@ -12,6 +12,7 @@ from typing import Any
 from ..core.paths import slug
 from ..core.text import inert
 from ..results import Result
+from .answers import Answer, footnote
 from .gate import GateOutcome
 from .plots import CHANCE_COLOUR, KIND_COLOURS, bar_chart_png, confusion_png, curve_axis, curve_png, few_shot_png
 from .tables import (
@@ -69,6 +70,7 @@ td.wrap { white-space: normal; min-width: 10em; }
 .card .plots { display: flex; flex-wrap: wrap; gap: 0.5em; align-items: flex-start; }
 .none { color: #777; font-style: italic; font-size: 0.9em; max-width: 16em; }
 figcaption, .caption { color: #555; font-size: 0.9em; }
+.answer { font-weight: 600; margin: 0.3em 0; }
 img { display: block; max-width: 100%; height: auto; }
 nav h3 { margin: 0.8em 0 0.2em 0; }
 nav ul { margin: 0.2em 0; padding: 0; list-style: none; display: flex; flex-wrap: wrap; gap: 0.2em 1.6em; }
@@ -99,10 +101,12 @@ def render_html(
     experiments: Sequence[tuple[str, str, str]] = (),
     skipped: Sequence[dict[str, Any]] = (),
     gate: GateOutcome | None = None,
+    answers: dict[str, list[Answer]] | None = None,
 ) -> str:
     """The whole page: the CI gate's outcome when there is one, a table of contents (the experiments, the built-in
     tasks, the user's own data) and a legend of the kinds of row; the experiments' sections ((anchor, title, HTML)
-    as their views drew them, see clipprobe.report.experiments); then per task, in the rows' order, its data and
+    as their views drew them, see clipprobe.report.experiments); then per task, in the rows' order, its answers
+    (clipprobe.report.answers), its data and
     chance level, its table, a bar chart of balanced accuracy, the rows' provenance, the means across seeds and the
     few-shot table and curves when there are any, and per row its confusion matrix and validation curve. Every
     text from the records is escaped; the same rows and records give the same string."""
@@ -146,6 +150,7 @@ def render_html(
                 task_rows,
                 [cards.pop(0) for _ in card_rows],
                 _seeds_section(task, entries) + few_shot,
+                (answers or {}).get(task, []),
             )
         )
     parts += ['<a class="to-top" href="#top">&uarr; top</a>', "</body>", "</html>"]
@@ -250,6 +255,7 @@ def _task_section(
     rows: list[dict[str, Any]],
     cards: list[str],
     extra: list[str],
+    found: Sequence[Answer] = (),
 ) -> str:
     """One task: its heading (with a link back to the contents), data and chance level, table, bar chart,
     provenance, the sections in `extra` and the cards."""
@@ -258,6 +264,9 @@ def _task_section(
         f'<section id="{escape(anchor)}">',
         f'<h2>{escape(task)}<a class="top" href="#contents">&uarr; contents</a></h2>',
     ]
+    parts += [f'<p class="answer">{escape(answer.sentence())}</p>' for answer in found]
+    if how := footnote(found):
+        parts.append(f'<p class="caption">{escape(how)}</p>')
     notes = [note for note in (data_note(entries, task), chance_note(entries, task)) if note]
     if notes:
         parts.append(f'<p class="caption">{escape(" ".join(notes))}</p>')

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.text import inert
+from .answers import footnote
 from .tables import (
     CAPTION,
     FEW_SHOT_CAPTION,
@@ -29,6 +30,7 @@ from .tables import (
 )
 
 if TYPE_CHECKING:
+    from .answers import Answer
     from .gate import GateOutcome
 
 
@@ -51,10 +53,11 @@ def markdown(
     experiments: Sequence[str] = (),
     skipped: Sequence[dict[str, Any]] = (),
     gate: GateOutcome | None = None,
+    answers: dict[str, list[Answer]] | None = None,
 ) -> str:
     """report.md (also the GitHub job summary): the CI gate's outcome when there is a gate, the experiments' tables
-    (already Markdown), then per task (in the rows' order) its data and chance level, its table, the means across
-    seeds and the few-shot grid."""
+    (already Markdown), then per task (in the rows' order) its answers (clipprobe.report.answers), its data and
+    chance level, its table, the means across seeds and the few-shot grid."""
     lines = ["## clipprobe results"]
     if gate is not None:
         lines += gate_lines(gate)
@@ -66,6 +69,7 @@ def markdown(
         task_rows = [row for row in full_data(rows) if row["task"] == task]
         shown = columns(task_rows)
         lines += ["", f"### {md(task)}"]
+        lines += answer_lines((answers or {}).get(task, []))
         notes = [note for note in (data_note(rows, task), chance_note(rows, task)) if note]
         if notes:
             lines += ["", md(" ".join(notes))]
@@ -81,6 +85,16 @@ def markdown(
                     lines += ["", md(note)]
         lines += markdown_sections(entries, list(skipped), task)
     return "\n".join(lines) + "\n"
+
+
+def answer_lines(found: list[Answer]) -> list[str]:
+    """A task's answers, one line each (bold: what the table means), then how they were made."""
+    if not found:
+        return []
+    lines = ["", *(f"**{md(answer.sentence())}**  " for answer in found)]
+    note = footnote(found)
+    lines[-1] = lines[-1].rstrip()
+    return lines + (["", md(note)] if note else [])
 
 
 def markdown_sections(entries: list[dict[str, Any]], skipped: list[dict[str, Any]], task: str) -> list[str]:

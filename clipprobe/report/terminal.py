@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 from rich.cells import cell_len
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from ..core.progress import console
+from ..core.text import inert
+from .answers import Answer, footnote
 from .tables import (
     CAPTION,
     FEW_SHOT_CAPTION,
@@ -89,13 +92,87 @@ def _fits(table: Table, width: int) -> bool:
     return ELLIPSIS not in text and all(cell_len(line) <= width for line in text.splitlines())
 
 
-def task_tables(
-    entries: list[dict[str, Any]], aggregates: list[dict[str, Any]], skipped: list[dict[str, Any]], tasks: list[str]
+def summary(
+    answers: dict[str, list[Answer]],
+    experiments: Sequence[tuple[str, list[str]]] = (),
+    covered: Sequence[str] = (),
+) -> list[RenderableType]:
+    """The report's opening: each experiment's findings under its title ((title, lines)), then the answers of every
+    task no experiment covers, one line each under the task's name (nothing when there is neither). A task an
+    experiment covers has the experiment's contrasts here, and its answers above its own table."""
+    lines = Text("Summary", style="bold")
+    for title, found_lines in experiments:
+        lines.append(f"\n{inert(title)}", style="bold")
+        for line in found_lines:
+            lines.append(f"\n  {inert(line)}")
+    for task, found in answers.items():
+        if found and task not in covered:
+            lines.append(f"\n{inert(task)}", style="bold")
+            for answer in found:
+                lines.append(f"\n  {inert(answer.sentence())}")
+    return [lines, Text("")] if len(lines.plain) > len("Summary") else []
+
+
+def answer_text(found: list[Answer]) -> list[RenderableType]:
+    """A task's answers, printed above its table, with how they were made."""
+    if not found:
+        return []
+    text = Text("\n".join(inert(answer.sentence()) for answer in found), style="bold")
+    if note := footnote(found):
+        text.append("\n" + note, style="dim")
+    return [text]
+
+
+def fitted_tables(
+    title: str,
+    caption: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    keep: int = 1,
+    left: Sequence[int] = (0,),
+    name_width: int | None = None,
 ) -> list[Table]:
-    """Per task: the full-data entries; then, when there are any, the means across seeds and the few-shot table."""
-    tables = []
+    """A table of text cells fitted to `width` columns without cutting a cell: whole when it fits; else its
+    columns after the first `keep` (the names, repeated in each part) split into parts of as many columns as fit
+    ("title (1/2)", ...), down to one column per part. Columns in `left` are left-justified, the rest right; the
+    first column is at least `name_width` wide (a name is never folded below it). Every cell folds, never "…"."""
+    values = list(range(keep, len(headers)))
+    for size in range(len(values), 0, -1):
+        chunks = [values[i : i + size] for i in range(0, len(values), size)] or [[]]
+        tables = []
+        for n, chunk in enumerate(chunks, 1):
+            picked = [*range(keep), *chunk]
+            part = f" ({n}/{len(chunks)})" if len(chunks) > 1 else ""
+            table = Table(title=title + part, caption=caption if n == len(chunks) else None, title_justify="left")
+            for j in picked:
+                table.add_column(
+                    headers[j],
+                    justify="left" if j in left else "right",
+                    overflow="fold",
+                    min_width=name_width if j == 0 else None,
+                )
+            for row in rows:
+                table.add_row(*(Text(row[j]) for j in picked))
+            tables.append(table)
+        if all(_fits(table, width) for table in tables) or size == 1:
+            return tables
+    return []
+
+
+def task_tables(
+    entries: list[dict[str, Any]],
+    aggregates: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+    tasks: list[str],
+    answers: dict[str, list[Answer]] | None = None,
+) -> list[RenderableType]:
+    """Per task: its answers, the full-data entries; then, when there are any, the means across seeds and the
+    few-shot table."""
+    tables: list[RenderableType] = []
     for task in tasks:
         if any(entry["task"] == task for entry in full_data(entries)):
+            tables += answer_text((answers or {}).get(task, []))
             tables.append(task_table(entries, task))
         tables += rich_tables(aggregates, skipped, task)
     return tables

@@ -124,6 +124,26 @@ def unpaired_difference(
     return _finish(estimate, parts, image_variance, False, seeds, confidence)
 
 
+def single_seed_difference(
+    row: Sequence[float] | np.ndarray,
+    reference: Sequence[float] | np.ndarray,
+    image_variance: float,
+    confidence: float = CONFIDENCE,
+) -> SeedEstimate:
+    """`unpaired_difference` where one row or both have a single seed: a side of one seed adds no seed part (its
+    spread between seeds is unknown, so the interval covers the test images and the other side's seeds only), and
+    `image_variance` must then hold that side's whole test-image part (clipprobe.probes.intervals.image_variance
+    keeps it for a row of one seed). Degrees of freedom: the other side's seeds, the image part taken as known
+    (normal when both sides have one seed)."""
+    a, b = np.asarray(row, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1 or len(a) == 0 or len(b) == 0:
+        raise ValueError("single_seed_difference needs one score per seed for each row")
+    if len(a) > 1 and len(b) > 1:
+        raise ValueError("both rows have several seeds: use unpaired_difference")
+    parts = [(float(x.var(ddof=1)) / len(x), len(x) - 1.0) for x in (a, b) if len(x) > 1]
+    return _finish(float(a.mean() - b.mean()), parts, image_variance, False, (len(a), len(b)), confidence)
+
+
 def paired_p_values(differences: np.ndarray, image_variance: float = 0.0) -> np.ndarray:
     """`paired_difference(row, image_variance).p` for every row of an (..., seeds) array at once (at least 2 seeds;
     for simulations)."""
