@@ -7,7 +7,7 @@ Each module below fills a registry when it is imported:
 - dataset schemes (clipprobe.data.readers.SCHEMES): imagefolder, csv, parquet, hf;
 - extractors (clipprobe.features.extractors.EXTRACTORS): open_clip, pixels;
 - orbit groups (clipprobe.features.orbits.GROUP_FACTORS): translate, hflip;
-- probes (clipprobe.probes.registry.PROBES): linear, mlp; and the family linear-pca:K (PROBE_FAMILIES);
+- probes (clipprobe.probes.registry.PROBES): linear, mlp, knn, attentive; and the family linear-pca:K (PROBE_FAMILIES);
 - baselines (clipprobe.baselines.registry.BASELINES): pixels, random, cnn, orbit-cnn, zero-shot;
 - the dashcam application: caption policies, counterfactual attributes, built-in weights (mini-clip/dashcam-*),
   and the report's view of curation-experiment records.
@@ -19,4 +19,4 @@ from .baselines import controls, trained, zeroshot  # noqa: F401
 from .dashcam import captions, pairs, pretrain, report, tasks  # noqa: F401
 from .data import builtin, readers  # noqa: F401
 from .features import extractors, orbits  # noqa: F401
-from .probes import linear, mlp, pca  # noqa: F401
+from .probes import attentive, knn, linear, mlp, pca  # noqa: F401

@@ -286,10 +286,20 @@ class RunPlan:
     def _layers(self, config: ExtractorConfig) -> tuple[str, ...]:
         return self.layers if self.layers is not None else (config.layer,)
 
-    def _probe_jobs(self, task: Task, config: ExtractorConfig, kind: RowKind, origin: Origin) -> Iterator[Job]:
+    def _probe_jobs(
+        self, task: Task, config: ExtractorConfig, kind: RowKind, origin: Origin, layered: bool = True
+    ) -> Iterator[Job]:
+        """Each probe's jobs on `config`'s features; a probe that reads a layer of its own (every token) reads it
+        there, and only on features that have layers (`layered`: not raw pixels)."""
         for probe in self.probes:
+            if probe.layer is not None and not layered:
+                continue
+            at, where = config, origin
+            if probe.layer is not None:
+                at = dataclasses.replace(config, layer=probe.layer)
+                where = dataclasses.replace(origin, layer=probe.layer)
             for k in (None, *self.shots):
-                yield ProbeJob(task, config, probe, origin, kind=kind, shots=k, cache=self.cache)
+                yield ProbeJob(task, at, probe, where, kind=kind, shots=k, cache=self.cache)
 
     def _baseline_jobs(
         self,
@@ -308,7 +318,7 @@ class RunPlan:
                 at_layer = dataclasses.replace(config, layer=layer) if layer is not None else config
                 controlled = concrete(task, baseline.configure(at_layer))
                 origin = Origin(model, seed, layer, baseline.name, option)
-                yield from self._probe_jobs(task, controlled, RowKind.CONTROL, origin)
+                yield from self._probe_jobs(task, controlled, RowKind.CONTROL, origin, baseline.layered)
         elif isinstance(baseline, LabelBaseline):
             origin = Origin(None, seed, None, baseline.name, option)
             yield TrainedJob(task, baseline, seed, origin, option, self.budget, config.resize)
@@ -397,6 +407,8 @@ def probe(
     task = resolve_task(task)
     config = resolve_precision(config or ExtractorConfig(), task)
     chosen = get_probe(kind) if isinstance(kind, str) else kind
+    if chosen.layer is not None:  # a probe that reads a layer of its own (every token) reads it whatever `config` says
+        config = dataclasses.replace(config, layer=chosen.layer)
     job = ProbeJob(
         task, config, chosen, Origin(0, config.seed, config.layer), kind=row, shots=shots, grid=grid, cache=cache
     )

@@ -19,6 +19,7 @@ from clipprobe.dashcam.sensitivity import sensitivity_statistics
 from clipprobe.dashcam.tasks import WORLD_PROMPTS
 from clipprobe.dashcam.world import WorldConfig
 from clipprobe.probes.intervals import image_variance
+from clipprobe.stats.multiplicity import holm
 
 # --- the sensitivity score's scale -----------------------------------------------------------------------------
 
@@ -124,8 +125,37 @@ def seeded_experiment(tiny_model):
         layers=("embedding", "tokens"),
         probes=("linear",),
         mlp_tasks=(),
+        attentive_tasks=(),
         zero_shot=False,
     )
+
+
+def test_the_layer_family_reads_every_token_and_is_corrected_on_its_own(seeded_experiment, tmp_path):
+    """With the attentive probe on the light: its rows (all-tokens, each policy and random weights, every seed),
+    the pre-registered layer family for both policies (attentive against the embedding and the tokens' mean),
+    Holm within that family alone; the primary family is untouched by it."""
+    import dataclasses
+
+    experiment = dataclasses.replace(seeded_experiment, attentive_tasks=("traffic-light",))
+    record, _ = run_curation(experiment, results_dir=tmp_path / "results", sensitivity_dir=tmp_path / "sens")
+    assert record.layers == ["embedding", "tokens", "all-tokens"]
+    attentive = [(r.representation, r.layer) for r in record.rows if r.method == "attentive-probe"]
+    assert attentive == [
+        ("tiny-clip/dashcam-salient", "all-tokens"),
+        ("tiny-clip/dashcam-descriptive", "all-tokens"),
+        ("tiny-clip/random", "all-tokens"),
+    ]
+    layers = [c for c in record.primary if c.family == "layers"]
+    assert [c.name for c in layers] == [
+        "layers · light: salient attentive (all tokens) - salient embedding",
+        "layers · light: salient attentive (all tokens) - salient tokens (mean)",
+        "layers · light: descriptive attentive (all tokens) - descriptive embedding",
+        "layers · light: descriptive attentive (all tokens) - descriptive tokens (mean)",
+    ]
+    assert all(c.paired and len(c.per_seed) == 2 for c in layers)
+    assert [c.adjusted for c in layers] == holm([c.p for c in layers])
+    primary = [c for c in record.primary if c.family == "primary"]
+    assert [c.adjusted for c in primary] == holm([c.p for c in primary])
 
 
 def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_experiment, tmp_path):
@@ -193,6 +223,7 @@ def test_the_cli_prints_mean_and_sd_per_layer_and_the_contrasts(tiny_model, monk
         "attributes": ("pedestrian",),
         "tasks": ("traffic-light",),
         "zero_shot": False,
+        "attentive_tasks": (),
     }
     original = experiment_module.run_curation
 

@@ -42,6 +42,7 @@ def tiny_experiment(tiny_model):
         layers=("embedding",),
         probes=("linear",),
         mlp_tasks=(),
+        attentive_tasks=(),
         seeds=1,
     )
 

@@ -116,7 +116,7 @@ def test_bad_choices_are_usage_errors(tiny_model):
     with pytest.raises(UsageError, match=r"^Device 'cuda:7' is not available on this machine\. Available: cpu"):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", device="cuda:7"))
     with pytest.raises(
-        UsageError, match=r"^Unknown layer 'middle'\. Available: embedding, pre-projection, tokens, grid$"
+        UsageError, match=r"^Unknown layer 'middle'\. Available: embedding, pre-projection, tokens, grid, all-tokens$"
     ):
         OpenClipExtractor(ExtractorConfig(model=tiny_model, pretrained="random", layer="middle"))
 

@@ -102,10 +102,12 @@ def test_mlp_probe_is_class_balanced_by_sample_weights():
 
 
 def test_probe_registry_lists_and_rejects():
-    assert list_probes() == ["linear", "mlp", "linear-pca:K"]
+    assert list_probes() == ["attentive", "knn", "linear", "mlp", "linear-pca:K"]
     assert get_probe("mlp").method == "mlp-probe"
     assert [p.name for p in parse_probes("mlp, linear,mlp")] == ["mlp", "linear"]
-    with pytest.raises(UsageError, match=r"^Unknown probe 'svm'\. Available: linear, mlp, linear-pca:K$"):
+    with pytest.raises(
+        UsageError, match=r"^Unknown probe 'svm'\. Available: attentive, knn, linear, mlp, linear-pca:K$"
+    ):
         parse_probes("linear,svm")
     # A family member: its name and method hold its argument; two spellings of one are one probe.
     pca = get_probe("linear-pca:128")
@@ -278,7 +280,7 @@ def test_cli_checks_probe_shots_and_seeds_before_any_work(tiny_model, tiny_tasks
     args = ("probe", "--task", "tiny-light", "--model", tiny_model, "--pretrained", "random", "--baselines", "none")
     for extra, message in [
         (("--shots", "1,x"), "Error: " + SHOTS_ERROR.format("1,x")),
-        (("--probe", "svm"), "Error: Unknown probe 'svm'. Available: linear, mlp, linear-pca:K"),
+        (("--probe", "svm"), "Error: Unknown probe 'svm'. Available: attentive, knn, linear, mlp, linear-pca:K"),
         (
             ("--probe", "linear-pca:x"),
             "Error: Probe 'linear-pca:K' needs a number of principal components K, a whole number of at least 1 "

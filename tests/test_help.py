@@ -194,7 +194,7 @@ def test_parse_errors_point_to_the_help_and_suggest_close_choices():
         ),
         (
             ["probe", "--task", "traffic-light", "--probe", "linar", "--baselines", "none"],
-            "Error: Unknown probe 'linar'. Did you mean linear? Available: linear, mlp",
+            "Error: Unknown probe 'linar'. Did you mean linear? Available: attentive, knn, linear, mlp",
         ),
         (
             ["probe", "--task", "traffic-light", "--baselines", "cnnn"],

@@ -20,6 +20,8 @@ from clipprobe.features.weights import create_model, resolve_weights
 # Feature width of each tower's final tokens / map: tiny-clip (conftest) is a ViT of width 32 on a 4 x 4 patch grid.
 WIDTHS = {"vit": 32, "resnet": 256}
 CELLS = GRID_CELLS[0] * GRID_CELLS[1]
+# Positions of each tiny tower's final map: the ViT's 4 x 4 patches, the ResNet's 2 x 2 map.
+POSITIONS = {"vit": 16, "resnet": 4}
 
 
 class Noise(DataSource):
@@ -74,13 +76,20 @@ def test_every_layer_has_its_shape_row_and_cache_key(tiny_towers, tower):
         "pre-projection": (4, width),
         "tokens": (4, width),
         "grid": (4, CELLS * width),
+        "all-tokens": (4, POSITIONS[tower] * width),
     }
     assert {layer: features.meta["representation"] for layer, features in sets.items()} == {
         "embedding": f"{model}/random",
         "pre-projection": f"{model}/random [pre-projection]",
         "tokens": f"{model}/random [tokens]",
         "grid": f"{model}/random [grid:2x2]",
+        "all-tokens": f"{model}/random [all-tokens]",
     }
+    # Every token, position by position, each its full width: their mean is `tokens`; the width is recorded.
+    assert sets["all-tokens"].meta["token_width"] == width
+    assert all(features.meta["token_width"] is None for layer, features in sets.items() if layer != "all-tokens")
+    every = sets["all-tokens"].arrays["test"].reshape(4, POSITIONS[tower], width)
+    np.testing.assert_allclose(every.mean(axis=1), sets["tokens"].arrays["test"], rtol=1e-5, atol=1e-6)
     # The grid size is part of the grid's identity; every layer has its own cache entries.
     assert sets["grid"].meta["identity"]["layer"] == "grid:2x2"
     assert len({features.meta["keys"]["test"] for features in sets.values()}) == len(LAYERS)
@@ -191,7 +200,8 @@ def test_cli_unknown_layer_lists_the_layers(tiny_model, tiny_tasks):
         result = runner.invoke(app, [*command, "--model", tiny_model, "--pretrained", "random", "--layer", "middle"])
         assert result.exit_code == 2
         assert (
-            _error_line(result) == "Error: Unknown layer 'middle'. Available: embedding, pre-projection, tokens, grid"
+            _error_line(result)
+            == "Error: Unknown layer 'middle'. Available: embedding, pre-projection, tokens, grid, all-tokens"
         )
 
 

@@ -21,7 +21,7 @@ from clipprobe.dashcam.pairs import COUNTERFACTUALS
 from clipprobe.dashcam.scene import sample_scene, scene_rng
 from clipprobe.data.readers import SCHEMES, DataSource, list_schemes, parse_dataset
 from clipprobe.data.task import TASKS, get_task
-from clipprobe.features.config import ExtractorConfig
+from clipprobe.features.config import LAYERS, ExtractorConfig
 from clipprobe.features.extract import extract_features
 from clipprobe.features.extractors import EXTRACTORS
 from clipprobe.features.orbits import GROUP_FACTORS, get_group, orbit_average
@@ -48,7 +48,7 @@ EXPECTED = {
     "dataset scheme": (SCHEMES, {"imagefolder", "csv", "parquet", "hf"}),
     "extractor": (EXTRACTORS, {"open_clip", "pixels"}),
     "group": (GROUP_FACTORS, {"translate", "hflip"}),
-    "probe": (PROBES, {"linear", "mlp"}),
+    "probe": (PROBES, {"linear", "mlp", "knn", "attentive"}),
     "probe family": (PROBE_FAMILIES, {"linear-pca"}),
     "baseline": (BASELINES, {"cnn", "orbit-cnn", "pixels", "random", "zero-shot"}),
     "caption policy": (CAPTION_POLICIES, {"salient", "descriptive", "mixed", "attribute-dropout"}),
@@ -192,6 +192,9 @@ def test_every_probe_learns_a_separable_task_and_reports_its_choice(name):
     x = rng.normal(size=(90, 5)) + 4 * np.eye(3, 5)[y]
     probe = get_probe(name)
     assert probe.name == name and name.partition(":")[2] in probe.method
+    if probe.layer is not None:  # a probe of every token reads (n, positions, width): the signal at every position
+        assert probe.layer in LAYERS
+        x = np.repeat(x[:, None, :], 4, axis=1)
     fit = probe.fit(x[:60], y[:60], x[60:], y[60:], probe.grid, seed=0)
     # The grid swept holds the probe's own (a probe may extend it beyond an edge it chose), ascending.
     assert fit.parameter == probe.parameter and set(probe.grid) <= set(fit.grid) and fit.grid == sorted(fit.grid)

@@ -174,6 +174,23 @@ def curation(
             "--mlp-tasks", help="Tasks also read by the MLP probe on each embedding, comma-separated ('none': none)."
         ),
     ] = "traffic-light",
+    attentive_tasks: Annotated[
+        Optional[str],
+        typer.Option(
+            "--attentive-tasks",
+            help="Tasks also read by the attentive probe over every token of each model, comma-separated "
+            "('none': none). Default: traffic-light and pedestrian-side, those of them the experiment has.",
+            show_default=False,
+        ),
+    ] = None,
+    probes: Annotated[
+        str,
+        typer.Option(
+            "--probes",
+            help="Probes that read every layer of --layers, comma-separated (see `clipprobe probes`); the MLP "
+            "and the attentive probe have their own task lists.",
+        ),
+    ] = "linear,linear-pca:128",
     part: Annotated[
         Optional[str],
         typer.Option(
@@ -232,6 +249,8 @@ def curation(
         baseline_seeds=baseline_seeds,
         layers=tuple(_split(layers)),
         mlp_tasks=tuple(t for t in _split(mlp_tasks) if t != "none"),
+        attentive_tasks=None if attentive_tasks is None else tuple(t for t in _split(attentive_tasks) if t != "none"),
+        probes=tuple(_split(probes)),
         part=_part(part),
     )
     record, path = run_curation(

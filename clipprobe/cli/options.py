@@ -209,7 +209,8 @@ LayerOpt = Annotated[
         "--layer",
         help="Which features of the image tower: embedding (the projected embedding, what CLIP users get), "
         "pre-projection (the pooled features before the projection), tokens (mean of the last block's patch "
-        "tokens) or grid (patch tokens average-pooled to 2x2 cells, concatenated).",
+        "tokens), grid (patch tokens average-pooled to 2x2 cells, concatenated) or all-tokens (every patch "
+        "token, what --probe attentive reads).",
     ),
 ]
 

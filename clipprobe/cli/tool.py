@@ -304,8 +304,9 @@ def probe(
         typer.Option(
             "--probe",
             help="Probes, comma-separated (see `clipprobe probes`): linear, and mlp (one hidden layer) to tell "
-            "'absent' from 'present but not linearly decodable'; linear-pca:K, the linear probe on K principal "
-            "components, compares layers at matched width. Each runs on the model and on the pixels/random baselines.",
+            "'absent' from 'present but not linearly decodable'; knn (DINO's cosine k-NN); attentive (one learned "
+            "query over every token); linear-pca:K, the linear probe on K principal components, compares layers "
+            "at matched width. Each runs on the model and on the pixels/random baselines.",
         ),
     ] = "linear",
     shots: Annotated[
@@ -450,7 +451,8 @@ def probes():
     from ..probes.registry import DEFAULT_PROBES, PROBE_FAMILIES, PROBES
 
     library()
-    for name, probe in PROBES.items():
+    # The defaults first, then the others as registered.
+    for name, probe in sorted(PROBES.items(), key=lambda item: item[0] not in DEFAULT_PROBES):
         default = " (default)" if name in DEFAULT_PROBES else ""
         console.print(f"{name}{default}: {probe.description}", markup=False, highlight=False)
     for _, family in PROBE_FAMILIES.items():

@@ -20,6 +20,9 @@ PRECISION = "fp32"
 # baselines): the crop that open_clip's weights usually declare, so that a default run compares rows that saw the
 # same pixels (clipprobe.features.geometry).
 GEOMETRY = "crop"
+# The layer of every token of an image tower, position by position: what the attentive probe reads
+# (clipprobe.features.layers, clipprobe.probes.attentive).
+ALL_TOKENS = "all-tokens"
 # Every precision an image tower can run in (clipprobe.features.precision.PRECISIONS says what each is); a row name
 # never carries one, a result's identity and the report's Precision column do.
 PRECISION_NAMES = ("fp32", "bf16", "fp16", "amp", "amp_bf16")

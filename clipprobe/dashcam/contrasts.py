@@ -19,11 +19,13 @@ from ..probes.registry import get_probe
 from ..results import Result
 from ..stats.multiplicity import benjamini_hochberg, holm
 from ..stats.seeds import SeedEstimate, paired_difference, unpaired_difference
-from .preregistration import ALPHA, PRIMARY, Contrast, Side
+from .preregistration import ALPHA, FAMILIES, Contrast, Side
 from .records import Contrast as ContrastRecord
 from .records import SensitivityCell, TaskCell
 
 BALANCED_ACCURACY = "balanced accuracy"
+# The family of every comparison the plan did not name (Benjamini-Hochberg q-values, labelled exploratory).
+EXPLORATORY = "exploratory"
 
 
 @dataclass
@@ -153,9 +155,16 @@ def _record(
 
 def primary_contrasts(rows: list[Series], labels: dict[str, np.ndarray]) -> list[ContrastRecord]:
     """The pre-registered contrasts that this run can evaluate (a contrast whose rows or task the run left out is
-    skipped), Holm-adjusted across them, with their verdicts."""
+    skipped), family by family (clipprobe.dashcam.preregistration.FAMILIES: the primary contrasts, then the layer
+    family), each family Holm-adjusted across its own contrasts, with their verdicts."""
+    return [c for family, plan in FAMILIES.items() for c in _family(family, plan, rows, labels)]
+
+
+def _family(
+    family: str, plan: tuple[Contrast, ...], rows: list[Series], labels: dict[str, np.ndarray]
+) -> list[ContrastRecord]:
     out = []
-    for contrast in PRIMARY:
+    for contrast in plan:
         pair = _find(rows, contrast)
         if pair is None or contrast.task not in labels:
             continue
@@ -163,7 +172,7 @@ def primary_contrasts(rows: list[Series], labels: dict[str, np.ndarray]) -> list
         estimate, a, b = difference(row, against, contrast.task, labels[contrast.task])
         out.append(
             _record(
-                "primary",
+                family,
                 contrast.name,
                 contrast.claim,
                 BALANCED_ACCURACY,
@@ -251,7 +260,7 @@ def exploratory_contrasts(
             seen.add(key)
             estimate, a, b = difference(row, against, task, labels[task])
             name = f"{task}: {_side_name(row)} - {_side_name(against)}"
-            out.append(_record("exploratory", name, None, BALANCED_ACCURACY, task, row, against, estimate, a, b))
+            out.append(_record(EXPLORATORY, name, None, BALANCED_ACCURACY, task, row, against, estimate, a, b))
     out.extend(_sensitivity_contrasts(rows))
     for c, q in zip(out, benjamini_hochberg([c.p for c in out])):
         c.adjusted = q
@@ -291,6 +300,6 @@ def _sensitivity_contrasts(rows: list[Series]) -> list[ContrastRecord]:
             estimate = paired_difference(np.subtract(fa, fb))
             name = f"sensitivity to {attribute}: {row.label} - {salient.label}"
             out.append(
-                _record("exploratory", name, None, f"sensitivity: {attribute}", None, row, salient, estimate, fa, fb)
+                _record(EXPLORATORY, name, None, f"sensitivity: {attribute}", None, row, salient, estimate, fa, fb)
             )
     return out

@@ -23,7 +23,7 @@ from ..core.errors import UsageError
 from ..core.kinds import RowKind, SeedPolicy
 from ..core.paths import slug
 from ..data.task import get_task
-from ..features.config import ExtractorConfig
+from ..features.config import ALL_TOKENS, ExtractorConfig
 from ..features.weights import check_weights, parse_model_spec
 from ..jobs.base import Job
 from ..jobs.probe import ProbeJob
@@ -68,6 +68,9 @@ DEFAULT_EXPERIMENT_LAYERS = ("embedding", "pre-projection", "tokens")
 # the same capacity); the MLP on the light's task at the embedding (absent, or present but not linear?).
 DEFAULT_EXPERIMENT_PROBES = ("linear", MATCHED_PROBE)
 DEFAULT_MLP_TASKS = ("traffic-light",)
+# Tasks on which every token is also read by the attentive probe (each model and random weights, every seed): the
+# light and the pedestrian's side, the tasks of the pre-registered layer family.
+DEFAULT_ATTENTIVE_TASKS = ("traffic-light", "pedestrian-side")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ class CurationExperiment:
     probes: tuple[str, ...] = DEFAULT_EXPERIMENT_PROBES
     # Tasks on which each model's embedding (and random weights') is also read by the MLP probe, at every seed.
     mlp_tasks: tuple[str, ...] = DEFAULT_MLP_TASKS
+    # Tasks on which every model's tokens (and random weights') are also read by the attentive probe, every seed;
+    # None: those of DEFAULT_ATTENTIVE_TASKS that the experiment has.
+    attentive_tasks: tuple[str, ...] | None = None
     # Run only part K of N of the work (K from 0): each pretraining seed's models, and each seed of the baselines,
     # go to one part; parts run as separate processes on shared storage (a Slurm array), and a last call without
     # `part` assembles the record from what they stored. None: everything.
@@ -114,6 +120,9 @@ class CurationExperiment:
         object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
         object.__setattr__(self, "probes", tuple(dict.fromkeys(self.probes)))
         object.__setattr__(self, "mlp_tasks", tuple(dict.fromkeys(self.mlp_tasks)))
+        if self.attentive_tasks is None:
+            object.__setattr__(self, "attentive_tasks", tuple(t for t in DEFAULT_ATTENTIVE_TASKS if t in self.tasks))
+        object.__setattr__(self, "attentive_tasks", tuple(dict.fromkeys(self.attentive_tasks or ())))
         if self.attributes is None:
             object.__setattr__(self, "attributes", tuple(list_counterfactuals()))
 
@@ -151,11 +160,12 @@ class CurationExperiment:
             raise UsageError(f"--pairs must be at least 2 (an unrelated pair needs two scenes), got {self.pairs}")
         if self.seeds < 1:
             raise UsageError(f"--seeds must be at least 1, got {self.seeds}")
-        for task in self.mlp_tasks:
+        for flag, task in [
+            *(("--mlp-tasks", t) for t in self.mlp_tasks),
+            *(("--attentive-tasks", t) for t in self.attentive_tasks or ()),
+        ]:
             if task not in self.tasks:
-                raise UsageError(
-                    f"--mlp-tasks: '{task}' is not one of the experiment's tasks ({', '.join(self.tasks)})"
-                )
+                raise UsageError(f"{flag}: '{task}' is not one of the experiment's tasks ({', '.join(self.tasks)})")
         if self.part is not None and not 0 <= self.part[0] < self.part[1]:
             raise UsageError(f"--part K/N needs 0 <= K < N, got {self.part[0]}/{self.part[1]}")
         if self.baseline_seeds < 1:
@@ -178,8 +188,23 @@ class CurationExperiment:
         random = "random" if "random" in [b.strip() for b in self.baselines.split(",")] else "none"
         return self._plan(results_dir, refresh, self.mlp_tasks, ("mlp",), ("embedding",), random, zero_shot=False)
 
+    def attentive_plan(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> RunPlan | None:
+        """The attentive probe's plan: every model's tokens and random weights' on `attentive_tasks`, every seed
+        (the probe reads the all-tokens layer whatever the plan's layer)."""
+        if not self.attentive_tasks:
+            return None
+        random = "random" if "random" in [b.strip() for b in self.baselines.split(",")] else "none"
+        return self._plan(
+            results_dir, refresh, self.attentive_tasks, ("attentive",), ("embedding",), random, zero_shot=False
+        )
+
+    def record_layers(self) -> list[str]:
+        """The layers of the record's tables: the probed layers, then every token when the attentive probe ran."""
+        return [*self.layers, *([ALL_TOKENS] if self.attentive_tasks and ALL_TOKENS not in self.layers else [])]
+
     def jobs(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> list[Job]:
-        """Every job of the experiment (of its part, when it has one), in order: the main plan's, then the MLP's."""
+        """Every job of the experiment (of its part, when it has one), in order: the main plan's, then the MLP's,
+        then the attentive probe's."""
         # The matched probe reads a layer at the embedding's width: on the embedding itself it is the plain probe
         # again (the same C, the same score), so the embedding is read by the plain probe alone.
         jobs = [
@@ -187,8 +212,8 @@ class CurationExperiment:
             for job in self.plan(results_dir, refresh).jobs()
             if not (isinstance(job, ProbeJob) and job.probe.name == MATCHED_PROBE and job.origin.layer == "embedding")
         ]
-        mlp = self.mlp_plan(results_dir, refresh)
-        jobs += list(mlp.jobs()) if mlp is not None else []
+        for extra in (self.mlp_plan(results_dir, refresh), self.attentive_plan(results_dir, refresh)):
+            jobs += list(extra.jobs()) if extra is not None else []
         if self.part is None:
             return jobs
         k, n = self.part
@@ -264,6 +289,7 @@ class CurationExperiment:
             layers=list(self.layers),
             probes=list(self.probes),
             mlp_tasks=list(self.mlp_tasks),
+            attentive_tasks=list(self.attentive_tasks or ()),
             precision=self.precision,
         )
 
@@ -328,7 +354,7 @@ def run_curation(
         tasks=list(experiment.tasks),
         attributes=list(experiment.attributes or ()),
         seeds=list(experiment.seed_range()),
-        layers=list(experiment.layers),
+        layers=experiment.record_layers(),
         rows=[_summary(r, labels) for r in ordered],
         preregistration=PREREGISTRATION_VERSION,
         primary=primary,

@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # 1: the five contrasts below, margin 0.03, alpha 0.05 (2026-12-07, before the first `make experiment`).
-PREREGISTRATION_VERSION = 1
+# 2: a second family, LAYERS_FAMILY: the attentive probe over every token against the linear probe at the embedding
+# and at the mean of the tokens (2026-12-07, written before the first run with the attentive probe).
+PREREGISTRATION_VERSION = 2
 ALPHA = 0.05
 # A difference in balanced accuracy smaller than 3 points is too small for any of the essay's claims to rest on:
 # the margin of every equivalence test. Declared with the plan, from the claims, not from any result.
@@ -89,3 +91,41 @@ PRIMARY: tuple[Contrast, ...] = (
         Side("salient"),
     ),
 )
+
+
+# The probe that reads every token, and the layer it reads (clipprobe.probes.attentive).
+ATTENTIVE = Side("", "all-tokens", "attentive")
+
+
+def _layer_contrasts(policy: str, task: str, what: str) -> tuple[Contrast, ...]:
+    every = Side(policy, ATTENTIVE.layer, ATTENTIVE.probe)
+    return (
+        Contrast(
+            f"layers · {what}: {policy} attentive (all tokens) - {policy} embedding",
+            f"If the {what} is lost only where the tower pools and projects, a probe that reads every token of the "
+            f"{policy} model finds more of it than the linear probe of its embedding.",
+            task,
+            every,
+            Side(policy),
+        ),
+        Contrast(
+            f"layers · {what}: {policy} attentive (all tokens) - {policy} tokens (mean)",
+            f"If the {what} lives in a few positions, attention over the tokens finds more of it than a linear probe "
+            "of their mean.",
+            task,
+            every,
+            Side(policy, "tokens", "linear"),
+        ),
+    )
+
+
+# The layer question as a family of its own, Holm within it: for the salient and the descriptive model, on the
+# light and on the pedestrian's side, every token read by attention against the embedding and the tokens' mean.
+LAYERS_FAMILY: tuple[Contrast, ...] = tuple(
+    contrast
+    for policy in ("salient", "descriptive")
+    for task, what in (("traffic-light", "light"), ("pedestrian-side", "pedestrian's side"))
+    for contrast in _layer_contrasts(policy, task, what)
+)
+# Every pre-registered family by name: each is corrected for its own number of contrasts.
+FAMILIES: dict[str, tuple[Contrast, ...]] = {"primary": PRIMARY, "layers": LAYERS_FAMILY}

@@ -3,7 +3,7 @@ paired comparisons), written under <results>/experiments/ and rendered by `clipp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..core.kinds import RowKind
 from ..results import Provenance, RunInfo
@@ -118,6 +118,8 @@ class Design:
     probes: list[str]
     mlp_tasks: list[str]
     precision: str
+    # Tasks also read by the attentive probe over every token (records made before it ran have none).
+    attentive_tasks: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from ..report.html import img as _img
 from ..report.markdown import table_line
 from ..report.plots import DPI, plain, png_bytes, short
 from ..report.terminal import fitted_tables
+from .contrasts import EXPLORATORY
 from .records import EXPERIMENT_KIND, EXPERIMENT_SCHEMA_VERSION, Contrast, ExperimentRecord, ExperimentRow
 
 EXPERIMENT_CAPTION = (
@@ -119,10 +120,10 @@ def _seeds(c: Contrast) -> str:
 def contrast_cells(c: Contrast) -> list[str]:
     interval = "-" if c.interval is None else f"[{c.interval[0]:+.3f}, {c.interval[1]:+.3f}]"
     last = _p(c.equivalence) + (f" (±{c.margin:g})" if c.margin is not None and c.equivalence is not None else "")
-    middle = last if c.family == "primary" else _p(c.p)
+    middle = last if c.family != EXPLORATORY else _p(c.p)
     adjusted = _p(c.adjusted)
     cells = [c.name, f"{c.estimate:+.3f}", interval, _seeds(c)]
-    return cells + ([adjusted, middle] if c.family == "primary" else [middle, adjusted]) + [c.verdict]
+    return cells + ([adjusted, middle] if c.family != EXPLORATORY else [middle, adjusted]) + [c.verdict]
 
 
 def primary_grid(record: ExperimentRecord) -> list[list[str]]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.defaults import PRECISION
+from ..core.defaults import ALL_TOKENS, PRECISION
 from ..core.errors import UsageError, did_you_mean
 from .devices import AUTO, resolve_device
 
 # Which features of the image tower are read (see `layer_forward`); "embedding" is what CLIP users get.
-LAYERS = ("embedding", "pre-projection", "tokens", "grid")
+LAYERS = ("embedding", "pre-projection", "tokens", "grid", ALL_TOKENS)
 
 
 DEFAULT_LAYER = "embedding"
@@ -28,7 +28,8 @@ class ExtractorConfig:
     # One of clipprobe.features.precision.PRECISION_CHOICES: fp32 (the default here), bf16, fp16, amp, amp_bf16, or
     # auto, which `resolve_precision` turns into bf16 or fp32 for this device and model before anything is keyed.
     precision: str = PRECISION
-    # One of LAYERS: embedding (the projected embedding), pre-projection, tokens or grid (see `layer_forward`).
+    # One of LAYERS: embedding (the projected embedding), pre-projection, tokens, grid or all-tokens (see
+    # `layer_forward`).
     layer: str = DEFAULT_LAYER
     # A torch device, or "auto" (CUDA, then MPS, then the CPU), resolved when the config is made: records say which.
     device: str = "auto"

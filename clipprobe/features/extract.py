@@ -66,6 +66,7 @@ def entry_meta(extractor: Extractor, config: ExtractorConfig, data: str) -> dict
         "data": data,
         "preprocess": extractor.preprocess_cfg(),
         "config": asdict(config),
+        "token_width": extractor.token_width(),
     }
 
 
@@ -207,6 +208,7 @@ def _feature_set(cache, keys, splits, computed, extractor) -> FeatureSet:
     arrays = {split: cache.load(keys[split]) for split in splits}
     stored = cache.meta(keys[splits[0]])
     meta = {k: stored[k] for k in ("identity", "representation", "model", "pretrained", "data", "preprocess", "config")}
+    meta["token_width"] = stored.get("token_width")  # entries stored before it was kept: not the all-tokens layer
     # How rows are named comes from this code, not from the entry: the key holds everything that decides the
     # numbers, and an entry stored under an older naming (or reached through another path) keeps its features.
     meta.update(extractor.describe())

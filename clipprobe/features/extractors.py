@@ -17,7 +17,7 @@ from .config import DEFAULT_LAYER, LAYERS, ExtractorConfig, check_choice
 from .decode import Uint8Preprocess
 from .devices import check_device
 from .geometry import RESIZE_MODES, check_resize, tensor_transform
-from .layers import layer_forward, layer_identity
+from .layers import layer_forward, layer_identity, token_width
 from .loading import fits_input_cache, forward_threads, input_batches, keep_inputs, kept_inputs, loader_workers
 from .naming import representation_name, weights_names
 from .precision import PRECISION_CHOICES, with_autocast, with_channels_last
@@ -31,6 +31,9 @@ class Extractor(Protocol):
     def describe(self) -> dict[str, str]: ...
 
     def preprocess_cfg(self) -> dict[str, Any]: ...
+
+    def token_width(self) -> int | None:
+        """Numbers per position when the features are every token (the all-tokens layer); None otherwise."""
 
     def encode(self, split: datasets.Dataset, description: str, image_column: str = "image") -> np.ndarray: ...
 
@@ -241,6 +244,10 @@ class OpenClipExtractor(BatchExtractor):
         model, _ = self._load()
         return jsonable(open_clip.get_model_preprocess_cfg(model))
 
+    def token_width(self) -> int | None:
+        model, _ = self._load()
+        return token_width(model, self.config.layer)
+
     def pipeline(self):
         import open_clip
 
@@ -277,6 +284,9 @@ class PixelsExtractor(BatchExtractor):
         # Raw pixels have one layer and one precision (no "precision" here): only an orbit and a resize make another row.
         row = representation_name(f"pixels/{self.SIZE}px", orbit=self.config.orbit, resize=self.config.resize)
         return {"representation": row, "model": "pixels", "pretrained": "none"}
+
+    def token_width(self) -> int | None:
+        return None  # raw pixels have one layer, no tokens
 
     def preprocess_cfg(self) -> dict[str, Any]:
         mode = RESIZE_MODES[self.config.resize or GEOMETRY]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.errors import UsageError
-from .config import DEFAULT_LAYER, GRID_CELLS
+from .config import ALL_TOKENS, DEFAULT_LAYER, GRID_CELLS
 
 
 def layer_identity(layer: str) -> str:
@@ -24,6 +24,8 @@ def layer_forward(model, layer: str, model_name: str):
       grid            those patch tokens average-pooled to GRID_CELLS (2 x 2) cells, adaptively (cells
                       overlap by one patch when h or w is odd), concatenated cell by cell, row-major from the
                       top left: 4 * W numbers that keep where things are.
+      all-tokens      every one of those h*w patch tokens, position by position (row-major from the top
+                      left), each W numbers: h*w*W numbers, what an attentive probe reads (`token_width` says W).
     open_clip ResNet towers (ModifiedResNet), whose final feature map (layer4) has C = 32 * width channels:
       embedding       model.encode_image: the attention pool's output (embed_dim numbers).
       pre-projection  the attention pool's output before its output projection c_proj (C numbers), so that
@@ -32,6 +34,7 @@ def layer_forward(model, layer: str, model_name: str):
                       final norm, the map is the last block's ReLU output). It is also the query the
                       attention pool starts from, before the positional embedding.
       grid            the final feature map average-pooled to 2 x 2 cells, as for the ViT: 4 * C numbers.
+      all-tokens      every position of the final feature map, row-major: h*w*C numbers.
     Any other image tower (a timm tower, ...) has only `embedding`; other layers raise a UsageError.
     The pre-projection layer drops the tower's projection in place (open_clip's `prune_intermediate_layers`
     for the ViT, an identity c_proj for the ResNet): the model must be one built for this extractor."""
@@ -75,7 +78,22 @@ def layer_forward(model, layer: str, model_name: str):
         )
     if layer == "tokens":
         return lambda images: final_map(images).mean(dim=(2, 3))
+    if layer == ALL_TOKENS:  # (n, W, h, w) -> (n, h*w, W) -> one row of h*w*W numbers per image
+        return lambda images: final_map(images).flatten(2).transpose(1, 2).flatten(1)
     return lambda images: _grid(final_map(images))
+
+
+def token_width(model, layer: str) -> int | None:
+    """The numbers per position of the all-tokens layer of `model`'s image tower (a ViT's width, a ResNet's
+    final channels); None for any other layer."""
+    if layer != ALL_TOKENS:
+        return None
+    from open_clip.modified_resnet import ModifiedResNet
+
+    visual = model.visual
+    if isinstance(visual, ModifiedResNet):
+        return int(visual.attnpool.k_proj.in_features)
+    return int(visual.transformer.width)
 
 
 def _pooled(output):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.errors import RunError
 from ..core.kinds import RowKind
 from ..data.task import PROBE_SPLITS, Task
 from ..features.cache import FeatureCache
@@ -123,6 +124,11 @@ class ProbeJob(Job):
         data = task.source.load()
         # Features cover every row of the source; the task keeps its own rows (e.g. scenes with a light).
         inputs = {split: np.asarray(array)[task.rows(data[split])] for split, array in features.arrays.items()}
+        if self.probe.layer is not None:  # every token: (n, positions * width) -> (n, positions, width)
+            width = features.meta["token_width"]
+            if not width:
+                raise RunError(f"Features of {config.model} at layer {config.layer} do not say their token width")
+            inputs = {split: x.reshape(len(x), -1, int(width)) for split, x in inputs.items()}
         labels = {split: task.labels(data[split]) for split in ("train", "validation")}
         outcome = run_probe(self.probe, inputs, labels, task.classes, self.chosen_grid, config.seed, self.shots)
         sizes = {split: len(x) for split, x in inputs.items()}

@@ -39,6 +39,9 @@ class Probe:
     parameter: str
     grid: tuple[float, ...]
     fit: Callable[..., Any]
+    # The layer it reads whatever the run's (clipprobe.features.config.LAYERS): the attentive probe reads
+    # `all-tokens`, and its fit gets (n, positions, width) arrays. None: the run's layer, (n, d) arrays.
+    layer: str | None = None
 
 
 @dataclass(frozen=True)

@@ -145,17 +145,22 @@ def best_point(curve: list[dict[str, Any]]) -> int:
 
 
 def pick(
-    parameter: str, grid: list[float], curve: list[dict[str, Any]], models: list[Any], scaler: StandardScaler
+    parameter: str,
+    grid: list[float],
+    curve: list[dict[str, Any]],
+    models: list[Any],
+    scaler: StandardScaler | None,
 ) -> ProbeFit:
     """The choice from a validation curve in `grid`'s order (its models beside it): the best, ties to the earlier
-    value; at the grid's edge when it is `grid`'s first or last value."""
+    value; at the grid's edge when it is `grid`'s first or last value. The model is `scaler` then the chosen fit; without a
+    `scaler` (a model that prepares its own input: k-NN, the attentive probe) the chosen fit alone."""
     best = best_point(curve)
     chosen = curve[best][parameter]
     return ProbeFit(
         parameter=parameter,
         chosen=chosen,
         curve=curve,
-        model=make_pipeline(scaler, models[best]),
+        model=make_pipeline(scaler, models[best]) if scaler is not None else models[best],
         at_grid_edge=len(grid) > 1 and chosen in (grid[0], grid[-1]),
         converged=all(point.get("converged", True) for point in curve),
         grid=sorted(grid),
