@@ -118,12 +118,16 @@ def page(data: dict[str, Any]) -> str:
     )
 
 
-def conclusions(data: dict[str, Any], where: str = "in [results.md](results.md)") -> str:
+def conclusions(
+    data: dict[str, Any], where: str = "in [results.md](results.md)", families: tuple[str, ...] | None = None
+) -> str:
     """What the run may conclude, one line per pre-registered contrast (estimate, seed-level interval, Holm-adjusted
-    p, verdict), then the exploratory leads (q < 0.05), labelled so."""
+    p, verdict), then the exploratory leads (q < 0.05), labelled so. With `families`, the contrasts of those
+    families only, and a line that counts the others' verdicts and says where they are."""
     lines = []
     for _, record in experiments(data):
-        for c in record.primary:
+        shown = [c for c in record.primary if families is None or c.family in families]
+        for c in shown:
             interval = (
                 "no interval (one seed)" if c.interval is None else f"[{c.interval[0]:+.3f}, {c.interval[1]:+.3f}]"
             )
@@ -131,6 +135,14 @@ def conclusions(data: dict[str, Any], where: str = "in [results.md](results.md)"
             lines.append(
                 f"- **{c.name}** ({c.task}): {c.estimate:+.3f} {interval}, Holm-adjusted p {p}: **{c.verdict}**. "
                 f"Claim tested: {c.claim}"
+            )
+        others = [c for c in record.primary if c not in shown]
+        if others:
+            done = sum(c.verdict == "resolved" for c in others)
+            names = ", ".join(dict.fromkeys(c.family for c in others))
+            lines.append(
+                f"- Family {names} (pre-registered, Holm within it): {done} of {len(others)} contrasts resolved, "
+                f"each in [docs/curation.md](docs/curation.md#the-results)."
             )
         leads = [c for c in record.exploratory if c.adjusted is not None and c.adjusted < 0.05]
         lines += [
@@ -174,7 +186,11 @@ def with_conclusions(text: str, data: dict[str, Any], where: str = "in [results.
 
 
 def readme_page(text: str, data: dict[str, Any]) -> str:
-    text = with_conclusions(with_excerpt(text, excerpt(data)), data, "in [docs/results.md](docs/results.md)")
+    """The README's generated parts: the excerpt, the primary family's contrasts (the others counted, on the
+    curation page in full: the README stays a short page), the run's time."""
+    text = with_excerpt(text, excerpt(data))
+    lines = conclusions(data, "in [docs/results.md](docs/results.md)", ("primary",)).rstrip("\n")
+    text = with_excerpt(text, lines, CONCLUSIONS, "README.md")
     return with_excerpt(text, timing(data), TIMING, "README.md")
 
 
