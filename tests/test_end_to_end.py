@@ -77,6 +77,8 @@ def test_curation_experiment_from_the_command_line_then_again_from_the_cache(def
         "1",
         "--mlp-tasks",
         "none",
+        "--attentive-tasks",
+        "none",
     ]
     # The salient model is the default weights, trained by the test above when it ran first; otherwise here.
     result = runner.invoke(app, args)
