@@ -10,6 +10,7 @@ compute -> record. `extract`, `extract_shard` and `merge` fill the feature cache
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -273,7 +274,8 @@ class RunPlan:
                     config = model.configs[index]
                     for layer in self._layers(config):
                         at_layer = concrete(task, dataclasses.replace(config, layer=layer))
-                        yield from self._probe_jobs(task, at_layer, RowKind.PROBE, Origin(number, seed, layer))
+                        own = functools.partial(_at, concrete, task, config)
+                        yield from self._probe_jobs(task, at_layer, RowKind.PROBE, Origin(number, seed, layer), own)
                     for baseline, option in self.baselines:
                         if not baseline.uses_model and number > 0:
                             continue  # the same row for every model: run with the first
@@ -287,16 +289,22 @@ class RunPlan:
         return self.layers if self.layers is not None else (config.layer,)
 
     def _probe_jobs(
-        self, task: Task, config: ExtractorConfig, kind: RowKind, origin: Origin, layered: bool = True
+        self,
+        task: Task,
+        config: ExtractorConfig,
+        kind: RowKind,
+        origin: Origin,
+        own: Callable[[str], ExtractorConfig] | None,
     ) -> Iterator[Job]:
-        """Each probe's jobs on `config`'s features; a probe that reads a layer of its own (every token) reads it
-        there, and only on features that have layers (`layered`: not raw pixels)."""
+        """Each probe's jobs on `config`'s features. A probe that reads a layer of its own (every token) reads it
+        at `own(layer)`, the config there with its precision resolved for that layer (`auto`'s check is per
+        layer); on features without layers (`own` None: raw pixels) it does not run."""
         for probe in self.probes:
-            if probe.layer is not None and not layered:
+            if probe.layer is not None and own is None:
                 continue
             at, where = config, origin
-            if probe.layer is not None:
-                at = dataclasses.replace(config, layer=probe.layer)
+            if probe.layer is not None and own is not None:
+                at = own(probe.layer)
                 where = dataclasses.replace(origin, layer=probe.layer)
             for k in (None, *self.shots):
                 yield ProbeJob(task, at, probe, where, kind=kind, shots=k, cache=self.cache)
@@ -318,7 +326,8 @@ class RunPlan:
                 at_layer = dataclasses.replace(config, layer=layer) if layer is not None else config
                 controlled = concrete(task, baseline.configure(at_layer))
                 origin = Origin(model, seed, layer, baseline.name, option)
-                yield from self._probe_jobs(task, controlled, RowKind.CONTROL, origin, baseline.layered)
+                own = functools.partial(_at, concrete, task, baseline.configure(config)) if baseline.layered else None
+                yield from self._probe_jobs(task, controlled, RowKind.CONTROL, origin, own)
         elif isinstance(baseline, LabelBaseline):
             origin = Origin(None, seed, None, baseline.name, option)
             yield TrainedJob(task, baseline, seed, origin, option, self.budget, config.resize)
@@ -328,6 +337,13 @@ class RunPlan:
             yield ZeroShotJob(task, at_embedding, baseline, origin, option, cache=self.cache)
         else:  # a registration that is none of the three kinds: a programming error, named
             raise TypeError(f"Baseline '{baseline.name}' is not a ProbeControl, LabelBaseline or PromptBaseline")
+
+
+def _at(
+    concrete: Callable[[Task, ExtractorConfig], ExtractorConfig], task: Task, config: ExtractorConfig, layer: str
+) -> ExtractorConfig:
+    """`config` (its precision as the user gave it) at `layer`, made concrete there."""
+    return concrete(task, dataclasses.replace(config, layer=layer))
 
 
 def run_job(job: Job, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> Outcome:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from clipprobe import runner
 from clipprobe.cli import app
 from clipprobe.features.config import ExtractorConfig
+from clipprobe.jobs.probe import ProbeJob
 from clipprobe.probes import knn
 from clipprobe.probes.attentive import fit_attentive_probe
 from clipprobe.probes.knn import KNNModel, fit_knn_probe, normalise
@@ -116,3 +117,28 @@ def test_probe_runs_linear_knn_and_attentive_side_by_side(tiny_model, tiny_tasks
         ("tiny-clip/random", "knn-probe"),
         ("tiny-clip/random [all-tokens]", "attentive-probe"),
     ]
+
+
+def test_auto_precision_is_resolved_at_the_layer_a_probe_reads(tiny_model, tiny_tasks, monkeypatch):
+    """`auto` checks bf16 against fp32 per layer: the attentive probe's config is resolved at all-tokens, for the
+    model and for random weights, not copied from the embedding's."""
+    import dataclasses
+
+    seen = []
+
+    def resolve(config, task):
+        seen.append((config.pretrained, config.layer))
+        return dataclasses.replace(config, precision="fp32", precision_reason="test")
+
+    monkeypatch.setattr(runner, "resolve_precision", resolve)
+    plan = runner.RunPlan.build(
+        "tiny-light",
+        ExtractorConfig(model=tiny_model, pretrained="random", precision="auto"),
+        probes="linear,attentive",
+        baselines="random,pixels",
+    )
+    probes = [job for job in plan.jobs() if isinstance(job, ProbeJob)]
+    assert ("random", "all-tokens") in seen and ("random", "embedding") in seen
+    assert all(job.config.precision == "fp32" for job in probes)
+    # Raw pixels have no tokens: no attentive job on them (the model's and random weights' only).
+    assert [job.config.layer for job in probes if job.probe.name == "attentive"] == ["all-tokens", "all-tokens"]
