@@ -201,7 +201,6 @@ def task_answers(results: Sequence[Result], task: str) -> list[Answer]:
     y = _labels(rows)
     k = len(under_test[0].records[0].classes)
     answers: list[Answer] = []
-    pending: list[tuple[int, list[tuple[str, str, SeedEstimate, float, list[int], str]]]] = []
     for row in under_test:
         if y is None or not _comparable(row, y):
             score = float(np.mean([r.metrics.balanced_accuracy for r in row.records if r.metrics is not None]))
@@ -215,42 +214,43 @@ def task_answers(results: Sequence[Result], task: str) -> list[Answer]:
             (other for other in rows if other.kind is RowKind.TRAINED or _same_reading(other, row)),
             key=lambda other: (other.kind is not RowKind.TRAINED, other.name),
         )
-        found = []
-        for reference in [*(r for r in references if _comparable(r, y)), None]:
-            estimate, score = _estimate(row, reference, y, k)
-            seeds = [len(row.records), len(reference.records) if reference is not None else 0]
-            unit = "seeds and test images" if max(seeds) > 1 else "test images"
-            name, kind = (reference.name, reference.kind.value) if reference is not None else (CHANCE, CHANCE)
-            found.append((name, kind, estimate, score, seeds, unit))
+        comparisons = [_compare(row, r, y, k) for r in [*(r for r in references if _comparable(r, y)), None]]
         score = float(np.mean(row.scores(y, k)))
-        answers.append(Answer(task, row.representation, row.method, score, len(row.records), [], None, row.precision))
-        pending.append((len(answers) - 1, found))
-    adjusted = holm([e.p for _, found in pending for _, _, e, _, _, _ in found])
-    position = 0
-    for index, found in pending:
-        comparisons = []
-        for name, kind, estimate, score, seeds, unit in found:
-            p_holm = adjusted[position]
-            position += 1
-            resolved = p_holm is not None and p_holm < ALPHA
-            verdict = ("above" if estimate.estimate > 0 else "below") if resolved else "not resolved"
-            comparisons.append(
-                Comparison(
-                    reference=name,
-                    kind=kind,
-                    reference_score=score,
-                    difference=estimate.estimate,
-                    interval=list(estimate.interval) if estimate.interval is not None else None,
-                    p=estimate.p,
-                    p_holm=p_holm,
-                    verdict=verdict,
-                    seeds=seeds,
-                    unit=unit,
-                )
-            )
-        old = answers[index]
-        answers[index] = dataclasses.replace(old, comparisons=comparisons)
-    return answers
+        answers.append(
+            Answer(task, row.representation, row.method, score, len(row.records), comparisons, None, row.precision)
+        )
+    # One family per task: every answer's comparisons, Holm-adjusted together, then their verdicts.
+    adjusted = iter(holm([c.p for answer in answers for c in answer.comparisons]))
+    return [
+        dataclasses.replace(answer, comparisons=[_verdict(c, next(adjusted)) for c in answer.comparisons])
+        for answer in answers
+    ]
+
+
+def _compare(row: _Row, reference: _Row | None, y: np.ndarray, k: int) -> Comparison:
+    """Row minus `reference` (None: chance), before the family's correction (no verdict yet)."""
+    estimate, score = _estimate(row, reference, y, k)
+    seeds = [len(row.records), len(reference.records) if reference is not None else 0]
+    name, kind = (reference.name, reference.kind.value) if reference is not None else (CHANCE, CHANCE)
+    return Comparison(
+        reference=name,
+        kind=kind,
+        reference_score=score,
+        difference=estimate.estimate,
+        interval=list(estimate.interval) if estimate.interval is not None else None,
+        p=estimate.p,
+        p_holm=None,
+        verdict="not resolved",
+        seeds=seeds,
+        unit="seeds and test images" if max(seeds) > 1 else "test images",
+    )
+
+
+def _verdict(comparison: Comparison, p_holm: float | None) -> Comparison:
+    """The comparison with its Holm-adjusted p-value and what may be said: above, below or not resolved."""
+    resolved = p_holm is not None and p_holm < ALPHA
+    verdict = ("above" if comparison.difference > 0 else "below") if resolved else "not resolved"
+    return dataclasses.replace(comparison, p_holm=p_holm, verdict=verdict)
 
 
 def answers(results: Sequence[Result], tasks: Sequence[str]) -> dict[str, list[Answer]]:
