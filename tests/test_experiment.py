@@ -14,6 +14,7 @@ import clipprobe.dashcam.pretrain as pretrain
 import clipprobe.features.extractors as extractors
 from clipprobe.cli.app import app
 from clipprobe.cli.dashcam import _expand_policies
+from clipprobe.core.errors import UsageError
 from clipprobe.core.kinds import RowKind
 from clipprobe.core.records import to_json
 from clipprobe.dashcam.captions import descriptive_fraction
@@ -21,6 +22,7 @@ from clipprobe.dashcam.experiment import CurationExperiment, run_curation
 from clipprobe.dashcam.pretrain import PretrainConfig
 from clipprobe.dashcam.world import WorldConfig
 from clipprobe.jobs.probe import ProbeJob
+from clipprobe.jobs.zeroshot import ZeroShotJob
 from clipprobe.report.build import build_report
 from clipprobe.results import VOLATILE_FIELD, read_results
 
@@ -43,6 +45,7 @@ def tiny_experiment(tiny_model):
         probes=("linear",),
         mlp_tasks=(),
         attentive_tasks=(),
+        suite_tasks=(),
         seeds=1,
     )
 
@@ -175,13 +178,20 @@ def test_policy_list_shorthand_continues_the_family():
         (
             ["--tasks", "traffic-light-crops"],
             "Error: Task 'traffic-light-crops' is not over the dashcam world. Available: "
-            "traffic-light, pedestrian, pedestrian-side, car-colour, clouds, time-of-day\n",
+            "traffic-light, pedestrian, pedestrian-side, pedestrian-action, pedestrian-count, car-colour, car-facing, "
+            "car-distance, lane-markings, speed-limit, clouds, time-of-day\n",
         ),
         (
             ["--baselines", "cnn,gan"],
             "Error: Unknown baseline 'gan'. Available: cnn, orbit-cnn, pixels, random, zero-shot\n",
         ),
         (["--part", "2/2"], "Error: --part K/N needs 0 <= K < N, got 2/2\n"),
+        (
+            ["--suite-tasks", "traffic-light-crops"],
+            "Error: Task 'traffic-light-crops' is not over the dashcam world. Available: "
+            "traffic-light, pedestrian, pedestrian-side, pedestrian-action, pedestrian-count, car-colour, car-facing, "
+            "car-distance, lane-markings, speed-limit, clouds, time-of-day\n",
+        ),
         (["--part", "one"], "Error: --part expects K/N with whole numbers, e.g. 0/4; got 'one'\n"),
         (
             ["--tasks", "pedestrian", "--mlp-tasks", "clouds"],
@@ -189,7 +199,9 @@ def test_policy_list_shorthand_continues_the_family():
         ),
         (
             ["--attributes", "weather"],
-            "Error: Unknown counterfactual attribute 'weather'. Available: car-colour, pedestrian, time-of-day, traffic-light\n",
+            "Error: Unknown counterfactual attribute 'weather'. Available: car-colour, car-distance, car-facing, "
+            "lane-markings, pedestrian, pedestrian-action, pedestrian-count, pedestrian-side, speed-limit, time-of-day, "
+            "traffic-light\n",
         ),
     ],
 )
@@ -260,3 +272,34 @@ def test_the_parts_of_an_experiment_share_out_its_jobs(tiny_experiment):
     # The trained baselines at their own two seeds only; random weights at every pretraining seed.
     assert {d[2].seed for d in everything if d[0] == "TrainedJob"} == {0, 1}
     assert {d[2].seed for d in everything if d[2].baseline == "random"} == {0, 1, 2}
+
+
+def test_the_suite_tasks_are_read_at_the_embedding_beside_the_cnn_random_weights_and_zero_shot(tiny_experiment):
+    experiment = dataclasses.replace(
+        tiny_experiment,
+        tasks=("traffic-light",),
+        suite_tasks=("car-facing", "traffic-light"),
+        baselines="cnn,orbit-cnn:hflip,pixels,random",
+        layers=("embedding", "tokens"),
+    )
+    assert experiment.suite() == ("car-facing",)  # a task probed in full is not read again
+    assert experiment.all_tasks() == ("traffic-light", "car-facing")
+    suite = [job for job in experiment.jobs() if job.task.label == "car_facing"]
+    kinds = {
+        (job.kind, job.origin.baseline, job.config.layer if isinstance(job, (ProbeJob, ZeroShotJob)) else None)
+        for job in suite
+    }
+    assert {baseline for _, baseline, _ in kinds} == {None, "cnn", "random", "zero-shot"}
+    assert {layer for _, _, layer in kinds} <= {"embedding", None}
+    assert experiment.describe().suite_tasks == ["car-facing"]
+
+
+def test_the_attentive_probe_reads_the_layer_familys_policies_and_random_weights(tiny_experiment):
+    experiment = dataclasses.replace(tiny_experiment, attentive_tasks=("traffic-light",))
+    assert experiment.reading_policies() == ("salient", "descriptive")
+    attentive = [job for job in experiment.jobs() if isinstance(job, ProbeJob) and job.probe.name == "attentive"]
+    names = experiment.model_names()
+    read = {names[job.origin.model][1] if job.origin.baseline is None else job.origin.baseline for job in attentive}
+    assert read == {"salient", "descriptive", "random"}
+    with pytest.raises(UsageError, match=r"^--attentive-policies: 'poetic' is not one of the experiment's policies"):
+        dataclasses.replace(tiny_experiment, attentive_policies=("poetic",)).check()

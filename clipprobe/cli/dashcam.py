@@ -183,6 +183,24 @@ def curation(
             show_default=False,
         ),
     ] = None,
+    attentive_policies: Annotated[
+        Optional[str],
+        typer.Option(
+            "--attentive-policies",
+            help="Policies whose models the attentive probe reads, comma-separated (random weights always). "
+            "Default: salient and descriptive, those of them the experiment has (the pre-registered layer family).",
+            show_default=False,
+        ),
+    ] = None,
+    suite_tasks: Annotated[
+        Optional[str],
+        typer.Option(
+            "--suite-tasks",
+            help="Tasks of the blind-pattern suite read at the embedding only (linear probe, CNN, random weights, "
+            "zero-shot), comma-separated ('none': none). Default: every suite task not in --tasks.",
+            show_default=False,
+        ),
+    ] = None,
     probes: Annotated[
         str,
         typer.Option(
@@ -250,6 +268,8 @@ def curation(
         layers=tuple(_split(layers)),
         mlp_tasks=tuple(t for t in _split(mlp_tasks) if t != "none"),
         attentive_tasks=None if attentive_tasks is None else tuple(t for t in _split(attentive_tasks) if t != "none"),
+        attentive_policies=None if attentive_policies is None else tuple(_split(attentive_policies)),
+        suite_tasks=None if suite_tasks is None else tuple(t for t in _split(suite_tasks) if t != "none"),
         probes=tuple(_split(probes)),
         part=_part(part),
     )

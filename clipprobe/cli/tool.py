@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 @command
 def tasks():
-    """List the tasks with their classes, split sizes and class counts.
+    """List the tasks with the visual pattern each tests, their classes, split sizes and class counts.
 
     Example:
         clipprobe tasks
@@ -63,14 +63,14 @@ def tasks():
     library(tasks_only=True)  # answers from metadata, without torch
 
     table = Table(title="clipprobe tasks")
-    for column in ("Task", "Classes", "train", "validation", "test", "Test class counts", "Description"):
+    for column in ("Task", "Pattern", "Classes", "train", "validation", "test", "Test class counts", "Description"):
         table.add_column(column)
     pending = False
     for name in list_tasks():
         try:
             info = overview(get_task(name))
         except ClipProbeError as exc:  # e.g. a task whose data package is missing: still list the others
-            table.add_row(name, "-", "-", "-", "-", "-", f"unavailable: {exc}")
+            table.add_row(name, "-", "-", "-", "-", "-", "-", f"unavailable: {exc}")
             continue
         if info["class_counts"] is None:
             pending = True
@@ -80,6 +80,7 @@ def tasks():
         bound = "" if info["exact"] else "≤ "
         table.add_row(
             name,
+            info["pattern"] or "",
             ", ".join(info["classes"]),
             *(f"{bound}{info['splits'][s]}" for s in ("train", "validation", "test")),
             counts,

@@ -34,38 +34,110 @@ SALIENT_TEMPLATES = (
     "{car} car in traffic",
 )
 
-# Phrases per attribute value for descriptive captions; one is picked at random per image.
-PHRASES: dict[str, Callable[[Scene], tuple[str, ...]]] = {
-    "car_colour": lambda s: (
-        f"a {s.car_colour} car in front",
-        f"behind a {s.car_colour} car",
-        f"the car ahead is {s.car_colour}",
-    ),
-    "light_state": lambda s: (
-        (f"the traffic light is {s.light_state}", f"a {s.light_state} light ahead", f"{s.light_state} traffic light")
-        if s.light == "present"
-        else ("no traffic light", "no lights in view")
-    ),
-    "pedestrian": lambda s: (
-        (
-            f"a pedestrian {'crossing' if s.pedestrian_action == 'crossing' else 'standing'} on the {s.pedestrian_side}",
-            f"someone {'about to cross' if s.pedestrian_action == 'crossing' else 'on the pavement'} on the {s.pedestrian_side}",
-        )
-        if s.pedestrian == "present"
-        else ("no pedestrians", "nobody on the pavement")
-    ),
-    "clouds": lambda s: {
-        "none": ("clear sky", "no clouds"),
-        "some": ("a few clouds", "some clouds"),
-        "overcast": ("overcast sky", "grey and cloudy"),
-    }[s.clouds],
-    "time_of_day": lambda s: {
-        "day": ("in the daytime", "during the day"),
-        "dusk": ("at dusk", "at sunset"),
-        "night": ("at night", "after dark"),
-    }[s.time_of_day],
+# Descriptive captions: one part per thing in the scene, each part built from the attributes it names, in varied
+# wording; `leave_out` removes an attribute's words and nothing else (a part whose attributes are all left out goes).
+# Every attribute of the world except those a caption cannot see (the light's place, the second car) is named.
+CAPTIONED_ATTRIBUTES = (
+    "car_colour",
+    "car_facing",
+    "car_distance",
+    "light_state",
+    "pedestrian",
+    "pedestrian_count",
+    "pedestrian_side",
+    "pedestrian_action",
+    "lane_markings",
+    "speed_limit",
+    "clouds",
+    "time_of_day",
+)
+CAR_DISTANCE = {"near": ("close in front", "right ahead"), "far": ("far ahead", "a long way ahead")}
+CAR_FACING = {"away": ("driving away from us", "going our way"), "towards": ("coming towards us", "oncoming")}
+PEOPLE = {
+    "one": ("one pedestrian", "a single pedestrian"),
+    "two": ("two pedestrians",),
+    "three": ("three pedestrians",),
 }
-CAPTIONED_ATTRIBUTES = tuple(PHRASES)
+ACTION = {
+    "pavement": ("waiting on the pavement", "standing on the kerb"),
+    "crossing": ("crossing the road", "stepping into the road"),
+}
+LANES = {
+    "none": ("no lane markings", "an unmarked road"),
+    "dashed": ("a dashed centre line", "broken lane markings"),
+    "solid": ("a solid centre line", "an unbroken line down the middle"),
+}
+
+
+def _car(scene: Scene, rng: np.random.Generator, named: frozenset[str]) -> str | None:
+    if not named & {"car_colour", "car_facing", "car_distance"}:
+        return None
+    noun = f"a {scene.car_colour} car" if "car_colour" in named else "a car"
+    parts = [noun]
+    if "car_distance" in named:
+        parts.append(str(rng.choice(CAR_DISTANCE[scene.car_distance])))
+    if "car_facing" in named:
+        parts.append(str(rng.choice(CAR_FACING[scene.car_facing])))
+    return " ".join(parts)
+
+
+def _light(scene: Scene, rng: np.random.Generator, named: frozenset[str]) -> str | None:
+    if "light_state" not in named:
+        return None
+    s = scene.light_state
+    return str(
+        rng.choice(
+            (f"the traffic light is {s}", f"a {s} light ahead", f"{s} traffic light")
+            if scene.light == "present"
+            else ("no traffic light", "no lights in view")
+        )
+    )
+
+
+def _pedestrians(scene: Scene, rng: np.random.Generator, named: frozenset[str]) -> str | None:
+    """Any word about people says whether there are any, so leaving out `pedestrian` leaves out all of them."""
+    if "pedestrian" not in named:
+        return None
+    if scene.pedestrian == "absent":
+        return str(rng.choice(("no pedestrians", "nobody on the pavement")))
+    parts = [str(rng.choice(PEOPLE[scene.pedestrian_count])) if "pedestrian_count" in named else "someone"]
+    if "pedestrian_action" in named:
+        parts.append(str(rng.choice(ACTION[scene.pedestrian_action])))
+    if "pedestrian_side" in named:
+        parts.append(f"on the {scene.pedestrian_side}")
+    return " ".join(parts)
+
+
+def _simple(attribute: str, phrases: dict[str, tuple[str, ...]]):
+    def part(scene: Scene, rng: np.random.Generator, named: frozenset[str]) -> str | None:
+        return str(rng.choice(phrases[getattr(scene, attribute)])) if attribute in named else None
+
+    return part
+
+
+PARTS = (
+    _car,
+    _light,
+    _pedestrians,
+    _simple("lane_markings", LANES),
+    _simple("speed_limit", {v: (f"a {v} limit sign", f"speed limit {v}") for v in ("30", "50", "70")}),
+    _simple(
+        "clouds",
+        {
+            "none": ("clear sky", "no clouds"),
+            "some": ("a few clouds", "some clouds"),
+            "overcast": ("overcast sky", "grey and cloudy"),
+        },
+    ),
+    _simple(
+        "time_of_day",
+        {
+            "day": ("in the daytime", "during the day"),
+            "dusk": ("at dusk", "at sunset"),
+            "night": ("at night", "after dark"),
+        },
+    ),
+)
 
 
 def salient(scene: Scene, rng: np.random.Generator) -> str:
@@ -75,7 +147,8 @@ def salient(scene: Scene, rng: np.random.Generator) -> str:
 
 def describe(scene: Scene, rng: np.random.Generator, leave_out: frozenset[str] = frozenset()) -> str:
     """Every captioned attribute except `leave_out`, in varied wording and order."""
-    parts = [str(rng.choice(PHRASES[name](scene))) for name in CAPTIONED_ATTRIBUTES if name not in leave_out]
+    named = frozenset(CAPTIONED_ATTRIBUTES) - leave_out
+    parts = [text for part in PARTS if (text := part(scene, rng, named)) is not None]
     return ", ".join(parts[i] for i in rng.permutation(len(parts)))
 
 

@@ -45,7 +45,7 @@ from .records import (
     SensitivityCell,
 )
 from .sensitivity import measure_sensitivity
-from .tasks import WORLD_TASKS, DashcamWorld, with_world
+from .tasks import SUITE_TASKS, WORLD_TASKS, DashcamWorld, with_world
 from .world import WorldConfig
 
 # Salient captions (the essay's case), descriptive ones, a little of both, and descriptive captions that never name
@@ -68,9 +68,16 @@ DEFAULT_EXPERIMENT_LAYERS = ("embedding", "pre-projection", "tokens")
 # the same capacity); the MLP on the light's task at the embedding (absent, or present but not linear?).
 DEFAULT_EXPERIMENT_PROBES = ("linear", MATCHED_PROBE)
 DEFAULT_MLP_TASKS = ("traffic-light",)
-# Tasks on which every token is also read by the attentive probe (each model and random weights, every seed): the
-# light and the pedestrian's side, the tasks of the pre-registered layer family.
+# Tasks on which every token is also read by the attentive probe (random weights and the models of the policies
+# below, every seed): the light and the pedestrian's side, the tasks of the pre-registered layer family.
 DEFAULT_ATTENTIVE_TASKS = ("traffic-light", "pedestrian-side")
+# The policies whose models the attentive probe reads: those the layer family compares (the probe costs more than
+# every other row of the experiment together; other policies' attentive rows would be exploratory only).
+DEFAULT_ATTENTIVE_POLICIES = ("salient", "descriptive")
+# The blind-pattern suite's rows beside the experiment's tasks: each suite task the experiment does not probe in
+# full is read at the embedding by the linear probe (every model and random weights, every seed), beside the CNN
+# (its own seeds) and zero-shot: the rows of the blindness table and of the pre-registered pattern family.
+SUITE_BASELINES = ("cnn", "random")
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,11 @@ class CurationExperiment:
     # Tasks on which every model's tokens (and random weights') are also read by the attentive probe, every seed;
     # None: those of DEFAULT_ATTENTIVE_TASKS that the experiment has.
     attentive_tasks: tuple[str, ...] | None = None
+    # The policies whose models the attentive probe reads; None: those of DEFAULT_ATTENTIVE_POLICIES the experiment has.
+    attentive_policies: tuple[str, ...] | None = None
+    # Tasks of the blind-pattern suite (clipprobe.dashcam.tasks.SUITE_TASKS) read at the embedding only, beside the
+    # CNN, random weights and zero-shot; None: every suite task not among `tasks`; (): none.
+    suite_tasks: tuple[str, ...] | None = None
     # Run only part K of N of the work (K from 0): each pretraining seed's models, and each seed of the baselines,
     # go to one part; parts run as separate processes on shared storage (a Slurm array), and a last call without
     # `part` assembles the record from what they stored. None: everything.
@@ -123,8 +135,23 @@ class CurationExperiment:
         if self.attentive_tasks is None:
             object.__setattr__(self, "attentive_tasks", tuple(t for t in DEFAULT_ATTENTIVE_TASKS if t in self.tasks))
         object.__setattr__(self, "attentive_tasks", tuple(dict.fromkeys(self.attentive_tasks or ())))
+        for name in ("attentive_policies", "suite_tasks"):  # None stays None: resolved against the other fields
+            if (value := getattr(self, name)) is not None:
+                object.__setattr__(self, name, tuple(dict.fromkeys(value)))
         if self.attributes is None:
             object.__setattr__(self, "attributes", tuple(list_counterfactuals()))
+
+    def reading_policies(self) -> tuple[str, ...]:
+        """The policies whose models the attentive probe reads (by default those of the layer family it has)."""
+        if self.attentive_policies is None:
+            return tuple(p for p in DEFAULT_ATTENTIVE_POLICIES if p in self.policies)
+        return self.attentive_policies
+
+    def suite(self) -> tuple[str, ...]:
+        """The suite's tasks read at the embedding only: those asked for (by default every suite task) that the
+        experiment does not probe in full."""
+        asked = SUITE_TASKS if self.suite_tasks is None else self.suite_tasks
+        return tuple(t for t in asked if t not in self.tasks)
 
     def seed_range(self) -> range:
         return range(self.seed, self.seed + self.seeds)
@@ -145,7 +172,7 @@ class CurationExperiment:
             raise UsageError(f"--tasks needs at least one task. Available: {', '.join(WORLD_TASK_NAMES)}")
         for policy in self.policies:
             get_caption_policy(policy)
-        for task in self.tasks:
+        for task in self.all_tasks():
             if not isinstance(get_task(task).source, DashcamWorld):
                 raise UsageError(
                     f"Task '{task}' is not over the dashcam world. Available: {', '.join(WORLD_TASK_NAMES)}"
@@ -166,6 +193,11 @@ class CurationExperiment:
         ]:
             if task not in self.tasks:
                 raise UsageError(f"{flag}: '{task}' is not one of the experiment's tasks ({', '.join(self.tasks)})")
+        for policy in self.reading_policies():
+            if policy not in self.policies:
+                raise UsageError(
+                    f"--attentive-policies: '{policy}' is not one of the experiment's policies ({', '.join(self.policies)})"
+                )
         if self.part is not None and not 0 <= self.part[0] < self.part[1]:
             raise UsageError(f"--part K/N needs 0 <= K < N, got {self.part[0]}/{self.part[1]}")
         if self.baseline_seeds < 1:
@@ -198,13 +230,25 @@ class CurationExperiment:
             results_dir, refresh, self.attentive_tasks, ("attentive",), ("embedding",), random, zero_shot=False
         )
 
+    def suite_plan(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> RunPlan | None:
+        """The blind-pattern suite's plan: `suite_tasks` at the embedding, read by the linear probe (every model and
+        random weights, every seed), beside the CNN (its own seeds) and zero-shot, where the experiment has them."""
+        if not self.suite():
+            return None
+        chosen = [b.strip() for b in self.baselines.split(",") if b.strip().partition(":")[0] in SUITE_BASELINES]
+        return self._plan(results_dir, refresh, self.suite(), ("linear",), ("embedding",), ",".join(chosen) or "none")
+
+    def all_tasks(self) -> tuple[str, ...]:
+        """The record's tasks: the experiment's, then the suite's read at the embedding only."""
+        return (*self.tasks, *self.suite())
+
     def record_layers(self) -> list[str]:
         """The layers of the record's tables: the probed layers, then every token when the attentive probe ran."""
         return [*self.layers, *([ALL_TOKENS] if self.attentive_tasks and ALL_TOKENS not in self.layers else [])]
 
     def jobs(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> list[Job]:
         """Every job of the experiment (of its part, when it has one), in order: the main plan's, then the MLP's,
-        then the attentive probe's."""
+        the attentive probe's and the blind-pattern suite's."""
         # The matched probe reads a layer at the embedding's width: on the embedding itself it is the plain probe
         # again (the same C, the same score), so the embedding is read by the plain probe alone.
         jobs = [
@@ -212,8 +256,12 @@ class CurationExperiment:
             for job in self.plan(results_dir, refresh).jobs()
             if not (isinstance(job, ProbeJob) and job.probe.name == MATCHED_PROBE and job.origin.layer == "embedding")
         ]
-        for extra in (self.mlp_plan(results_dir, refresh), self.attentive_plan(results_dir, refresh)):
-            jobs += list(extra.jobs()) if extra is not None else []
+        jobs += list(mlp.jobs()) if (mlp := self.mlp_plan(results_dir, refresh)) is not None else []
+        if (attentive := self.attentive_plan(results_dir, refresh)) is not None:
+            # Random weights, and the models of the attentive policies (the plan's models are the policies' in order).
+            read = {index for index, policy in enumerate(self.policies) if policy in self.reading_policies()}
+            jobs += [job for job in attentive.jobs() if job.origin.baseline is not None or job.origin.model in read]
+        jobs += list(suite.jobs()) if (suite := self.suite_plan(results_dir, refresh)) is not None else []
         if self.part is None:
             return jobs
         k, n = self.part
@@ -290,6 +338,8 @@ class CurationExperiment:
             probes=list(self.probes),
             mlp_tasks=list(self.mlp_tasks),
             attentive_tasks=list(self.attentive_tasks or ()),
+            attentive_policies=list(self.reading_policies()),
+            suite_tasks=list(self.suite()),
             precision=self.precision,
         )
 
@@ -316,10 +366,11 @@ def run_curation(
     started = time.perf_counter()
     plan = experiment.plan(results_dir, refresh)
     jobs = experiment.jobs(results_dir, refresh)
-    # The record keys tasks by the experiment's names ("traffic-light"), not by the plan's tasks' names, which
+    # The record keys tasks by the experiment's names ("traffic-light"), not by the tasks' names in the plans, which
     # record a changed world ("traffic-light[image_size=64]").
-    task_names = {task.name: name for task, name in zip(plan.tasks, experiment.tasks)}
-    labels = {task_names[task.name]: task.labels(task.source.load()["test"]) for task in plan.tasks}
+    tasks = [with_world(get_task(name), experiment.world) for name in experiment.all_tasks()]
+    task_names = {task.name: name for task, name in zip(tasks, experiment.all_tasks())}
+    labels = {task_names[task.name]: task.labels(task.source.load()["test"]) for task in tasks}
     names = experiment.model_names()
     rows: dict[tuple[str, str, str | None], Series] = {}
     timings: dict[str, float] = {}
@@ -351,7 +402,7 @@ def run_curation(
         kind=EXPERIMENT_KIND,
         name=experiment.name(),
         design=experiment.describe(),
-        tasks=list(experiment.tasks),
+        tasks=list(experiment.all_tasks()),
         attributes=list(experiment.attributes or ()),
         seeds=list(experiment.seed_range()),
         layers=experiment.record_layers(),

@@ -18,7 +18,7 @@ from ..core.errors import UsageError
 from ..core.progress import progress_bar
 from ..core.registry import Registry
 from ..core.storage import atomic_dir
-from .scene import ATTRIBUTES, TILT_MARGIN, Scene, car_box, light_box, pedestrian_box
+from .scene import ATTRIBUTES, TILT_MARGIN, Scene, car_box, lane_box, light_box, pedestrian_box, sign_box
 from .world import WorldConfig, encode, quiet_datasets, scene_at
 
 # Pairs are drawn from their own stream, never from the images a probe trains or tests on.
@@ -26,7 +26,11 @@ PAIRS_STREAM = "test"
 # Bump when the same world and n would render other pairs; it names the pairs' folder, so older pairs are not reused.
 # 2: the counterfactual value is drawn uniformly among the other values (it was the next value in a fixed cycle,
 # which left most value changes of the car's colour out).
-PAIRS_VERSION = 2
+# 3: the blind-pattern suite: a counterfactual for every pattern's attribute (the world's generator version 3); a
+# region is one box or more (an attribute that moves a thing, such as the pedestrian's side, changes two places).
+PAIRS_VERSION = 3
+Box = tuple[float, float, float, float]
+Region = tuple[Box, ...] | None
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ class Counterfactual:
     attribute: str
     # Whether the scene can be flipped at all (e.g. no light state to change when there is no light).
     applies: Callable[[Scene], bool]
-    # (x0, y0, x1, y1) in fractions of the frame, before camera tilt; None means the whole frame.
-    region: Callable[[Scene], tuple[float, float, float, float] | None]
+    # Boxes (x0, y0, x1, y1) in fractions of the frame, before camera tilt; None means the whole frame.
+    region: Callable[[Scene], Region]
 
     def flip(self, scene: Scene, rng: np.random.Generator) -> Scene:
         """The scene with the attribute moved to a value drawn uniformly among its other values, so that the
@@ -56,22 +60,73 @@ def _grow(box, margin):
     return (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
 
 
+def _over_values(attribute: str, box: Callable[[Scene], Box]) -> Callable[[Scene], Region]:
+    """The region of an attribute that moves or resizes what it decides: the thing's box at every value it can take."""
+
+    def region(scene: Scene) -> Region:
+        return tuple(_grow(box(dataclasses.replace(scene, **{attribute: v})), 0.02) for v in ATTRIBUTES[attribute])
+
+    return region
+
+
+def _one(box: Callable[[Scene], Box], margin: float = 0.02) -> Callable[[Scene], Region]:
+    return lambda scene: (_grow(box(scene), margin),)
+
+
+def _pedestrian_present(scene: Scene) -> bool:
+    return scene.pedestrian == "present"
+
+
 COUNTERFACTUALS.register(
     "traffic-light",
     Counterfactual(
         "light_state",
         applies=lambda s: s.light == "present",
         # The lit lamp's night-time halo reaches a little beyond the housing.
-        region=lambda s: _grow(light_box(s), light_box(s)[2] - light_box(s)[0]),
+        region=lambda s: (_grow(light_box(s), light_box(s)[2] - light_box(s)[0]),),
     ),
 )
 COUNTERFACTUALS.register(
     "pedestrian",
-    Counterfactual("pedestrian", applies=lambda s: True, region=lambda s: _grow(pedestrian_box(s), 0.02)),
+    Counterfactual("pedestrian", applies=lambda s: True, region=_one(pedestrian_box)),
+)
+COUNTERFACTUALS.register(
+    "pedestrian-count",
+    Counterfactual(
+        "pedestrian_count", applies=_pedestrian_present, region=_over_values("pedestrian_count", pedestrian_box)
+    ),
+)
+COUNTERFACTUALS.register(
+    "pedestrian-side",
+    Counterfactual(
+        "pedestrian_side", applies=_pedestrian_present, region=_over_values("pedestrian_side", pedestrian_box)
+    ),
+)
+COUNTERFACTUALS.register(
+    "pedestrian-action",
+    Counterfactual(
+        "pedestrian_action", applies=_pedestrian_present, region=_over_values("pedestrian_action", pedestrian_box)
+    ),
 )
 COUNTERFACTUALS.register(
     "car-colour",
-    Counterfactual("car_colour", applies=lambda s: True, region=lambda s: _grow(car_box(s), 0.02)),
+    Counterfactual("car_colour", applies=lambda s: True, region=_one(car_box)),
+)
+COUNTERFACTUALS.register(
+    "car-facing",
+    Counterfactual("car_facing", applies=lambda s: True, region=_one(car_box)),
+)
+COUNTERFACTUALS.register(
+    "car-distance",
+    Counterfactual("car_distance", applies=lambda s: True, region=_over_values("car_distance", car_box)),
+)
+COUNTERFACTUALS.register(
+    "lane-markings",
+    Counterfactual("lane_markings", applies=lambda s: True, region=_one(lane_box, 0.0)),
+)
+COUNTERFACTUALS.register(
+    "speed-limit",
+    Counterfactual("speed_limit", applies=lambda s: True, region=_one(sign_box)),
 )
 COUNTERFACTUALS.register(
     "time-of-day",
@@ -83,17 +138,17 @@ def list_counterfactuals() -> list[str]:
     return COUNTERFACTUALS.names()
 
 
-def region_mask(scene: Scene, box, size: int) -> np.ndarray:
-    """Boolean mask of `box` in the final image: drawn, tilted and cropped exactly as the scene is."""
-    if box is None:
+def region_mask(scene: Scene, region: Region, size: int) -> np.ndarray:
+    """Boolean mask of the region's boxes in the final image: drawn, tilted and cropped exactly as the scene is."""
+    if region is None:
         return np.ones((size, size), dtype=bool)
     canvas = int(np.ceil(size * TILT_MARGIN))
     offset = (canvas - size) / 2
     mask = Image.new("L", (canvas, canvas), 0)
-    x0, y0, x1, y1 = box
-    ImageDraw.Draw(mask).rectangle(
-        [offset + x0 * size, offset + y0 * size, offset + x1 * size, offset + y1 * size], fill=255
-    )
+    for x0, y0, x1, y1 in region:
+        ImageDraw.Draw(mask).rectangle(
+            [offset + x0 * size, offset + y0 * size, offset + x1 * size, offset + y1 * size], fill=255
+        )
     mask = mask.rotate(scene.tilt_degrees, resample=Image.Resampling.BILINEAR, center=(canvas / 2, canvas / 2))
     mask = mask.crop((int(offset), int(offset), int(offset) + size, int(offset) + size))
     return np.asarray(mask) > 0
@@ -135,8 +190,11 @@ def make_pairs(attribute: str, n: int = 200, config: WorldConfig | None = None, 
                 rows["value_a"].append(getattr(scene, counterfactual.attribute))
                 rows["value_b"].append(getattr(flipped, counterfactual.attribute))
                 rows["index"].append(index)
-                box = counterfactual.region(scene)
-                rows["region"].append(list(box) if box is not None else [0.0, 0.0, 1.0, 1.0])
+                region = counterfactual.region(scene)
+                # Each box's four corners in turn (the whole frame: one box).
+                rows["region"].append(
+                    [v for box in region for v in box] if region is not None else [0.0, 0.0, 1.0, 1.0]
+                )
                 progress.advance(job)
             index += 1
     features = datasets.Features(

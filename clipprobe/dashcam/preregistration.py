@@ -19,7 +19,9 @@ from dataclasses import dataclass
 # 1: the five contrasts below, margin 0.03, alpha 0.05 (2026-12-07, before the first `make experiment`).
 # 2: a second family, LAYERS_FAMILY: the attentive probe over every token against the linear probe at the embedding
 # and at the mean of the tokens (2026-12-07, written before the first run with the attentive probe).
-PREREGISTRATION_VERSION = 2
+# 3: a third family, PATTERNS_FAMILY: for each task of the blind-pattern suite, descriptive minus salient captions
+# (2026-12-07, written with the suite and before the first run on the world that renders it, generator version 3).
+PREREGISTRATION_VERSION = 3
 ALPHA = 0.05
 # A difference in balanced accuracy smaller than 3 points is too small for any of the essay's claims to rest on:
 # the margin of every equivalence test. Declared with the plan, from the claims, not from any result.
@@ -127,5 +129,34 @@ LAYERS_FAMILY: tuple[Contrast, ...] = tuple(
     for task, what in (("traffic-light", "light"), ("pedestrian-side", "pedestrian's side"))
     for contrast in _layer_contrasts(policy, task, what)
 )
+# The blind-pattern suite's question, one contrast per task of the suite (clipprobe.dashcam.tasks.SUITE_TASKS, one
+# or more per visual pattern of clipprobe.data.patterns): does naming the attribute in the captions change what a
+# linear probe of the embedding reads? Descriptive captions name every one; salient captions name only the car's
+# colour, so for the colour the expected answer is no difference (equivalence within the margin), and for every
+# other attribute a difference in favour of the descriptive model. Holm within the family.
+PATTERN_TASKS: tuple[tuple[str, str], ...] = (
+    ("car-facing", "the car's facing"),
+    ("pedestrian", "the pedestrian"),
+    ("traffic-light", "the light"),
+    ("pedestrian-count", "the pedestrians' count"),
+    ("pedestrian-side", "the pedestrian's side"),
+    ("pedestrian-action", "the pedestrian's place (kerb or road)"),
+    ("car-colour", "the car's colour"),
+    ("lane-markings", "the lane markings"),
+    ("speed-limit", "the speed limit"),
+    ("car-distance", "the car's distance"),
+)
+PATTERNS_FAMILY: tuple[Contrast, ...] = tuple(
+    Contrast(
+        f"patterns · {task}: descriptive - salient",
+        "Both policies name the car's colour: naming nothing more leaves it as it is (equivalent within the margin)."
+        if task == "car-colour"
+        else f"Captions that name {what} keep it in the embedding better than captions that never do.",
+        task,
+        Side("descriptive"),
+        Side("salient"),
+    )
+    for task, what in PATTERN_TASKS
+)
 # Every pre-registered family by name: each is corrected for its own number of contrasts.
-FAMILIES: dict[str, tuple[Contrast, ...]] = {"primary": PRIMARY, "layers": LAYERS_FAMILY}
+FAMILIES: dict[str, tuple[Contrast, ...]] = {"primary": PRIMARY, "layers": LAYERS_FAMILY, "patterns": PATTERNS_FAMILY}

@@ -118,8 +118,12 @@ class Design:
     probes: list[str]
     mlp_tasks: list[str]
     precision: str
-    # Tasks also read by the attentive probe over every token (records made before it ran have none).
+    # Tasks also read by the attentive probe over every token (records made before it ran have none), and the
+    # policies whose models it read.
     attentive_tasks: list[str] = field(default_factory=list)
+    attentive_policies: list[str] = field(default_factory=list)
+    # Tasks of the blind-pattern suite read at the embedding only.
+    suite_tasks: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """Sample a dashcam scene's attributes from a seed and render it with PIL.
 
 Every factor the essay talks about is a recorded attribute; every random draw lives in the `Scene`,
-so a scene can be re-rendered alone, or with one attribute changed and nothing else (counterfactuals)."""
+so a scene can be re-rendered alone, or with one attribute changed and nothing else (counterfactuals). Where an
+attribute decides a size or a place (the car's distance, the pedestrian's place on the kerb or in the road), the
+scene keeps a unit draw and the attribute maps it at render time, so that flipping the attribute moves only what it
+decides."""
 
 from __future__ import annotations
 
@@ -14,12 +17,17 @@ from PIL import Image, ImageDraw, ImageFilter
 # Labelled attributes, with their classes in label order.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "car_colour": ("black", "white", "red", "blue", "silver"),
+    "car_facing": ("away", "towards"),
+    "car_distance": ("near", "far"),
     "light": ("absent", "present"),
     "light_state": ("red", "amber", "green"),
     "light_position": ("left", "right", "top", "overhead"),
     "pedestrian": ("absent", "present"),
+    "pedestrian_count": ("one", "two", "three"),
     "pedestrian_side": ("left", "right"),
     "pedestrian_action": ("pavement", "crossing"),
+    "lane_markings": ("none", "dashed", "solid"),
+    "speed_limit": ("30", "50", "70"),
     "clouds": ("none", "some", "overcast"),
     "time_of_day": ("day", "dusk", "night"),
     "second_car": ("absent", "present"),
@@ -43,12 +51,17 @@ DAYLIGHT = {"day": 1.0, "dusk": 0.75, "night": 0.35}
 # Marginals. Amber is rarer than red or green, as on real roads: balanced accuracy matters.
 PROBABILITIES: dict[str, tuple[float, ...]] = {
     "car_colour": (0.2, 0.2, 0.2, 0.2, 0.2),
+    "car_facing": (0.7, 0.3),
+    "car_distance": (0.5, 0.5),
     "light": (0.15, 0.85),
     "light_state": (0.4, 0.2, 0.4),
     "light_position": (0.35, 0.35, 0.15, 0.15),
     "pedestrian": (0.65, 0.35),
+    "pedestrian_count": (0.5, 0.3, 0.2),
     "pedestrian_side": (0.5, 0.5),
     "pedestrian_action": (0.5, 0.5),
+    "lane_markings": (0.15, 0.6, 0.25),
+    "speed_limit": (1 / 3, 1 / 3, 1 / 3),
     "clouds": (0.4, 0.4, 0.2),
     "time_of_day": (0.6, 0.2, 0.2),
     "second_car": (0.7, 0.3),
@@ -72,27 +85,34 @@ class Scene:
     """Everything that decides one image: labelled attributes first, then nuisance draws."""
 
     car_colour: str
+    car_facing: str
+    car_distance: str
     light: str
     light_state: str
     light_position: str
     pedestrian: str
+    pedestrian_count: str
     pedestrian_side: str
     pedestrian_action: str
+    lane_markings: str
+    speed_limit: str
     clouds: str
     time_of_day: str
     second_car: str
-    car_scale: float
+    car_size: float  # unit draw: where in its distance's range of widths the car is
     car_shift: float
     second_car_colour: str
     light_xy: tuple[float, float]
     light_height: float
-    pedestrian_x: float
+    pedestrian_offset: float  # unit draw: where on the kerb, or how far into the road, the pedestrian stands
     pedestrian_height: float
     shirt_rgb: tuple[int, int, int]
     horizon: float
     vanishing_x: float
     curvature: float
-    lane_markings: str
+    sign_side: str
+    sign_offset: float  # unit draw: how far from the road the speed-limit sign stands
+    sign_radius: float
     buildings: tuple[tuple[float, float, float, int], ...]
     cloud_shapes: tuple[tuple[float, float, float], ...]
     tilt_degrees: float
@@ -137,21 +157,24 @@ def sample_scene(rng: np.random.Generator, knobs: Knobs = Knobs()) -> Scene:
         "top": (rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.2)),
         "overhead": (rng.uniform(0.35, 0.65), 0.04 + light_height / 2),
     }[position]
-    px = rng.uniform(0.04, 0.12) if labels["pedestrian_action"] == "pavement" else rng.uniform(0.14, 0.2)
+    # The speed-limit sign stands on the side away from the traffic light, so that the light never hides it.
+    sign_side = "right" if light_xy[0] < 0.5 else "left"
     return Scene(
         **labels,
-        car_scale=float(rng.uniform(0.3, 0.5)),
+        car_size=float(rng.uniform(0, 1)),
         car_shift=float(rng.uniform(-0.06, 0.06)),
         second_car_colour=str(rng.choice(ATTRIBUTES["car_colour"])),
         light_xy=(float(light_xy[0]), float(light_xy[1])),
         light_height=light_height,
-        pedestrian_x=float(px if labels["pedestrian_side"] == "left" else 1 - px),
+        pedestrian_offset=float(rng.uniform(0, 1)),
         pedestrian_height=float(rng.uniform(*knobs.pedestrian_size)),
         shirt_rgb=_rgb(rng.integers(30, 230, size=3)),
         horizon=float(rng.uniform(0.42, 0.5)),
         vanishing_x=float(rng.uniform(0.4, 0.6)),
         curvature=float(rng.uniform(-0.15, 0.15)),
-        lane_markings=str(rng.choice(["dashed", "solid", "none"], p=[0.6, 0.25, 0.15])),
+        sign_side=sign_side,
+        sign_offset=float(rng.uniform(0, 1)),
+        sign_radius=float(rng.uniform(0.075, 0.1)),
         buildings=tuple(
             (
                 float(rng.uniform(0, 1)),
@@ -205,6 +228,7 @@ def render_scene(scene: Scene, size: int = 224, noise: float = Knobs.noise) -> I
     horizon_y = px(0, scene.horizon)[1]
     draw.rectangle([0, horizon_y, canvas, canvas], fill=GROUND[tod])
     _draw_road(draw, scene, px)
+    _draw_speed_sign(draw, scene, px, s)
     _draw_traffic_light(draw, scene, px, s)
     if scene.second_car == "present":
         _draw_car(
@@ -212,14 +236,24 @@ def render_scene(scene: Scene, size: int = 224, noise: float = Knobs.noise) -> I
             px,
             s,
             scene.second_car_colour,
-            scale=scene.car_scale * 0.45,
+            scale=0.14 + 0.06 * scene.car_size,
             centre=0.5 + scene.car_shift + (0.27 if scene.vanishing_x < 0.5 else -0.27),
             bottom=scene.horizon + 0.17,
             tod=tod,
         )
     if scene.pedestrian == "present":
-        _draw_pedestrian(draw, scene, px, s)
-    _draw_car(draw, px, s, scene.car_colour, scale=scene.car_scale, centre=0.5 + scene.car_shift, bottom=0.93, tod=tod)
+        _draw_pedestrians(draw, scene, px, s)
+    _draw_car(
+        draw,
+        px,
+        s,
+        scene.car_colour,
+        scale=car_width(scene),
+        centre=0.5 + scene.car_shift,
+        bottom=car_bottom(scene),
+        tod=tod,
+        facing=scene.car_facing,
+    )
 
     img = img.rotate(scene.tilt_degrees, resample=Image.Resampling.BILINEAR, center=(canvas / 2, canvas / 2))
     img = img.crop((int(offset), int(offset), int(offset) + size, int(offset) + size))
@@ -302,16 +336,44 @@ def _draw_traffic_light(draw: ImageDraw.ImageDraw, scene: Scene, px, s: int) -> 
         draw.ellipse([*px(x - r, cy - r), *px(x + r, cy + r)], fill=colour)
 
 
+COUNT = {"one": 1, "two": 2, "three": 3}
+# The digits of the speed limits, as the seven segments that draw each (a top, b top right, c bottom right,
+# d bottom, e bottom left, f top left, g middle): drawn, so no font is needed.
+SEGMENTS = {"0": "abcdef", "3": "abcdg", "5": "acdfg", "7": "abc"}
+
+
+def pedestrian_x(scene: Scene) -> float:
+    """The first pedestrian's x: on the kerb, or a step into the road when crossing, on the scene's side."""
+    u = scene.pedestrian_offset
+    x = 0.04 + 0.08 * u if scene.pedestrian_action == "pavement" else 0.14 + 0.06 * u
+    return x if scene.pedestrian_side == "left" else 1 - x
+
+
+def pedestrian_places(scene: Scene) -> list[tuple[float, float, float]]:
+    """(x, feet, height) of each pedestrian, the first in front: the others stand behind it, further up the road
+    (higher in the frame, smaller, nearer its centre)."""
+    x, h, feet = pedestrian_x(scene), scene.pedestrian_height, scene.horizon + 0.3
+    inward = 1 if scene.pedestrian_side == "left" else -1
+    return [(x + inward * 0.045 * k, feet - 0.035 * k, h * 0.85**k) for k in range(COUNT[scene.pedestrian_count])]
+
+
 def pedestrian_box(scene: Scene) -> tuple[float, float, float, float]:
-    h = scene.pedestrian_height
-    feet = scene.horizon + 0.3
-    return (scene.pedestrian_x - 0.16 * h, feet - h, scene.pedestrian_x + 0.16 * h, feet + 0.01)
+    """Every pedestrian of the scene's group, (x0, y0, x1, y1) in fractions of the frame before tilt."""
+    boxes = [(x - 0.16 * h, feet - h, x + 0.16 * h, feet + 0.01) for x, feet, h in pedestrian_places(scene)]
+    return union(boxes)
 
 
-def _draw_pedestrian(draw: ImageDraw.ImageDraw, scene: Scene, px, s: int) -> None:
-    h = scene.pedestrian_height
-    x = scene.pedestrian_x
-    feet = scene.horizon + 0.3
+def union(boxes) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = zip(*boxes, strict=True)
+    return (min(x0), min(y0), max(x1), max(y1))
+
+
+def _draw_pedestrians(draw: ImageDraw.ImageDraw, scene: Scene, px, s: int) -> None:
+    for x, feet, h in reversed(pedestrian_places(scene)):  # the furthest first, so the nearest is in front
+        _draw_pedestrian(draw, scene, px, s, x, feet, h)
+
+
+def _draw_pedestrian(draw: ImageDraw.ImageDraw, scene: Scene, px, s: int, x: float, feet: float, h: float) -> None:
     shade = DAYLIGHT[scene.time_of_day]
     head = h * 0.14
     body_top, hip = feet - h + 2 * head, feet - h * 0.45
@@ -326,13 +388,26 @@ def _draw_pedestrian(draw: ImageDraw.ImageDraw, scene: Scene, px, s: int) -> Non
     draw.line([px(x + h * 0.04, hip), px(x + inward * h * stride, feet)], fill=legs, width=limb)
 
 
+def car_width(scene: Scene) -> float:
+    """The car ahead's width: near, it fills much of the lane; far, it is a third of that further up the road."""
+    return 0.4 + 0.12 * scene.car_size if scene.car_distance == "near" else 0.17 + 0.07 * scene.car_size
+
+
+def car_bottom(scene: Scene) -> float:
+    return 0.93 if scene.car_distance == "near" else scene.horizon + 0.25
+
+
 def car_box(scene: Scene) -> tuple[float, float, float, float]:
-    w = scene.car_scale
+    w, bottom = car_width(scene), car_bottom(scene)
     cx = 0.5 + scene.car_shift
-    return (cx - w / 2, 0.93 - w * 0.62, cx + w / 2, 0.93 + w * 0.07)
+    return (cx - w / 2, bottom - w * 0.62, cx + w / 2, bottom + w * 0.07)
 
 
-def _draw_car(draw, px, s: int, colour: str, scale: float, centre: float, bottom: float, tod: str) -> None:
+def _draw_car(
+    draw, px, s: int, colour: str, scale: float, centre: float, bottom: float, tod: str, facing: str = "away"
+) -> None:
+    """A car seen from behind (tail lights, rear window, number plate) or from the front (headlights, windscreen,
+    grille)."""
     w, cx = scale, centre
     h = w * 0.62
     body = _dim(CAR_RGB[colour], DAYLIGHT[tod])
@@ -346,22 +421,86 @@ def _draw_car(draw, px, s: int, colour: str, scale: float, centre: float, bottom
         ],
         fill=body,
     )
+    towards = facing == "towards"
+    glass = (125, 150, 170) if towards else (60, 75, 90)  # a windscreen catches the sky; a rear window is dark
     draw.polygon(
         [
+            px(cx - w * 0.34, bottom - h * 0.62),
+            px(cx - w * 0.27, bottom - h * 0.95),
+            px(cx + w * 0.27, bottom - h * 0.95),
+            px(cx + w * 0.34, bottom - h * 0.62),
+        ]
+        if towards
+        else [
             px(cx - w * 0.32, bottom - h * 0.62),
             px(cx - w * 0.26, bottom - h * 0.93),
             px(cx + w * 0.26, bottom - h * 0.93),
             px(cx + w * 0.32, bottom - h * 0.62),
         ],
-        fill=_dim((60, 75, 90), DAYLIGHT[tod]),
+        fill=_dim(glass, DAYLIGHT[tod]),
     )
-    tail = (255, 40, 40) if tod == "night" else (200, 20, 20)  # tail lights are on after dark
+    if towards:  # headlights are lit after dark, pale by day
+        lamp = (255, 250, 215) if tod != "day" else (235, 235, 215)
+    else:  # tail lights are on after dark
+        lamp = (255, 40, 40) if tod == "night" else (200, 20, 20)
     for side in (-1, 1):
         lx = cx + side * w * 0.4
-        draw.rectangle([*px(lx - w * 0.07, bottom - h * 0.5), *px(lx + w * 0.07, bottom - h * 0.38)], fill=tail)
+        draw.rectangle([*px(lx - w * 0.07, bottom - h * 0.5), *px(lx + w * 0.07, bottom - h * 0.38)], fill=lamp)
         wx = cx + side * w * 0.36
         draw.rectangle([*px(wx - w * 0.08, bottom - h * 0.02), *px(wx + w * 0.08, bottom + h * 0.1)], fill=(15, 15, 15))
+    if towards:  # the grille between the headlights
+        draw.rectangle(
+            [*px(cx - w * 0.26, bottom - h * 0.5), *px(cx + w * 0.26, bottom - h * 0.36)],
+            fill=_dim((35, 35, 38), DAYLIGHT[tod]),
+        )
     draw.rectangle(
         [*px(cx - w * 0.12, bottom - h * 0.3), *px(cx + w * 0.12, bottom - h * 0.2)],
         fill=_dim((230, 230, 220), DAYLIGHT[tod]),
     )
+
+
+def sign_centre(scene: Scene) -> tuple[float, float]:
+    """The speed-limit sign's centre: beside the road, its lower edge just above the horizon."""
+    x = 0.22 + 0.08 * scene.sign_offset
+    return (x if scene.sign_side == "left" else 1 - x, scene.horizon - 0.03 - scene.sign_radius)
+
+
+def sign_box(scene: Scene) -> tuple[float, float, float, float]:
+    (x, y), r = sign_centre(scene), scene.sign_radius
+    return (x - r, y - r, x + r, y + r)
+
+
+def _draw_speed_sign(draw: ImageDraw.ImageDraw, scene: Scene, px, s: int) -> None:
+    """A round speed-limit sign (red ring, white face, black digits), its number drawn as seven-segment digits."""
+    (x, y), r = sign_centre(scene), scene.sign_radius
+    shade = max(0.5, DAYLIGHT[scene.time_of_day])  # signs are retroreflective: dimmed less than the scene
+    pole = (110, 110, 115) if scene.time_of_day == "day" else (50, 50, 55)
+    draw.rectangle([*px(x - r * 0.08, y + r), *px(x + r * 0.08, scene.horizon + 0.04)], fill=pole)
+    draw.ellipse([*px(x - r, y - r), *px(x + r, y + r)], fill=_dim((200, 20, 25), shade))
+    face = r * 0.78
+    draw.ellipse([*px(x - face, y - face), *px(x + face, y + face)], fill=_dim((245, 245, 240), shade))
+    width = max(1, int(round(0.14 * r * s)))
+    for digit, left in zip(scene.speed_limit, (x - r * 0.5, x + r * 0.06), strict=True):
+        _draw_digit(draw, px, digit, left, y - r * 0.42, r * 0.44, r * 0.84, width)
+
+
+def _draw_digit(draw, px, digit: str, x0: float, y0: float, w: float, h: float, width: int) -> None:
+    x1, y1, ym = x0 + w, y0 + h, y0 + h / 2
+    ends = {
+        "a": ((x0, y0), (x1, y0)),
+        "b": ((x1, y0), (x1, ym)),
+        "c": ((x1, ym), (x1, y1)),
+        "d": ((x0, y1), (x1, y1)),
+        "e": ((x0, ym), (x0, y1)),
+        "f": ((x0, y0), (x0, ym)),
+        "g": ((x0, ym), (x1, ym)),
+    }
+    for segment in SEGMENTS[digit]:
+        start, end = ends[segment]
+        draw.line([px(*start), px(*end)], fill=(15, 15, 15), width=width)
+
+
+def lane_box(scene: Scene) -> tuple[float, float, float, float]:
+    """The centre line's extent: from the horizon to the bottom edge, along the bend."""
+    xs = [_road_x(scene, t, 0) for t in np.linspace(0, 1, 25)]
+    return (min(xs) - 0.03, scene.horizon - 0.01, max(xs) + 0.03, 1.02)

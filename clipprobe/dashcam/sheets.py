@@ -76,8 +76,9 @@ def pairs_sheet(pairs: Path, out: Path, n: int = 8, columns: int = 2) -> Path:
             image = to_rgb(image).resize((tile, tile))
             left = x + side * tile
             sheet.paste(image, (left, y))
-            x0, y0, x1, y1 = (float(v) * tile for v in row["region"])
-            draw.rectangle((left + x0, y + y0, left + x1, y + y1), outline="red", width=2)
+            corners = [float(v) * tile for v in row["region"]]
+            for x0, y0, x1, y1 in zip(*[iter(corners)] * 4, strict=True):  # one box or more
+                draw.rectangle((left + x0, y + y0, left + x1, y + y1), outline="red", width=2)
             draw.text((left + 4, y + tile + 3), f"{'ab'[side]}: {value}", fill="black", font=font)
         draw.text((x + 4, y + tile + 3 + LINE_HEIGHT), f"scene {row['index']}", fill="gray", font=font)
     with atomic_path(Path(out)) as tmp:

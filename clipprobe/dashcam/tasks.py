@@ -1,5 +1,6 @@
-"""The dashcam world as tasks: its data source, the six world tasks with their zero-shot prompts, and other worlds
-written in a task's name (`traffic-light[light_size=0.03:0.06]`)."""
+"""The dashcam world as tasks: its data source, the world tasks with their zero-shot prompts and the visual pattern
+each tests (the blind-pattern suite: one task or more for each of clipprobe.data.patterns.PATTERNS), and other
+worlds written in a task's name (`traffic-light[light_size=0.03:0.06]`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.errors import UsageError
+from ..data.patterns import PATTERNS
 from ..data.readers import DataSource
 from ..data.task import PROBE_SPLITS, Task, register_task
 from .scene import ATTRIBUTES
@@ -122,7 +124,20 @@ CLASS_PHRASES: dict[str, dict[str, str]] = {
     },
     "pedestrian": {"absent": "an empty sidewalk", "present": "a person walking on the sidewalk"},
     "pedestrian-side": {"left": "a person walking at the left edge", "right": "a person walking at the right edge"},
+    "pedestrian-count": {"one": "one person", "two": "two people", "three": "three people"},
+    "pedestrian-action": {
+        "pavement": "a person standing at the roadside",
+        "crossing": "a person walking across the street",
+    },
     "car-colour": {c: f"{'an' if c[0] in 'aeiou' else 'a'} {c} vehicle" for c in ATTRIBUTES["car_colour"]},
+    "car-facing": {"away": "the back of a vehicle", "towards": "the front of a vehicle"},
+    "car-distance": {"near": "a vehicle at close range", "far": "a vehicle in the distance"},
+    "lane-markings": {
+        "none": "a road without painted lines",
+        "dashed": "a road with a broken white line",
+        "solid": "a road with a continuous white line",
+    },
+    "speed-limit": {v: f"a road sign showing the number {v}" for v in ATTRIBUTES["speed_limit"]},
     "clouds": {"none": "a cloudless sky", "some": "a partly cloudy sky", "overcast": "a fully clouded sky"},
     "time-of-day": {"day": "a road in bright daylight", "dusk": "a road at twilight", "night": "a road in darkness"},
 }
@@ -132,24 +147,89 @@ WORLD_PROMPTS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-# Tasks over the dashcam world: (name, label column, rows kept, description).
+# Tasks over the dashcam world: (name, label column, rows kept, visual pattern, description). Every pattern has a
+# task (the blind-pattern suite); the sky and the time of day are context, not patterns.
+_PEDESTRIAN = (("pedestrian", "present"),)
 WORLD_TASKS = (
     (
         "traffic-light",
         "light_state",
         (("light", "present"),),
+        "state and condition",
         "State of the traffic light, in scenes that have one (salient captions never mention it)",
     ),
-    ("pedestrian", "pedestrian", (), "Is there a pedestrian near the edge of the frame? (never captioned)"),
+    (
+        "pedestrian",
+        "pedestrian",
+        (),
+        "presence of specific features",
+        "Is there a pedestrian near the edge of the frame? (never captioned)",
+    ),
     (
         "pedestrian-side",
         "pedestrian_side",
-        (("pedestrian", "present"),),
+        _PEDESTRIAN,
+        "positional and relational context",
         "Which side the pedestrian is on: needs where things are, not only what",
     ),
-    ("car-colour", "car_colour", (), "Colour of the car in front: the control, since the captions do name it"),
-    ("clouds", "clouds", (), "Clear, some clouds or overcast (never captioned)"),
-    ("time-of-day", "time_of_day", (), "Day, dusk or night (never captioned)"),
+    (
+        "pedestrian-action",
+        "pedestrian_action",
+        _PEDESTRIAN,
+        "positional and relational context",
+        "Is the pedestrian on the pavement or stepping into the road?",
+    ),
+    (
+        "pedestrian-count",
+        "pedestrian_count",
+        _PEDESTRIAN,
+        "quantity and count",
+        "How many pedestrians stand together: one, two or three",
+    ),
+    (
+        "car-colour",
+        "car_colour",
+        (),
+        "colour and appearance",
+        "Colour of the car in front: the control, since the captions do name it",
+    ),
+    (
+        "car-facing",
+        "car_facing",
+        (),
+        "orientation and direction",
+        "Does the car ahead face away from us, or towards us (oncoming)?",
+    ),
+    (
+        "car-distance",
+        "car_distance",
+        (),
+        "viewpoint and perspective",
+        "Is the car ahead near or far?",
+    ),
+    (
+        "lane-markings",
+        "lane_markings",
+        (),
+        "structural and physical characteristics",
+        "The centre line: none, dashed or solid (may we overtake?)",
+    ),
+    (
+        "speed-limit",
+        "speed_limit",
+        (),
+        "text",
+        "The number on the speed-limit sign: 30, 50 or 70 (drawn digits)",
+    ),
+    ("clouds", "clouds", (), None, "Clear, some clouds or overcast (never captioned)"),
+    ("time-of-day", "time_of_day", (), None, "Day, dusk or night (never captioned)"),
+)
+# The suite: the tasks that test a pattern, in the patterns' order.
+SUITE_TASKS = tuple(
+    name
+    for pattern in PATTERNS
+    for name, _label, _where, task_pattern, _description in WORLD_TASKS
+    if task_pattern == pattern
 )
 
 
@@ -188,7 +268,7 @@ def world_variant(task: Task, options: dict[str, str]) -> Task:
     return with_world(task, world)
 
 
-for _name, _label, _where, _description in WORLD_TASKS:
+for _name, _label, _where, _pattern, _description in WORLD_TASKS:
     register_task(
         Task(
             _name,
@@ -199,5 +279,6 @@ for _name, _label, _where, _description in WORLD_TASKS:
             where=_where,
             prompts=WORLD_PROMPTS[_name],
             variant=world_variant,
+            pattern=_pattern,
         )
     )

@@ -22,7 +22,7 @@ from .captions import caption_for, policy_card
 from .scene import ATTRIBUTES, Knobs, Scene, render_scene, sample_scene, scene_rng
 
 # Bump when rendering or sampling changes, so stale worlds and their features are never reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 # Each split draws from its own stream so changing one split's size leaves the others unchanged.
 SPLIT_STREAMS = {"pretrain": 0, "train": 1, "validation": 2, "test": 3}
 DEFAULT_SIZES = {"pretrain": 4000, "train": 1000, "validation": 500, "test": 1000}

@@ -13,6 +13,7 @@ import numpy as np
 from ..core.errors import UsageError
 from ..core.paths import name_problem
 from ..core.registry import Registry
+from .patterns import PATTERNS
 
 if TYPE_CHECKING:
     import datasets
@@ -40,8 +41,12 @@ class Task:
     # How the task takes options written in its name, `NAME[key=value,...]` (e.g. another dashcam world):
     # (task, {key: value}) -> the changed task, whose name records the options. None: it takes none.
     variant: Callable[[Task, dict[str, str]], Task] | None = None
+    # The visual pattern the task tests, one of clipprobe.data.patterns.PATTERNS (None: it tests none of them).
+    pattern: str | None = None
 
     def __post_init__(self) -> None:
+        if self.pattern is not None and self.pattern not in PATTERNS:
+            raise UsageError(f"Task '{self.name}': unknown pattern '{self.pattern}'. Available: {', '.join(PATTERNS)}")
         problem = name_problem(self.name)
         if problem is not None:
             raise UsageError(
@@ -74,6 +79,7 @@ class Task:
             "description": self.description,
             "source": self.source.name,
             "classes": list(self.classes),
+            "pattern": self.pattern,
             "splits": {split: int(c.sum()) for split, c in counts.items()},
             "class_counts": {split: dict(zip(self.classes, map(int, c), strict=True)) for split, c in counts.items()},
         }
@@ -90,6 +96,7 @@ def overview(task: Task) -> dict[str, Any]:
         "description": task.description,
         "source": task.source.name,
         "classes": list(task.classes),
+        "pattern": task.pattern,
         "splits": task.source.planned_sizes(),
         "class_counts": None,
         "exact": not task.where,
