@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo experiment test test-fast lint format docs bench clean
+.PHONY: demo experiment pair-sheets test test-fast lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/clipprobe experiment curation --policies salient,descriptive --tasks traffic-light,pedestrian \
 		--seeds 2 --baseline-seeds 1 --layers embedding,tokens --baselines cnn,pixels,random --mlp-tasks none \
-		--results results-demo
+		--suite-tasks none --results results-demo
 	$(BIN)/clipprobe report --results results-demo --out reports-demo
 
 # The pre-registered curation experiment (docs/curation.md): mini-clip pretrained under four caption policies with
 # five seeds each, the tasks of the essay's claims (the light, the pedestrian, its side; the command's default is
-# all six dashcam tasks) probed at three layers beside the CNN and orbit CNN (three seeds of their own), pixels,
-# random weights and zero-shot; sensitivity scores; the few-shot curves on the light's crops. Its own
+# every dashcam task) probed at three layers beside the CNN and orbit CNN (three seeds of their own), pixels,
+# random weights and zero-shot; the rest of the blind-pattern suite read at the embedding beside the CNN;
+# sensitivity scores and blind-pair rates; the blindness table of the seed-0 salient and descriptive models alone
+# (`blind-spots`, reusing the experiment's results); the few-shot curves on the light's crops. Its own
 # results folder, then its report, then docs/results.*, the README's excerpt and docs/curation.md's primary
 # contrasts from that report alone. Resumable: every stage is cached. Its measured time is in docs/curation.md.
 experiment: $(STAMP)
@@ -31,11 +33,22 @@ experiment: $(STAMP)
 	@test -d "$${CLIPPROBE_HOME:-$$HOME/.cache/clipprobe}/models" && echo warm > reports-experiment/cache \
 		|| echo empty > reports-experiment/cache
 	$(BIN)/clipprobe experiment curation --tasks traffic-light,pedestrian,pedestrian-side --results results-experiment
+	$(BIN)/clipprobe blind-spots --model mini-clip@dashcam-salient --model mini-clip@dashcam-descriptive \
+		--precision fp32 --results results-experiment
 	$(BIN)/clipprobe probe --task traffic-light-crops --pretrained dashcam-descriptive --baselines pixels \
 		--shots 1,2,4,8,16,32,all --seeds 3 --resize squash --precision fp32 --results results-experiment
 	$(BIN)/clipprobe report --results results-experiment --out reports-experiment
 	$(BIN)/python scripts/results_page.py reports-experiment/results.json \
 		--started "$$(cat reports-experiment/started)" --cache "$$(cat reports-experiment/cache)"
+
+# One counterfactual pair per attribute of the blind-pattern suite, for docs/blind-patterns.md (`data pairs --sheet`).
+SUITE = car-facing pedestrian traffic-light pedestrian-count pedestrian-side pedestrian-action car-colour \
+	lane-markings speed-limit car-distance
+pair-sheets: $(STAMP)
+	@mkdir -p docs/pairs
+	for attribute in $(SUITE); do \
+		$(BIN)/clipprobe data pairs --attribute $$attribute --n 2 --sheet docs/pairs/$$attribute.png || exit 1; \
+	done
 
 # The whole suite (what CI runs), after the linter and formatter checks.
 test: $(STAMP) lint

@@ -10,13 +10,13 @@ Each module below fills a registry when it is imported:
 - probes (clipprobe.probes.registry.PROBES): linear, mlp, knn, attentive; and the family linear-pca:K (PROBE_FAMILIES);
 - baselines (clipprobe.baselines.registry.BASELINES): pixels, random, cnn, orbit-cnn, zero-shot;
 - the dashcam application: caption policies, counterfactual attributes, built-in weights (mini-clip/dashcam-*),
-  and the report's view of curation-experiment records.
+  and the report's views of curation-experiment and blind-spots records.
 """
 
 from __future__ import annotations
 
 from .baselines import controls, trained, zeroshot  # noqa: F401
-from .dashcam import captions, pairs, pretrain, report, tasks  # noqa: F401
+from .dashcam import blindspots_view, captions, pairs, pretrain, report, tasks  # noqa: F401
 from .data import builtin, readers  # noqa: F401
 from .features import extractors, orbits  # noqa: F401
 from .probes import attentive, knn, linear, mlp, pca  # noqa: F401

@@ -21,6 +21,7 @@ from typing import Any
 
 import clipprobe.catalog  # noqa: F401  (the experiment views)
 from clipprobe.core.records import from_json
+from clipprobe.dashcam.records import EXPERIMENT_KIND
 from clipprobe.report.answers import Answer
 from clipprobe.report.experiments import get_experiment_view
 from clipprobe.report.markdown import markdown
@@ -82,10 +83,12 @@ def timing(data: dict[str, Any]) -> str:
     return f"The last `make experiment` took {minutes} minutes of wall time on {where}{cache}.{note}"
 
 
-def experiments(data: dict[str, Any]) -> list[tuple[Any, Any]]:
-    """(view, typed record) for each experiment record in docs/results.json."""
+def experiments(data: dict[str, Any], kind: str | None = None) -> list[tuple[Any, Any]]:
+    """(view, typed record) for each experiment record in docs/results.json (of one kind, with `kind`)."""
     found = []
     for document in data["experiments"]:
+        if kind is not None and document["kind"] != kind:
+            continue
         view = get_experiment_view(document["kind"])
         found.append((view, view.from_json(document, "docs/results.json")))
     return found
@@ -125,7 +128,7 @@ def conclusions(
     p, verdict), then the exploratory leads (q < 0.05), labelled so. With `families`, the contrasts of those
     families only, and a line that counts the others' verdicts and says where they are."""
     lines = []
-    for _, record in experiments(data):
+    for _, record in experiments(data, EXPERIMENT_KIND):
         shown = [c for c in record.primary if families is None or c.family in families]
         for c in shown:
             interval = (
@@ -137,12 +140,14 @@ def conclusions(
                 f"Claim tested: {c.claim}"
             )
         others = [c for c in record.primary if c not in shown]
-        if others:
-            done = sum(c.verdict == "resolved" for c in others)
-            names = ", ".join(dict.fromkeys(c.family for c in others))
+        for family in dict.fromkeys(c.family for c in others):
+            members = [c for c in others if c.family == family]
+            done = sum(c.verdict == "resolved" for c in members)
+            equal = sum(c.verdict.startswith("equivalent") for c in members)
             lines.append(
-                f"- Family {names} (pre-registered, Holm within it): {done} of {len(others)} contrasts resolved, "
-                f"each in [docs/curation.md](docs/curation.md#the-results)."
+                f"- Family {family} (pre-registered, Holm within it): {done} of {len(members)} contrasts resolved"
+                + (f", {equal} equivalent within the margin" if equal else "")
+                + ", each in [docs/curation.md](docs/curation.md#the-results)."
             )
         leads = [c for c in record.exploratory if c.adjusted is not None and c.adjusted < 0.05]
         lines += [
@@ -160,14 +165,24 @@ def resolved(data: dict[str, Any]) -> str:
 
 def excerpt(data: dict[str, Any]) -> str:
     """The README's table: the chosen rows of the first experiment's headline table, as Markdown."""
-    ((view, record), *_) = experiments(data)
+    ((view, record), *_) = experiments(data, EXPERIMENT_KIND)
     rows = [
         row
         for key in EXCERPT
         for row in record.rows
         if (row.representation, row.method) == key and row.layer in ("embedding", None)
     ]
-    excerpt_record = dataclasses.replace(record, rows=rows, layers=["embedding"], primary=[], exploratory=[])
+    # The experiment's own tasks and their attributes (the suite's, read at the embedding only, are in docs/).
+    excerpt_record = dataclasses.replace(
+        record,
+        rows=rows,
+        layers=["embedding"],
+        primary=[],
+        exploratory=[],
+        blindness=[],
+        tasks=list(record.design.tasks),
+        attributes=[a for a in record.attributes if a in record.design.tasks],
+    )
     lines = view.markdown(excerpt_record).strip().splitlines()
     table = [line for line in lines if line.startswith("|")]
     return "\n".join(table)

@@ -200,10 +200,12 @@ def test_unexpected_errors_are_one_line_too(monkeypatch):
 def test_tasks_lists_classes_and_sizes(tiny_tasks, monkeypatch):
     from clipprobe.data import task as tasks_module
 
-    monkeypatch.setattr(tasks_module, "list_tasks", lambda pattern=None: ["tiny-light"])
+    monkeypatch.setattr(tasks_module, "list_tasks", lambda pattern=None: ["tiny-light", "speed-limit"])
     result = runner.invoke(app, ["tasks"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert re.search(r"tiny-light\s+│\s+red, amber, green\s+│\s+60\s+│\s+30\s+│\s+30", result.output)
+    assert re.search(r"tiny-light\s+│\s+│\s+red, amber, green\s+│\s+60\s+│\s+30\s+│\s+30", result.output)
+    # A task of the blind-pattern suite says which pattern it tests.
+    assert re.search(r"speed-limit\s+│\s+text\s+│\s+30, 50, 70", result.output)
 
 
 def test_python_dash_m_runs_the_cli():
@@ -235,7 +237,9 @@ def test_data_pairs_and_bad_attribute(home):
     result = invoke("data", "pairs", "--attribute", "weather")
     assert result.exit_code == 2
     assert error_line(result) == (
-        "Error: Unknown counterfactual attribute 'weather'. Available: car-colour, pedestrian, time-of-day, traffic-light"
+        "Error: Unknown counterfactual attribute 'weather'. Available: car-colour, car-distance, car-facing, "
+        "lane-markings, pedestrian, pedestrian-action, pedestrian-count, pedestrian-side, speed-limit, time-of-day, "
+        "traffic-light"
     )
 
 

@@ -126,8 +126,33 @@ def seeded_experiment(tiny_model):
         probes=("linear",),
         mlp_tasks=(),
         attentive_tasks=(),
+        suite_tasks=(),
         zero_shot=False,
     )
+
+
+def test_the_pattern_family_and_the_blindness_table_come_with_the_suites_tasks(seeded_experiment, tmp_path):
+    """A suite task read at the embedding: its pre-registered contrast (descriptive - salient, paired over the
+    pretraining seeds, Holm within its own family) and its row of the blindness table, grouped by pattern."""
+    experiment = dataclasses.replace(seeded_experiment, suite_tasks=("car-facing",), attributes=("car-facing",))
+    record, _ = run_curation(experiment, results_dir=tmp_path / "results", sensitivity_dir=tmp_path / "sens")
+    assert record.tasks == ["traffic-light", "car-facing"] and record.design.suite_tasks == ["car-facing"]
+    patterns = [c for c in record.primary if c.family == "patterns"]
+    # Every suite task the run has, the experiment's own (the light) among them, in the pattern order.
+    assert [c.name for c in patterns] == [
+        "patterns · car-facing: descriptive - salient",
+        "patterns · traffic-light: descriptive - salient",
+    ]
+    assert all(c.paired and len(c.per_seed) == 2 for c in patterns)
+    assert [c.adjusted for c in patterns] == holm([c.p for c in patterns])
+    assert [(r.pattern, r.task) for r in record.blindness] == [
+        ("orientation and direction", "car-facing"),
+        ("state and condition", "traffic-light"),
+    ]
+    row = record.blindness[0]
+    assert [cell.policy for cell in row.cells] == ["salient", "descriptive", None]  # and random weights
+    assert all(len(cell.blind_pair_rate.per_seed) == 2 for cell in row.cells)
+    assert row.trained is None  # no CNN in this run
 
 
 def test_the_layer_family_reads_every_token_and_is_corrected_on_its_own(seeded_experiment, tmp_path):
@@ -178,7 +203,8 @@ def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_e
     sensitivity = record.rows[0].sensitivity["pedestrian"]
     assert len(sensitivity.per_seed) == 2 and record.rows[1].sensitivity is None  # measured on the embedding
     # The pre-registered contrasts this run can evaluate (no CNN, no PCA-matched probe here), Holm-adjusted.
-    assert [c.name for c in record.primary] == ["light: descriptive - salient", "light: salient - random weights"]
+    primary = [c for c in record.primary if c.family == "primary"]
+    assert [c.name for c in primary] == ["light: descriptive - salient", "light: salient - random weights"]
     assert all(c.paired and c.df == 1 and c.verdict for c in record.primary)
     light = record.primary[0]
     salient, descriptive = record.rows[0].tasks["traffic-light"], record.rows[2].tasks["traffic-light"]
@@ -202,10 +228,11 @@ def test_the_experiment_pools_seeds_per_layer_and_pairs_the_comparisons(seeded_e
     assert "#### Layer: embedding" in markdown and "#### Layer: tokens" in markdown and "±" in markdown
     assert "#### Primary contrasts (pre-registered)" in markdown and "#### Exploratory comparisons" in markdown
     # In the terminal (wide enough for each whole): the primary contrasts, the exploratory leads, the embedding's
-    # balanced accuracy and its sensitivity, the tokens' balanced accuracy.
+    # balanced accuracy and its sensitivity, the tokens' balanced accuracy, then the blindness table (the light is a
+    # task of the blind-pattern suite).
     titles = [table.title.split(" · ")[-1] for table in experiment_tables(record, width=200)]
     assert titles[0] == "primary contrasts" and titles[1].startswith("exploratory leads")
-    assert titles[2:] == ["layer embedding", "sensitivity, layer embedding", "layer tokens"]
+    assert titles[2:] == ["layer embedding", "sensitivity, layer embedding", "layer tokens", "blindness table"]
 
 
 @pytest.mark.slow

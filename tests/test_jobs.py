@@ -143,6 +143,7 @@ def test_a_toy_baseline_runs_in_the_curation_experiment(toy_baseline, tiny_model
         tasks=("traffic-light",),
         baselines="nearest-mean",
         attributes=(),
+        suite_tasks=(),
         recipe=PretrainConfig(model=tiny_model, steps=2, batch_size=8),
         world=WorldConfig(image_size=64, sizes=dict(TINY_SIZES)),
         layers=("embedding",),

@@ -262,8 +262,13 @@ def test_every_builtin_weight_names_its_model(name):
     assert f"{weights.model}/{weights.tag}" == name and weights.description and callable(weights.materialise)
 
 
-@pytest.mark.parametrize("kind", sorted(EXPERIMENT_VIEWS.names()))
-def test_every_experiment_view_renders_a_record_in_every_format(kind):
+def test_every_experiment_view_is_rendered_in_every_format_below():
+    """A view registered without a test below that renders a record of its kind in every format fails here."""
+    assert set(EXPERIMENT_VIEWS.names()) == {"curation-experiment", "blind-spots"}
+
+
+def test_the_curation_view_renders_a_record_in_every_format():
+    kind = "curation-experiment"
     view = EXPERIMENT_VIEWS.get(kind)
     interval = [0.4, 0.6]
     document = {
@@ -407,3 +412,66 @@ def test_every_experiment_view_renders_a_record_in_every_format(kind):
     assert "| light: descriptive - salient | +0.100 | [+0.050, +0.150] | 2 paired | 0.040 | - | resolved |" in (
         view.markdown(record)
     )
+
+
+def test_the_blind_spots_view_renders_a_record_in_every_format():
+    view = EXPERIMENT_VIEWS.get("blind-spots")
+    measure = {"value": 0.5, "interval": [0.4, 0.6], "per_seed": [0.5]}
+    cell = {
+        "representation": "ViT-B-32@openai",
+        "policy": None,
+        "kind": "probe",
+        "probe": measure,
+        "sensitivity": {"value": 0.2, "interval": [0.1, 0.3], "per_seed": [0.2]},
+        "blind_pair_rate": {"value": 0.7, "interval": [0.6, 0.8], "per_seed": [0.7]},
+        "unrelated_blind_rate": 0.1,
+    }
+    document = {
+        "kind": "blind-spots",
+        "name": "blind-spots__vit",
+        "design": {
+            "models": ["ViT-B-32@openai"],
+            "tasks": ["car-facing", "speed-limit"],
+            "seeds": [0],
+            "baselines": "cnn",
+            "pairs": 4,
+            "blind_threshold": 0.95,
+            "world": "w",
+            "precision": "fp32",
+        },
+        "rows": [
+            {
+                "pattern": pattern,
+                "task": task,
+                "chance": chance,
+                "trained": {"value": 0.9, "interval": [0.85, 0.95], "per_seed": [0.9]},
+                "trained_name": "cnn/from-scratch",
+                "cells": [cell],
+            }
+            for pattern, task, chance in (
+                ("orientation and direction", "car-facing", 0.5),
+                ("text", "speed-limit", 1 / 3),
+            )
+        ],
+        "provenance": {
+            "versions": {},
+            "machine": {"cpu": "test", "architecture": "x86_64", "cores": 2, "native_bf16": False, "os": "Linux"},
+        },
+        "run": {"finished_at": "2026-01-01T00:00:00+00:00", "seconds": 1.0},
+    }
+    record = view.from_json(document, "a test document")
+    assert view.tasks(record) == ["car-facing", "speed-limit"]
+    assert view.title(record) == "Blind spots: ViT-B-32@openai (seed 0, fp32)"
+    markdown = view.markdown(record)
+    assert (
+        "| orientation and direction | car-facing | ViT-B-32@openai | 0.500 [0.400, 0.600] | 0.900 [0.850, 0.950] | "
+        "0.500 | 0.200 [0.100, 0.300] | 0.70 [0.60, 0.80] (unrelated 0.10) |"
+    ) in markdown
+    assert view.plots(record) == {}
+    html = view.html("experiment-0", record, {})
+    assert 'id="experiment-0"' in html and "speed-limit" in html
+    assert [table.row_count for table in view.tables(record, width=200)] == [2]
+    # The car's facing ([0.4, 0.6] with chance 0.5) reaches chance; the speed limit (chance 1/3) does not.
+    assert view.summary(record) == [
+        "ViT-B-32@openai: probe interval reaches chance on 1 of 2: car-facing (orientation and direction; CNN 0.90)."
+    ]

@@ -531,7 +531,7 @@ def test_traffic_light_crops_probe_offline(model_args, monkeypatch):
     listing = runner.invoke(app, ["tasks"], env={"COLUMNS": "250"})
     assert listing.exit_code == 0, listing.output
     assert re.search(
-        r"traffic-light-crops\s+│\s+red, yellow, green\s+│\s+1038\s+│\s+149\s+│\s+297\s+│\s+red 181 · yellow 9 · green 107",
+        r"traffic-light-crops\s+│\s+│\s+red, yellow, green\s+│\s+1038\s+│\s+149\s+│\s+297\s+│\s+red 181 · yellow 9 · green 107",
         listing.output,
     )
 

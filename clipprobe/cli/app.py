@@ -57,8 +57,19 @@ PANELS = {
         "precision",
     ),
     "Pretraining": ("policies", "captions", "steps", "width"),
-    "Probe": ("probe_kinds", "shots", "seeds", "seed", "grid", "prompts", "mlp_tasks"),
-    "Sensitivity": ("attributes", "pairs", "resamples"),
+    "Probe": (
+        "probe_kinds",
+        "shots",
+        "seeds",
+        "seed",
+        "grid",
+        "prompts",
+        "mlp_tasks",
+        "attentive_tasks",
+        "attentive_policies",
+        "suite_tasks",
+    ),
+    "Sensitivity": ("attributes", "pairs", "resamples", "blind_threshold"),
     "Baselines": ("baselines", "budget", "baseline_seeds", "zero_shot"),
     "Output": ("results", "out", "sheet", "refresh", "fail_under", "reference", "max_drop", "n"),
     "Execution": ("device", "batch_size", "workers", "channels_last", "shard", "merge", "chunk_rows", "part"),
@@ -208,9 +219,9 @@ app = typer.Typer(
 def _command_for(target: typer.Typer):
     """Register functions as commands of `target`; library errors become `Error: ...` and their exit code, in this one place."""
 
-    def command(fn=None, *, hidden: bool = False):
-        if fn is None:  # @command(hidden=True)
-            return lambda f: command(f, hidden=hidden)
+    def command(fn=None, *, hidden: bool = False, name: str | None = None):
+        if fn is None:  # @command(hidden=True), @command(name="blind-spots")
+            return lambda f: command(f, hidden=hidden, name=name)
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
@@ -244,7 +255,7 @@ def _command_for(target: typer.Typer):
                 )
                 raise typer.Exit(1) from None
 
-        return target.command(cls=Command, hidden=hidden)(wrapper)
+        return target.command(name, cls=Command, hidden=hidden)(wrapper)
 
     return command
 

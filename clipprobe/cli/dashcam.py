@@ -1,4 +1,5 @@
-"""The dashcam application's commands: pretrain, experiment curation, data show, data pairs, sensitivity. Only these
+"""The dashcam application's commands: pretrain, experiment curation, blind-spots, data show, data pairs,
+sensitivity. Only these
 take the dashcam world's options; the tool's commands reach another world through a task name
 (`--task 'traffic-light[light_size=0.03:0.06]'`)."""
 
@@ -141,6 +142,10 @@ def curation(
         ),
     ] = None,
     pairs: Annotated[int, typer.Option(help="Counterfactual pairs per attribute.")] = 100,
+    blind_threshold: Annotated[
+        float,
+        typer.Option("--blind-threshold", help="Cosine similarity above which a pair counts as blind (MMVP's 0.95)."),
+    ] = 0.95,
     zero_shot: Annotated[
         bool, typer.Option("--zero-shot/--no-zero-shot", help="Add each model's zero-shot row.")
     ] = True,
@@ -259,6 +264,7 @@ def curation(
         budget={**DEFAULT_EXPERIMENT_BUDGET, **parse_budget(budget)},
         attributes=None if attributes is None else tuple(a for a in _split(attributes) if a != "none"),
         pairs=pairs,
+        blind_threshold=blind_threshold,
         zero_shot=zero_shot,
         models=tuple(models or ()),
         recipe=recipe,
@@ -347,7 +353,12 @@ def show(
 @data_command
 def pairs(
     attribute: Annotated[
-        str, typer.Option(help="Attribute to flip (traffic-light, pedestrian, car-colour, time-of-day).")
+        str,
+        typer.Option(
+            help="Attribute to flip, by its task's name: traffic-light, pedestrian, pedestrian-side, "
+            "pedestrian-action, pedestrian-count, car-colour, car-facing, car-distance, lane-markings, speed-limit, "
+            "time-of-day."
+        ),
     ],
     n: Annotated[int, typer.Option("--n", help="Number of pairs.")] = 200,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the pairs dataset (default: in the cache).")] = None,
@@ -377,15 +388,106 @@ def pairs(
     console.print(f"Wrote {pairs_sheet(path, sheet)} (the first pairs side by side)")
 
 
+@command(name="blind-spots")
+def blind_spots(
+    models: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            help="The open_clip model: MODEL@WEIGHTS (a tag, a checkpoint file or folder, hf-hub:ORG/NAME), "
+            "e.g. ViT-B-32@openai or mini-clip@dashcam-salient; repeat for several in one table.",
+        ),
+    ],
+    tasks: Annotated[
+        Optional[str],
+        typer.Option(help="Tasks of the suite, comma-separated (default: all of them; see `clipprobe tasks`)."),
+    ] = None,
+    baselines: Annotated[
+        str,
+        typer.Option(
+            help="Beside the models: cnn (the reference: a network trained on the labels), random (random weights "
+            "of each model's architecture), comma-separated, or none."
+        ),
+    ] = "cnn",
+    seeds: Annotated[
+        int,
+        typer.Option(
+            help="Seeds (0 .. N-1): the CNN's, random weights' and, for built-in weights, the pretraining's; "
+            "with one, intervals are over test images (probe) and pairs (blind-pair rate)."
+        ),
+    ] = 1,
+    pairs: Annotated[int, typer.Option(help="Counterfactual pairs per attribute.")] = 100,
+    blind_threshold: Annotated[
+        float,
+        typer.Option("--blind-threshold", help="Cosine similarity above which a pair counts as blind (MMVP's 0.95)."),
+    ] = 0.95,
+    precision: PrecisionOpt = Precision.auto,
+    results: ResultsOpt = RESULTS_DIR,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Recompute every result and score (weights and features stay cached).")
+    ] = False,
+    world_seed: WorldSeedOpt = None,
+    image_size: ImageSizeOpt = None,
+    light_size: LightSizeOpt = None,
+    pedestrian_size: PedestrianSizeOpt = None,
+):
+    """The blind-pattern suite for a model: one blindness table over the nine visual patterns CLIP is known to miss.
+
+    Each attribute of the dashcam world that renders a pattern (its facing, count, state, text, ...) is read from
+    the model's frozen embedding by a linear probe, beside a CNN trained on the labels; its counterfactual pairs
+    give the sensitivity score and MMVP's blind-pair rate (pairs at cosine similarity above --blind-threshold,
+    beside the same share among unrelated images). Results are cached and reused like any probe's. Writes
+    RESULTS/experiments/blind-spots__MODELS.json; `clipprobe report` renders it in every format.
+
+    Examples:
+        clipprobe blind-spots --model mini-clip@dashcam-salient --model mini-clip@dashcam-descriptive
+        clipprobe blind-spots --model ViT-B-32@openai --baselines cnn,random --seeds 3
+    """
+    from ..dashcam.blindspots import BLIND_SPOTS_SCHEMA_VERSION, blind_spots_experiment, run_blind_spots
+    from ..dashcam.blindspots_view import BlindSpotsView, blind_spots_summary
+
+    library()
+    world = world_from_options(world_seed, image_size, light_size, pedestrian_size)
+    experiment = blind_spots_experiment(
+        tuple(models),
+        seeds=seeds,
+        baselines=baselines,
+        pairs=pairs,
+        threshold=blind_threshold,
+        precision=precision.value,
+        tasks=tuple(_split(tasks)) if tasks else None,
+        **({"world": world} if world is not None else {}),
+    )
+    record, path = run_blind_spots(
+        experiment,
+        results_dir=results,
+        sensitivity_dir=SENSITIVITY_DIR,
+        refresh=refresh,
+        on_result=print_outcome,
+        on_stage=lambda text: console.print(text, style="bold"),
+    )
+    view = BlindSpotsView(BLIND_SPOTS_SCHEMA_VERSION)
+    for table in view.tables(record):
+        console.print(table)
+    for line in blind_spots_summary(record.rows):
+        console.print(line, highlight=False)
+    console.print(f"Blindness table -> {path}; render everything with: clipprobe report --results {results}")
+
+
 @command
 def sensitivity(
     attribute: Annotated[
         Optional[list[str]],
         typer.Option(
-            help="Counterfactual attribute (traffic-light, pedestrian, car-colour, time-of-day). Repeat for several; default all."
+            help="Counterfactual attribute (see `clipprobe data pairs --help`: one per task of the blind-pattern "
+            "suite, and time-of-day). Repeat for several; default all."
         ),
     ] = None,
     n: Annotated[int, typer.Option("--n", help="Pairs per attribute.")] = 200,
+    blind_threshold: Annotated[
+        float,
+        typer.Option("--blind-threshold", help="Cosine similarity above which a pair counts as blind (MMVP's 0.95)."),
+    ] = 0.95,
     model: ModelOpt = "mini-clip",
     pretrained: PretrainedOpt = None,
     device: DeviceOpt = "auto",
@@ -411,7 +513,8 @@ def sensitivity(
     The score is the mean cosine distance within counterfactual pairs (the same scene with one attribute changed)
     over that within unrelated pairs that make the same value change: 0 = blind to the attribute, 1 = as sensitive
     as an embedding of that attribute alone, larger = more sensitive. Each score comes with its 95% bootstrap
-    interval and both distances.
+    interval and both distances, and with MMVP's blind-pair rate: the share of pairs whose two embeddings have
+    cosine similarity above --blind-threshold, beside the same share among unrelated images.
 
     Examples:
         clipprobe sensitivity --attribute traffic-light --n 200
@@ -434,7 +537,15 @@ def sensitivity(
         orbit=orbit,
     )
     record, path = measure_sensitivity(
-        attribute, config, n=n, world=world, seed=seed, resamples=resamples, results_dir=results, refresh=refresh
+        attribute,
+        config,
+        n=n,
+        world=world,
+        seed=seed,
+        resamples=resamples,
+        results_dir=results,
+        refresh=refresh,
+        threshold=blind_threshold,
     )
     table = Table(
         title=f"Sensitivity of {record.representation}",
@@ -442,7 +553,17 @@ def sensitivity(
         caption="score = numerator / denominator: mean cosine distance within pairs / within unrelated pairs that "
         "make the same value change; 0 = blind to it, 1 = as sensitive as an embedding of the attribute alone",
     )
-    for column in ("Attribute", "Score", "95% interval", "n pairs", "Numerator", "Denominator"):
+    threshold = record.method.blind_threshold
+    for column in (
+        "Attribute",
+        "Score",
+        "95% interval",
+        "n pairs",
+        "Numerator",
+        "Denominator",
+        f"Blind pairs (cos > {threshold:g})",
+        "Unrelated",
+    ):
         table.add_column(column, justify="left" if column == "Attribute" else "right", no_wrap=True)
     for name, scored in record.scores.items():
         stats = scored.stats
@@ -455,6 +576,10 @@ def sensitivity(
             str(stats.n_pairs),
             "-" if stats.numerator is None else f"{stats.numerator:.4f}",
             "-" if stats.denominator is None else f"{stats.denominator:.4f}",
+            f"{stats.blind_pair_rate:.2f} [{stats.blind_pair_interval[0]:.2f}, {stats.blind_pair_interval[1]:.2f}]"
+            if stats.blind_pair_interval
+            else f"{stats.blind_pair_rate:.2f}",
+            f"{stats.unrelated_blind_rate:.2f}",
         )
     console.print(table)
     for name, scored in record.scores.items():

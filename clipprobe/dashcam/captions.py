@@ -6,7 +6,7 @@ named, registered function of the scene. Parameterised families are written `NAM
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol, TypedDict
 
 import numpy as np
@@ -108,7 +108,7 @@ def _pedestrians(scene: Scene, rng: np.random.Generator, named: frozenset[str]) 
     return " ".join(parts)
 
 
-def _simple(attribute: str, phrases: dict[str, tuple[str, ...]]):
+def _simple(attribute: str, phrases: Mapping[str, tuple[str, ...]]):
     def part(scene: Scene, rng: np.random.Generator, named: frozenset[str]) -> str | None:
         return str(rng.choice(phrases[getattr(scene, attribute)])) if attribute in named else None
 

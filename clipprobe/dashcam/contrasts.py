@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 
 from ..core.kinds import RowKind
 from ..probes.intervals import confusion_counts, image_variance, metrics_from_counts
@@ -81,15 +82,20 @@ class Series:
 
 def row_cell(series: Series, task: str, y: np.ndarray) -> TaskCell:
     """A row on a task: the mean over seeds, their sd, and the mean's 95 % interval with the seed as the unit (the
-    test images' share added, clipprobe.stats.seeds)."""
+    test images' share added, clipprobe.stats.seeds); with one seed, an interval over the test images alone."""
     seeds = series.seeds(task)
     per_seed = series.scores(task, y, seeds)
     first = series.results[task][seeds[0]][0]
-    estimate = paired_difference(per_seed, image_variance(y, series.predictions(task, seeds), series.n_classes(task)))
+    images = image_variance(y, series.predictions(task, seeds), series.n_classes(task))
+    estimate = paired_difference(per_seed, images)
+    interval = list(estimate.interval) if estimate.interval is not None else None
+    if len(per_seed) == 1:  # one seed: the interval covers the test images only (normal; the variance is all theirs)
+        half = float(norm.ppf(0.975)) * float(np.sqrt(images))
+        interval = [per_seed[0] - half, per_seed[0] + half]
     return TaskCell(
         balanced_accuracy=float(np.mean(per_seed)),
         sd=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None,
-        interval=list(estimate.interval) if estimate.interval is not None else None,
+        interval=interval,
         per_seed=per_seed,
         seeds=seeds,
         chance=1 / len(first.classes),

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..baselines.registry import Baseline
 from ..core.defaults import EXPERIMENTS_FOLDER, PRECISION, RESULTS_DIR, SENSITIVITY_DIR
 from ..core.errors import UsageError
 from ..core.kinds import RowKind, SeedPolicy
@@ -31,6 +32,7 @@ from ..jobs.zeroshot import ZeroShotJob
 from ..results import Provenance, Result, RunInfo, write_document
 from ..runner import Model, RunPlan, run_jobs
 from ..stats.seeds import paired_difference
+from .blindness import blindness_table
 from .captions import descriptive_fraction, get_caption_policy
 from .contrasts import Series, exploratory_contrasts, primary_contrasts, row_cell
 from .pairs import COUNTERFACTUALS, list_counterfactuals
@@ -44,7 +46,7 @@ from .records import (
     ExperimentRow,
     SensitivityCell,
 )
-from .sensitivity import measure_sensitivity
+from .sensitivity import BLIND_THRESHOLD, check_threshold, measure_sensitivity
 from .tasks import SUITE_TASKS, WORLD_TASKS, DashcamWorld, with_world
 from .world import WorldConfig
 
@@ -92,6 +94,8 @@ class CurationExperiment:
     # Counterfactual attributes for the sensitivity columns (clipprobe.dashcam.pairs); None: all of them, (): none.
     attributes: tuple[str, ...] | None = None
     pairs: int = 100
+    # The cosine similarity above which a counterfactual pair counts as blind (the blindness table's rate).
+    blind_threshold: float = BLIND_THRESHOLD
     zero_shot: bool = True
     # Other open_clip models probed on the same tasks, as MODEL or MODEL@WEIGHTS (a tag, a file, a folder): real CLIP rows.
     models: tuple[str, ...] = ()
@@ -166,9 +170,9 @@ class CurationExperiment:
         """What only the experiment has, checked before any work: policies, world tasks, models, attributes, pairs,
         seeds. The run plan checks the rest (baselines and budget, layers, probes) when it is built, also before
         any work."""
-        if not self.policies:
+        if not self.policies and not self.models:
             raise UsageError("--policies needs at least one caption policy")
-        if not self.tasks:
+        if not self.all_tasks():
             raise UsageError(f"--tasks needs at least one task. Available: {', '.join(WORLD_TASK_NAMES)}")
         for policy in self.policies:
             get_caption_policy(policy)
@@ -185,6 +189,7 @@ class CurationExperiment:
             raise UsageError(f"--seed must be a whole number 0 or more, got {self.seed}")
         if self.pairs < 2:
             raise UsageError(f"--pairs must be at least 2 (an unrelated pair needs two scenes), got {self.pairs}")
+        check_threshold(self.blind_threshold)
         if self.seeds < 1:
             raise UsageError(f"--seeds must be at least 1, got {self.seeds}")
         for flag, task in [
@@ -230,6 +235,12 @@ class CurationExperiment:
             results_dir, refresh, self.attentive_tasks, ("attentive",), ("embedding",), random, zero_shot=False
         )
 
+    def baselines_declared(self, results_dir: Path = RESULTS_DIR) -> dict[str, Baseline]:
+        """Every baseline of the experiment's plans by name, in the main plan's order (then the suite's)."""
+        plans = [self.plan(results_dir)] if self.tasks else []
+        plans += [suite] if (suite := self.suite_plan(results_dir)) is not None else []
+        return {baseline.name: baseline for plan in plans for baseline, _ in plan.baselines}
+
     def suite_plan(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> RunPlan | None:
         """The blind-pattern suite's plan: `suite_tasks` at the embedding, read by the linear probe (every model and
         random weights, every seed), beside the CNN (its own seeds) and zero-shot, where the experiment has them."""
@@ -253,7 +264,7 @@ class CurationExperiment:
         # again (the same C, the same score), so the embedding is read by the plain probe alone.
         jobs = [
             job
-            for job in self.plan(results_dir, refresh).jobs()
+            for job in (self.plan(results_dir, refresh).jobs() if self.tasks else ())
             if not (isinstance(job, ProbeJob) and job.probe.name == MATCHED_PROBE and job.origin.layer == "embedding")
         ]
         jobs += list(mlp.jobs()) if (mlp := self.mlp_plan(results_dir, refresh)) is not None else []
@@ -327,6 +338,7 @@ class CurationExperiment:
             budget=dict(self.budget),
             attributes=list(self.attributes or ()),
             pairs=self.pairs,
+            blind_threshold=self.blind_threshold,
             zero_shot=self.zero_shot,
             models=list(self.models),
             recipe={k: v for k, v in dataclasses.asdict(self.recipe).items() if k not in ("captions", "world", "seed")},
@@ -351,6 +363,7 @@ def run_curation(
     refresh: bool = False,
     on_result: Callable[[Result, Path], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    write: bool = True,
 ) -> tuple[ExperimentRecord, Path | None]:
     """Pretrain (or reuse) one model per policy and seed, then run the plan (clipprobe.runner: every task probed at
     every layer beside the baselines), score sensitivity on the embeddings, and write the headline table as
@@ -364,7 +377,6 @@ def run_curation(
     experiment.check()
     say = on_stage or (lambda text: None)
     started = time.perf_counter()
-    plan = experiment.plan(results_dir, refresh)
     jobs = experiment.jobs(results_dir, refresh)
     # The record keys tasks by the experiment's names ("traffic-light"), not by the tasks' names in the plans, which
     # record a changed world ("traffic-light[image_size=64]").
@@ -372,12 +384,13 @@ def run_curation(
     task_names = {task.name: name for task, name in zip(tasks, experiment.all_tasks())}
     labels = {task_names[task.name]: task.labels(task.source.load()["test"]) for task in tasks}
     names = experiment.model_names()
+    baselines = experiment.baselines_declared(results_dir)
     rows: dict[tuple[str, str, str | None], Series] = {}
     timings: dict[str, float] = {}
     scored: dict[ExtractorConfig, dict[str, SensitivityCell]] = {}
     stage, current = time.perf_counter(), None
 
-    for job, (record, path) in run_jobs(jobs, plan.results_dir, plan.refresh, on_result):
+    for job, (record, path) in run_jobs(jobs, Path(results_dir), refresh, on_result):
         origin = job.origin
         where = (origin.seed, origin.model, origin.baseline)
         if where != current:
@@ -385,11 +398,11 @@ def run_curation(
                 _lap(timings, _stage_name(current, names), stage)
             current, stage = where, time.perf_counter()
             say(_stage_name(current, names))
-        row = _row_for(rows, job, record, names, plan, experiment.layers)
+        row = _row_for(rows, job, record, names, baselines, experiment.layers)
         row.add(task_names[job.task.name], record, path)
         if experiment.attributes and isinstance(job, ProbeJob) and job.shots is None:
-            first = job.task.name == plan.tasks[0].name and job.probe.name == plan.probes[0].name
-            if job.config.layer == "embedding" and first:
+            # Scored once per embedding, on the row of the experiment's first probe (its linear probe by default).
+            if job.config.layer == "embedding" and job.probe.name == experiment.probes[0]:
                 if job.config not in scored:
                     scored[job.config] = _sensitivity(experiment, job.config, sensitivity_dir, refresh)
                 row.sensitivity[origin.seed] = scored[job.config]
@@ -398,6 +411,7 @@ def run_curation(
 
     ordered = sorted(rows.values(), key=lambda row: row.order)
     primary = primary_contrasts(ordered, labels)
+    summaries = [_summary(r, labels) for r in ordered]
     document = ExperimentRecord(
         kind=EXPERIMENT_KIND,
         name=experiment.name(),
@@ -406,14 +420,15 @@ def run_curation(
         attributes=list(experiment.attributes or ()),
         seeds=list(experiment.seed_range()),
         layers=experiment.record_layers(),
-        rows=[_summary(r, labels) for r in ordered],
+        rows=summaries,
         preregistration=PREREGISTRATION_VERSION,
         primary=primary,
         exploratory=exploratory_contrasts(ordered, labels, primary),
         provenance=Provenance.now(),
         run=RunInfo.since(started, stages=timings),
+        blindness=blindness_table(summaries, list(experiment.all_tasks())),
     )
-    if experiment.part is not None:  # a part stores its results; the call without a part writes the record
+    if experiment.part is not None or not write:  # a part stores its results; the call without a part writes
         return document, None
     path = write_document(
         Path(results_dir) / EXPERIMENTS_FOLDER / f"{experiment.name()}.json", document, EXPERIMENT_SCHEMA_VERSION
@@ -438,13 +453,12 @@ def _row_for(
     job: Job,
     record: Result,
     names: list[tuple[str, str | None]],
-    plan: RunPlan,
+    baselines: dict[str, Baseline],
     layers: tuple[str, ...],
 ) -> Series:
     """The headline row a job's result belongs to, from what the job declares (its kind and origin in the plan).
     Rows are ordered by model (its probes, then its zero-shot row), then by baseline, then by layer."""
     origin = job.origin
-    baselines = {baseline.name: baseline for baseline, _ in plan.baselines}
     order_of = list(baselines)
     policy = None
     layer = job.config.layer if isinstance(job, (ProbeJob, ZeroShotJob)) else None
@@ -480,6 +494,7 @@ def _sensitivity(
         seed=experiment.seed,
         results_dir=sensitivity_dir,
         refresh=refresh,
+        threshold=experiment.blind_threshold,
     )
     return {
         attribute: SensitivityCell(
@@ -490,6 +505,11 @@ def _sensitivity(
             ratio=[score.stats.ratio],
             numerator=[score.stats.numerator],
             per_seed_interval=[score.stats.interval],
+            blind_pair_rate=score.stats.blind_pair_rate,
+            blind_pair_interval=score.stats.blind_pair_interval,
+            blind_per_seed=[score.stats.blind_pair_rate],
+            unrelated_blind_rate=[score.stats.unrelated_blind_rate],
+            threshold=score.stats.threshold,
         )
         for attribute, score in record.scores.items()
     }
@@ -507,6 +527,7 @@ def _summary(series: Series, labels: dict[str, np.ndarray]) -> ExperimentRow:
         descriptive_fraction=descriptive_fraction(series.policy) if series.policy is not None else None,
         tasks={task: row_cell(series, task, labels[task]) for task in series.results},
         sensitivity=_pooled_sensitivity(series.sensitivity) if series.sensitivity else None,
+        baseline=series.baseline,
     )
 
 
@@ -517,12 +538,13 @@ def _pooled_sensitivity(per_seed: dict[int, dict[str, SensitivityCell]]) -> dict
     pooled = {}
     for attribute in per_seed[seeds[0]]:
         cells = [per_seed[s][attribute] for s in seeds]
+        blind = _pooled_blind_rate(cells)
         scores = [c.score for c in cells]
         ratios = [c.ratio[0] if c.ratio else None for c in cells]
         numerators = [c.numerator[0] if c.numerator else None for c in cells]
         intervals = [c.per_seed_interval[0] if c.per_seed_interval else None for c in cells]
         if any(score is None for score in scores):
-            pooled[attribute] = SensitivityCell(None, None, None, scores, ratios, numerators, intervals)
+            pooled[attribute] = SensitivityCell(None, None, None, scores, ratios, numerators, intervals, **blind)
             continue
         values = np.asarray(scores, dtype=np.float64)
         interval = cells[0].interval if len(values) == 1 else paired_difference(values).interval
@@ -534,5 +556,22 @@ def _pooled_sensitivity(per_seed: dict[int, dict[str, SensitivityCell]]) -> dict
             ratio=ratios,
             numerator=numerators,
             per_seed_interval=intervals,
+            **blind,
         )
     return pooled
+
+
+def _pooled_blind_rate(cells: list[SensitivityCell]) -> dict[str, Any]:
+    """The blind-pair rate over seeds: the mean of each seed's rate with a seed-level 95 % interval (one seed: its
+    Wilson interval over pairs), each seed's rate and the unrelated pairs' rate."""
+    rates = [rate for c in cells for rate in c.blind_per_seed]
+    if len(rates) != len(cells):  # a cell made without the rate
+        return {}
+    interval = cells[0].blind_pair_interval if len(rates) == 1 else paired_difference(rates).interval
+    return {
+        "blind_pair_rate": float(np.mean(rates)),
+        "blind_pair_interval": list(interval) if interval is not None else None,
+        "blind_per_seed": rates,
+        "unrelated_blind_rate": [rate for c in cells for rate in c.unrelated_blind_rate],
+        "threshold": cells[0].threshold,
+    }

@@ -64,7 +64,8 @@ def _over_values(attribute: str, box: Callable[[Scene], Box]) -> Callable[[Scene
     """The region of an attribute that moves or resizes what it decides: the thing's box at every value it can take."""
 
     def region(scene: Scene) -> Region:
-        return tuple(_grow(box(dataclasses.replace(scene, **{attribute: v})), 0.02) for v in ATTRIBUTES[attribute])
+        values: list[dict[str, Any]] = [{attribute: v} for v in ATTRIBUTES[attribute]]
+        return tuple(_grow(box(dataclasses.replace(scene, **changed)), 0.02) for changed in values)
 
     return region
 

@@ -14,14 +14,16 @@ EXPERIMENT_KIND = "curation-experiment"
 # "sensitivity".
 # 5: inference at the level of seeds: pre-registered primary contrasts (Holm, equivalence against a margin) and
 # exploratory ones (Benjamini-Hochberg); a row's interval over seeds; the trained baselines' own seeds.
-EXPERIMENT_SCHEMA_VERSION = 5
+# 6: the blind-pattern suite: the blindness table, blind-pair rates beside the sensitivity scores, the baseline a
+# row comes from.
+EXPERIMENT_SCHEMA_VERSION = 6
 
 
 @dataclass
 class TaskCell:
     """One row on one task, over the seeds: the mean balanced accuracy, the seeds' sd, a 95 % interval of the mean
-    with the seed as the unit (clipprobe.stats.seeds; None for one seed), each seed's value, seed and result
-    file."""
+    with the seed as the unit (clipprobe.stats.seeds; one seed: over the test images alone), each seed's value, seed
+    and result file."""
 
     balanced_accuracy: float
     sd: float | None
@@ -39,7 +41,9 @@ class SensitivityCell:
     """One row's sensitivity score for one attribute over the seeds: the mean, the seeds' sd and a seed-level
     interval (one seed: its score and bootstrap interval over pairs); per seed the score, its bootstrap interval,
     the numerator (mean cosine distance within counterfactual pairs, in the embedding's own units) and `ratio`
-    (that distance over the mean distance of all unrelated pairs)."""
+    (that distance over the mean distance of all unrelated pairs). The blind-pair rate likewise (the share of pairs
+    at cosine similarity above the threshold: the mean over seeds with a seed-level interval, one seed its Wilson
+    interval over pairs), with each seed's rate among unrelated image pairs."""
 
     score: float | None
     sd: float | None
@@ -48,6 +52,11 @@ class SensitivityCell:
     ratio: list[float | None]
     numerator: list[float | None]
     per_seed_interval: list[list[float] | None]
+    blind_pair_rate: float | None = None
+    blind_pair_interval: list[float] | None = None
+    blind_per_seed: list[float] = field(default_factory=list)
+    unrelated_blind_rate: list[float] = field(default_factory=list)
+    threshold: float | None = None
 
 
 @dataclass
@@ -62,6 +71,8 @@ class ExperimentRow:
     descriptive_fraction: float | None
     tasks: dict[str, TaskCell]
     sensitivity: dict[str, SensitivityCell] | None = None
+    # The baseline the row comes from (its registered name: "cnn", "random"); None for a model's own rows.
+    baseline: str | None = None
 
 
 @dataclass
@@ -122,8 +133,46 @@ class Design:
     # policies whose models it read.
     attentive_tasks: list[str] = field(default_factory=list)
     attentive_policies: list[str] = field(default_factory=list)
-    # Tasks of the blind-pattern suite read at the embedding only.
+    # Tasks of the blind-pattern suite read at the embedding only, and the blind-pair rate's threshold.
     suite_tasks: list[str] = field(default_factory=list)
+    blind_threshold: float | None = None
+
+
+@dataclass
+class Measure:
+    """A number over seeds: the mean, its 95 % interval (seed-level; one seed: over test images, or over pairs for
+    a rate), each seed's value."""
+
+    value: float
+    interval: list[float] | None
+    per_seed: list[float]
+
+
+@dataclass
+class BlindnessCell:
+    """One representation on one attribute: the linear probe's balanced accuracy at the embedding, the sensitivity
+    score, the blind-pair rate and, beside it, the share of unrelated image pairs above the same threshold."""
+
+    representation: str
+    policy: str | None
+    kind: RowKind
+    probe: Measure | None
+    sensitivity: Measure | None
+    blind_pair_rate: Measure | None
+    unrelated_blind_rate: float | None
+
+
+@dataclass
+class BlindnessRow:
+    """One attribute: its pattern, its task, chance, the CNN's balanced accuracy (its own seeds) and every
+    representation's cell."""
+
+    pattern: str
+    task: str
+    chance: float
+    trained: Measure | None
+    trained_name: str | None
+    cells: list[BlindnessCell]
 
 
 @dataclass
@@ -145,3 +194,5 @@ class ExperimentRecord:
     provenance: Provenance
     # When it finished and each stage's time: left out where a report stores the record (it changes every run).
     run: RunInfo | None = None
+    # The blind-pattern suite's table (clipprobe.dashcam.blindness), from the rows above.
+    blindness: list[BlindnessRow] = field(default_factory=list)

@@ -16,7 +16,12 @@ an unrelated pair that make the same change are equally far apart, however unequ
 larger is more sensitive. The denominator moves with everything else the embedding encodes, so the numerator is
 reported too, in the embedding's own units. The 95 % interval is a percentile bootstrap over pairs (each
 resampled pair brings its scene's two images into the unrelated pairs), the score recomputed for each resample.
-(Sensitivity is what is measured; an orbit, clipprobe.features.orbits, is what is imposed.)"""
+(Sensitivity is what is measured; an orbit, clipprobe.features.orbits, is what is imposed.)
+
+The blind-pair rate is MMVP's measure on the same pairs: the share of counterfactual pairs whose two embeddings are
+nearly identical (cosine similarity above a threshold, 0.95 by default as in "Eyes Wide Shut?", Tong et al. 2024),
+with a Wilson 95 % interval over pairs; beside it the same share among the unrelated image pairs, without which a
+rate cannot be read (an embedding that puts every image at cosine 0.99 has every pair "blind")."""
 
 from __future__ import annotations
 
@@ -53,6 +58,8 @@ DISTANCE = "cosine"
 UNRELATED = "every two images (image_a or image_b) of two different pairs"
 VALUE_CHANGE = "unordered pair of values: a pair is normalised by the unrelated image pairs that make its change"
 PAIR_COLUMNS = ("image_a", "image_b")
+# A counterfactual pair is "blind" when its two embeddings have cosine similarity above this (MMVP's threshold).
+BLIND_THRESHOLD = 0.95
 
 
 @dataclass
@@ -90,6 +97,14 @@ class SensitivityStats:
     interval: list[float] | None = None
     numerator_interval: list[float] | None = None
     error: str | None = None
+    # The blind-pair rate: pairs whose embeddings have cosine similarity above `threshold`, their share with a
+    # Wilson 95 % interval, and the share among the unrelated image pairs (the rate an embedding gives any two
+    # scenes).
+    threshold: float = BLIND_THRESHOLD
+    blind_pairs: int = 0
+    blind_pair_rate: float = 0.0
+    blind_pair_interval: list[float] | None = None
+    unrelated_blind_rate: float = 0.0
 
 
 @dataclass
@@ -115,6 +130,7 @@ class Method:
     unrelated: str
     value_change: str
     bootstrap: Bootstrap
+    blind_threshold: float = BLIND_THRESHOLD
 
 
 @dataclass
@@ -247,6 +263,7 @@ def sensitivity_statistics(
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = CONFIDENCE,
     values: tuple[Sequence[str], Sequence[str]] | None = None,
+    threshold: float = BLIND_THRESHOLD,
 ) -> SensitivityStats:
     """The score, its bootstrap interval and the distances it is made of, from the embeddings of image_a and
     image_b of each pair and `values`, the attribute's value in image_a and in image_b of each pair.
@@ -262,7 +279,9 @@ def sensitivity_statistics(
     0 / 0 is 0: an embedding that does not move within the pairs scores 0 even where unrelated images do not move
     either (a constant embedding); pairs that move over a denominator of 0 leave the score undefined (`error`).
     The score does not change when the embedding is scaled. A generator seeded with `seed` draws the resamples
-    (pairs drawn with replacement), so the same seed gives the same numbers."""
+    (pairs drawn with replacement), so the same seed gives the same numbers. `threshold`: the cosine similarity
+    above which a pair counts as blind (the blind-pair rate)."""
+    check_threshold(threshold)
     if len(a) != len(b):
         raise ValueError(f"image_a and image_b have {len(a)} and {len(b)} embeddings")
     if resamples < 1:
@@ -298,6 +317,10 @@ def sensitivity_statistics(
     )
     if stats.mean_unrelated_distance > 0:
         stats.ratio = stats.mean_pair_distance / stats.mean_unrelated_distance
+    blind = int((1.0 - pair > threshold).sum())
+    stats.threshold, stats.blind_pairs, stats.blind_pair_rate = threshold, blind, blind / n
+    stats.blind_pair_interval = wilson_interval(blind, n, confidence)
+    stats.unrelated_blind_rate = float((1.0 - unrelated[other_scene] > threshold).mean())
     numerator, denominator, matched = _matched(pair, changes, np.ones((1, n)))
     stats.n_matched_pairs = int(matched[0])
     if stats.n_matched_pairs == 0:
@@ -324,6 +347,19 @@ def sensitivity_statistics(
             "in some bootstrap resamples no pair's value change has an unrelated pair at a distance: no interval"
         )
     return stats
+
+
+def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> list[float]:
+    """The Wilson score interval of a proportion (scipy.stats.binomtest), right for shares near 0 or 1."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return [float(interval.low), float(interval.high)]
+
+
+def check_threshold(threshold: float) -> None:
+    if not -1.0 < threshold < 1.0:
+        raise UsageError(f"--blind-threshold must be a cosine similarity between -1 and 1 (exclusive), got {threshold}")
 
 
 def pairs_fingerprint(path: Path) -> str:
@@ -411,6 +447,7 @@ def sensitivity_score(
     cache: FeatureCache | None = None,
     refresh: bool = False,
     extractor: Extractor | None = None,
+    threshold: float = BLIND_THRESHOLD,
 ) -> tuple[SensitivityStats, PairEmbeddings]:
     """How much `config`'s embedding moves with `attribute` (a name in clipprobe.dashcam.pairs.COUNTERFACTUALS):
     the statistics and the pairs' embeddings. `seed` (default: config.seed) fixes the unrelated pairs and the
@@ -420,7 +457,9 @@ def sensitivity_score(
     if resamples < 1:
         raise UsageError(f"--resamples must be at least 1, got {resamples}")
     embedded = embed_pairs(attribute, config, n=n, world=world, cache=cache, refresh=refresh, extractor=extractor)
-    stats = sensitivity_statistics(embedded.a, embedded.b, seed=seed, resamples=resamples, values=embedded.values)
+    stats = sensitivity_statistics(
+        embedded.a, embedded.b, seed=seed, resamples=resamples, values=embedded.values, threshold=threshold
+    )
     return stats, embedded
 
 
@@ -435,6 +474,7 @@ def measure_sensitivity(
     cache: FeatureCache | None = None,
     refresh: bool = False,
     precision_task: Task | None = None,
+    threshold: float = BLIND_THRESHOLD,
 ) -> tuple[SensitivityRecord, Path]:
     """`sensitivity_score` for each attribute (default: every registered counterfactual) with one extractor,
     written as one JSON record per (representation, attribute set, seed) under `results_dir`; returns the record
@@ -449,6 +489,7 @@ def measure_sensitivity(
         raise UsageError(f"--n must be at least 2 (an unrelated pair needs two scenes), got {n}")
     if resamples < 1:
         raise UsageError(f"--resamples must be at least 1, got {resamples}")
+    check_threshold(threshold)
     world = world or WorldConfig()
     config = config or ExtractorConfig()
     if precision_task is None:
@@ -476,6 +517,7 @@ def measure_sensitivity(
             cache=cache,
             refresh=refresh,
             extractor=extractor,
+            threshold=threshold,
         )
         extracted[attribute] = embedded.computed
         pairs_paths[attribute] = embedded.path
@@ -488,7 +530,13 @@ def measure_sensitivity(
         "seed": seed,
     }
     key = stable_hash(
-        {**identity, "n": n, "resamples": resamples, "embeddings": {k: v.cache_keys for k, v in scores.items()}}
+        {
+            **identity,
+            "n": n,
+            "resamples": resamples,
+            "blind_threshold": threshold,
+            "embeddings": {k: v.cache_keys for k, v in scores.items()},
+        }
     )
     record = SensitivityRecord(
         kind=RECORD_KIND,
@@ -500,7 +548,9 @@ def measure_sensitivity(
         pretrained=described["pretrained"],
         n=n,
         scores=scores,
-        method=Method(DISTANCE, UNRELATED, VALUE_CHANGE, Bootstrap(resamples=resamples, confidence=CONFIDENCE)),
+        method=Method(
+            DISTANCE, UNRELATED, VALUE_CHANGE, Bootstrap(resamples=resamples, confidence=CONFIDENCE), threshold
+        ),
         world=world.fingerprint(),
         features=SensitivityFeatures(dim=dim, layer=config.layer, precision=config.precision, orbit=config.orbit),
         provenance=Provenance.now(),
