@@ -18,7 +18,7 @@ from ..core.errors import UsageError
 from ..core.progress import progress_bar
 from ..core.registry import Registry
 from ..core.storage import atomic_dir
-from .scene import ATTRIBUTES, TILT_MARGIN, Scene, car_box, lane_box, light_box, pedestrian_box, sign_box
+from .scene import ATTRIBUTES, TILT_MARGIN, Scene, car_box, lane_box, light_box, pedestrian_boxes, sign_box
 from .world import WorldConfig, encode, quiet_datasets, scene_at
 
 # Pairs are drawn from their own stream, never from the images a probe trains or tests on.
@@ -60,12 +60,12 @@ def _grow(box, margin):
     return (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
 
 
-def _over_values(attribute: str, box: Callable[[Scene], Box]) -> Callable[[Scene], Region]:
-    """The region of an attribute that moves or resizes what it decides: the thing's box at every value it can take."""
+def _over_values(attribute: str, boxes: Callable[[Scene], list[Box]]) -> Callable[[Scene], Region]:
+    """The region of an attribute that moves or resizes what it decides: its boxes at every value it can take."""
 
     def region(scene: Scene) -> Region:
         values: list[dict[str, Any]] = [{attribute: v} for v in ATTRIBUTES[attribute]]
-        return tuple(_grow(box(dataclasses.replace(scene, **changed)), 0.02) for changed in values)
+        return tuple(_grow(box, 0.02) for changed in values for box in boxes(dataclasses.replace(scene, **changed)))
 
     return region
 
@@ -89,24 +89,26 @@ COUNTERFACTUALS.register(
 )
 COUNTERFACTUALS.register(
     "pedestrian",
-    Counterfactual("pedestrian", applies=lambda s: True, region=_one(pedestrian_box)),
+    Counterfactual(
+        "pedestrian", applies=lambda s: True, region=lambda s: tuple(_grow(b, 0.02) for b in pedestrian_boxes(s))
+    ),
 )
 COUNTERFACTUALS.register(
     "pedestrian-count",
     Counterfactual(
-        "pedestrian_count", applies=_pedestrian_present, region=_over_values("pedestrian_count", pedestrian_box)
+        "pedestrian_count", applies=_pedestrian_present, region=_over_values("pedestrian_count", pedestrian_boxes)
     ),
 )
 COUNTERFACTUALS.register(
     "pedestrian-side",
     Counterfactual(
-        "pedestrian_side", applies=_pedestrian_present, region=_over_values("pedestrian_side", pedestrian_box)
+        "pedestrian_side", applies=_pedestrian_present, region=_over_values("pedestrian_side", pedestrian_boxes)
     ),
 )
 COUNTERFACTUALS.register(
     "pedestrian-action",
     Counterfactual(
-        "pedestrian_action", applies=_pedestrian_present, region=_over_values("pedestrian_action", pedestrian_box)
+        "pedestrian_action", applies=_pedestrian_present, region=_over_values("pedestrian_action", pedestrian_boxes)
     ),
 )
 COUNTERFACTUALS.register(
@@ -119,7 +121,7 @@ COUNTERFACTUALS.register(
 )
 COUNTERFACTUALS.register(
     "car-distance",
-    Counterfactual("car_distance", applies=lambda s: True, region=_over_values("car_distance", car_box)),
+    Counterfactual("car_distance", applies=lambda s: True, region=_over_values("car_distance", lambda s: [car_box(s)])),
 )
 COUNTERFACTUALS.register(
     "lane-markings",

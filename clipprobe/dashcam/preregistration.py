@@ -20,7 +20,8 @@ from dataclasses import dataclass
 # 2: a second family, LAYERS_FAMILY: the attentive probe over every token against the linear probe at the embedding
 # and at the mean of the tokens (2026-12-07, written before the first run with the attentive probe).
 # 3: a third family, PATTERNS_FAMILY: for each task of the blind-pattern suite, descriptive minus salient captions
-# (2026-12-07, written with the suite and before the first run on the world that renders it, generator version 3).
+# (2026-12-07, written with the suite and before the first run on the world that renders it, generator version 3;
+# unchanged when the world was redrawn as version 4, docs/curation.md says why).
 PREREGISTRATION_VERSION = 3
 ALPHA = 0.05
 # A difference in balanced accuracy smaller than 3 points is too small for any of the essay's claims to rest on:

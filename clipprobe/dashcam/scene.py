@@ -174,7 +174,7 @@ def sample_scene(rng: np.random.Generator, knobs: Knobs = Knobs()) -> Scene:
         curvature=float(rng.uniform(-0.15, 0.15)),
         sign_side=sign_side,
         sign_offset=float(rng.uniform(0, 1)),
-        sign_radius=float(rng.uniform(0.075, 0.1)),
+        sign_radius=float(rng.uniform(0.1, 0.13)),
         buildings=tuple(
             (
                 float(rng.uniform(0, 1)),
@@ -342,30 +342,32 @@ COUNT = {"one": 1, "two": 2, "three": 3}
 SEGMENTS = {"0": "abcdef", "3": "abcdg", "5": "acdfg", "7": "abc"}
 
 
-def pedestrian_x(scene: Scene) -> float:
-    """The first pedestrian's x: on the kerb, or a step into the road when crossing, on the scene's side."""
-    u = scene.pedestrian_offset
-    x = 0.04 + 0.08 * u if scene.pedestrian_action == "pavement" else 0.14 + 0.06 * u
-    return x if scene.pedestrian_side == "left" else 1 - x
+# How far below the horizon the first pedestrian's feet are (fractions of the frame); the others of a group stand
+# further up the road, each this much higher and this much smaller than the one before.
+FEET_BELOW_HORIZON = 0.3
+GROUP_STEP, GROUP_SHRINK = 0.09, 0.8
 
 
 def pedestrian_places(scene: Scene) -> list[tuple[float, float, float]]:
-    """(x, feet, height) of each pedestrian, the first in front: the others stand behind it, further up the road
-    (higher in the frame, smaller, nearer its centre)."""
-    x, h, feet = pedestrian_x(scene), scene.pedestrian_height, scene.horizon + 0.3
-    inward = 1 if scene.pedestrian_side == "left" else -1
-    return [(x + inward * 0.045 * k, feet - 0.035 * k, h * 0.85**k) for k in range(COUNT[scene.pedestrian_count])]
+    """(x, feet, height) of each pedestrian, the nearest first. Each stands relative to the road's edge at its own
+    depth: outside it on the pavement, or a step inside it when crossing (the relation is to the road, wherever its
+    bend puts the edge); a group's others stand further up the road, one behind the other, so that their heads
+    can be counted."""
+    u, h = scene.pedestrian_offset, scene.pedestrian_height
+    side = -1.1 if scene.pedestrian_side == "left" else 1.1
+    outward = -1 if scene.pedestrian_side == "left" else 1
+    step = 0.05 + 0.05 * u if scene.pedestrian_action == "pavement" else -(0.04 + 0.04 * u)
+    places = []
+    for k in range(COUNT[scene.pedestrian_count]):
+        feet = scene.horizon + FEET_BELOW_HORIZON - GROUP_STEP * k
+        edge = _road_x(scene, (feet - scene.horizon) / (1 - scene.horizon), side)
+        places.append((edge + outward * step * GROUP_SHRINK**k, feet, h * GROUP_SHRINK**k))
+    return places
 
 
-def pedestrian_box(scene: Scene) -> tuple[float, float, float, float]:
-    """Every pedestrian of the scene's group, (x0, y0, x1, y1) in fractions of the frame before tilt."""
-    boxes = [(x - 0.16 * h, feet - h, x + 0.16 * h, feet + 0.01) for x, feet, h in pedestrian_places(scene)]
-    return union(boxes)
-
-
-def union(boxes) -> tuple[float, float, float, float]:
-    x0, y0, x1, y1 = zip(*boxes, strict=True)
-    return (min(x0), min(y0), max(x1), max(y1))
+def pedestrian_boxes(scene: Scene) -> list[tuple[float, float, float, float]]:
+    """Each pedestrian's box (x0, y0, x1, y1), in fractions of the frame before tilt."""
+    return [(x - 0.16 * h, feet - h, x + 0.16 * h, feet + 0.01) for x, feet, h in pedestrian_places(scene)]
 
 
 def _draw_pedestrians(draw: ImageDraw.ImageDraw, scene: Scene, px, s: int) -> None:
@@ -479,7 +481,7 @@ def _draw_speed_sign(draw: ImageDraw.ImageDraw, scene: Scene, px, s: int) -> Non
     draw.ellipse([*px(x - r, y - r), *px(x + r, y + r)], fill=_dim((200, 20, 25), shade))
     face = r * 0.78
     draw.ellipse([*px(x - face, y - face), *px(x + face, y + face)], fill=_dim((245, 245, 240), shade))
-    width = max(1, int(round(0.14 * r * s)))
+    width = max(1, int(round(0.2 * r * s)))
     for digit, left in zip(scene.speed_limit, (x - r * 0.5, x + r * 0.06), strict=True):
         _draw_digit(draw, px, digit, left, y - r * 0.42, r * 0.44, r * 0.84, width)
 

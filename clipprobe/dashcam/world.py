@@ -22,7 +22,11 @@ from .captions import caption_for, policy_card
 from .scene import ATTRIBUTES, Knobs, Scene, render_scene, sample_scene, scene_rng
 
 # Bump when rendering or sampling changes, so stale worlds and their features are never reused.
-GENERATOR_VERSION = 3
+# 3: the blind-pattern suite's attributes (the car's facing and distance, the pedestrians' count, lane markings, a
+# speed-limit sign). 4: a group's people one behind the other up the road, each placed relative to the road's edge
+# (on the pavement or a step into the road), a larger sign with thicker digits: on version 3 the CNN's validation
+# balanced accuracy stayed at chance for the count, and rose slowly for the place and the sign.
+GENERATOR_VERSION = 4
 # Each split draws from its own stream so changing one split's size leaves the others unchanged.
 SPLIT_STREAMS = {"pretrain": 0, "train": 1, "validation": 2, "test": 3}
 DEFAULT_SIZES = {"pretrain": 4000, "train": 1000, "validation": 500, "test": 1000}
