@@ -46,7 +46,7 @@ def test_quick_start_extract_probe_report(default_home, monkeypatch, tmp_path):
         ("pedestrian", "mini-clip/dashcam-salient", "linear-probe"),
     }
     assert all(
-        0 <= r["balanced_accuracy"] <= 1 and r["n_test"] == (834 if r["task"] == "traffic-light" else 1000)
+        0 <= r["balanced_accuracy"] <= 1 and r["n_test"] == (853 if r["task"] == "traffic-light" else 1000)
         for r in rows
     )
     markdown = Path("reports/report.md").read_text()
@@ -78,6 +78,8 @@ def test_curation_experiment_from_the_command_line_then_again_from_the_cache(def
         "--mlp-tasks",
         "none",
         "--attentive-tasks",
+        "none",
+        "--suite-tasks",
         "none",
     ]
     # The salient model is the default weights, trained by the test above when it ran first; otherwise here.
