@@ -39,6 +39,9 @@ LightSizeOpt = Annotated[
         "--light-size", help="Traffic-light height range MIN:MAX, fractions of the image (default 0.08:0.26)."
     ),
 ]
+BlindThresholdOpt = Annotated[
+    float, typer.Option("--blind-threshold", help="Cosine similarity above which a pair counts as blind (MMVP's 0.95).")
+]
 PedestrianSizeOpt = Annotated[
     Optional[str], typer.Option("--pedestrian-size", help="Pedestrian height range MIN:MAX (default 0.16:0.32).")
 ]
@@ -142,10 +145,7 @@ def curation(
         ),
     ] = None,
     pairs: Annotated[int, typer.Option(help="Counterfactual pairs per attribute.")] = 100,
-    blind_threshold: Annotated[
-        float,
-        typer.Option("--blind-threshold", help="Cosine similarity above which a pair counts as blind (MMVP's 0.95)."),
-    ] = 0.95,
+    blind_threshold: BlindThresholdOpt = 0.95,
     zero_shot: Annotated[
         bool, typer.Option("--zero-shot/--no-zero-shot", help="Add each model's zero-shot row.")
     ] = True,
@@ -417,10 +417,7 @@ def blind_spots(
         ),
     ] = 1,
     pairs: Annotated[int, typer.Option(help="Counterfactual pairs per attribute.")] = 100,
-    blind_threshold: Annotated[
-        float,
-        typer.Option("--blind-threshold", help="Cosine similarity above which a pair counts as blind (MMVP's 0.95)."),
-    ] = 0.95,
+    blind_threshold: BlindThresholdOpt = 0.95,
     precision: PrecisionOpt = Precision.auto,
     results: ResultsOpt = RESULTS_DIR,
     refresh: Annotated[
@@ -484,10 +481,7 @@ def sensitivity(
         ),
     ] = None,
     n: Annotated[int, typer.Option("--n", help="Pairs per attribute.")] = 200,
-    blind_threshold: Annotated[
-        float,
-        typer.Option("--blind-threshold", help="Cosine similarity above which a pair counts as blind (MMVP's 0.95)."),
-    ] = 0.95,
+    blind_threshold: BlindThresholdOpt = 0.95,
     model: ModelOpt = "mini-clip",
     pretrained: PretrainedOpt = None,
     device: DeviceOpt = "auto",

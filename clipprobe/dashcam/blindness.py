@@ -9,10 +9,15 @@ It is a view of an experiment's rows (clipprobe.dashcam.records.ExperimentRow), 
 
 from __future__ import annotations
 
+from rich.table import Table
+
 from ..core.kinds import RowKind
 from ..data.patterns import PATTERNS
 from ..data.task import get_task
 from ..probes.registry import get_probe
+from ..report.html import escape
+from ..report.markdown import table_line
+from ..report.terminal import fitted_tables
 from .records import BlindnessCell, BlindnessRow, ExperimentRow, Measure, SensitivityCell, TaskCell
 
 # The trained network whose balanced accuracy is the table's reference, and the control read like every model.
@@ -132,3 +137,42 @@ def blindness_grid(table: list[BlindnessRow], separator: str = " ") -> list[list
 
 def blindness_caption(threshold: float | None) -> str:
     return BLINDNESS_CAPTION.format(threshold=f"{threshold:g}" if threshold is not None else "the threshold")
+
+
+# The narrowest the column of names gets in the terminal.
+NAME_WIDTH = 16
+
+
+def blindness_terminal(title: str, table: list[BlindnessRow], threshold: float | None, width: int) -> list[Table]:
+    """The table in a terminal of `width` columns: the representation first, the attribute and its pattern beside
+    it on each attribute's first line; split into parts that repeat the names when too wide."""
+    grid = blindness_grid(table, "\n")
+    cells = [[line[2], f"{line[1]}\n({line[0]})" if line[1] else "", *line[3:]] for line in grid]
+    return fitted_tables(
+        title,
+        blindness_caption(threshold),
+        ["Representation", "Attribute", *BLINDNESS_HEADERS[3:]],
+        cells,
+        width,
+        left=(0, 1),
+        name_width=min(max((len(line[0]) for line in cells), default=NAME_WIDTH), max(NAME_WIDTH, 2 * width // 5)),
+    )
+
+
+def blindness_markdown(table: list[BlindnessRow]) -> list[str]:
+    """The table as Markdown lines (text columns left, numbers right)."""
+    return [
+        "| " + " | ".join(BLINDNESS_HEADERS) + " |",
+        "| " + " | ".join("---" if i < 3 else "---:" for i in range(len(BLINDNESS_HEADERS))) + " |",
+        *(table_line(row) for row in blindness_grid(table)),
+    ]
+
+
+def blindness_html(table: list[BlindnessRow]) -> str:
+    """The table as a scrolling HTML table (text columns left, numbers right)."""
+    header = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in BLINDNESS_HEADERS) + "</tr>"
+    body = "".join(
+        "<tr>" + "".join(f"<td{'' if i < 3 else ' class=num'}>{escape(c)}</td>" for i, c in enumerate(cells)) + "</tr>"
+        for cells in blindness_grid(table)
+    )
+    return f'<div class="scroll"><table>{header}{body}</table></div>'

@@ -11,14 +11,9 @@ from ..core.progress import console
 from ..core.records import from_json
 from ..report.experiments import EXPERIMENT_VIEWS
 from ..report.html import escape as _e
-from ..report.markdown import table_line
-from ..report.terminal import fitted_tables
-from .blindness import BLINDNESS_HEADERS, blindness_caption, blindness_grid
+from .blindness import blindness_caption, blindness_html, blindness_markdown, blindness_terminal
 from .blindspots import BLIND_SPOTS_KIND, BLIND_SPOTS_SCHEMA_VERSION, BlindSpotsRecord
 from .records import BlindnessRow
-
-# The narrowest the column of names gets in the terminal.
-NAME_WIDTH = 16
 
 
 def blind_spots_title(record: BlindSpotsRecord) -> str:
@@ -71,27 +66,15 @@ class BlindSpotsView:
         return blind_spots_title(record)
 
     def tables(self, record: BlindSpotsRecord, width: int | None = None) -> list[Table]:
-        width = width or console.width
-        grid = blindness_grid(record.rows, "\n")
-        cells = [[line[2], f"{line[1]}\n({line[0]})" if line[1] else "", *line[3:]] for line in grid]
-        return fitted_tables(
-            blind_spots_title(record),
-            blindness_caption(record.design.blind_threshold),
-            ["Representation", "Attribute", *BLINDNESS_HEADERS[3:]],
-            cells,
-            width,
-            left=(0, 1),
-            name_width=min(max((len(line[0]) for line in cells), default=NAME_WIDTH), max(NAME_WIDTH, 2 * width // 5)),
-        )
+        threshold = record.design.blind_threshold
+        return blindness_terminal(blind_spots_title(record), record.rows, threshold, width or console.width)
 
     def summary(self, record: BlindSpotsRecord) -> list[str]:
         return blind_spots_summary(record.rows)
 
     def markdown(self, record: BlindSpotsRecord) -> str:
         lines = [f"### {blind_spots_title(record)}", "", blindness_caption(record.design.blind_threshold), ""]
-        lines += ["| " + " | ".join(BLINDNESS_HEADERS) + " |"]
-        lines += ["| " + " | ".join("---" if i < 3 else "---:" for i in range(len(BLINDNESS_HEADERS))) + " |"]
-        lines += [table_line(row) for row in blindness_grid(record.rows)]
+        lines += blindness_markdown(record.rows)
         lines += ["", *(f"- {line}" for line in blind_spots_summary(record.rows))]
         return "\n".join(lines) + "\n"
 
@@ -99,16 +82,11 @@ class BlindSpotsView:
         return {}
 
     def html(self, anchor: str, record: BlindSpotsRecord, plots: dict[str, bytes]) -> str:
-        header = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in BLINDNESS_HEADERS) + "</tr>"
-        body = "".join(
-            "<tr>" + "".join(f"<td{'' if i < 3 else ' class=num'}>{_e(c)}</td>" for i, c in enumerate(cells)) + "</tr>"
-            for cells in blindness_grid(record.rows)
-        )
         summary = "".join(f"<li>{_e(line)}</li>" for line in blind_spots_summary(record.rows))
         return (
             f'<section id="{anchor}"><h2>{_e(blind_spots_title(record))}</h2>'
             f'<p class="caption">{_e(blindness_caption(record.design.blind_threshold))}</p>'
-            f'<div class="scroll"><table>{header}{body}</table></div><ul>{summary}</ul></section>'
+            f"{blindness_html(record.rows)}<ul>{summary}</ul></section>"
         )
 
 

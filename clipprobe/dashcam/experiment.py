@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..baselines.registry import Baseline
+from ..baselines.registry import Baseline, get_baseline
 from ..core.defaults import EXPERIMENTS_FOLDER, PRECISION, RESULTS_DIR, SENSITIVITY_DIR
 from ..core.errors import UsageError
 from ..core.kinds import RowKind, SeedPolicy
@@ -235,11 +235,14 @@ class CurationExperiment:
             results_dir, refresh, self.attentive_tasks, ("attentive",), ("embedding",), random, zero_shot=False
         )
 
-    def baselines_declared(self, results_dir: Path = RESULTS_DIR) -> dict[str, Baseline]:
-        """Every baseline of the experiment's plans by name, in the main plan's order (then the suite's)."""
-        plans = [self.plan(results_dir)] if self.tasks else []
-        plans += [suite] if (suite := self.suite_plan(results_dir)) is not None else []
-        return {baseline.name: baseline for plan in plans for baseline, _ in plan.baselines}
+    def baselines_declared(self) -> dict[str, Baseline]:
+        """Every baseline of the experiment by name, as registered, in the order of `baselines` (zero-shot last, as
+        the plans add it): what each declares (its seeds) without building the plans again."""
+        names = (
+            [] if self.baselines.strip() == "none" else [b.strip().partition(":")[0] for b in self.baselines.split(",")]
+        )
+        names += ["zero-shot"] if self.zero_shot else []
+        return {name: get_baseline(name) for name in dict.fromkeys(name for name in names if name)}
 
     def suite_plan(self, results_dir: Path = RESULTS_DIR, refresh: bool = False) -> RunPlan | None:
         """The blind-pattern suite's plan: `suite_tasks` at the embedding, read by the linear probe (every model and
@@ -384,7 +387,7 @@ def run_curation(
     task_names = {task.name: name for task, name in zip(tasks, experiment.all_tasks())}
     labels = {task_names[task.name]: task.labels(task.source.load()["test"]) for task in tasks}
     names = experiment.model_names()
-    baselines = experiment.baselines_declared(results_dir)
+    baselines = experiment.baselines_declared()
     rows: dict[tuple[str, str, str | None], Series] = {}
     timings: dict[str, float] = {}
     scored: dict[ExtractorConfig, dict[str, SensitivityCell]] = {}

@@ -19,7 +19,7 @@ from ..report.html import img as _img
 from ..report.markdown import table_line
 from ..report.plots import DPI, plain, png_bytes, short
 from ..report.terminal import fitted_tables
-from .blindness import BLINDNESS_HEADERS, blindness_caption, blindness_grid
+from .blindness import blindness_caption, blindness_html, blindness_markdown, blindness_terminal
 from .contrasts import EXPLORATORY
 from .records import EXPERIMENT_KIND, EXPERIMENT_SCHEMA_VERSION, Contrast, ExperimentRecord, ExperimentRow
 
@@ -180,20 +180,8 @@ def blindness_tables(record: ExperimentRecord, width: int | None = None) -> list
     """The blindness table in the terminal (none when the run has no task of the blind-pattern suite)."""
     if not record.blindness:
         return []
-    width = width or console.width
-    grid = blindness_grid(record.blindness, "\n")
-    # The representation first: the pattern and the attribute are in the title of each attribute's first line.
-    cells = [[line[2], f"{line[1]}\n({line[0]})" if line[1] else "", *line[3:]] for line in grid]
-    headers = ["Representation", "Attribute", *BLINDNESS_HEADERS[3:]]
-    return fitted_tables(
-        f"{experiment_title(record)} · blindness table",
-        blindness_caption(record.design.blind_threshold),
-        headers,
-        cells,
-        width,
-        left=(0, 1),
-        name_width=min(max(len(line[0]) for line in cells), max(NAME_WIDTH, 2 * width // 5)),
-    )
+    title = f"{experiment_title(record)} · blindness table"
+    return blindness_terminal(title, record.blindness, record.design.blind_threshold, width or console.width)
 
 
 def experiment_summary(record: ExperimentRecord) -> list[str]:
@@ -267,7 +255,7 @@ def experiment_markdown(record: ExperimentRecord) -> str:
             blindness_caption(record.design.blind_threshold),
             "",
         ]
-        lines += _markdown_table(BLINDNESS_HEADERS, blindness_grid(record.blindness), 3)
+        lines += blindness_markdown(record.blindness)
     if record.exploratory:
         lines += ["", "#### Exploratory comparisons", "", EXPLORATORY_CAPTION, ""]
         lines += _markdown_table(EXPLORATORY_HEADERS, exploratory_grid(record), 1)
@@ -315,7 +303,7 @@ def _experiment_section(anchor: str, record: ExperimentRecord, plots: dict[str, 
         parts += [
             "<h3>Blindness table (the blind-pattern suite)</h3>",
             f'<p class="caption">{_e(blindness_caption(record.design.blind_threshold))}</p>',
-            _html_table(BLINDNESS_HEADERS, blindness_grid(record.blindness), 3),
+            blindness_html(record.blindness),
         ]
     if record.exploratory:
         parts += [
