@@ -208,13 +208,18 @@ def machine() -> str:
     return f"{cores()} cores of an {cpu_model()} ({'native bf16' if native_bf16() else 'no native bf16'})"
 
 
+def replace_block(page: Path, start_marker: str, end_marker: str, block: str, what: str) -> None:
+    """Replace the lines of `page` from `start_marker` to `end_marker` with `block` (which holds both markers)."""
+    text = page.read_text()
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < start:
+        raise SystemExit(f"Error: {page} has no {what} block ({start_marker} ... {end_marker})")
+    page.write_text(text[:start] + block + text[end + len(end_marker) :])
+
+
 def write_docs(page: Path, folder: Path) -> None:
     """Replace `page`'s bench table (between DOCS_START and DOCS_END) with this run's."""
-    text = page.read_text()
-    start, end = text.find(DOCS_START), text.find(DOCS_END)
-    if start < 0 or end < start:
-        raise SystemExit(f"Error: {page} has no bench table block ({DOCS_START} ... {DOCS_END})")
-    page.write_text(text[:start] + docs_block(folder) + text[end + len(DOCS_END) :])
+    replace_block(page, DOCS_START, DOCS_END, docs_block(folder), "bench table")
 
 
 def main() -> None:

@@ -280,6 +280,43 @@ def test_the_bench_table_in_the_docs_is_written_by_the_summary(tmp_path, monkeyp
     assert "| probe sweep 100000x768x100, seconds | 130.0 s | < 120 s | **below** |" in text
 
 
+def test_the_token_storage_rule_and_its_block_in_the_docs(tmp_path, monkeypatch):
+    """The rule declared for caching every token in float16 (benchmarks/token_storage.py) fails on an overflow or
+    when float16 moves the attentive probe's predictions more than a seed does; its block is rewritten in place."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import token_storage
+
+    assert token_storage.rule(7.5, [0.9, 0.8], [0.7, 0.8]) == {"overflow_ok": True, "agreement_ok": True}
+    assert token_storage.rule(7.5, [0.70, 0.71], [0.73, 0.72])["agreement_ok"] is False
+    assert token_storage.rule(70000.0, [1.0], [0.5])["overflow_ok"] is False
+    page = (ROOT / "docs" / "performance.md").read_text()
+    assert page.count(token_storage.DOCS_START) == 1 and page.count(token_storage.DOCS_END) == 1
+    case = {
+        "task": "traffic-light",
+        "weights": "mini-clip/dashcam-salient",
+        "largest_abs": 7.48,
+        "zero_share": 0.5,
+        "relative_error": {"median": 1.7e-4, "p99": 4.1e-4},
+        "agreement_same_seed": [0.70, 0.71],
+        "agreement_across_seeds": [0.73, 0.72],
+        **token_storage.rule(7.48, [0.70, 0.71], [0.73, 0.72]),
+    }
+    size = {
+        "model": "ViT-B-32",
+        "positions": 49,
+        "width": 768,
+        "bytes_per_image": {"float32": 150528, "float16": 75264},
+    }
+    record = {"machine": "2 cores", "sizes": [size], "cases": [case], "adopt_float16": False}
+    copy = tmp_path / "performance.md"
+    copy.write_text("before\n" + token_storage.DOCS_START + "\nold\n" + token_storage.DOCS_END + "\nafter\n")
+    token_storage.write_docs(copy, record)
+    text = copy.read_text()
+    assert text.startswith("before\n" + token_storage.DOCS_START) and text.endswith("\nafter\n") and "old" not in text
+    assert "| ViT-B-32 | 49 x 768 | 150.5 kB | 15.1 GB | 7.5 GB |" in text
+    assert "| 0.705 | 0.725 | fails |" in text and "**float32 (a case fails the rule)**" in text
+
+
 # A dotted clipprobe path as prose names one (`clipprobe.features.chunks`, `clipprobe.dashcam.pairs.COUNTERFACTUALS`);
 # a path that ends a line with a dot may continue on the next (`clipprobe.features.extractors.` / `resolve_precision`)
 # or end a sentence there: either reading may resolve.

@@ -304,10 +304,10 @@ def probe(
         str,
         typer.Option(
             "--probe",
-            help="Probes, comma-separated (see `clipprobe probes`): linear, and mlp (one hidden layer) to tell "
-            "'absent' from 'present but not linearly decodable'; knn (DINO's cosine k-NN); attentive (one learned "
-            "query over every token); linear-pca:K, the linear probe on K principal components, compares layers "
-            "at matched width. Each runs on the model and on the pixels/random baselines.",
+            help="Probes, comma-separated: `clipprobe probes` lists every registered probe and family with what "
+            "it reads (e.g. linear, the default; mlp to tell 'absent' from 'present but not linearly decodable'; "
+            "linear-pca:K at a matched width). A probe that reads a layer of its own (every token) reads it "
+            "whatever --layer says. Each runs on the model and on the pixels/random baselines that have its layer.",
         ),
     ] = "linear",
     shots: Annotated[
@@ -455,7 +455,8 @@ def probes():
     # The defaults first, then the others as registered.
     for name, probe in sorted(PROBES.items(), key=lambda item: item[0] not in DEFAULT_PROBES):
         default = " (default)" if name in DEFAULT_PROBES else ""
-        console.print(f"{name}{default}: {probe.description}", markup=False, highlight=False)
+        reads = f" [reads the {probe.layer} layer, whatever --layer says]" if probe.layer is not None else ""
+        console.print(f"{name}{default}: {probe.description}{reads}", markup=False, highlight=False)
     for _, family in PROBE_FAMILIES.items():
         console.print(f"{family.usage}: {family.description}", markup=False, highlight=False)
 
