@@ -4,13 +4,20 @@ their definitions and scipy, and the simulation that shows the error rates the e
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import stored_result
 from scipy import stats
 
+from clipprobe.core.kinds import RowKind
+from clipprobe.dashcam.contrasts import Series, row_cell
+from clipprobe.probes.intervals import bootstrap_intervals
+from clipprobe.probes.metrics import score_predictions
+from clipprobe.results import Selection
 from clipprobe.stats.multiplicity import benjamini_hochberg, holm, holm_matrix
-from clipprobe.stats.seeds import paired_difference, paired_p_values, unpaired_difference
+from clipprobe.stats.seeds import paired_difference, paired_p_values, unpaired_difference, within_range
 from clipprobe.stats.simulate import SEED_SD, Levels, family_error, image_level_rule, power
 
 
@@ -116,3 +123,56 @@ def test_power_grows_with_the_effect_and_the_seeds():
     weak = power(SEED_SD, 5, simulations=4000)
     assert 0.0 < weak < power(2 * SEED_SD, 5, simulations=4000) <= 1.0
     assert power(SEED_SD, 10, simulations=4000) > weak
+
+
+def test_a_scores_interval_is_cut_at_the_bounds_the_score_can_take():
+    # Three seeds near ceiling: Student's t reaches past 1; cut, the interval ends at 1 and its lower end stays.
+    whole = paired_difference([0.997, 0.998, 1.0]).interval
+    assert whole is not None and whole[1] > 1
+    assert within_range(whole) == [whole[0], 1.0]
+    assert within_range((-0.2, 0.4)) == [0.0, 0.4]
+    assert within_range((-0.2, 3.5), high=None) == [0.0, 3.5]  # a sensitivity score: 0 or more
+    assert within_range((1.2, 1.4)) == [1.0, 1.0]
+    assert within_range(None) is None
+
+
+def test_cutting_keeps_the_coverage_of_a_mean_near_ceiling():
+    """Simulation: per-seed scores near 1 (true mean 0.99, clipped at 1 as a score is): the cut interval covers the
+    true mean exactly as often as the whole one, and never reaches past 1."""
+    rng = np.random.default_rng(0)
+    scores = np.minimum(rng.normal(0.99, 0.01, size=(2000, 3)), 1.0)
+    truth = float(np.mean(np.minimum(rng.normal(0.99, 0.01, size=2_000_000), 1.0)))
+    whole = [paired_difference(row).interval for row in scores]
+    cut = [within_range(w) for w in whole]
+    covered = [w[0] <= truth <= w[1] for w in whole]
+    assert covered == [c[0] <= truth <= c[1] for c in cut]
+    assert 0.93 <= np.mean(covered) <= 0.97
+    assert max(c[1] for c in cut) <= 1.0 < max(w[1] for w in whole)
+
+
+def _series(y: np.ndarray, predictions: list[np.ndarray]) -> Series:
+    series = Series("model", "linear-probe", RowKind.PROBE, None, "salient", "embedding", paired=True, probe="linear")
+    for seed, predicted in enumerate(predictions):
+        record = stored_result(
+            "t",
+            "model",
+            "linear-probe",
+            seed,
+            ("a", "b"),
+            score_predictions(y, predicted, ("a", "b")),
+            Selection("balanced_accuracy", "validation", "C", 1.0),
+        )
+        record.predictions = [int(p) for p in predicted]
+        series.add("t", record, Path(f"r{seed}.json"))
+    return series
+
+
+def test_a_rows_cell_stays_within_0_and_1_and_one_seed_keeps_its_bootstrap_interval():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    near = [np.where(rng.random(300) < p, 1 - y, y) for p in (0.0, 0.003, 0.01)]  # 1.0 and just under
+    cell = row_cell(_series(y, near), "t", y)
+    assert cell.interval is not None and cell.interval[1] == 1.0 and cell.interval[0] < cell.balanced_accuracy
+    one = row_cell(_series(y, near[2:]), "t", y)
+    assert one.interval == bootstrap_intervals(y, near[2], 2)["balanced_accuracy"]
+    assert 0 <= one.interval[0] <= one.balanced_accuracy <= one.interval[1] <= 1

@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import norm
 
 from ..core.kinds import RowKind
-from ..probes.intervals import confusion_counts, image_variance, metrics_from_counts
+from ..probes.intervals import bootstrap_intervals, confusion_counts, image_variance, metrics_from_counts
 from ..probes.registry import get_probe
 from ..results import Result
 from ..stats.multiplicity import benjamini_hochberg, holm
-from ..stats.seeds import SeedEstimate, paired_difference, unpaired_difference
+from ..stats.seeds import SeedEstimate, paired_difference, unpaired_difference, within_range
 from .preregistration import ALPHA, FAMILIES, Contrast, Side
 from .records import Contrast as ContrastRecord
 from .records import SensitivityCell, TaskCell
@@ -82,16 +81,18 @@ class Series:
 
 def row_cell(series: Series, task: str, y: np.ndarray) -> TaskCell:
     """A row on a task: the mean over seeds, their sd, and the mean's 95 % interval with the seed as the unit (the
-    test images' share added, clipprobe.stats.seeds); with one seed, an interval over the test images alone."""
+    test images' share added, clipprobe.stats.seeds), kept within 0 to 1 (`within_range`); with one seed, the
+    result's own percentile bootstrap over the test images (what `clipprobe probe` prints for it)."""
     seeds = series.seeds(task)
     per_seed = series.scores(task, y, seeds)
     first = series.results[task][seeds[0]][0]
-    images = image_variance(y, series.predictions(task, seeds), series.n_classes(task))
-    estimate = paired_difference(per_seed, images)
-    interval = list(estimate.interval) if estimate.interval is not None else None
-    if len(per_seed) == 1:  # one seed: the interval covers the test images only (normal; the variance is all theirs)
-        half = float(norm.ppf(0.975)) * float(np.sqrt(images))
-        interval = [per_seed[0] - half, per_seed[0] + half]
+    predictions = series.predictions(task, seeds)
+    interval: list[float] | None
+    if len(per_seed) == 1:  # one seed: no spread between seeds to show; the interval covers the test images only
+        interval = bootstrap_intervals(y, predictions[0], series.n_classes(task))["balanced_accuracy"]
+    else:
+        estimate = paired_difference(per_seed, image_variance(y, predictions, series.n_classes(task)))
+        interval = within_range(estimate.interval)
     return TaskCell(
         balanced_accuracy=float(np.mean(per_seed)),
         sd=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None,

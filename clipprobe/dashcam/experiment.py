@@ -31,7 +31,7 @@ from ..jobs.probe import ProbeJob
 from ..jobs.zeroshot import ZeroShotJob
 from ..results import Provenance, Result, RunInfo, write_document
 from ..runner import Model, RunPlan, run_jobs
-from ..stats.seeds import paired_difference
+from ..stats.seeds import paired_difference, within_range
 from .blindness import blindness_table
 from .captions import descriptive_fraction, get_caption_policy
 from .contrasts import Series, exploratory_contrasts, primary_contrasts, row_cell
@@ -536,7 +536,8 @@ def _summary(series: Series, labels: dict[str, np.ndarray]) -> ExperimentRow:
 
 def _pooled_sensitivity(per_seed: dict[int, dict[str, SensitivityCell]]) -> dict[str, SensitivityCell]:
     """Sensitivity scores over seeds: their mean, sd and a seed-level 95 % interval of the mean (Student's t over
-    the seeds; one seed: its score and bootstrap interval over pairs as they are), each seed's score and ratio."""
+    the seeds, not below 0; one seed: its score and bootstrap interval over pairs as they are), each seed's score
+    and ratio."""
     seeds = sorted(per_seed)
     pooled = {}
     for attribute in per_seed[seeds[0]]:
@@ -550,7 +551,9 @@ def _pooled_sensitivity(per_seed: dict[int, dict[str, SensitivityCell]]) -> dict
             pooled[attribute] = SensitivityCell(None, None, None, scores, ratios, numerators, intervals, **blind)
             continue
         values = np.asarray(scores, dtype=np.float64)
-        interval = cells[0].interval if len(values) == 1 else paired_difference(values).interval
+        interval = (
+            cells[0].interval if len(values) == 1 else within_range(paired_difference(values).interval, high=None)
+        )
         pooled[attribute] = SensitivityCell(
             score=float(values.mean()),
             sd=float(values.std(ddof=1)) if len(values) > 1 else None,
@@ -565,12 +568,12 @@ def _pooled_sensitivity(per_seed: dict[int, dict[str, SensitivityCell]]) -> dict
 
 
 def _pooled_blind_rate(cells: list[SensitivityCell]) -> dict[str, Any]:
-    """The blind-pair rate over seeds: the mean of each seed's rate with a seed-level 95 % interval (one seed: its
-    Wilson interval over pairs), each seed's rate and the unrelated pairs' rate."""
+    """The blind-pair rate over seeds: the mean of each seed's rate with a seed-level 95 % interval within 0 to 1
+    (one seed: its Wilson interval over pairs), each seed's rate and the unrelated pairs' rate."""
     rates = [rate for c in cells for rate in c.blind_per_seed]
     if len(rates) != len(cells):  # a cell made without the rate
         return {}
-    interval = cells[0].blind_pair_interval if len(rates) == 1 else paired_difference(rates).interval
+    interval = cells[0].blind_pair_interval if len(rates) == 1 else within_range(paired_difference(rates).interval)
     return {
         "blind_pair_rate": float(np.mean(rates)),
         "blind_pair_interval": list(interval) if interval is not None else None,

@@ -144,6 +144,24 @@ def single_seed_difference(
     return _finish(float(a.mean() - b.mean()), parts, image_variance, False, (len(a), len(b)), confidence)
 
 
+def within_range(
+    interval: Sequence[float] | None, low: float | None = 0.0, high: float | None = 1.0
+) -> list[float] | None:
+    """A score's interval kept to the values the score can take (a balanced accuracy or a rate: 0 to 1; a
+    sensitivity score: 0 or more, `high=None`). Student's t over a few seeds near a bound reaches past it (three
+    seeds at 0.997, 0.998 and 1.0 give an upper end above 1). Cutting the interval at the bound keeps its coverage
+    exactly: the true value lies inside the range, so it lies in the cut interval whenever it lies in the whole one.
+    Differences are not cut (a difference of two scores can take either sign)."""
+    if interval is None:
+        return None
+    lo, hi = float(interval[0]), float(interval[1])
+    if low is not None:
+        lo, hi = max(lo, low), max(hi, low)
+    if high is not None:
+        lo, hi = min(lo, high), min(hi, high)
+    return [lo, hi]
+
+
 def paired_p_values(differences: np.ndarray, image_variance: float = 0.0) -> np.ndarray:
     """`paired_difference(row, image_variance).p` for every row of an (..., seeds) array at once (at least 2 seeds;
     for simulations)."""
