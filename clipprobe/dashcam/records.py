@@ -22,9 +22,8 @@ EXPERIMENT_SCHEMA_VERSION = 6
 @dataclass
 class TaskCell:
     """One row on one task, over the seeds: the mean balanced accuracy, the seeds' sd, a 95 % interval of the mean
-    with the seed as the unit, within 0 to 1 (clipprobe.stats.seeds; one seed: its result's bootstrap interval over the
-    test images), each seed's value, seed
-    and result file."""
+    with the seed as the unit, within 0 to 1 (clipprobe.stats.seeds; one seed: its result's bootstrap interval over
+    the test images), each seed's value, seed and result file."""
 
     balanced_accuracy: float
     sd: float | None

@@ -154,12 +154,7 @@ def within_range(
     Differences are not cut (a difference of two scores can take either sign)."""
     if interval is None:
         return None
-    lo, hi = float(interval[0]), float(interval[1])
-    if low is not None:
-        lo, hi = max(lo, low), max(hi, low)
-    if high is not None:
-        lo, hi = min(lo, high), min(hi, high)
-    return [lo, hi]
+    return [float(v) for v in np.clip(np.asarray(interval, dtype=np.float64), low, high)]
 
 
 def paired_p_values(differences: np.ndarray, image_variance: float = 0.0) -> np.ndarray:
